@@ -1,0 +1,1 @@
+"""invoiceflow: invoice workflows for IT service companies, on Temporal."""

@@ -1,0 +1,87 @@
+"""Runtime configuration: every knob is an ``INVOICEFLOW_*`` environment variable (or a ``.env`` line).
+
+The README's configuration table is the user-facing copy of this class; keep them in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-only-change-me"
+DEFAULT_API_TOKEN = "dev-token"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INVOICEFLOW_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: `invoiceflow dev` starts an embedded PostgreSQL.",
+    )
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "invoiceflow"
+
+    smtp_host: str | None = Field(
+        default=None, description="SMTP relay. Unset: `invoiceflow dev` starts its own dev mailbox."
+    )
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 30.0
+    mail_from: str = "Billing <billing@invoiceflow.localhost>"
+
+    public_url: str = "http://localhost:8000"
+    secret_key: str = DEFAULT_SECRET
+    api_token: str = DEFAULT_API_TOKEN
+
+    template_dir: Path | None = Field(
+        default=None, description="Folder with invoice.html and email templates; unset: built-in ones."
+    )
+    seller_name: str = "Your IT Company"
+    seller_address: str = ""
+    seller_tax_id: str = ""
+    invoice_number_prefix: str = "INV"
+    default_reminder_offsets: str = Field(
+        default="-3,0,7,14,30",
+        description="Days relative to the due date on which reminders go out; escalation after the last.",
+    )
+    reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, value: str | None) -> str | None:
+        """Accept the plain ``postgresql://`` URLs people copy around; SQLAlchemy needs the driver named."""
+        if value is None:
+            return None
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "INVOICEFLOW_DATABASE_URL is not set. Point it at PostgreSQL, or run `invoiceflow dev`, "
+                "which starts an embedded one."
+            )
+        return self.database_url
+
+    @property
+    def smtp_configured(self) -> bool:
+        return self.smtp_host is not None
+
+    def reminder_offsets(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.default_reminder_offsets.split(",") if part.strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
