@@ -1,2 +1,109 @@
+"""`invoiceflow`: the single entry point (dev stack, worker, API, migrations, dev mailbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
-app = typer.Typer()
+
+from invoiceflow.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="PostgreSQL data, Temporal state, mail and logs.")] = Path(".invoiceflow"),
+    api_port: Annotated[int, typer.Option()] = 8000,
+    temporal_port: Annotated[int, typer.Option()] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI.")] = 8233,
+    smtp_port: Annotated[int, typer.Option(help="Dev mailbox SMTP port.")] = 1025,
+    mail_ui_port: Annotated[int, typer.Option(help="Dev mailbox web viewer.")] = 8025,
+) -> None:
+    """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
+    from invoiceflow.devstack import DevPorts, DevStack, DevStackError
+
+    stack = DevStack(
+        data_dir=data_dir.resolve(),
+        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port),
+        settings=get_settings(),
+        say=lambda m: typer.echo(m, err=True),
+    )
+    code = 0
+    try:
+        stack.start()
+        typer.echo(stack.summary())
+        code = stack.wait()
+    except DevStackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        typer.echo("stopping ...", err=True)
+        stack.stop()
+        typer.echo("stopped.", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (workflows and activities) against INVOICEFLOW_* services."""
+    import worker as worker_module
+
+    _logging()
+    asyncio.run(worker_module.run(get_settings()))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the operator API with uvicorn."""
+    import uvicorn
+
+    from api.main import create_app
+
+    _logging()
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations to INVOICEFLOW_DATABASE_URL."""
+    from persistence.migrate import current, upgrade
+
+    settings = get_settings()
+    try:
+        url = settings.require_database_url()
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    upgrade(url)
+    typer.echo(f"database at revision {current(url)}")
+
+
+@app.command()
+def mailbox(
+    dir: Annotated[Path, typer.Option(help="Where messages are kept.")] = Path(".invoiceflow/mail"),
+    smtp_port: Annotated[int, typer.Option()] = 1025,
+    http_port: Annotated[int, typer.Option()] = 8025,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Run the dev mailbox: an SMTP server that keeps every message, with a web viewer."""
+    from invoiceflow.mailbox import run_mailbox
+
+    _logging()
+    run_mailbox(dir, smtp_port, http_port, host)
+
+
+if __name__ == "__main__":
+    app()

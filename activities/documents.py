@@ -1,0 +1,107 @@
+"""Turns invoice rows into what templates show: formatted money, dates, parties. No arithmetic here:
+every amount was computed by ``billing.totals`` when the invoice was created."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
+from billing.currency import minor_units
+from billing.money import format_money
+from billing.status import InvoiceStatus
+from invoiceflow.settings import Settings
+from persistence.models import Invoice
+
+
+def _rate(rate: Decimal) -> str:
+    return f"{rate.normalize():f}%" if rate else ""
+
+
+def _qty(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _unit_price(value: Decimal, currency: str) -> str:
+    """Unit prices may carry more decimals than the currency (e.g. 0.0125 per API call): show them."""
+    exact = value.normalize()
+    if -exact.as_tuple().exponent > minor_units(currency):  # type: ignore[operator]
+        return f"{exact:f} {currency}"
+    return format_money(value, currency)
+
+
+def terms_label(code: str) -> str:
+    if code == "due_on_receipt":
+        return "Due on receipt"
+    if code == "eom":
+        return "End of month"
+    parts = code.split("_")
+    if parts[0] == "net" and len(parts) == 2:
+        return f"Net {parts[1]}"
+    if parts[0] == "net" and len(parts) == 3 and parts[2] == "eom":
+        return f"Net {parts[1]} EOM"
+    return code
+
+
+def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "") -> InvoiceDocument:
+    cur = invoice.currency
+    customer = invoice.customer
+    lines = tuple(
+        DocumentLine(
+            description=line.description,
+            quantity=_qty(line.quantity),
+            unit_price=_unit_price(line.unit_price, cur),
+            discount=("-" + format_money(line.discount, cur)) if line.discount else "",
+            tax_rate=_rate(line.tax_rate),
+            amount=format_money(line.net, cur),
+        )
+        for line in invoice.lines
+    )
+    totals: list[DocumentTotal] = [DocumentTotal("Subtotal", format_money(invoice.subtotal, cur))]
+    rates = sorted({line.tax_rate for line in invoice.lines if line.tax_rate})
+    if invoice.tax_total or rates:
+        label = "Tax " + ", ".join(_rate(r) for r in rates) if rates else "Tax"
+        totals.append(DocumentTotal(label, format_money(invoice.tax_total, cur)))
+    totals.append(DocumentTotal("Total", format_money(invoice.total, cur), emphasis=not invoice.amount_paid))
+    if invoice.amount_paid:
+        totals.append(DocumentTotal("Paid", "-" + format_money(invoice.amount_paid, cur)))
+        totals.append(DocumentTotal("Amount due", format_money(invoice.amount_due, cur), emphasis=True))
+    stamp = ""
+    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
+        stamp = str(invoice.status).upper()
+    return InvoiceDocument(
+        title="Invoice",
+        number=invoice.number or "DRAFT",
+        issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
+        due_date=invoice.due_date.isoformat() if invoice.due_date else "",
+        currency=cur,
+        seller=Party(name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id),
+        customer=Party(
+            name=customer.name,
+            address=customer.address,
+            email=", ".join(customer.emails),
+            tax_id=customer.tax_id,
+        ),
+        lines=lines,
+        totals=tuple(totals),
+        notes=invoice.notes,
+        terms=terms_label(invoice.payment_terms),
+        status_stamp=stamp,
+        pay_url=pay_url,
+    )
+
+
+def email_context(invoice: Invoice, settings: Settings, *, offset_days: int = 0) -> dict[str, object]:
+    cur = invoice.currency
+    return {
+        "customer_name": invoice.customer.name,
+        "seller_name": settings.seller_name,
+        "number": invoice.number or "",
+        "total": format_money(invoice.total, cur),
+        "amount_due": format_money(invoice.amount_due, cur),
+        "amount_paid": format_money(invoice.amount_paid, cur),
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else "",
+        "currency": cur,
+        "pay_url": "",
+        "offset_days": offset_days,
+        "owner_name": invoice.customer.owner_email or "",
+    }

@@ -1,0 +1,184 @@
+"""Send invoice emails exactly once per logical key, through an outbox row.
+
+The row moves ``sending`` → ``done`` around the SMTP conversation:
+
+- a retry that finds ``done`` returns the recorded Message-ID and sends nothing (the usual crash: the
+  worker died after sending, before Temporal heard the activity completed);
+- a retry that finds ``sending`` cannot know whether the server accepted the first attempt (the
+  connection died mid-DATA): it sends again with the *same* deterministic Message-ID, which receiving
+  clients use to collapse duplicates, and records that it did so on the timeline.
+
+Reminders and escalations re-check the invoice inside the same transaction, so nothing goes out for an
+invoice that was paid, voided or written off while the timer was running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import uuid
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.documents import email_context
+from activities.invoices import non_retryable
+from activities.rendering import render_email
+from billing.status import FINAL_STATUSES
+from invoiceflow.settings import Settings
+from persistence import invoices as repo
+from persistence.db import session_scope
+from persistence.models import Document, OutboxEntry
+from workflows.contracts import ActivityName, EmailRequest, EmailResult
+
+CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt"}
+DUNNING_KINDS = {"reminder", "escalation"}
+
+
+def message_id_for(key: str, mail_from: str) -> str:
+    """Deterministic per logical email: the same key always yields the same Message-ID."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "invoiceflow.localhost"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+class EmailActivities:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._url = settings.require_database_url()
+
+    @activity.defn(name=ActivityName.SEND_EMAIL)
+    def send_email(self, request: EmailRequest) -> EmailResult:
+        activity.heartbeat("preparing")
+        prepared = self._prepare(request)
+        if isinstance(prepared, EmailResult):
+            return prepared
+        message, recipients, uncertain = prepared
+        activity.heartbeat("sending")
+        try:
+            self._deliver(message, recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return self._fail(request, f"all recipients refused: {exc.recipients}")
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                return self._fail(request, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
+            raise  # 4xx: transient, Temporal retries
+        activity.heartbeat("recording")
+        return self._record_sent(request, message["Message-ID"], recipients, uncertain)
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _prepare(self, request: EmailRequest) -> EmailResult | tuple[EmailMessage, list[str], bool]:
+        with session_scope(self._url) as session:
+            row = session.scalars(
+                select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()
+            ).one_or_none()
+            if row is not None and row.status in ("done", "skipped", "failed"):
+                return EmailResult(
+                    key=request.key,
+                    status="already_sent" if row.status == "done" else row.status,
+                    message_id=(row.result or {}).get("message_id", ""),
+                    detail=row.last_error or "",
+                )
+            try:
+                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
+            except repo.InvoiceNotFound as exc:
+                raise non_retryable(exc) from exc
+            if row is None:
+                row = OutboxEntry(key=request.key, kind=f"email.{request.kind}", invoice_id=invoice.id, attempts=0)
+                session.add(row)
+            uncertain = row.status == "sending"
+
+            skip = None
+            if request.kind in DUNNING_KINDS and invoice.status in FINAL_STATUSES:
+                skip = f"invoice is {invoice.status}"
+            recipients = self._recipients(request.kind, invoice)
+            if skip is None and not recipients:
+                skip = "no account owner to escalate to" if request.kind == "escalation" else "no recipient"
+            if skip is not None:
+                row.status = "skipped"
+                row.last_error = skip
+                row.completed_at = datetime.now(UTC)
+                repo.add_event(
+                    session, invoice.id, f"email.{request.kind}.skipped", actor="workflow",
+                    data={"key": request.key, "reason": skip}, dedupe_key=f"email:{request.key}:skipped",
+                )
+                return EmailResult(key=request.key, status="skipped", detail=skip)
+
+            rendered = render_email(
+                request.kind,
+                email_context(invoice, self._settings, offset_days=request.offset_days),
+                self._settings.template_dir,
+            )
+            message = EmailMessage()
+            message["Subject"] = rendered.subject
+            message["From"] = self._settings.mail_from
+            message["To"] = ", ".join(recipients)
+            message["Date"] = formatdate(localtime=False)
+            message["Message-ID"] = message_id_for(request.key, self._settings.mail_from)
+            message["X-Invoiceflow-Key"] = request.key
+            message.set_content(rendered.text)
+            message.add_alternative(rendered.html, subtype="html")
+            if request.attach_pdf_key:
+                document = session.get(Document, request.attach_pdf_key)
+                if document is None:
+                    raise ApplicationError(f"document {request.attach_pdf_key} is missing", type="MissingDocument")
+                filename = f"{invoice.number or 'invoice'}.pdf"
+                message.add_attachment(document.content, maintype="application", subtype="pdf", filename=filename)
+
+            row.status = "sending"
+            row.attempts += 1
+            row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
+        # Committed: the attempt is on record before a byte goes to the SMTP server.
+        return message, recipients, uncertain
+
+    def _recipients(self, kind: str, invoice) -> list[str]:  # type: ignore[no-untyped-def]
+        if kind == "escalation":
+            return [invoice.customer.owner_email] if invoice.customer.owner_email else []
+        if kind in CUSTOMER_KINDS:
+            return [str(Address(addr_spec=e)) for e in invoice.customer.emails]
+        raise ApplicationError(f"unknown email kind {kind!r}", type="InvalidInvoice", non_retryable=True)
+
+    def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+        s = self._settings
+        if not s.smtp_host:
+            raise ApplicationError("INVOICEFLOW_SMTP_HOST is not set", type="SmtpNotConfigured")
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password or "")
+            smtp.send_message(message, to_addrs=recipients)
+
+    def _record_sent(self, request: EmailRequest, message_id: str, recipients: list[str], uncertain: bool) -> EmailResult:
+        with session_scope(self._url) as session:
+            row = session.scalars(select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()).one()
+            row.status = "done"
+            row.completed_at = datetime.now(UTC)
+            row.result = {"message_id": message_id, "to": recipients}
+            data = {"key": request.key, "message_id": message_id, "to": recipients}
+            if uncertain:
+                data["note"] = "resent after an attempt with unknown outcome; same Message-ID"
+            repo.add_event(
+                session, uuid.UUID(request.invoice_id), f"email.{request.kind}.sent", actor="workflow",
+                data=data, dedupe_key=f"email:{request.key}:sent",
+            )
+        return EmailResult(key=request.key, status="sent", message_id=message_id)
+
+    def _fail(self, request: EmailRequest, error: str) -> EmailResult:
+        """A permanent SMTP refusal: retrying cannot help; record it where operators look."""
+        with session_scope(self._url) as session:
+            row = session.scalars(select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()).one()
+            row.status = "failed"
+            row.last_error = error
+            row.completed_at = datetime.now(UTC)
+            repo.add_event(
+                session, uuid.UUID(request.invoice_id), f"email.{request.kind}.failed", actor="workflow",
+                data={"key": request.key, "error": error}, dedupe_key=f"email:{request.key}:failed",
+            )
+        return EmailResult(key=request.key, status="failed", detail=error)

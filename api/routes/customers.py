@@ -1,0 +1,91 @@
+"""Customers: who is billed, where invoices go, in which currency, timezone and terms."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.deps import DbDep, Operator
+from api.schemas import CustomerCreate, CustomerOut
+from persistence.models import Customer, CustomerExternalId
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+def customer_out(c: Customer) -> CustomerOut:
+    return CustomerOut(
+        id=c.id,
+        name=c.name,
+        emails=list(c.emails),
+        currency=c.currency,
+        timezone=c.timezone,
+        payment_terms=c.payment_terms,
+        tags=list(c.tags),
+        address=c.address,
+        tax_id=c.tax_id,
+        owner_email=c.owner_email,
+        reminder_offsets=c.reminder_offsets,
+        external_ids={x.system: x.external_id for x in c.external_ids},
+        created_at=c.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
+async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> CustomerOut:
+    def tx(session: Session) -> CustomerOut:
+        customer = Customer(
+            name=body.name,
+            emails=[str(e) for e in body.emails],
+            currency=body.currency,
+            timezone=body.timezone,
+            payment_terms=body.payment_terms,
+            tags=body.tags,
+            address=body.address,
+            tax_id=body.tax_id,
+            owner_email=str(body.owner_email) if body.owner_email else None,
+            reminder_offsets=body.reminder_offsets,
+            external_ids=[CustomerExternalId(system=k, external_id=v) for k, v in body.external_ids.items()],
+        )
+        session.add(customer)
+        session.flush()
+        session.refresh(customer)
+        return customer_out(customer)
+
+    try:
+        return await db.run(tx)
+    except IntegrityError as exc:
+        if "uq_customer_external_ids_system_id" in str(exc.orig):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail="external_ids: another customer already has one of these ids"
+            ) from None
+        raise
+
+
+@router.get("", response_model=list[CustomerOut])
+async def list_customers(
+    db: DbDep,
+    _: Operator,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> list[CustomerOut]:
+    def tx(session: Session) -> list[CustomerOut]:
+        rows = session.scalars(select(Customer).order_by(Customer.created_at, Customer.id).limit(limit).offset(offset))
+        return [customer_out(c) for c in rows]
+
+    return await db.run(tx)
+
+
+@router.get("/{customer_id}", response_model=CustomerOut)
+async def get_customer(customer_id: uuid.UUID, db: DbDep, _: Operator) -> CustomerOut:
+    def tx(session: Session) -> CustomerOut | None:
+        c = session.get(Customer, customer_id)
+        return customer_out(c) if c else None
+
+    found = await db.run(tx)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"customer {customer_id} does not exist")
+    return found

@@ -1,0 +1,197 @@
+"""Request and response bodies of the operator API.
+
+Amounts are JSON strings (or integers) parsed by ``billing.money.parse_decimal``: a float such as
+``12.1`` is refused with a 422 that says so, because it has already lost precision by the time it
+reaches us.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, PlainSerializer
+
+from billing.currency import normalize_currency
+from billing.money import parse_decimal
+from billing.reminders import parse_offsets
+from billing.terms import parse_terms
+
+
+def _decimal(value: object) -> Decimal:
+    return parse_decimal(value, field="value")
+
+
+def _currency(value: str) -> str:
+    return normalize_currency(value)
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Europe/Berlin', 'America/New_York')") from None
+    return value
+
+
+def _terms(value: str) -> str:
+    return parse_terms(value).code
+
+
+def _offsets(value: list[int]) -> list[int]:
+    return list(parse_offsets(",".join(str(v) for v in value)))
+
+
+DecimalStr = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(lambda d: str(d), return_type=str)]
+Currency = Annotated[str, AfterValidator(_currency)]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+Terms = Annotated[str, AfterValidator(_terms)]
+Offsets = Annotated[list[int], AfterValidator(_offsets)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------- customers
+
+
+class CustomerCreate(Strict):
+    name: str = Field(min_length=1, max_length=300)
+    emails: list[EmailStr] = Field(min_length=1, max_length=20, description="Billing contacts; invoices go to all.")
+    currency: Currency = "USD"
+    timezone: Timezone = "UTC"
+    payment_terms: Terms = "net_30"
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list, max_length=50)
+    address: str = Field(default="", max_length=2000)
+    tax_id: str = Field(default="", max_length=64)
+    owner_email: EmailStr | None = Field(default=None, description="Internal account owner; overdue escalations go here.")
+    reminder_offsets: Offsets | None = Field(default=None, description="Days relative to the due date, e.g. [-3,0,7,14,30].")
+    external_ids: dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict, description="Ids in source systems, e.g. {\"hubspot\": \"123\"}."
+    )
+
+
+class CustomerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    emails: list[str]
+    currency: str
+    timezone: str
+    payment_terms: str
+    tags: list[str]
+    address: str
+    tax_id: str
+    owner_email: str | None
+    reminder_offsets: list[int] | None
+    external_ids: dict[str, str]
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- invoices
+
+
+class LineCreate(Strict):
+    description: str = Field(min_length=1, max_length=1000)
+    quantity: DecimalStr = Decimal(1)
+    unit_price: DecimalStr
+    discount_percent: DecimalStr = Decimal(0)
+    discount_amount: DecimalStr = Decimal(0)
+    tax_rate: DecimalStr = Field(default=Decimal(0), description="Percent, e.g. \"19\".")
+
+
+class InvoiceCreate(Strict):
+    customer_id: uuid.UUID
+    currency: Currency | None = Field(default=None, description="Defaults to the customer's currency.")
+    lines: list[LineCreate] = Field(min_length=1, max_length=500)
+    payment_terms: Terms | None = Field(default=None, description="net_N, due_on_receipt, eom, net_N_eom.")
+    due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
+    notes: str = Field(default="", max_length=5000)
+    reminder_offsets: Offsets | None = None
+
+
+class LineOut(BaseModel):
+    description: str
+    quantity: str
+    unit_price: str
+    discount_percent: str
+    discount_amount: str
+    tax_rate: str
+    gross: str
+    discount: str
+    net: str
+
+
+class PaymentOut(BaseModel):
+    id: uuid.UUID
+    amount: str
+    currency: str
+    method: str
+    reference: str
+    received_at: datetime
+
+
+class EventOut(BaseModel):
+    at: datetime
+    actor: str
+    kind: str
+    data: dict[str, Any]
+
+
+class InvoiceOut(BaseModel):
+    id: uuid.UUID
+    workflow_id: str
+    customer_id: uuid.UUID
+    status: str
+    number: str | None
+    currency: str
+    payment_terms: str
+    issue_date: date | None
+    due_date: date | None
+    subtotal: str
+    discount_total: str
+    tax_total: str
+    total: str
+    amount_paid: str
+    amount_due: str
+    credit: str
+    notes: str
+    pdf_url: str | None
+    created_at: datetime
+    lines: list[LineOut] = Field(default_factory=list)
+    payments: list[PaymentOut] = Field(default_factory=list)
+    timeline: list[EventOut] = Field(default_factory=list)
+
+
+class InvoicePage(BaseModel):
+    items: list[InvoiceOut]
+    limit: int
+    offset: int
+
+
+class PaymentCreate(Strict):
+    amount: DecimalStr
+    currency: Currency | None = None
+    method: str = Field(default="bank_transfer", min_length=1, max_length=40)
+    reference: str = Field(default="", max_length=200)
+    received_at: datetime | None = None
+
+
+class PaymentResult(BaseModel):
+    payment_id: uuid.UUID
+    duplicate: bool
+    status: str
+    amount_paid: str
+    amount_due: str
+    credit: str
+
+
+class VoidCreate(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class UncollectibleCreate(Strict):
+    reason: str = Field(default="", max_length=2000)

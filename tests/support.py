@@ -1,0 +1,84 @@
+"""Helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from pypdf import PdfReader
+from temporalio.client import Client
+
+from api.main import create_app
+from invoiceflow.mailbox import StoredMessage
+from invoiceflow.settings import Settings
+
+T = TypeVar("T")
+
+
+def api_client(settings: Settings, temporal: Client) -> httpx.AsyncClient:
+    app = create_app(settings, temporal)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://invoiceflow.test",
+        headers={"Authorization": f"Bearer {settings.api_token}"},
+    )
+
+
+def customer_body(**overrides: Any) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:10]
+    body: dict[str, Any] = {
+        "name": f"Globex {tag}",
+        "emails": [f"ap-{tag}@client.example.com"],
+        "currency": "USD",
+        "timezone": "UTC",
+        "payment_terms": "net_14",
+        "owner_email": f"owner-{tag}@firm.example.com",
+        "tags": ["enterprise"],
+    }
+    body.update(overrides)
+    return body
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll an async probe until it returns something truthy (visibility and projections lag a little)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: T | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def to(address: str) -> Callable[[StoredMessage], bool]:
+    return lambda m: address in m.rcpt_tos
+
+
+def kind_of(message: StoredMessage) -> str:
+    key = message.header("X-Invoiceflow-Key") or ""
+    return key.split(":")[2] if key.count(":") >= 2 else ""
+
+
+HISTORIES = __import__("pathlib").Path(__file__).parent / "histories"
+
+
+async def record_history(handle, name: str) -> None:  # type: ignore[no-untyped-def]
+    """With INVOICEFLOW_RECORD_HISTORIES=1, keep this run's history for the replay test.
+
+    Record a new history whenever the workflow gains a code path worth guarding; never edit or delete
+    old ones: they stand for invoices running in production on older code."""
+    import os
+
+    if os.environ.get("INVOICEFLOW_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

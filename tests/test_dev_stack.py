@@ -1,0 +1,108 @@
+"""`invoiceflow dev` as a user runs it: healthy within 60 s, the Temporal UI and dev mailbox answer, an
+invoice goes out, Ctrl-C leaves no process behind, and a second start finds the same data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+TOKEN = "stack-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
+    env["INVOICEFLOW_API_TOKEN"] = TOKEN
+    args = [sys.executable, "-m", "invoiceflow.cli", "dev", "--data-dir", str(data_dir)]
+    for flag, port in ports.items():
+        args += [f"--{flag}", str(port)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(process: subprocess.Popen[bytes], api: str, timeout: float = 60) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        try:
+            if httpx.get(f"{api}/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - began
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("invoiceflow dev did not become healthy within 60 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    tree = [process.pid] + [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree):
+        time.sleep(0.2)
+    alive = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"processes left behind: {alive}"
+    return out.decode()
+
+
+def postgres_running(data_dir: Path) -> bool:
+    return any(
+        p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(attrs=["name", "cmdline"])
+    )
+
+
+def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ports = {name: free_port() for name in ("api-port", "temporal-port", "ui-port", "smtp-port", "mail-ui-port")}
+    api = f"http://127.0.0.1:{ports['api-port']}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    process = start(data_dir, ports)
+    try:
+        assert wait_healthy(process, api) < 60
+        assert httpx.get(f"http://127.0.0.1:{ports['ui-port']}/", timeout=5).status_code == 200
+        assert httpx.get(f"{api}/docs", timeout=5).status_code == 200
+        customer = httpx.post(
+            f"{api}/customers", headers=auth, timeout=10,
+            json={"name": "Initech", "emails": ["ap@initech.example.com"], "currency": "EUR", "timezone": "Europe/Berlin"},
+        ).json()
+        invoice = httpx.post(
+            f"{api}/invoices", headers=auth, timeout=10,
+            json={"customer_id": customer["id"], "lines": [{"description": "Managed services", "unit_price": "2400.00", "tax_rate": "19"}]},
+        ).json()
+        mail_api = f"http://127.0.0.1:{ports['mail-ui-port']}/api/messages"
+        deadline = time.monotonic() + 30
+        messages: list[dict] = []
+        while time.monotonic() < deadline and not messages:
+            messages = [m for m in httpx.get(mail_api, timeout=5).json() if "ap@initech.example.com" in m["to"]]
+            time.sleep(0.3)
+        assert len(messages) == 1 and messages[0]["attachments"][0]["content_type"] == "application/pdf"
+        shown = httpx.get(f"{api}/invoices/{invoice['id']}", headers=auth, timeout=5).json()
+        assert shown["status"] == "open" and shown["total"] == "2856.00"
+    finally:
+        output = stop(process)
+    assert "invoiceflow is running" in output
+    assert not postgres_running(data_dir)
+
+    # Second start: same data dir, same data.
+    process = start(data_dir, ports)
+    try:
+        wait_healthy(process, api)
+        again = httpx.get(f"{api}/customers/{customer['id']}", headers=auth, timeout=5)
+        assert again.status_code == 200 and again.json()["name"] == "Initech"
+    finally:
+        stop(process)
+    assert not postgres_running(data_dir)

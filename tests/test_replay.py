@@ -1,0 +1,46 @@
+"""Replay every recorded InvoiceWorkflow history against the current code.
+
+A change to workflow code that would break invoices already running (a reordered activity, a new
+timer) fails here with a NondeterminismError; guard such changes with ``workflow.patched``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.invoice import InvoiceWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    assert len(HISTORIES) >= 2, "record histories with INVOICEFLOW_RECORD_HISTORIES=1 ./scripts/test"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    result = await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+async def test_replay_catches_an_incompatible_change() -> None:
+    """The guard can fail: a workflow that adds a timer before issuing no longer replays."""
+    from datetime import timedelta
+
+    from temporalio import workflow
+
+    @workflow.defn(name="InvoiceWorkflow")
+    class ChangedInvoiceWorkflow(InvoiceWorkflow):
+        async def _approval_gate(self) -> None:
+            await workflow.sleep(timedelta(minutes=1))
+
+    assert HISTORIES, "no recorded history"
+    history = WorkflowHistory.from_json(HISTORIES[0].stem, json.loads(HISTORIES[0].read_text()))
+    result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower() or "TMPRL1100" in str(result.replay_failure)

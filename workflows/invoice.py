@@ -1,0 +1,386 @@
+"""InvoiceWorkflow: one durable process per invoice, from draft to paid, void or written off.
+
+The workflow decides *what happens next and when*; activities do every side effect (database, PDF,
+SMTP) and are idempotent by key, so a replayed or retried step never acts twice. Time comes only from
+``workflow.now()``; the reminder plan is computed by the pure ``billing.reminders`` function inside the
+issue activity (it needs the client's timezone database) and arrives here as fixed UTC instants.
+
+Message handlers share one lock with the main loop: a payment, a void and a reminder never interleave
+halfway, and a reminder is never sent after the lock holder settled the invoice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from billing.currency import normalize_currency
+    from billing.errors import MoneyError
+    from billing.money import parse_decimal, require_minor_units
+    from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
+    from workflows import search_attributes as sa
+    from workflows.contracts import (
+        ActivityName,
+        ApplyPaymentRequest,
+        CloseRequest,
+        EmailRequest,
+        EmailResult,
+        InvoiceResult,
+        InvoiceState,
+        InvoiceWorkflowInput,
+        IssuedInvoice,
+        IssueRequest,
+        PaymentInput,
+        PaymentOutcome,
+        RenderedPdf,
+        RenderRequest,
+        StatusChange,
+        TimelineEntry,
+        UncollectibleInput,
+        VoidInput,
+    )
+
+# Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["InvoiceNotFound", "InvalidInvoice"],
+)
+# Rendering and email can fail on things an operator fixes (a template, SMTP credentials): keep retrying,
+# slowly, and the pending activity shows the error in the Temporal UI meanwhile.
+SIDE_EFFECT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["InvoiceNotFound"],
+)
+DB_TIMEOUT = timedelta(seconds=30)
+RENDER_TIMEOUT = timedelta(minutes=2)
+EMAIL_TIMEOUT = timedelta(minutes=1)
+EMAIL_HEARTBEAT = timedelta(seconds=10)
+
+OPEN_STATES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)
+
+
+@workflow.defn(name="InvoiceWorkflow")
+class InvoiceWorkflow:
+    @workflow.init
+    def __init__(self, input: InvoiceWorkflowInput) -> None:
+        self._input = input
+        self._status = InvoiceStatus.DRAFT
+        self._issued: IssuedInvoice | None = None
+        self._total: Decimal | None = None
+        self._amount_paid = Decimal(0)
+        self._credit = Decimal(0)
+        self._past_due = False
+        self._next_step = 0
+        self._pdf_key: str | None = None
+        self._timeline: list[TimelineEntry] = []
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ main line
+
+    @workflow.run
+    async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
+        self._note("created")
+        await self._approval_gate()
+        async with self._lock:
+            if self._status not in FINAL_STATUSES:
+                await self._issue_and_send()
+
+        while self._status not in FINAL_STATUSES:
+            deadline = self._next_deadline()
+            if deadline is None:
+                await workflow.wait_condition(lambda: self._status in FINAL_STATUSES)
+                break
+            remaining = deadline - workflow.now()
+            if remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._status in FINAL_STATUSES, timeout=remaining
+                    )
+                except TimeoutError:
+                    pass
+            async with self._lock:
+                await self._fire_due_steps()
+
+        if self._status == InvoiceStatus.PAID:
+            await self._send_email("payment_receipt", key=f"invoice:{input.invoice_id}:receipt")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return InvoiceResult(
+            invoice_id=input.invoice_id,
+            status=str(self._status),
+            number=self._issued.number if self._issued else None,
+            amount_paid=str(self._amount_paid),
+            amount_due=str(self._amount_due()),
+        )
+
+    async def _approval_gate(self) -> None:
+        """Hook for approval routing: returns at once until approval rules exist."""
+        return None
+
+    async def _issue_and_send(self) -> None:
+        invoice_id = self._input.invoice_id
+        issued = await workflow.execute_activity(
+            ActivityName.ISSUE_INVOICE,
+            IssueRequest(invoice_id=invoice_id, as_of=workflow.now()),
+            result_type=IssuedInvoice,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="Allocate number, fix due date",
+        )
+        self._issued = issued
+        self._total = Decimal(issued.total)
+        self._amount_paid = Decimal(issued.amount_paid)
+        self._past_due = workflow.now() >= issued.overdue_at
+        self._note("issued", f"{issued.number}, due {issued.due_date}")
+        workflow.upsert_memo({"customer_name": issued.customer_name, "total": f"{issued.total} {issued.currency}"})
+        self._publish()
+
+        pdf = await workflow.execute_activity(
+            ActivityName.RENDER_INVOICE_PDF,
+            RenderRequest(invoice_id=invoice_id),
+            result_type=RenderedPdf,
+            start_to_close_timeout=RENDER_TIMEOUT,
+            retry_policy=SIDE_EFFECT_RETRY,
+            summary="Render PDF",
+        )
+        self._pdf_key = pdf.key
+        self._note("pdf.rendered", pdf.key)
+
+        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=pdf.key)
+        await self._settle(event="sent")
+
+    # ------------------------------------------------------------------ timers
+
+    def _amount_due(self) -> Decimal:
+        if self._total is None:
+            return Decimal(0)
+        return max(self._total - self._amount_paid, Decimal(0))
+
+    def _next_deadline(self) -> datetime | None:
+        if self._issued is None:
+            return None
+        candidates: list[datetime] = []
+        if not self._past_due:
+            candidates.append(self._issued.overdue_at)
+        if self._next_step < len(self._issued.reminders):
+            candidates.append(self._issued.reminders[self._next_step].send_at)
+        return min(candidates) if candidates else None
+
+    async def _fire_due_steps(self) -> None:
+        assert self._issued is not None
+        now = workflow.now()
+        if not self._past_due and now >= self._issued.overdue_at:
+            self._past_due = True
+            if self._status not in FINAL_STATUSES:
+                await self._settle(event="due_date_passed")
+        steps = self._issued.reminders
+        while self._next_step < len(steps) and steps[self._next_step].send_at <= now:
+            step = steps[self._next_step]
+            self._next_step += 1
+            if self._status in FINAL_STATUSES:
+                break
+            await self._send_email(
+                step.kind,
+                key=f"invoice:{self._input.invoice_id}:{step.kind}:{step.offset_days}",
+                offset_days=step.offset_days,
+            )
+
+    # ------------------------------------------------------------------ side effects
+
+    async def _send_email(
+        self, kind: str, *, key: str, offset_days: int = 0, attach_pdf_key: str | None = None
+    ) -> EmailResult:
+        result = await workflow.execute_activity(
+            ActivityName.SEND_EMAIL,
+            EmailRequest(
+                invoice_id=self._input.invoice_id,
+                kind=kind,
+                key=key,
+                offset_days=offset_days,
+                attach_pdf_key=attach_pdf_key,
+            ),
+            result_type=EmailResult,
+            start_to_close_timeout=EMAIL_TIMEOUT,
+            heartbeat_timeout=EMAIL_HEARTBEAT,
+            retry_policy=SIDE_EFFECT_RETRY,
+            summary=f"Email: {kind}",
+        )
+        self._note(f"email.{kind}", f"{result.status} {result.detail}".strip())
+        return result
+
+    async def _settle(self, *, event: str) -> None:
+        """Recompute the status from money and time, persist it if it changed, publish it."""
+        assert self._total is not None
+        status = settle_status(total=self._total, amount_paid=self._amount_paid, past_due=self._past_due)
+        if status != self._status:
+            await self._persist_status(status, event=event)
+
+    async def _persist_status(self, status: InvoiceStatus, *, event: str, actor: str = "workflow") -> None:
+        await workflow.execute_activity(
+            ActivityName.SET_STATUS,
+            StatusChange(
+                invoice_id=self._input.invoice_id,
+                status=str(status),
+                actor=actor,
+                event=event,
+                dedupe_key=f"invoice:{self._input.invoice_id}:status:{status}:{event}",
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._status = status
+        self._note(f"status.{status}", event)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Search attributes for the Temporal UI: ids, status and amounts only, never names."""
+        updates = [
+            sa.INVOICE_STATUS.value_set(str(self._status)),
+            sa.CUSTOMER_ID.value_set(self._input.customer_id),
+            sa.CURRENCY.value_set(self._input.currency),
+        ]
+        if self._issued is not None:
+            due = date.fromisoformat(self._issued.due_date)
+            updates += [
+                sa.INVOICE_NUMBER.value_set(self._issued.number),
+                # Double for filtering and sorting in the UI; the exact amount lives in PostgreSQL.
+                sa.AMOUNT_DUE.value_set(float(self._amount_due())),
+                sa.DUE_DATE.value_set(datetime(due.year, due.month, due.day, tzinfo=UTC)),
+            ]
+        workflow.upsert_search_attributes(updates)
+
+    def _note(self, kind: str, detail: str = "") -> None:
+        self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))
+
+    # ------------------------------------------------------------------ payments
+
+    @workflow.update
+    async def record_payment(self, payment: PaymentInput) -> PaymentOutcome:
+        async with self._lock:
+            # State may have moved while this update waited for the lock.
+            if self._status in FINAL_STATUSES:
+                raise ApplicationError(f"invoice is {self._status}; it takes no more payments", type="InvoiceClosed")
+            assert self._issued is not None
+            outcome = await workflow.execute_activity(
+                ActivityName.APPLY_PAYMENT,
+                ApplyPaymentRequest(
+                    invoice_id=self._input.invoice_id,
+                    payment=payment,
+                    past_due=self._past_due,
+                    received_at=payment.received_at or workflow.now(),
+                ),
+                result_type=PaymentOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            self._amount_paid = Decimal(outcome.amount_paid)
+            self._credit = Decimal(outcome.credit)
+            self._note(
+                "payment.duplicate" if outcome.duplicate else "payment.recorded",
+                f"{payment.amount} {self._input.currency} ({payment.method})",
+            )
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", "payment")
+            self._publish()
+            return outcome
+
+    @record_payment.validator
+    def _validate_payment(self, payment: PaymentInput) -> None:
+        if self._issued is None:
+            raise ValueError("invoice is not issued yet; payments are accepted once it is open")
+        if self._status in FINAL_STATUSES:
+            raise ValueError(f"invoice is {self._status}; it takes no more payments")
+        if not payment.idempotency_key:
+            raise ValueError("payment.idempotency_key is required")
+        try:
+            amount = require_minor_units(
+                parse_decimal(payment.amount, field="amount"), self._input.currency, field="amount"
+            )
+            if payment.currency is not None and normalize_currency(payment.currency) != self._input.currency:
+                raise ValueError(
+                    f"currency: payment is in {payment.currency}, the invoice in {self._input.currency}"
+                )
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        if amount <= 0:
+            raise ValueError("amount: must be greater than 0")
+
+    # ------------------------------------------------------------------ void / write-off
+
+    @workflow.update
+    async def void(self, request: VoidInput) -> InvoiceState:
+        async with self._lock:
+            if self._status in FINAL_STATUSES:
+                raise ApplicationError(f"invoice is already {self._status}", type="InvoiceClosed")
+            await self._close(InvoiceStatus.VOID, request.reason, request.actor)
+        return self.state()
+
+    @void.validator
+    def _validate_void(self, request: VoidInput) -> None:
+        if not request.reason.strip():
+            raise ValueError("reason: say why the invoice is voided")
+        if self._status in FINAL_STATUSES:
+            raise ValueError(f"invoice is already {self._status}")
+        if self._amount_paid > 0:
+            raise ValueError(
+                f"invoice has payments of {self._amount_paid} {self._input.currency}; "
+                "refund them or issue a credit note instead of voiding"
+            )
+
+    @workflow.update
+    async def mark_uncollectible(self, request: UncollectibleInput) -> InvoiceState:
+        async with self._lock:
+            if self._status not in OPEN_STATES:
+                raise ApplicationError(f"invoice is {self._status}", type="InvoiceClosed")
+            await self._close(InvoiceStatus.UNCOLLECTIBLE, request.reason, request.actor)
+        return self.state()
+
+    @mark_uncollectible.validator
+    def _validate_uncollectible(self, request: UncollectibleInput) -> None:
+        if self._status not in OPEN_STATES:
+            raise ValueError(
+                f"only an open, overdue or partially paid invoice can be written off; this one is {self._status}"
+            )
+
+    async def _close(self, status: InvoiceStatus, reason: str, actor: str) -> None:
+        await workflow.execute_activity(
+            ActivityName.CLOSE_INVOICE,
+            CloseRequest(invoice_id=self._input.invoice_id, status=str(status), reason=reason, actor=actor),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._status = status
+        self._note(f"status.{status}", reason)
+        self._publish()
+
+    # ------------------------------------------------------------------ query
+
+    @workflow.query
+    def state(self) -> InvoiceState:
+        next_at = None
+        if self._issued is not None and self._status not in FINAL_STATUSES:
+            next_at = self._next_deadline()
+        return InvoiceState(
+            invoice_id=self._input.invoice_id,
+            status=str(self._status),
+            number=self._issued.number if self._issued else None,
+            currency=self._input.currency,
+            total=str(self._total) if self._total is not None else None,
+            amount_paid=str(self._amount_paid),
+            amount_due=str(self._amount_due()) if self._total is not None else None,
+            credit=str(self._credit),
+            due_date=self._issued.due_date if self._issued else None,
+            next_reminder_at=next_at,
+            timeline=list(self._timeline),
+        )
