@@ -25,8 +25,8 @@ class _DieAfterEmail(ActivityInboundInterceptor):
         super().__init__(next)
         self._marker = marker
 
-    def execute_activity(self, input: ExecuteActivityInput) -> Any:  # sync: our activities run in threads
-        result = self.next.execute_activity(input)
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        result = await self.next.execute_activity(input)
         if activity.info().activity_type == "send_email" and not self._marker.exists():
             self._marker.write_text("crashed")
             os.kill(os.getpid(), signal.SIGKILL)

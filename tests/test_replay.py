@@ -6,12 +6,15 @@ timer) fails here with a NondeterminismError; guard such changes with ``workflow
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -28,17 +31,20 @@ async def test_replay(path: Path) -> None:
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
+@workflow.defn(name="InvoiceWorkflow")
+class ChangedInvoiceWorkflow(InvoiceWorkflow):
+    """What a careless edit looks like: a new timer before issuing, without ``workflow.patched``."""
+
+    @workflow.run
+    async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
+        return await super().run(input)
+
+    async def _approval_gate(self) -> None:
+        await workflow.sleep(timedelta(minutes=1))
+
+
 async def test_replay_catches_an_incompatible_change() -> None:
-    """The guard can fail: a workflow that adds a timer before issuing no longer replays."""
-    from datetime import timedelta
-
-    from temporalio import workflow
-
-    @workflow.defn(name="InvoiceWorkflow")
-    class ChangedInvoiceWorkflow(InvoiceWorkflow):
-        async def _approval_gate(self) -> None:
-            await workflow.sleep(timedelta(minutes=1))
-
+    """The guard can fail: the changed workflow no longer replays the recorded histories."""
     assert HISTORIES, "no recorded history"
     history = WorkflowHistory.from_json(HISTORIES[0].stem, json.loads(HISTORIES[0].read_text()))
     result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
