@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from xhtml2pdf import pisa
+from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 log = logging.getLogger("invoiceflow.rendering")
 
@@ -122,9 +123,15 @@ def render_invoice_html(doc: InvoiceDocument, template_dir: Path | None = None) 
 
 def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
     html = render_invoice_html(doc, template_dir)
+    folders = _folders(template_dir)
     out = io.BytesIO()
+    # Two layers: our link_callback decides what a reference means; xhtml2pdf's own resource policy
+    # then refuses the network outright and confines file reads to the same folders.
+    policy = ResourceAccessPolicy(
+        allow_remote=False, base_dir=folders[0], extra_roots=tuple(folders[1:]), max_render_seconds=60
+    )
     status = pisa.CreatePDF(
-        html, dest=out, encoding="utf-8", link_callback=safe_link_callback(_folders(template_dir))
+        html, dest=out, encoding="utf-8", link_callback=safe_link_callback(folders), resource_policy=policy
     )
     if status.err:
         raise RenderError(f"xhtml2pdf reported {status.err} error(s) rendering invoice {doc.number}")
