@@ -176,7 +176,7 @@ class DevStack:
             f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
             f"  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus=\"open\")",
             f"  Temporal gRPC  {h}:{self.ports.temporal}",
-            f"  PostgreSQL     {self.database_url}",
+            f"  PostgreSQL     {_redacted(self.database_url)}",
         ]
         if not self.settings.smtp_host:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
@@ -217,6 +217,12 @@ class DevStack:
                 return 1
             time.sleep(0.3)
         return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _terminate(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:

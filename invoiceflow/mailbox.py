@@ -161,7 +161,8 @@ class StoredMessage:
             value = self.message[name]
         except Exception:  # malformed header: the email package can raise while parsing it
             return None
-        return None if value is None else str(value)
+        # Unfold: a long header folded right after its name keeps the fold's leading space otherwise.
+        return None if value is None else str(value).strip()
 
     def attachments(self) -> list[Attachment]:
         """Every part that is not the displayed text/HTML body, in document order."""
