@@ -19,26 +19,33 @@ from temporalio.worker import Interceptor, Worker
 from activities.email import EmailActivities
 from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities
+from activities.subscriptions import SubscriptionActivities
 from invoiceflow.settings import Settings
 from invoiceflow.temporal import connect
 from workflows.invoice import InvoiceWorkflow
+from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("invoiceflow.worker")
 
-WORKFLOWS = [InvoiceWorkflow]
+WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow]
 
 
 def activities(settings: Settings) -> list[object]:
     invoices = InvoiceActivities(settings)
     pdf = PdfActivities(settings)
     email = EmailActivities(settings)
+    subscriptions = SubscriptionActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
         invoices.apply_payment,
         invoices.close_invoice,
+        invoices.record_invoice_event,
         pdf.render_invoice_pdf,
         email.send_email,
+        subscriptions.create_cycle_invoice,
+        subscriptions.record_subscription_event,
+        subscriptions.add_subscription_terms,
     ]
 
 

@@ -20,6 +20,7 @@ from workflows.contracts import (
     ActivityName,
     ApplyPaymentRequest,
     CloseRequest,
+    EventRecord,
     IssuedInvoice,
     IssueRequest,
     PaymentOutcome,
@@ -68,6 +69,14 @@ class InvoiceActivities:
                 )
         except repo.InvoiceNotFound as exc:
             raise non_retryable(exc) from exc
+
+    @activity.defn(name=ActivityName.RECORD_EVENT)
+    def record_invoice_event(self, record: EventRecord) -> None:
+        with session_scope(self._url) as session:
+            repo.add_event(
+                session, uuid.UUID(record.invoice_id), record.kind, actor=record.actor,
+                data=dict(record.data), dedupe_key=record.dedupe_key,
+            )
 
     @activity.defn(name=ActivityName.APPLY_PAYMENT)
     def apply_payment(self, request: ApplyPaymentRequest) -> PaymentOutcome:

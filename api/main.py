@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api.deps import Db
-from api.routes import customers, health, invoices
+from api.routes import billable_items, customers, health, invoices, subscriptions
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings, get_settings
 
@@ -46,4 +46,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
+    app.include_router(subscriptions.router)
+    app.include_router(billable_items.router)
     return app

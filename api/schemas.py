@@ -8,9 +8,9 @@ reaches us.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, PlainSerializer
@@ -195,3 +195,142 @@ class VoidCreate(Strict):
 
 class UncollectibleCreate(Strict):
     reason: str = Field(default="", max_length=2000)
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+class SubscriptionCreate(Strict):
+    customer_id: uuid.UUID
+    currency: Currency | None = Field(default=None, description="Defaults to the customer's currency.")
+    lines: list[LineCreate] = Field(min_length=1, max_length=500)
+    interval: Literal["week", "month", "quarter", "year"]
+    interval_count: int = Field(default=1, ge=1, le=52, description="Every N intervals.")
+    anchor_day: int | None = Field(default=None, ge=1, le=31, description="Day of month; 31 clamps to the month's end.")
+    start_date: date
+    end_date: date | None = None
+    max_cycles: int | None = Field(default=None, ge=1, le=10000)
+    timezone: Timezone | None = Field(default=None, description="Defaults to the customer's timezone.")
+    send_time: time = Field(default=time(9, 0), description="Local time the cycle's invoice goes out.")
+    auto_send: bool = Field(default=True, description="False: each cycle's invoice waits for an operator's approval.")
+    payment_terms: Terms | None = None
+    catch_up: Literal["all", "latest", "none"] = Field(
+        default="all", description="Missed cycles (outage, pause): bill all, only the latest, or none."
+    )
+
+
+class CycleOut(BaseModel):
+    cycle: int
+    date: date
+    send_at: datetime
+
+
+class TermsOut(BaseModel):
+    version: int
+    effective_from_cycle: int
+    lines: list[dict[str, str]]
+
+
+class CycleInvoiceOut(BaseModel):
+    cycle: int
+    period_date: date
+    invoice_id: uuid.UUID
+    number: str | None
+    status: str
+    total: str
+
+
+class SubscriptionEventOut(BaseModel):
+    at: datetime
+    kind: str
+    cycle: int | None
+    data: dict[str, Any]
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    workflow_id: str
+    customer_id: uuid.UUID
+    status: str
+    currency: str
+    interval: str
+    interval_count: int
+    anchor_day: int | None
+    start_date: date
+    end_date: date | None
+    max_cycles: int | None
+    timezone: str
+    send_time: time
+    auto_send: bool
+    payment_terms: str
+    catch_up: str
+    next_cycle: int
+    paused_until: date | None
+    next_invoice_dates: list[CycleOut]
+    terms: list[TermsOut]
+    invoices: list[CycleInvoiceOut] = Field(default_factory=list)
+    history: list[SubscriptionEventOut] = Field(default_factory=list)
+
+
+class PauseCreate(Strict):
+    resume_on: date | None = Field(default=None, description="Resume automatically on this date (client's timezone).")
+
+
+class CancelCreate(Strict):
+    at_period_end: bool = Field(default=False, description="Bill nothing more; end when the current period ends.")
+
+
+class TermsCreate(Strict):
+    lines: list[LineCreate] = Field(min_length=1, max_length=500)
+
+
+class ApproveCreate(Strict):
+    comment: str = Field(default="", max_length=2000)
+
+
+# ---------------------------------------------------------------- billable items
+
+
+class ExpenseCreate(Strict):
+    description: str = Field(min_length=1, max_length=1000)
+    amount: DecimalStr
+    currency: Currency | None = Field(default=None, description="Defaults to the customer's currency.")
+    incurred_on: date
+    receipt_ref: str = Field(default="", max_length=200)
+    billable: bool = True
+    tax_rate: DecimalStr = Decimal(0)
+    project_ref: str | None = Field(default=None, max_length=120)
+
+
+class TimeEntryCreate(Strict):
+    description: str = Field(min_length=1, max_length=1000)
+    hours: DecimalStr
+    rate: DecimalStr
+    currency: Currency | None = None
+    incurred_on: date
+    billable: bool = True
+    tax_rate: DecimalStr = Decimal(0)
+    project_ref: str | None = Field(default=None, max_length=120)
+
+
+class BillableItemOut(BaseModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: str
+    description: str
+    quantity: str
+    unit_price: str
+    amount: str
+    currency: str
+    tax_rate: str
+    incurred_on: date
+    receipt_ref: str
+    billable: bool
+    status: str
+    decided_by: str | None
+    invoice_id: uuid.UUID | None
+    project_ref: str | None
+
+
+class DecisionCreate(Strict):
+    comment: str = Field(default="", max_length=2000)

@@ -147,3 +147,29 @@ def amount_due(total: Decimal, paid: Decimal) -> Decimal:
 def credit_from_overpayment(total: Decimal, paid: Decimal) -> Decimal:
     zero = total - total
     return max(paid - total, zero)
+
+
+def parse_lines(raw: Sequence[object]) -> list[LineInput]:
+    """Lines from mappings or objects with string fields (API bodies, stored terms, workflow payloads),
+    with field paths in every error: ``lines[1].unit_price: ...``."""
+    from billing.money import parse_decimal
+
+    def get(line: object, key: str, default: object) -> object:
+        if isinstance(line, dict):
+            return line.get(key, default)
+        return getattr(line, key, default)
+
+    parsed: list[LineInput] = []
+    for i, line in enumerate(raw):
+        path = f"lines[{i}]"
+        parsed.append(
+            LineInput(
+                description=str(get(line, "description", "")),
+                quantity=parse_decimal(get(line, "quantity", "1"), field=f"{path}.quantity"),
+                unit_price=parse_decimal(get(line, "unit_price", None), field=f"{path}.unit_price"),
+                discount_percent=parse_decimal(get(line, "discount_percent", "0"), field=f"{path}.discount_percent"),
+                discount_amount=parse_decimal(get(line, "discount_amount", "0"), field=f"{path}.discount_amount"),
+                tax_rate=parse_decimal(get(line, "tax_rate", "0"), field=f"{path}.tax_rate"),
+            )
+        )
+    return parsed

@@ -5,6 +5,7 @@ The README's configuration table is the user-facing copy of this class; keep the
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     default_reminder_offsets: str = Field(
         default="-3,0,7,14,30",
         description="Days relative to the due date on which reminders go out; escalation after the last.",
+    )
+    expense_approval_threshold: Decimal = Field(
+        default=Decimal("500.00"), description="Expenses above this amount (their currency) need approval."
     )
     reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
 

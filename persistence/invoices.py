@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,9 +22,9 @@ from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
-from billing.totals import LineInput, amount_due, compute_totals, credit_from_overpayment
+from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, credit_from_overpayment
 from persistence import numbering
-from persistence.models import Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
+from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
     IssuedInvoice,
     PaymentInput,
@@ -52,6 +52,12 @@ class NewInvoice:
     notes: str = ""
     source: str = "api"
     reminder_offsets: list[int] | None = None
+    invoice_id: uuid.UUID | None = None  # deterministic for subscription cycles
+    requires_approval: bool = False
+    collect_billable_items: bool = False
+    subscription_id: uuid.UUID | None = None
+    subscription_cycle: int | None = None
+    period_date: date | None = None
 
 
 def add_event(
@@ -83,7 +89,7 @@ def add_event(
 def create_invoice(session: Session, new: NewInvoice) -> Invoice:
     """A draft: totals computed and stored, no number yet (numbers are allocated at issue)."""
     totals = compute_totals(new.lines, new.currency)
-    invoice_id = uuid.uuid4()
+    invoice_id = new.invoice_id or uuid.uuid4()
     invoice = Invoice(
         id=invoice_id,
         customer_id=new.customer.id,
@@ -102,26 +108,90 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         source=new.source,
         reminder_offsets=new.reminder_offsets,
         workflow_id=invoice_workflow_id(str(invoice_id)),
+        requires_approval=new.requires_approval,
+        collect_billable_items=new.collect_billable_items,
+        subscription_id=new.subscription_id,
+        subscription_cycle=new.subscription_cycle,
+        period_date=new.period_date,
     )
-    for position, (line, computed) in enumerate(zip(new.lines, totals.lines, strict=True)):
-        invoice.lines.append(
-            InvoiceLine(
-                position=position,
-                description=line.description.strip(),
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                discount_percent=line.discount_percent,
-                discount_amount=line.discount_amount,
-                tax_rate=line.tax_rate,
-                gross=computed.gross,
-                discount=computed.discount,
-                net=computed.net,
-            )
-        )
+    invoice.lines = _line_rows(new.lines, totals)
     session.add(invoice)
     session.flush()
-    add_event(session, invoice.id, "created", actor=new.source, data={"total": str(totals.total)})
+    data = {"total": str(totals.total)}
+    if new.subscription_cycle is not None:
+        data |= {"subscription_id": str(new.subscription_id), "cycle": str(new.subscription_cycle)}
+    add_event(session, invoice.id, "created", actor=new.source, data=data)
     return invoice
+
+
+def _line_rows(lines: list[LineInput], totals: InvoiceTotals) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            position=position,
+            description=line.description.strip(),
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            discount_percent=line.discount_percent,
+            discount_amount=line.discount_amount,
+            tax_rate=line.tax_rate,
+            gross=computed.gross,
+            discount=computed.discount,
+            net=computed.net,
+        )
+        for position, (line, computed) in enumerate(zip(lines, totals.lines, strict=True))
+    ]
+
+
+def _line_input(line: InvoiceLine) -> LineInput:
+    return LineInput(
+        description=line.description, quantity=line.quantity, unit_price=line.unit_price,
+        discount_percent=line.discount_percent, discount_amount=line.discount_amount, tax_rate=line.tax_rate,
+    )
+
+
+def _collect_billable_items(session: Session, invoice: Invoice) -> int:
+    """Add the customer's approved, unbilled items as lines and mark them billed, in the caller's (the
+    issuing) transaction: an item lands on exactly one issued invoice and is never lost."""
+    items = list(
+        session.scalars(
+            select(BillableItem)
+            .where(
+                BillableItem.customer_id == invoice.customer_id,
+                BillableItem.currency == invoice.currency,
+                BillableItem.status == "approved",
+                BillableItem.billable.is_(True),
+                BillableItem.invoice_id.is_(None),
+            )
+            .order_by(BillableItem.incurred_on, BillableItem.created_at)
+            .with_for_update()
+        )
+    )
+    if not items:
+        return 0
+    lines = [_line_input(line) for line in invoice.lines] + [
+        LineInput(
+            description=f"{item.description} ({item.incurred_on.isoformat()})",
+            quantity=item.quantity,
+            unit_price=item.unit_price,
+            tax_rate=item.tax_rate,
+        )
+        for item in items
+    ]
+    totals = compute_totals(lines, invoice.currency)
+    invoice.lines.clear()
+    session.flush()
+    invoice.lines.extend(_line_rows(lines, totals))
+    invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
+    invoice.tax_total, invoice.total = totals.tax_total, totals.total
+    invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+    for item in items:
+        item.invoice_id = invoice.id
+    add_event(
+        session, invoice.id, "billable_items.added", actor="workflow",
+        data={"items": ",".join(str(i.id) for i in items), "total": str(totals.total)},
+        dedupe_key=f"invoice:{invoice.id}:billable_items",
+    )
+    return len(items)
 
 
 def get_invoice(session: Session, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
@@ -163,6 +233,8 @@ def issue(
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
         raise InvalidInvoiceOperation(f"invoice {invoice_id} is {invoice.status}; it cannot be issued")
     if invoice.number is None:
+        if invoice.collect_billable_items:
+            _collect_billable_items(session, invoice)
         issue_date = as_of.astimezone(ZoneInfo(customer.timezone)).date()
         due = invoice.requested_due_date or compute_due_date(parse_terms(invoice.payment_terms), issue_date)
         series = numbering.series_for(number_prefix, issue_date)
@@ -328,4 +400,11 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
     invoice.status = str(status)
     invoice.void_reason = reason
     invoice.closed_at = datetime.now(UTC)
+    if status == InvoiceStatus.VOID:
+        # A voided invoice bills nothing: its expenses and time go back to the unbilled pool.
+        released = session.execute(
+            update(BillableItem).where(BillableItem.invoice_id == invoice.id).values(invoice_id=None)
+        ).rowcount
+        if released:
+            data["released_billable_items"] = str(released)
     add_event(session, invoice.id, f"status.{status}", actor=actor, data=data, dedupe_key=f"invoice:{invoice.id}:{status}")

@@ -11,12 +11,13 @@ minor units before anything is written.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
 )
@@ -87,7 +89,10 @@ class CustomerExternalId(Base):
 
 class Invoice(Base):
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_customer_status", "customer_id", "status"),)
+    __table_args__ = (
+        Index("ix_invoices_customer_status", "customer_id", "status"),
+        UniqueConstraint("subscription_id", "subscription_cycle", name="uq_invoices_subscription_cycle"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
@@ -112,6 +117,11 @@ class Invoice(Base):
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     pdf_key: Mapped[str | None] = mapped_column(String(200))
     void_reason: Mapped[str | None] = mapped_column(Text)
+    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    collect_billable_items: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    subscription_cycle: Mapped[int | None] = mapped_column(Integer)
+    period_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -238,3 +248,94 @@ class Document(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Subscription(Base):
+    """A recurring billing agreement. Its SubscriptionWorkflow owns the schedule; this row is the
+    projection the API reads (status, next cycle) plus the calendar definition."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(10))
+    interval_count: Mapped[int] = mapped_column(Integer)
+    anchor_day: Mapped[int | None] = mapped_column(Integer)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    max_cycles: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    send_time: Mapped[time] = mapped_column(Time)
+    payment_terms: Mapped[str] = mapped_column(String(32))
+    auto_send: Mapped[bool] = mapped_column(Boolean, default=True)
+    catch_up: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    next_cycle: Mapped[int] = mapped_column(Integer, default=0)
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    terms: Mapped[list[SubscriptionTerms]] = relationship(
+        back_populates="subscription", order_by="SubscriptionTerms.version", lazy="selectin"
+    )
+
+
+class SubscriptionTerms(Base):
+    """Versioned lines of a subscription: version N applies from cycle ``effective_from_cycle`` on, so
+    the history shows which cycle was billed on which terms."""
+
+    __tablename__ = "subscription_terms"
+    __table_args__ = (UniqueConstraint("subscription_id", "version", name="uq_subscription_terms_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    effective_from_cycle: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    subscription: Mapped[Subscription] = relationship(back_populates="terms")
+
+
+class BillableItem(Base):
+    """An expense or time entry waiting to be billed. ``invoice_id`` is set in the transaction that
+    issues the invoice carrying it (so it is billed once) and cleared when that invoice is voided."""
+
+    __tablename__ = "billable_items"
+    __table_args__ = (Index("ix_billable_items_unbilled", "customer_id", "status", "invoice_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    project_ref: Mapped[str | None] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(10))  # expense | time
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric)  # hours for time, 1 for an expense
+    unit_price: Mapped[Decimal] = mapped_column(Numeric)  # rate for time, the amount for an expense
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str] = mapped_column(String(3))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    incurred_on: Mapped[date] = mapped_column(Date)
+    receipt_ref: Mapped[str] = mapped_column(String(200), default="")
+    billable: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(20))  # pending_approval | approved | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SubscriptionEventRow(Base):
+    """The subscription's history: cycles billed or skipped (and by which catch-up rule), pauses,
+    resumes, term changes, cancellation. ``dedupe_key`` makes retried writes harmless."""
+
+    __tablename__ = "subscription_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(40))
+    cycle: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)

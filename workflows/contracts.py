@@ -1,6 +1,6 @@
 """Payloads of the invoice workflow, its messages and its activities.
 
-Stdlib dataclasses only: this module is imported inside the workflow sandbox, and every field added
+Stdlib dataclasses (and the pure ``billing`` package) only: this module is imported inside the workflow sandbox, and every field added
 later must have a default so recorded histories still decode. Money travels as decimal *strings*
 (Temporal's JSON converter has no Decimal, and floats are not money).
 """
@@ -8,7 +8,9 @@ later must have a default so recorded histories still decode. Money travels as d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
+
+from billing.recurrence import Recurrence
 
 TASK_QUEUE_DEFAULT = "invoiceflow"
 
@@ -20,6 +22,9 @@ def invoice_workflow_id(invoice_id: str) -> str:
 # Activity names: the workflow refers to activities by name so it never imports their heavy modules.
 class ActivityName:
     ISSUE_INVOICE = "issue_invoice"
+    CREATE_CYCLE_INVOICE = "create_cycle_invoice"
+    RECORD_SUBSCRIPTION_EVENT = "record_subscription_event"
+    ADD_SUBSCRIPTION_TERMS = "add_subscription_terms"
     RENDER_INVOICE_PDF = "render_invoice_pdf"
     SEND_EMAIL = "send_email"
     SET_STATUS = "set_invoice_status"
@@ -33,6 +38,13 @@ class InvoiceWorkflowInput:
     invoice_id: str
     customer_id: str
     currency: str
+    requires_approval: bool = False  # an operator approves before anything is issued or sent
+
+
+@dataclass
+class ApproveInput:
+    actor: str = "api"
+    comment: str = ""
 
 
 @dataclass
@@ -100,6 +112,15 @@ class StatusChange:
     actor: str = "workflow"
     event: str = ""  # timeline kind; defaults to "status.<status>"
     detail: dict[str, str] = field(default_factory=dict)
+    dedupe_key: str | None = None
+
+
+@dataclass
+class EventRecord:
+    invoice_id: str
+    kind: str
+    actor: str
+    data: dict[str, str] = field(default_factory=dict)
     dedupe_key: str | None = None
 
 
@@ -183,3 +204,134 @@ class InvoiceResult:
     number: str | None
     amount_paid: str
     amount_due: str
+
+
+def subscription_workflow_id(subscription_id: str) -> str:
+    return f"subscription-{subscription_id}"
+
+
+@dataclass
+class RecurrenceSpec:
+    """``billing.recurrence.Recurrence`` in payload form (dates as ISO strings)."""
+
+    interval: str
+    interval_count: int
+    start_date: str
+    timezone: str
+    send_time: str  # "HH:MM"
+    anchor_day: int | None = None
+    end_date: str | None = None
+    max_cycles: int | None = None
+
+
+@dataclass
+class SubscriptionWorkflowInput:
+    subscription_id: str
+    customer_id: str
+    currency: str
+    recurrence: RecurrenceSpec
+    catch_up: str
+    # Carried across continue-as-new:
+    next_cycle: int = 0
+    terms_version: int = 1
+    paused: bool = False
+    resume_on: str | None = None
+    end_at_cycle: int | None = None  # cancel at period end: no cycle from this index on
+
+
+@dataclass
+class CycleInvoiceRequest:
+    subscription_id: str
+    cycle: int
+    period_date: str
+
+
+@dataclass
+class CycleInvoice:
+    invoice_id: str
+    customer_id: str
+    currency: str
+    requires_approval: bool
+    total: str
+
+
+@dataclass
+class SubscriptionEvent:
+    subscription_id: str
+    kind: str  # cycle.billed | cycle.skipped | paused | resumed | terms.updated | canceling | canceled | ended
+    status: str
+    next_cycle: int
+    cycle: int | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+    paused_until: str | None = None
+    dedupe_key: str | None = None
+
+
+@dataclass
+class TermsLine:
+    description: str
+    quantity: str
+    unit_price: str
+    discount_percent: str = "0"
+    discount_amount: str = "0"
+    tax_rate: str = "0"
+
+
+@dataclass
+class TermsChange:
+    subscription_id: str
+    version: int
+    effective_from_cycle: int
+    lines: list[TermsLine] = field(default_factory=list)
+
+
+@dataclass
+class PauseInput:
+    resume_on: str | None = None  # ISO date; None: until resumed
+
+
+@dataclass
+class CancelInput:
+    at_period_end: bool = False
+
+
+@dataclass
+class TermsUpdateInput:
+    lines: list[TermsLine] = field(default_factory=list)
+
+
+@dataclass
+class SubscriptionState:
+    subscription_id: str
+    status: str  # active | paused | canceling | canceled | ended
+    next_cycle: int
+    terms_version: int
+    resume_on: str | None
+    billed_cycles: list[int] = field(default_factory=list)
+    skipped_cycles: list[int] = field(default_factory=list)
+
+
+def recurrence_spec(rec: Recurrence) -> RecurrenceSpec:
+    return RecurrenceSpec(
+        interval=rec.interval,
+        interval_count=rec.interval_count,
+        start_date=rec.start_date.isoformat(),
+        timezone=rec.timezone,
+        send_time=rec.send_time.strftime("%H:%M"),
+        anchor_day=rec.anchor_day,
+        end_date=rec.end_date.isoformat() if rec.end_date else None,
+        max_cycles=rec.max_cycles,
+    )
+
+
+def recurrence_from_spec(spec: RecurrenceSpec) -> Recurrence:
+    return Recurrence(
+        interval=spec.interval,
+        interval_count=spec.interval_count,
+        start_date=date.fromisoformat(spec.start_date),
+        timezone=spec.timezone,
+        send_time=time.fromisoformat(spec.send_time),
+        anchor_day=spec.anchor_day,
+        end_date=date.fromisoformat(spec.end_date) if spec.end_date else None,
+        max_cycles=spec.max_cycles,
+    )

@@ -28,9 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ActivityName,
         ApplyPaymentRequest,
+        ApproveInput,
         CloseRequest,
         EmailRequest,
         EmailResult,
+        EventRecord,
         InvoiceResult,
         InvoiceState,
         InvoiceWorkflowInput,
@@ -83,6 +85,7 @@ class InvoiceWorkflow:
         self._next_step = 0
         self._pdf_key: str | None = None
         self._timeline: list[TimelineEntry] = []
+        self._approved = False
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ main line
@@ -123,8 +126,32 @@ class InvoiceWorkflow:
         )
 
     async def _approval_gate(self) -> None:
-        """Hook for approval routing: returns at once until approval rules exist."""
-        return None
+        """Invoices flagged ``requires_approval`` (e.g. a subscription that is not auto-sent) wait in
+        ``pending_approval`` for an operator's ``approve`` (or a void). Approval chains extend this."""
+        if not self._input.requires_approval:
+            return
+        await self._persist_status(InvoiceStatus.PENDING_APPROVAL, event="awaiting_approval")
+        await workflow.wait_condition(lambda: self._approved or self._status in FINAL_STATUSES)
+
+    @workflow.update
+    async def approve(self, request: ApproveInput) -> InvoiceState:
+        self._approved = True
+        self._note("approved", f"{request.actor} {request.comment}".strip())
+        await workflow.execute_activity(
+            ActivityName.RECORD_EVENT,
+            EventRecord(
+                invoice_id=self._input.invoice_id, kind="approved", actor=request.actor,
+                data={"comment": request.comment}, dedupe_key=f"invoice:{self._input.invoice_id}:approved",
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        return self.state()
+
+    @approve.validator
+    def _validate_approve(self, request: ApproveInput) -> None:
+        if self._status != InvoiceStatus.PENDING_APPROVAL or self._approved:
+            raise ValueError(f"invoice is {self._status}; only an invoice pending approval can be approved")
 
     async def _issue_and_send(self) -> None:
         invoice_id = self._input.invoice_id

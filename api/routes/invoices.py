@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.schemas import (
+    ApproveCreate,
     EventOut,
     InvoiceCreate,
     InvoiceOut,
@@ -49,7 +50,7 @@ from billing.totals import LineInput
 from persistence import invoices as repo
 from persistence.models import Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
-from workflows.contracts import InvoiceWorkflowInput, PaymentInput, UncollectibleInput, VoidInput
+from workflows.contracts import ApproveInput, InvoiceWorkflowInput, PaymentInput, UncollectibleInput, VoidInput
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
@@ -277,7 +278,7 @@ async def get_invoice_pdf(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> Resp
     return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
 
 
-def _update_error(exc: Exception) -> HTTPException:
+def update_error(exc: Exception) -> HTTPException:
     """A refused Update (validator) or a finished workflow: the request conflicts with the invoice's state."""
     if isinstance(exc, WorkflowUpdateFailedError):
         cause = exc.cause
@@ -352,7 +353,7 @@ async def record_payment(
             ),
         )
     except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise _update_error(exc) from exc
+        raise update_error(exc) from exc
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
     return PaymentResult(
@@ -369,7 +370,7 @@ async def void_invoice(invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, tempo
             InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api")
         )
     except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise _update_error(exc) from exc
+        raise update_error(exc) from exc
     return await _load(db, invoice_id)
 
 
@@ -383,5 +384,21 @@ async def mark_uncollectible(
             InvoiceWorkflow.mark_uncollectible, UncollectibleInput(reason=body.reason, actor="api")
         )
     except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise _update_error(exc) from exc
+        raise update_error(exc) from exc
+    return await _load(db, invoice_id)
+
+
+@router.post("/{invoice_id}/approve", response_model=InvoiceOut)
+async def approve_invoice(
+    invoice_id: uuid.UUID, body: ApproveCreate, db: DbDep, temporal: TemporalDep, operator: Operator
+) -> InvoiceOut:
+    """Operator approval of an invoice waiting in ``pending_approval`` (e.g. a subscription cycle that
+    is not auto-sent): it is issued and sent at once."""
+    invoice = await _load(db, invoice_id)
+    try:
+        await temporal.get_workflow_handle(invoice.workflow_id).execute_update(
+            InvoiceWorkflow.approve, ApproveInput(actor=operator, comment=body.comment)
+        )
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        raise update_error(exc) from exc
     return await _load(db, invoice_id)
