@@ -1,10 +1,18 @@
-"""ISO 4217 currencies and their minor units (the number of decimals an amount may carry)."""
+"""ISO 4217 currencies and their minor units (the number of decimals an amount may carry).
+
+The table is data, not a lookup service, so workflows can use it inside their sandbox and an amount's
+scale never depends on the machine's locale or installed packages.
+"""
 
 from __future__ import annotations
 
 from billing.errors import MoneyError
 
-# Active ISO 4217 codes (funds, metals and testing codes left out).
+# ISO 4217 List One, current codes (as of amendment 178, 2025: XCG replaces ANG, ZWG replaces ZWL,
+# SLE replaces SLL, CUC withdrawn). Left out: precious metals (XAU, XAG, XPT, XPD), bond-market and
+# drawing-right units (XBA-XBD, XDR, XSU, XUA), XTS and XXX, and fund codes, except CLF and UYW,
+# which are invoiced in practice (Chilean UF and Uruguayan wage-index contracts) and carry 4 decimals.
+# fmt: off
 MINOR_UNITS: dict[str, int] = {
     "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2, "AZN": 2,
     "BAM": 2, "BBD": 2, "BDT": 2, "BGN": 2, "BHD": 3, "BIF": 0, "BMD": 2, "BND": 2, "BOB": 2, "BRL": 2,
@@ -20,19 +28,23 @@ MINOR_UNITS: dict[str, int] = {
     "QAR": 2, "RON": 2, "RSD": 2, "RUB": 2, "RWF": 0, "SAR": 2, "SBD": 2, "SCR": 2, "SDG": 2, "SEK": 2,
     "SGD": 2, "SHP": 2, "SLE": 2, "SOS": 2, "SRD": 2, "SSP": 2, "STN": 2, "SVC": 2, "SYP": 2, "SZL": 2,
     "THB": 2, "TJS": 2, "TMT": 2, "TND": 3, "TOP": 2, "TRY": 2, "TTD": 2, "TWD": 2, "TZS": 2, "UAH": 2,
-    "UGX": 0, "USD": 2, "UYI": 0, "UYU": 2, "UYW": 4, "UZS": 2, "VED": 2, "VES": 2, "VND": 0, "VUV": 0,
+    "UGX": 0, "USD": 2, "UYU": 2, "UYW": 4, "UZS": 2, "VED": 2, "VES": 2, "VND": 0, "VUV": 0,
     "WST": 2, "XAF": 0, "XCD": 2, "XCG": 2, "XOF": 0, "XPF": 0, "YER": 2, "ZAR": 2, "ZMW": 2, "ZWG": 2,
 }
+# fmt: on
 
 
 def normalize_currency(code: str) -> str:
+    """The canonical upper-case code (" usd " → "USD"); unknown codes are refused rather than guessed,
+    because the code decides how many decimals an amount may have."""
     if not isinstance(code, str):
         raise MoneyError(f"currency: expected an ISO 4217 code such as 'USD', got {code!r}")
     normalized = code.strip().upper()
     if normalized not in MINOR_UNITS:
-        raise MoneyError(f"currency: unknown ISO 4217 code {code.strip()!r}")
+        raise MoneyError(f"currency: unknown ISO 4217 code {normalized!r}")
     return normalized
 
 
 def minor_units(currency: str) -> int:
+    """Decimals the currency allows: 0 for JPY, 2 for USD, 3 for KWD, 4 for CLF."""
     return MINOR_UNITS[normalize_currency(currency)]

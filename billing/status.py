@@ -1,4 +1,9 @@
-"""Invoice statuses and the rule that derives an issued invoice's status from money and time."""
+"""Invoice statuses and the rule that derives an issued invoice's status from money and time.
+
+Draft and approval states are set by the workflow; once an invoice is issued, ``settle_status`` is the
+only place that decides between open, overdue, partially paid and paid, so the API, the documents and
+the workflow can never disagree.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from enum import StrEnum
 
 
 class InvoiceStatus(StrEnum):
+    """Stored and serialised by value ("partially_paid"), so the names are part of the API."""
+
     DRAFT = "draft"
     PENDING_APPROVAL = "pending_approval"
     OPEN = "open"
@@ -23,8 +30,14 @@ FINAL_STATUSES: frozenset[InvoiceStatus] = frozenset(
 
 
 def settle_status(*, total: Decimal, amount_paid: Decimal, past_due: bool) -> InvoiceStatus:
-    """Precedence: paid > overdue > partially paid > open. A partly paid invoice past its due date is
-    ``overdue``: that is the state someone has to act on (the amount due shows the partial payment)."""
+    """The status of an issued invoice. Precedence: paid > overdue > partially paid > open.
+
+    - PAID when ``amount_paid >= total`` (an overpayment is still paid; the excess becomes a credit);
+    - else OVERDUE when ``past_due``: a partly paid invoice past its due date is overdue, because that is
+      the state someone has to act on (the amount due still shows the partial payment);
+    - else PARTIALLY_PAID when something was paid;
+    - else OPEN.
+    """
     if amount_paid >= total:
         return InvoiceStatus.PAID
     if past_due:
