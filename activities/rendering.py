@@ -1,43 +1,131 @@
-"""Render invoice PDFs (jinja2 → HTML → xhtml2pdf) and emails from templates the user may override.
+"""Render invoice documents (jinja2 → HTML → xhtml2pdf → PDF bytes) and emails, from templates a user may
+override. Pure and synchronous: no database, no network, no clock. The PDF activity calls it on a worker
+thread; xhtml2pdf serialises its own renders behind a process-wide lock, so parallel calls queue.
 
-Pure and synchronous: the PDF activity calls it on a worker thread. Safety rules:
+Inputs are already formatted: every amount, date and percentage arrives as the string to print. Nothing
+here does arithmetic or formats money.
 
-- HTML templates autoescape, so client-supplied text (line descriptions, names) is shown, never
-  interpreted as markup; text templates are not HTML-escaped.
-- The PDF renderer never fetches: every URL scheme is refused and a relative path resolves only to a
-  file *inside* a template folder in use (``..`` escapes and absolute paths elsewhere are refused). A
-  refused resource renders as missing and is logged.
-- A user folder (``INVOICEFLOW_TEMPLATE_DIR``) is searched before the built-in one, so overriding
-  only ``invoice.html`` works.
+Templates
+    ``BUILTIN_TEMPLATE_DIR`` (``activities/templates``) holds ``invoice.html`` and, per email kind in
+    ``EMAIL_KINDS``, ``email/<kind>.subject.txt``, ``email/<kind>.txt`` and ``email/<kind>.html`` (the HTML
+    ones extend ``email/_layout.html``). ``template_dir`` names a user folder searched *before* the
+    built-in one (jinja2 ``ChoiceLoader``), so a user can override a single file, e.g. only
+    ``invoice.html``, and keep the rest. A ``template_dir`` that is not a directory is a ``RenderError``
+    rather than a silent fall back to the built-ins.
 
-Fonts: xhtml2pdf's default Helvetica (WinAnsi encoding) covers Western European text and "€"; scripts
-outside that (CJK, Cyrillic) need a TTF declared with ``@font-face`` in an overriding template.
+Undefined values
+    ``invoice.html`` renders with ``StrictUndefined``: the document is a typed dataclass, so an unknown
+    name is a template bug (a typo would otherwise print an empty total) and raises ``RenderError``.
+    Email templates render with jinja2's ``ChainableUndefined``: their context is a loose mapping, and a
+    missing key (even ``{{ contact.first_name }}`` in an overriding template) prints as empty. ``None`` values print as empty too. ``offset_days`` is the one key that
+    is not defaulted to ``""``: when absent it is ``None`` and the reminder falls back to a neutral tone.
+
+Escaping
+    ``.html`` templates autoescape, so client-supplied text (names, line descriptions, notes) is shown,
+    never interpreted as markup; ``.txt`` templates (subjects, plain-text bodies) are not HTML-escaped.
+    Subjects are folded to a single line (no header injection through a name with a newline).
+
+Resources (what a PDF template may load)
+    The renderer never fetches anything over a network and reads no file outside the template folders in
+    use. Two layers enforce it:
+
+    1. ``safe_link_callback`` (xhtml2pdf's ``link_callback``) refuses every URL scheme (``http``,
+       ``https``, ``ftp``, ``file``, ``data`` ...), protocol-relative ``//host`` references and every path
+       that resolves (after ``..`` and symlinks) outside the template folders. A relative path is looked
+       up in the user folder first, then the built-in one (relative to the folder, also when written in a
+       stylesheet: ``url(img/logo.png)``, not ``url(../img/logo.png)`` from ``css/style.css``). One exception: ``fonts/<name>.ttf`` that is in
+       no template folder falls back to the TrueType fonts bundled with reportlab (Bitstream Vera). A
+       refusal is logged as a warning and the resource renders as missing; it is never an exception.
+       xhtml2pdf keeps the *original* URL when a callback returns nothing, so the callback actually
+       handed to xhtml2pdf answers a refusal with a path that does not exist inside the template folder.
+    2. xhtml2pdf's ``ResourceAccessPolicy`` (``allow_remote=False``, reads confined to the same folders,
+       size and time limits) is passed as well: it also covers the code paths in xhtml2pdf that do not
+       consult ``link_callback`` at all.
+
+Fonts
+    The built-in template draws with Helvetica, one of the PDF standard fonts (not embedded; every viewer
+    has it). Its WinAnsi encoding covers Western European text and the symbols invoices need: € £ ¥ – “ ”
+    • ™ ©. xhtml2pdf picks a font per character from the ``font-family`` list, so characters Helvetica
+    lacks fall back to Bitstream Vera (``fonts/Vera.ttf``, ``fonts/VeraBd.ttf``), which ships inside the
+    reportlab wheel that xhtml2pdf depends on, so it exists wherever this code runs. Vera adds Ł ł Č č Ć ć
+    Đ đ Ğ ğ İ ı Ş ş Œ œ and is embedded (subset) only when used. Still NOT covered, and drawn as blank
+    boxes with a logged warning: most other Central European letters (ą ę ń ś ź ż ř ě ů ő ű ...), Greek,
+    Cyrillic, CJK, Arabic, Hebrew and currency signs such as ₹ ₽ ₩ ₪ ₺. Users who need them put a TTF
+    that covers them (e.g. DejaVuSans.ttf, Noto Sans) into their template folder and declare it with
+    ``@font-face { font-family: ...; src: url("fonts/DejaVuSans.ttf") }`` in an overriding
+    ``invoice.html``; a file named ``fonts/Vera.ttf`` in the user folder also replaces the fallback.
+    Fonts from the operating system (e.g. Debian's fonts-dejavu) are deliberately not used: output must
+    not depend on the machine.
+
+Errors
+    ``RenderError`` for: unknown email kind, missing or broken templates, undefined names in
+    ``invoice.html``, xhtml2pdf reporting errors (``status.err``) or raising, and render limits.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+import reportlab
+from jinja2 import (
+    ChainableUndefined,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    Undefined,
+    pass_eval_context,
+    select_autoescape,
+)
+from markupsafe import Markup, escape
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
+from xhtml2pdf.default import PML_ERROR
 
 log = logging.getLogger("invoiceflow.rendering")
 
-BUILTIN_TEMPLATE_DIR = Path(__file__).parent / "templates"
-EMAIL_KINDS = ("invoice", "reminder", "escalation", "payment_receipt")
+BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent / "templates"
+#: The TrueType fonts shipped inside the reportlab wheel; ``fonts/<name>.ttf`` falls back to them.
+BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
+
+EMAIL_KINDS: tuple[str, ...] = ("invoice", "reminder", "escalation", "payment_receipt")
+#: Keys every email template may use; absent ones render as empty (``offset_days`` as ``None``).
+EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
+    "customer_name",
+    "seller_name",
+    "number",
+    "total",
+    "amount_due",
+    "amount_paid",
+    "due_date",
+    "currency",
+    "pay_url",
+    "offset_days",
+    "owner_name",
+)
+
+#: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).
+MAX_RENDER_SECONDS = 120.0
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_REFUSED_NAME = ".invoiceflow-refused-resource"
 
 
 class RenderError(Exception):
-    pass
+    """A document or email could not be rendered (bad template, unknown kind, xhtml2pdf error)."""
 
 
 @dataclass(frozen=True)
 class Party:
+    """Seller or customer. ``address`` is multi-line text; its line breaks are rendered."""
+
     name: str
     address: str = ""
     email: str = ""
@@ -47,25 +135,25 @@ class Party:
 @dataclass(frozen=True)
 class DocumentLine:
     description: str
-    quantity: str
-    unit_price: str
-    discount: str
-    tax_rate: str
-    amount: str
+    quantity: str  # "1.5"
+    unit_price: str  # "1,200.00 EUR"
+    discount: str  # "" or "-120.00 EUR"
+    tax_rate: str  # "19%" or ""
+    amount: str  # net line amount, formatted
 
 
 @dataclass(frozen=True)
 class DocumentTotal:
-    label: str
+    label: str  # "Subtotal", "VAT 19%", "Total", "Paid", "Amount due"
     amount: str
     emphasis: bool = False
 
 
 @dataclass(frozen=True)
 class InvoiceDocument:
-    title: str
-    number: str
-    issue_date: str
+    title: str  # "Invoice"
+    number: str  # "INV-2026-000123"
+    issue_date: str  # formatted by the caller
     due_date: str
     currency: str
     seller: Party
@@ -73,9 +161,9 @@ class InvoiceDocument:
     lines: tuple[DocumentLine, ...]
     totals: tuple[DocumentTotal, ...]
     notes: str = ""
-    terms: str = ""
-    status_stamp: str = ""
-    pay_url: str = ""
+    terms: str = ""  # "Net 30"
+    status_stamp: str = ""  # "PAID", "VOID": shown prominently when set
+    pay_url: str = ""  # hosted invoice page, printed as text and link when set
 
 
 @dataclass(frozen=True)
@@ -85,71 +173,195 @@ class RenderedEmail:
     html: str
 
 
-def _folders(template_dir: Path | None) -> list[Path]:
-    folders = [template_dir.resolve()] if template_dir else []
-    return [*folders, BUILTIN_TEMPLATE_DIR.resolve()]
+# --- template folders and jinja2 environments ----------------------------------------------------------
 
 
-def _environment(template_dir: Path | None) -> Environment:
-    # StrictUndefined: a typo in an invoice template should fail loudly, not print an empty total.
-    return Environment(
-        loader=ChoiceLoader([FileSystemLoader(str(folder)) for folder in _folders(template_dir)]),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
+def template_folders(template_dir: Path | str | None = None) -> tuple[Path, ...]:
+    """The folders templates and resources come from, in lookup order: the user's, then the built-in."""
+    builtin = BUILTIN_TEMPLATE_DIR
+    if template_dir is None or str(template_dir) == "":
+        return (builtin,)
+    user = Path(template_dir).expanduser().resolve()
+    if not user.is_dir():
+        raise RenderError(f"template folder {str(template_dir)!r} does not exist or is not a directory")
+    return (builtin,) if user == builtin else (user, builtin)
+
+
+@pass_eval_context
+def _nl2br(eval_ctx, value: object) -> str:  # type: ignore[no-untyped-def]
+    """Multi-line text → lines joined by ``<br/>`` (escaped first in autoescaping templates)."""
+    text = "" if value is None or isinstance(value, Undefined) else str(value)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n").split("\n")
+    if eval_ctx.autoescape:
+        return Markup("<br/>").join(escape(line) for line in lines)
+    return "\n".join(lines)
+
+
+def _days(value: object) -> str:
+    """``1`` → "1 day", ``14`` → "14 days" (sign dropped: callers say "ago" or "in")."""
+    try:
+        n = abs(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return ""
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _is_link(value: object) -> bool:
+    """Only http(s) URLs become clickable links; anything else (``javascript:``) stays plain text."""
+    return isinstance(value, str) and value.lower().startswith(("https://", "http://"))
+
+
+def _environment(folders: Sequence[Path], *, strict: bool) -> Environment:
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader(str(folder)) for folder in folders]),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml"), default_for_string=False, default=False
+        ),
+        undefined=StrictUndefined if strict else ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
     )
+    env.filters["nl2br"] = _nl2br
+    env.filters["days"] = _days
+    env.tests["link"] = _is_link
+    return env
 
 
-def safe_link_callback(folders: list[Path]):  # type: ignore[no-untyped-def]
-    """xhtml2pdf link_callback: a path inside one of ``folders``, or None (= missing) for anything else."""
+def _render(env: Environment, name: str, **context: object) -> str:
+    try:
+        return env.get_template(name).render(**context)
+    except TemplateError as exc:
+        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        raise RenderError(f"template {name}{where}: {type(exc).__name__}: {exc}") from exc
 
-    def resolve(uri: str, rel: str | None = None) -> str | None:
-        if ":" in uri.split("/", 1)[0]:  # any scheme: http, https, file, data, ftp ...
-            log.warning("PDF template refers to %r; remote and scheme URLs are not fetched", uri)
-            return None
-        for folder in folders:
-            candidate = (folder / uri.lstrip("/")).resolve() if not uri.startswith("/") else Path(uri).resolve()
-            if candidate.is_relative_to(folder) and candidate.is_file():
-                return str(candidate)
-        log.warning("PDF template refers to %r, outside the template folders; ignored", uri)
+
+# --- resources ---------------------------------------------------------------------------------------
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def safe_link_callback(folders: Sequence[Path]) -> Callable[..., str | None]:
+    """The resolver behind the PDF's ``link_callback``: the absolute path of a file inside one of
+    ``folders`` (tried in order), or ``None`` when the reference is refused (logged as a warning).
+
+    Refused: any URL scheme (``http:``, ``https:``, ``ftp:``, ``file:``, ``data:`` ...), ``//host/...``,
+    NUL bytes, and any path that resolves, after ``..``, percent-decoding and symlinks, outside ``folders``
+    or to something that is not a regular file. ``rel`` (xhtml2pdf's base, the process's working
+    directory) is ignored on purpose. ``fonts/<name>.ttf`` found in no folder falls back to
+    ``BUNDLED_FONT_DIR``.
+    """
+    roots = tuple(Path(folder).resolve() for folder in folders)
+
+    def refuse(uri: str, why: str) -> None:
+        log.warning("invoice template refers to %r: %s; rendered without it", uri[:200], why)
         return None
+
+    def resolve(uri: object, rel: object = None) -> str | None:
+        raw = str(uri or "").strip()
+        if not raw:
+            return refuse(raw, "empty reference")
+        if _SCHEME.match(raw) or raw.startswith(("//", "\\\\")):
+            return refuse(raw, "URLs are never fetched")
+        text = unquote(raw.split("#", 1)[0].split("?", 1)[0])
+        if not text or "\x00" in text or _SCHEME.match(text):
+            return refuse(raw, "not a file name")
+        path = Path(text)
+        try:
+            candidates = [path.resolve()] if path.is_absolute() else [(root / path).resolve() for root in roots]
+            for candidate in candidates:
+                if _inside(candidate, roots) and candidate.is_file():
+                    return str(candidate)
+            if not path.is_absolute() and len(path.parts) == 2 and path.parts[0] == "fonts":
+                font = (BUNDLED_FONT_DIR / path.name).resolve()
+                if font.suffix.lower() == ".ttf" and font.parent == BUNDLED_FONT_DIR and font.is_file():
+                    return str(font)
+        except (OSError, ValueError) as exc:
+            return refuse(raw, f"unusable path ({exc})")
+        return refuse(raw, "no such file inside the template folders " + ", ".join(map(str, roots)))
 
     return resolve
 
 
+def _pisa_link_callback(folders: Sequence[Path]) -> Callable[..., str]:
+    """``safe_link_callback`` for xhtml2pdf, which falls back to the original URL when a callback
+    returns a false value: a refusal becomes a path that does not exist inside the first folder."""
+    resolve = safe_link_callback(folders)
+    missing = str(Path(folders[0]).resolve() / _REFUSED_NAME)
+
+    def callback(uri: object, rel: object = None) -> str:
+        return resolve(uri, rel) or missing
+
+    return callback
+
+
+def _resource_policy(folders: Sequence[Path]) -> ResourceAccessPolicy:
+    roots = [Path(folder).resolve() for folder in folders]
+    return ResourceAccessPolicy.server(
+        base_dir=roots[0],
+        extra_roots=(*roots[1:], BUNDLED_FONT_DIR),
+        allow_remote=False,
+        max_render_seconds=MAX_RENDER_SECONDS,
+    )
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
 def render_invoice_html(doc: InvoiceDocument, template_dir: Path | None = None) -> str:
-    return _environment(template_dir).get_template("invoice.html").render(doc=doc)
+    """The invoice as HTML (the input of the PDF renderer; also usable for a web preview)."""
+    env = _environment(template_folders(template_dir), strict=True)
+    return _render(env, "invoice.html", doc=doc)
 
 
 def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
-    html = render_invoice_html(doc, template_dir)
-    folders = _folders(template_dir)
+    """The invoice as an A4 PDF. Raises ``RenderError`` if the template or xhtml2pdf fails."""
+    folders = template_folders(template_dir)
+    html = _render(_environment(folders, strict=True), "invoice.html", doc=doc)
     out = io.BytesIO()
-    # Two layers: our link_callback decides what a reference means; xhtml2pdf's own resource policy
-    # then refuses the network outright and confines file reads to the same folders.
-    policy = ResourceAccessPolicy(
-        allow_remote=False, base_dir=folders[0], extra_roots=tuple(folders[1:]), max_render_seconds=60
-    )
-    status = pisa.CreatePDF(
-        html, dest=out, encoding="utf-8", link_callback=safe_link_callback(folders), resource_policy=policy
-    )
+    try:
+        status = pisa.CreatePDF(
+            html,
+            dest=out,
+            encoding="utf-8",
+            link_callback=_pisa_link_callback(folders),
+            resource_policy=_resource_policy(folders),
+        )
+    except Exception as exc:  # xhtml2pdf raises a wide range of exceptions on malformed input
+        raise RenderError(f"xhtml2pdf failed rendering invoice {doc.number}: {type(exc).__name__}: {exc}") from exc
     if status.err:
-        raise RenderError(f"xhtml2pdf reported {status.err} error(s) rendering invoice {doc.number}")
-    return out.getvalue()
+        details = "; ".join(
+            (f"line {line}: {message}" if line else str(message))
+            for level, line, message, _fragment in getattr(status, "log", [])
+            if level == PML_ERROR
+        )
+        raise RenderError(
+            f"xhtml2pdf reported {status.err} error(s) rendering invoice {doc.number}" + (f": {details}" if details else "")
+        )
+    content = out.getvalue()
+    if not content.startswith(b"%PDF"):
+        raise RenderError(f"xhtml2pdf produced no PDF for invoice {doc.number}")
+    return content
 
 
 def render_email(kind: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:
+    """Subject, plain-text and HTML body of one email kind (see ``EMAIL_KINDS``)."""
     if kind not in EMAIL_KINDS:
         raise RenderError(f"unknown email kind {kind!r}; known: {', '.join(EMAIL_KINDS)}")
-    env = _environment(template_dir)
-    values = {
-        "customer_name": "", "seller_name": "", "number": "", "total": "", "amount_due": "", "amount_paid": "",
-        "due_date": "", "currency": "", "pay_url": "", "offset_days": 0, "owner_name": "",
-        **context,
-    }
-    subject = env.get_template(f"email/{kind}.subject.txt").render(**values)
+    env = _environment(template_folders(template_dir), strict=False)
+    values: dict[str, object] = {key: "" for key in EMAIL_CONTEXT_KEYS}
+    values.update({key: value for key, value in context.items() if value is not None})
+    offset = context.get("offset_days")
+    try:
+        values["offset_days"] = None if offset is None or offset == "" else int(offset)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise RenderError(f"offset_days must be a whole number of days, got {offset!r}") from exc
+    subject = _render(env, f"email/{kind}.subject.txt", **values)
     return RenderedEmail(
         subject=" ".join(subject.split()),
-        text=env.get_template(f"email/{kind}.txt").render(**values),
-        html=env.get_template(f"email/{kind}.html").render(**values),
+        text=_render(env, f"email/{kind}.txt", **values).strip() + "\n",
+        html=_render(env, f"email/{kind}.html", **values),
     )
