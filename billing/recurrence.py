@@ -164,3 +164,13 @@ def decide_catch_up(due: Sequence[Cycle], policy: str, *, now: datetime, grace: 
         return CatchUpDecision((due[-1],), tuple(due[:-1]))
     on_time = tuple(c for c in due if now - c.send_at <= grace)
     return CatchUpDecision(on_time, tuple(c for c in due if c not in on_time))
+
+
+def local_date(rec: Recurrence, instant: datetime) -> date:
+    """The customer's calendar date at ``instant``."""
+    return instant.astimezone(ZoneInfo(rec.timezone)).date()
+
+
+def local_midnight(rec: Recurrence, day: date) -> datetime:
+    """The start of ``day`` in the customer's timezone, as UTC (when a pause with a resume date ends)."""
+    return datetime.combine(day, time(0), ZoneInfo(rec.timezone)).astimezone(UTC)

@@ -16,18 +16,20 @@ from temporalio.worker import Replayer
 
 from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
+from workflows.subscription import SubscriptionWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
-    assert len(HISTORIES) >= 2, "record histories with INVOICEFLOW_RECORD_HISTORIES=1 ./scripts/test"
+    assert len(HISTORIES) >= 4, "record histories with INVOICEFLOW_RECORD_HISTORIES=1 ./scripts/test"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    result = await Replayer(workflows=[InvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
@@ -45,8 +47,8 @@ class ChangedInvoiceWorkflow(InvoiceWorkflow):
 
 async def test_replay_catches_an_incompatible_change() -> None:
     """The guard can fail: the changed workflow no longer replays the recorded histories."""
-    assert HISTORIES, "no recorded history"
-    history = WorkflowHistory.from_json(HISTORIES[0].stem, json.loads(HISTORIES[0].read_text()))
+    invoice_history = next(p for p in HISTORIES if not p.stem.startswith("subscription"))
+    history = WorkflowHistory.from_json(invoice_history.stem, json.loads(invoice_history.read_text()))
     result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower() or "TMPRL1100" in str(result.replay_failure)

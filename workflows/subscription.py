@@ -24,7 +24,7 @@ children are abandoned on close: an invoice lives on after its subscription ends
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -32,10 +32,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from zoneinfo import ZoneInfo
-
     from billing.errors import MoneyError
-    from billing.recurrence import Cycle, cycle, decide_catch_up, due_cycles
+    from billing.recurrence import Cycle, cycle, decide_catch_up, due_cycles, local_date, local_midnight
     from billing.status import InvoiceStatus
     from billing.totals import compute_totals, parse_lines
     from workflows import search_attributes as sa
@@ -100,7 +98,9 @@ class SubscriptionWorkflow:
             if self._end_at is not None and self._next >= self._end_at:
                 # Cancelled at period end: the current period runs out at the next cycle date.
                 await self._wait_until(upcoming.send_at if upcoming else None)
-                self._canceled = True
+                if not self._canceled:  # a "cancel now" during the wait already recorded itself
+                    self._canceled = True
+                    await self._record("canceled", detail={"at": "period end"})
                 break
             if upcoming is None:
                 self._ended = True
@@ -110,8 +110,6 @@ class SubscriptionWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
             await self._wait_until(upcoming.send_at)
-        if self._canceled:
-            await self._record("canceled")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
@@ -133,7 +131,7 @@ class SubscriptionWorkflow:
         self._dirty = False
         timeout = None
         if self._resume_on is not None:
-            resume_at = datetime.combine(date.fromisoformat(self._resume_on), time(0), ZoneInfo(self._rec.timezone))
+            resume_at = local_midnight(self._rec, date.fromisoformat(self._resume_on))
             timeout = max(resume_at - workflow.now(), timedelta(0))
         try:
             await workflow.wait_condition(lambda: not self._paused or self._canceled or self._dirty, timeout=timeout)
@@ -247,7 +245,7 @@ class SubscriptionWorkflow:
         return "paused" if self._paused else "active"
 
     def _today(self) -> date:
-        return workflow.now().astimezone(ZoneInfo(self._rec.timezone)).date()
+        return local_date(self._rec, workflow.now())
 
     # ------------------------------------------------------------------ operator updates
 
@@ -318,6 +316,7 @@ class SubscriptionWorkflow:
                 await self._record("canceling", detail={"last_cycle": str(self._next - 1)})
             else:
                 self._canceled = True
+                await self._record("canceled", detail={"at": "now"})
             self._dirty = True
         return self.state()
 
