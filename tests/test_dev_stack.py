@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -92,6 +93,33 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(messages) == 1 and messages[0]["attachments"][0]["content_type"] == "application/pdf"
         shown = httpx.get(f"{api}/invoices/{invoice['id']}", headers=auth, timeout=5).json()
         assert shown["status"] == "open" and shown["total"] == "2856.00"
+
+        # A monthly retainer that started in the past, "latest only": one invoice now, for the latest
+        # period, carrying the approved expense; the next dates are shown.
+        expense = httpx.post(
+            f"{api}/customers/{customer['id']}/expenses", headers=auth, timeout=10,
+            json={"description": "Server rack rail kit", "amount": "120.00", "incurred_on": "2026-11-02"},
+        ).json()
+        assert expense["status"] == "approved"
+        began = (date.today() - timedelta(days=95)).isoformat()
+        sub = httpx.post(
+            f"{api}/subscriptions", headers=auth, timeout=10,
+            json={"customer_id": customer["id"], "lines": [{"description": "Managed services", "unit_price": "2400.00"}],
+                  "interval": "month", "start_date": began, "catch_up": "latest"},
+        ).json()
+        assert sub["next_invoice_dates"] and date.fromisoformat(sub["next_invoice_dates"][0]["date"]) > date.today()
+        deadline = time.monotonic() + 30
+        detail: dict = {}
+        while time.monotonic() < deadline:
+            detail = httpx.get(f"{api}/subscriptions/{sub['id']}", headers=auth, timeout=5).json()
+            if detail["invoices"] and detail["invoices"][0]["status"] == "open":
+                break
+            time.sleep(0.3)
+        [cycle_invoice] = detail["invoices"]
+        assert date.fromisoformat(cycle_invoice["period_date"]) <= date.today() and cycle_invoice["total"] == "2520.00"
+        assert [e["kind"] for e in detail["history"]].count("cycle.skipped") == 3
+        items = httpx.get(f"{api}/customers/{customer['id']}/billable-items", headers=auth, timeout=5).json()
+        assert [i["invoice_id"] for i in items] == [cycle_invoice["invoice_id"]]
     finally:
         output = stop(process)
     assert "invoiceflow is running" in output
