@@ -91,6 +91,25 @@ def migrate() -> None:
     typer.echo(f"database at revision {current(url)}")
 
 
+@app.command("approval-rules")
+def approval_rules(
+    file: Annotated[Path, typer.Argument(help="YAML file with a top-level 'rules:' list.", exists=True, dir_okay=False)],
+) -> None:
+    """Replace the approval rules with those in a YAML file (all or nothing)."""
+    from billing.errors import MoneyError
+    from persistence import approval_rules as repo
+    from persistence.db import session_scope
+
+    try:
+        rules = repo.parse_yaml(file.read_text())
+        with session_scope(get_settings().require_database_url()) as session:
+            repo.replace_all(session, rules)
+    except (MoneyError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(rules)} approval rule(s) loaded: {', '.join(r.name for r in rules) or '(none)'}")
+
+
 @app.command()
 def mailbox(
     dir: Annotated[Path, typer.Option(help="Where messages are kept.")] = Path(".invoiceflow/mail"),

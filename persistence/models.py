@@ -339,3 +339,17 @@ class SubscriptionEventRow(Base):
     cycle: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+
+class ApprovalRuleRow(Base):
+    """An approval rule, in evaluation order (``position``); ``definition`` is the validated rule as
+    ``billing.approval_rules.rule_to_dict`` writes it."""
+
+    __tablename__ = "approval_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
