@@ -362,15 +362,19 @@ async def record_payment(
     )
 
 
+async def run_update(temporal: TemporalDep, workflow_id: str, update: Any, arg: Any = None) -> Any:
+    """Send a workflow Update; a refusal (validator) or a finished workflow becomes a 409."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    try:
+        return await (handle.execute_update(update) if arg is None else handle.execute_update(update, arg))
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        raise update_error(exc) from exc
+
+
 @router.post("/{invoice_id}/void", response_model=InvoiceOut)
 async def void_invoice(invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
-    try:
-        await temporal.get_workflow_handle(invoice.workflow_id).execute_update(
-            InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api")
-        )
-    except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise update_error(exc) from exc
+    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api"))
     return await _load(db, invoice_id)
 
 
@@ -379,12 +383,9 @@ async def mark_uncollectible(
     invoice_id: uuid.UUID, body: UncollectibleCreate, db: DbDep, temporal: TemporalDep, _: Operator
 ) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
-    try:
-        await temporal.get_workflow_handle(invoice.workflow_id).execute_update(
-            InvoiceWorkflow.mark_uncollectible, UncollectibleInput(reason=body.reason, actor="api")
-        )
-    except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise update_error(exc) from exc
+    await run_update(
+        temporal, invoice.workflow_id, InvoiceWorkflow.mark_uncollectible, UncollectibleInput(reason=body.reason, actor="api")
+    )
     return await _load(db, invoice_id)
 
 
@@ -395,10 +396,5 @@ async def approve_invoice(
     """Operator approval of an invoice waiting in ``pending_approval`` (e.g. a subscription cycle that
     is not auto-sent): it is issued and sent at once."""
     invoice = await _load(db, invoice_id)
-    try:
-        await temporal.get_workflow_handle(invoice.workflow_id).execute_update(
-            InvoiceWorkflow.approve, ApproveInput(actor=operator, comment=body.comment)
-        )
-    except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise update_error(exc) from exc
+    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.approve, ApproveInput(actor=operator, comment=body.comment))
     return await _load(db, invoice_id)

@@ -13,12 +13,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
-from api.routes.invoices import update_error
+from api.routes.invoices import run_update
 from api.schemas import (
     CancelCreate,
     CycleInvoiceOut,
@@ -189,14 +187,7 @@ async def get_subscription(
 
 async def _update(db: DbDep, temporal: TemporalDep, subscription_id: uuid.UUID, update: object, arg: object | None) -> SubscriptionOut:
     current = await _load(db, subscription_id)
-    handle = temporal.get_workflow_handle(current.workflow_id)
-    try:
-        if arg is None:
-            await handle.execute_update(update)  # type: ignore[arg-type]
-        else:
-            await handle.execute_update(update, arg)  # type: ignore[arg-type]
-    except (WorkflowUpdateFailedError, RPCError) as exc:
-        raise update_error(exc) from exc
+    await run_update(temporal, current.workflow_id, update, arg)
     return await _load(db, subscription_id)
 
 
