@@ -82,3 +82,14 @@ async def record_history(handle, name: str) -> None:  # type: ignore[no-untyped-
         return
     history = await handle.fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def wait_mail(mailbox, count: int = 1, *, where=None, timeout: float = 30.0) -> list[StoredMessage]:  # type: ignore[no-untyped-def]
+    """Like ``MailStore.wait_for`` but yields to the event loop: the in-process worker that sends the
+    mail runs on the same loop, so a blocking wait would starve it."""
+
+    async def found():  # type: ignore[no-untyped-def]
+        messages = [m for m in mailbox.store.list() if where is None or where(m)]
+        return messages if len(messages) >= count else None
+
+    return await eventually(found, timeout=timeout, what=f"{count} email(s)")

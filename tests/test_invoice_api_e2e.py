@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.support import api_client, customer_body, eventually, kind_of, pdf_text, record_history, to
+from tests.support import api_client, customer_body, eventually, kind_of, pdf_text, record_history, to, wait_mail
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 
@@ -46,7 +46,7 @@ async def test_invoice_life_through_the_api(temporal_env, make_settings, mailbox
         assert number.startswith("INV-") and len(number.split("-")[-1]) == 6
 
         recipient = customer["emails"][0]
-        [email] = mailbox.store.wait_for(1, where=to(recipient))
+        [email] = await wait_mail(mailbox, 1, where=to(recipient))
         assert email.subject.startswith(f"Invoice {number} from Acme IT Services: 1,892.09 USD")
         [attachment] = email.attachments()
         assert attachment.content_type == "application/pdf"
@@ -89,7 +89,7 @@ async def test_invoice_life_through_the_api(temporal_env, make_settings, mailbox
         for expected in ("created", "issued", "email.invoice.sent", "status.open", "payment.recorded", "status.paid"):
             assert expected in kinds, (expected, kinds)
 
-        messages = mailbox.store.wait_for(2, where=to(recipient))
+        messages = await wait_mail(mailbox, 2, where=to(recipient))
         assert sorted(kind_of(m) for m in messages) == ["receipt", "sent"]  # and no reminder
 
         # The same payment request again is recognised, not recorded twice.

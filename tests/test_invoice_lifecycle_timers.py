@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
-from tests.support import api_client, customer_body, eventually, kind_of, record_history, to
+from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
 from worker import build_worker
 from workflows.contracts import InvoiceState
 from workflows.invoice import InvoiceWorkflow
@@ -39,12 +39,12 @@ async def test_forty_five_days_of_an_invoice(time_env, make_settings, mailbox) -
         start = await time_env.get_current_time()
         due = date.fromisoformat(opened.due_date or "")
         assert due == start.date() + timedelta(days=14)
-        mailbox.store.wait_for(1, where=to(client_mail))
+        await wait_mail(mailbox, 1, where=to(client_mail))
 
         # Day 15, 12:00 UTC: reminders at -3 and 0 went out, the invoice is overdue.
         await time_env.sleep(_until(start, due + timedelta(days=1), 12))
         await eventually(lambda: status_is("overdue"), what="overdue")
-        assert reminder_offsets(mailbox.store.wait_for(3, where=to(client_mail))) == [-3, 0]
+        assert reminder_offsets(await wait_mail(mailbox, 3, where=to(client_mail))) == [-3, 0]
 
         partial = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "400.00"}, headers={"Idempotency-Key": "p1"})
         assert partial.status_code == 201, partial.text
@@ -53,8 +53,8 @@ async def test_forty_five_days_of_an_invoice(time_env, make_settings, mailbox) -
 
         # Day 45: reminders +7, +14, +30 and, after the last one, the escalation to the owner.
         await time_env.sleep(_until(await time_env.get_current_time(), due + timedelta(days=31), 0))
-        assert reminder_offsets(mailbox.store.wait_for(6, where=to(client_mail))) == [-3, 0, 7, 14, 30]
-        [escalation] = mailbox.store.wait_for(1, where=to(owner_mail))
+        assert reminder_offsets(await wait_mail(mailbox, 6, where=to(client_mail))) == [-3, 0, 7, 14, 30]
+        [escalation] = await wait_mail(mailbox, 1, where=to(owner_mail))
         assert kind_of(escalation) == "escalation" and opened.number in escalation.subject
 
         done = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "600.00"}, headers={"Idempotency-Key": "p2"})
@@ -63,7 +63,7 @@ async def test_forty_five_days_of_an_invoice(time_env, make_settings, mailbox) -
         assert result.status == "paid" and result.amount_due == "0.00"
         await record_history(handle, "forty_five_days_partial_then_paid")
 
-        final = mailbox.store.wait_for(7, where=to(client_mail))
+        final = await wait_mail(mailbox, 7, where=to(client_mail))
         assert sorted(kind_of(m) for m in final) == ["receipt", "reminder", "reminder", "reminder", "reminder", "reminder", "sent"]
         timeline = (await api.get(f"/invoices/{invoice['id']}")).json()["timeline"]
         statuses = [e["kind"] for e in timeline if e["kind"].startswith("status.")]

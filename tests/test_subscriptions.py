@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from persistence.db import session_scope
 from persistence.models import Invoice
-from tests.support import api_client, customer_body, eventually, record_history
+from tests.support import api_client, customer_body, eventually, record_history, wait_mail
 from worker import build_worker
 from workflows.subscription import SubscriptionWorkflow
 
@@ -336,7 +336,7 @@ async def test_cycles_that_need_approval_wait_for_an_operator(time_env, make_set
 
         body = await eventually(sent, what="sent after approval")
         assert body["number"] and any(e["kind"] == "approved" for e in body["timeline"])
-        mailbox.store.wait_for(1, where=lambda m: sc.customer["emails"][0] in m.rcpt_tos)
+        await wait_mail(mailbox, 1, where=lambda m: sc.customer["emails"][0] in m.rcpt_tos)
         again = await sc.api.post(f"/invoices/{invoice['invoice_id']}/approve", json={})
         assert again.status_code == 409
         await record_history(sc.env.client.get_workflow_handle(body["workflow_id"]), "approved_by_operator_then_open")
