@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.approvals import ApprovalActivities
 from activities.email import EmailActivities
 from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities
@@ -35,6 +36,7 @@ def activities(settings: Settings) -> list[object]:
     pdf = PdfActivities(settings)
     email = EmailActivities(settings)
     subscriptions = SubscriptionActivities(settings)
+    approvals = ApprovalActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -46,6 +48,8 @@ def activities(settings: Settings) -> list[object]:
         subscriptions.create_cycle_invoice,
         subscriptions.record_subscription_event,
         subscriptions.add_subscription_terms,
+        approvals.route_approval,
+        approvals.revise_draft,
     ]
 
 

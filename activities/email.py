@@ -30,6 +30,7 @@ from activities.documents import email_context
 from activities.invoices import non_retryable
 from activities.rendering import render_email
 from billing.status import FINAL_STATUSES
+from invoiceflow.links import ApprovalToken, sign_approval, token_id_for
 from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
@@ -97,9 +98,11 @@ class EmailActivities:
             skip = None
             if request.kind in DUNNING_KINDS and invoice.status in FINAL_STATUSES:
                 skip = f"invoice is {invoice.status}"
-            recipients = self._recipients(request.kind, invoice)
+            if request.kind == "approval_request" and invoice.status != "pending_approval":
+                skip = f"invoice is {invoice.status}, no longer waiting for approval"
+            recipients = list(request.to) if request.to else self._recipients(request.kind, invoice)
             if skip is None and not recipients:
-                skip = "no account owner to escalate to" if request.kind == "escalation" else "no recipient"
+                skip = "no account owner" if request.kind in ("escalation", "approval_rejected") else "no recipient"
             if skip is not None:
                 row.status = "skipped"
                 row.last_error = skip
@@ -110,11 +113,12 @@ class EmailActivities:
                 )
                 return EmailResult(key=request.key, status="skipped", detail=skip)
 
-            rendered = render_email(
-                request.kind,
-                email_context(invoice, self._settings, offset_days=request.offset_days),
-                self._settings.template_dir,
-            )
+            context = email_context(invoice, self._settings, offset_days=request.offset_days)
+            if request.approval is not None:
+                context |= self._approval_context(request)
+            if request.comment:
+                context["comment"] = request.comment
+            rendered = render_email(request.kind, context, self._settings.template_dir)
             message = EmailMessage()
             message["Subject"] = rendered.subject
             message["From"] = self._settings.mail_from
@@ -137,8 +141,25 @@ class EmailActivities:
         # Committed: the attempt is on record before a byte goes to the SMTP server.
         return message, recipients, uncertain
 
+    def _approval_context(self, request: EmailRequest) -> dict[str, object]:
+        spec = request.approval
+        assert spec is not None
+        token = sign_approval(
+            self._settings.secret_key,
+            ApprovalToken(
+                invoice_id=request.invoice_id, revision=spec.revision, step=spec.step, approver=spec.approver,
+                token_id=token_id_for(request.key),
+            ),
+        )
+        return {
+            "approval_url": f"{self._settings.public_url.rstrip('/')}/approvals/{token}",
+            "approver": spec.approver,
+            "step": f"{spec.step + 1} of {spec.of_steps}",
+            "reminder": spec.reminder,
+        }
+
     def _recipients(self, kind: str, invoice) -> list[str]:  # type: ignore[no-untyped-def]
-        if kind == "escalation":
+        if kind in ("escalation", "approval_rejected"):
             return [invoice.customer.owner_email] if invoice.customer.owner_email else []
         if kind in CUSTOMER_KINDS:
             return [str(Address(addr_spec=e)) for e in invoice.customer.emails]

@@ -95,7 +95,9 @@ BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent / "templates"
 #: The TrueType fonts shipped inside the reportlab wheel; ``fonts/<name>.ttf`` falls back to them.
 BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
 
-EMAIL_KINDS: tuple[str, ...] = ("invoice", "reminder", "escalation", "payment_receipt")
+EMAIL_KINDS: tuple[str, ...] = (
+    "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected",
+)
 #: Keys every email template may use; absent ones render as empty (``offset_days`` as ``None``).
 EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "customer_name",
@@ -109,6 +111,11 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "pay_url",
     "offset_days",
     "owner_name",
+    "approval_url",  # approval_request: the signed link to the approval page
+    "approver",  # approval_request / approval_rejected: who is asked, who rejected
+    "step",  # approval_request: "1 of 2"
+    "reminder",  # approval_request: truthy for the reminder of an undecided request
+    "comment",  # approval_rejected: the approver's reason
 )
 
 #: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).

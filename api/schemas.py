@@ -334,3 +334,15 @@ class BillableItemOut(BaseModel):
 
 class DecisionCreate(Strict):
     comment: str = Field(default="", max_length=2000)
+
+
+class ApprovalDecisionCreate(Strict):
+    approver: EmailStr
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=2000)
+
+
+class DraftEdit(Strict):
+    lines: list[LineCreate] | None = Field(default=None, min_length=1, max_length=500)
+    notes: str | None = Field(default=None, max_length=5000)
+    due_date: date | None = None

@@ -14,6 +14,7 @@ attributes=(
   AmountDue=Double
   DueDate=Datetime
   Currency=Keyword
+  ApprovalStep=Keyword
 )
 tries=60 # x 2 s
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     expense_approval_threshold: Decimal = Field(
         default=Decimal("500.00"), description="Expenses above this amount (their currency) need approval."
     )
+    approval_remind_after_hours: int = Field(default=24, ge=1, description="Remind an approver who has not decided.")
+    approval_escalate_after_hours: int = Field(default=48, ge=1, description="Hand an undecided step to its delegate.")
+    approval_link_ttl_hours: int = Field(default=7 * 24, ge=1, description="How long an approval link stays valid.")
     reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
 
     @field_validator("database_url")

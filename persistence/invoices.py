@@ -26,6 +26,7 @@ from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals,
 from persistence import numbering
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
+    DraftChanges,
     IssuedInvoice,
     PaymentInput,
     PaymentOutcome,
@@ -408,3 +409,38 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
         if released:
             data["released_billable_items"] = str(released)
     add_event(session, invoice.id, f"status.{status}", actor=actor, data=data, dedupe_key=f"invoice:{invoice.id}:{status}")
+
+
+def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes: DraftChanges) -> int:
+    """Apply an edit to a draft and move it to ``revision`` (idempotent: a retry finds it done).
+    A new revision invalidates every approval link issued for the old one."""
+    invoice = get_invoice(session, invoice_id, lock=True)
+    if invoice.revision >= revision:
+        return invoice.revision
+    if invoice.status != InvoiceStatus.DRAFT or invoice.number is not None:
+        raise InvalidInvoiceOperation(f"invoice is {invoice.status}; only a draft can be edited")
+    changed: dict[str, str] = {}
+    if changes.lines is not None:
+        from billing.totals import parse_lines  # noqa: PLC0415
+
+        lines = parse_lines(changes.lines)
+        totals = compute_totals(lines, invoice.currency)
+        invoice.lines.clear()
+        session.flush()
+        invoice.lines.extend(_line_rows(lines, totals))
+        invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
+        invoice.tax_total, invoice.total = totals.tax_total, totals.total
+        invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+        changed["total"] = str(totals.total)
+    if changes.notes is not None:
+        invoice.notes = changes.notes
+        changed["notes"] = "changed"
+    if changes.due_date is not None:
+        invoice.requested_due_date = date.fromisoformat(changes.due_date)
+        changed["due_date"] = changes.due_date
+    invoice.revision = revision
+    add_event(
+        session, invoice.id, "draft.revised", actor=changes.actor, data={"revision": str(revision), **changed},
+        dedupe_key=f"invoice:{invoice.id}:revision:{revision}",
+    )
+    return revision

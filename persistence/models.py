@@ -118,6 +118,7 @@ class Invoice(Base):
     pdf_key: Mapped[str | None] = mapped_column(String(200))
     void_reason: Mapped[str | None] = mapped_column(Text)
     requires_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     collect_billable_items: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
     subscription_cycle: Mapped[int | None] = mapped_column(Integer)
@@ -353,3 +354,16 @@ class ApprovalRuleRow(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class ApprovalLinkUse(Base):
+    """A signed approval link that has acted. Links are single-use: the claim is inserted before the
+    decision is sent to the workflow, and a second use finds it."""
+
+    __tablename__ = "approval_link_uses"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(320))
+    decision: Mapped[str] = mapped_column(String(10))
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

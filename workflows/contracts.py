@@ -25,6 +25,8 @@ class ActivityName:
     CREATE_CYCLE_INVOICE = "create_cycle_invoice"
     RECORD_SUBSCRIPTION_EVENT = "record_subscription_event"
     ADD_SUBSCRIPTION_TERMS = "add_subscription_terms"
+    ROUTE_APPROVAL = "route_approval"
+    REVISE_DRAFT = "revise_draft"
     RENDER_INVOICE_PDF = "render_invoice_pdf"
     SEND_EMAIL = "send_email"
     SET_STATUS = "set_invoice_status"
@@ -91,10 +93,77 @@ class RenderedPdf:
 @dataclass
 class EmailRequest:
     invoice_id: str
-    kind: str  # invoice | reminder | escalation | payment_receipt
+    kind: str  # invoice | reminder | escalation | payment_receipt | approval_request | approval_rejected
     key: str  # logical idempotency key: one email per key, ever
     offset_days: int = 0
     attach_pdf_key: str | None = None
+    to: list[str] | None = None  # explicit recipients (approvers, the account owner)
+    approval: ApprovalLinkSpec | None = None  # signed-link facts for approval emails
+    comment: str = ""
+
+
+@dataclass
+class ApprovalLinkSpec:
+    revision: int
+    step: int
+    approver: str
+    reminder: bool = False
+    of_steps: int = 1
+
+
+@dataclass
+class ApprovalStepSpec:
+    approvers: list[str]
+    mode: str = "any"  # any | all
+    delegate: str | None = None
+
+
+@dataclass
+class ApprovalChain:
+    rule: str | None
+    revision: int
+    steps: list[ApprovalStepSpec] = field(default_factory=list)
+    remind_after_s: int = 24 * 3600
+    escalate_after_s: int = 48 * 3600
+
+
+@dataclass
+class RouteRequest:
+    invoice_id: str
+
+
+@dataclass
+class DecisionInput:
+    approver: str
+    decision: str  # approve | reject
+    comment: str = ""
+    step: int | None = None  # when given (signed links), must be the current step
+    revision: int | None = None  # when given (signed links), must be the current revision
+    via: str = "api"  # api | link
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass
+class DraftChanges:
+    """Edits to a draft (after a rejection). Lines replace all lines when given."""
+
+    lines: list[TermsLine] | None = None
+    notes: str | None = None
+    due_date: str | None = None
+    actor: str = "api"
+
+
+@dataclass
+class RevisionRequest:
+    invoice_id: str
+    revision: int
+    changes: DraftChanges
+
+
+@dataclass
+class SubmitInput:
+    actor: str = "api"
 
 
 @dataclass
@@ -195,6 +264,11 @@ class InvoiceState:
     due_date: str | None
     next_reminder_at: datetime | None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    revision: int = 0
+    approval_rule: str | None = None
+    approval_step: int | None = None  # 1-based, while pending approval
+    approval_steps: int | None = None
+    awaiting_approvers: list[str] = field(default_factory=list)
 
 
 @dataclass

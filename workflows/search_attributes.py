@@ -14,8 +14,9 @@ INVOICE_NUMBER = SearchAttributeKey.for_keyword("InvoiceNumber")
 AMOUNT_DUE = SearchAttributeKey.for_float("AmountDue")
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
+APPROVAL_STEP = SearchAttributeKey.for_keyword("ApprovalStep")  # "1/2" while pending approval
 
-ALL = (INVOICE_STATUS, CUSTOMER_ID, INVOICE_NUMBER, AMOUNT_DUE, DUE_DATE, CURRENCY)
+ALL = (INVOICE_STATUS, CUSTOMER_ID, INVOICE_NUMBER, AMOUNT_DUE, DUE_DATE, CURRENCY, APPROVAL_STEP)
 
 # Names as the CLI (`--search-attribute Name=Type`) and docker-compose spell the types.
 CLI_TYPES = {
@@ -25,4 +26,5 @@ CLI_TYPES = {
     "AmountDue": "Double",
     "DueDate": "Datetime",
     "Currency": "Keyword",
+    "ApprovalStep": "Keyword",
 }

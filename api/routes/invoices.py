@@ -15,7 +15,7 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,6 +31,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.schemas import (
+    ApprovalDecisionCreate,
+    DraftEdit,
     ApproveCreate,
     EventOut,
     InvoiceCreate,
@@ -50,7 +52,17 @@ from billing.totals import LineInput
 from persistence import invoices as repo
 from persistence.models import Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
-from workflows.contracts import ApproveInput, InvoiceWorkflowInput, PaymentInput, UncollectibleInput, VoidInput
+from workflows.contracts import (
+    ApproveInput,
+    DecisionInput,
+    DraftChanges,
+    InvoiceWorkflowInput,
+    PaymentInput,
+    SubmitInput,
+    TermsLine,
+    UncollectibleInput,
+    VoidInput,
+)
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
@@ -397,4 +409,43 @@ async def approve_invoice(
     is not auto-sent): it is issued and sent at once."""
     invoice = await _load(db, invoice_id)
     await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.approve, ApproveInput(actor=operator, comment=body.comment))
+    return await _load(db, invoice_id)
+
+
+@router.post("/{invoice_id}/decisions", response_model=InvoiceOut)
+async def decide(
+    invoice_id: uuid.UUID, body: ApprovalDecisionCreate, request: Request, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
+    """An approver's decision entered by an operator (the signed-link page is the usual way). The
+    workflow refuses a wrong approver, a step already decided, or a rejection without a reason."""
+    invoice = await _load(db, invoice_id)
+    await run_update(
+        temporal, invoice.workflow_id, InvoiceWorkflow.decide,
+        DecisionInput(
+            approver=str(body.approver), decision=body.decision, comment=body.comment, via="api",
+            ip=request.client.host if request.client else "", user_agent=request.headers.get("user-agent", "")[:300],
+        ),
+    )
+    return await _load(db, invoice_id)
+
+
+@router.patch("/{invoice_id}", response_model=InvoiceOut)
+async def edit_draft(invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+    """Edit a rejected draft (lines, notes, due date). Every approval link issued before is superseded."""
+    invoice = await _load(db, invoice_id)
+    lines = None
+    if body.lines is not None:
+        lines = [TermsLine(**{k: str(v) for k, v in line.model_dump(mode="json").items()}) for line in body.lines]
+    changes = DraftChanges(
+        lines=lines, notes=body.notes, due_date=body.due_date.isoformat() if body.due_date else None, actor="api"
+    )
+    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.edit_draft, changes)
+    return await _load(db, invoice_id)
+
+
+@router.post("/{invoice_id}/submit", response_model=InvoiceOut)
+async def submit(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, operator: Operator) -> InvoiceOut:
+    """Send a rejected (and usually edited) draft through approval again."""
+    invoice = await _load(db, invoice_id)
+    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.submit, SubmitInput(actor=operator))
     return await _load(db, invoice_id)

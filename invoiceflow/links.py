@@ -1,0 +1,61 @@
+"""Signed one-click approval links.
+
+A token binds invoice, revision, step and approver, carries a token id derived from the email that
+delivered it (so a retried email sends the same link), and expires. It is signed with
+``INVOICEFLOW_SECRET_KEY`` (HMAC-SHA256, salt per purpose). Verifying says *which* way a link is bad,
+so the page can tell the person: tampered, expired. Used and superseded are decided later, against the
+database and the workflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+APPROVAL_SALT = "invoiceflow.approval-link.v1"
+
+
+@dataclass(frozen=True)
+class ApprovalToken:
+    invoice_id: str
+    revision: int
+    step: int
+    approver: str
+    token_id: str
+
+
+class LinkError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # tampered | expired
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=APPROVAL_SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def token_id_for(email_key: str) -> str:
+    return hashlib.sha256(email_key.encode()).hexdigest()[:32]
+
+
+def sign_approval(secret: str, token: ApprovalToken) -> str:
+    return _serializer(secret).dumps(
+        {"i": token.invoice_id, "r": token.revision, "s": token.step, "a": token.approver, "j": token.token_id}
+    )
+
+
+def verify_approval(secret: str, value: str, *, max_age_s: int) -> ApprovalToken:
+    try:
+        data = _serializer(secret).loads(value, max_age=max_age_s)
+    except SignatureExpired:
+        raise LinkError("expired", "This approval link has expired.") from None
+    except BadSignature:
+        raise LinkError("tampered", "This approval link is not valid.") from None
+    try:
+        return ApprovalToken(
+            invoice_id=str(data["i"]), revision=int(data["r"]), step=int(data["s"]), approver=str(data["a"]), token_id=str(data["j"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise LinkError("tampered", "This approval link is not valid.") from None
