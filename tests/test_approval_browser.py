@@ -1,0 +1,96 @@
+"""A person approves in a real browser: headless Chromium opens the link from the approval email
+(served by a real uvicorn server), sees the invoice, clicks Approve, and the invoice goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.main import create_app
+from invoiceflow.settings import Settings
+from tests.support import api_client, customer_body, eventually, to, wait_mail
+from worker import build_worker
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+RULES = """
+rules:
+  - name: big
+    match: {min_amount: "10000.00"}
+    steps:
+      - {approvers: [approver@firm.example.com]}
+"""
+LINK = re.compile(r"(https?://[^\s\"<>]+/approvals/[A-Za-z0-9._\-]+)")
+
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("Chromium is not installed (./scripts/test installs it when it can)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(make_settings, temporal_env) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+    """The API on a real port, in its own thread and event loop (it connects to Temporal itself)."""
+    port = free_port()
+    settings = make_settings(temporal_env.client, public_url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.05)
+    yield settings
+    server.should_exit = True
+    thread.join(10)
+
+
+async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_env, mailbox, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM, "CI must have Chromium"
+    client = temporal_env.client
+    async with build_worker(client, served), api_client(served, client) as api:
+        assert (await api.put("/approval-rules", content=RULES, headers={"Content-Type": "application/yaml"})).status_code == 200
+        customer = (await api.post("/customers", json=customer_body(name="Initech Browser Test"))).json()
+        invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [
+            {"description": "Data centre move", "unit_price": "15000.00"}]})).json()
+        [request] = await wait_mail(mailbox, 1, where=to("approver@firm.example.com"))
+        link = LINK.search(request.text_body() or "").group(1)  # type: ignore[union-attr]
+        assert link.startswith(served.public_url)
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync"],
+            )
+            page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            await page.goto(link)
+            await page.get_by_text("Invoice for Initech Browser Test").wait_for()
+            assert "15,000.00 USD" in await page.content()
+            await page.screenshot(path=str(tmp_path / "approval-page.png"), full_page=True)
+            await page.get_by_role("button", name="Approve").click()
+            await page.get_by_role("heading", name="Approved").wait_for()
+            await browser.close()
+
+        async def sent():  # type: ignore[no-untyped-def]
+            body = (await api.get(f"/invoices/{invoice['id']}")).json()
+            return body if body["status"] == "open" else None
+
+        final = await eventually(sent, what="invoice issued after the click")
+        [email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
+        assert final["number"] in email.subject and email.attachments()[0].content_type == "application/pdf"
+        approval = [e for e in final["timeline"] if e["kind"] == "approval.approved"][0]
+        assert approval["data"]["via"] == "link" and "Chrome" in approval["data"]["user_agent"]
+    await asyncio.sleep(0)
