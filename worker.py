@@ -18,17 +18,19 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.approvals import ApprovalActivities
 from activities.email import EmailActivities
+from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities
 from activities.subscriptions import SubscriptionActivities
 from invoiceflow.settings import Settings
 from invoiceflow.temporal import connect
+from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("invoiceflow.worker")
 
-WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow]
+WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow]
 
 
 def activities(settings: Settings) -> list[object]:
@@ -37,6 +39,7 @@ def activities(settings: Settings) -> list[object]:
     email = EmailActivities(settings)
     subscriptions = SubscriptionActivities(settings)
     approvals = ApprovalActivities(settings)
+    estimates = EstimateActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -50,6 +53,8 @@ def activities(settings: Settings) -> list[object]:
         subscriptions.add_subscription_terms,
         approvals.route_approval,
         approvals.revise_draft,
+        estimates.convert_estimate,
+        estimates.record_estimate_status,
     ]
 
 

@@ -10,7 +10,7 @@ from billing.currency import minor_units
 from billing.money import format_money
 from billing.status import InvoiceStatus
 from invoiceflow.settings import Settings
-from persistence.models import Invoice
+from persistence.models import Estimate, Invoice
 
 
 def _rate(rate: Decimal) -> str:
@@ -104,4 +104,17 @@ def email_context(invoice: Invoice, settings: Settings, *, offset_days: int = 0)
         "pay_url": "",
         "offset_days": offset_days,
         "owner_name": invoice.customer.owner_email or "",
+    }
+
+
+def estimate_context(estimate: Estimate, settings: Settings, estimate_url: str) -> dict[str, object]:
+    cur = estimate.currency
+    return {
+        "customer_name": estimate.customer.name,
+        "seller_name": settings.seller_name,
+        "number": estimate.number,
+        "total": format_money(estimate.total, cur),
+        "currency": cur,
+        "valid_until": estimate.valid_until.isoformat(),
+        "estimate_url": estimate_url,
     }

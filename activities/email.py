@@ -26,15 +26,15 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.documents import email_context
+from activities.documents import email_context, estimate_context
 from activities.invoices import non_retryable
-from activities.rendering import render_email
+from activities.rendering import RenderedEmail, render_email
 from billing.status import FINAL_STATUSES
-from invoiceflow.links import ApprovalToken, sign_approval, token_id_for
+from invoiceflow.links import ApprovalToken, sign_approval, sign_estimate, token_id_for
 from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
-from persistence.models import Document, OutboxEntry
+from persistence.models import Document, Estimate, OutboxEntry
 from workflows.contracts import ActivityName, EmailRequest, EmailResult
 
 CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt"}
@@ -86,6 +86,8 @@ class EmailActivities:
                     message_id=(row.result or {}).get("message_id", ""),
                     detail=row.last_error or "",
                 )
+            if request.estimate_id is not None:
+                return self._prepare_estimate(session, request, row)
             try:
                 invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
             except repo.InvoiceNotFound as exc:
@@ -119,15 +121,7 @@ class EmailActivities:
             if request.comment:
                 context["comment"] = request.comment
             rendered = render_email(request.kind, context, self._settings.template_dir)
-            message = EmailMessage()
-            message["Subject"] = rendered.subject
-            message["From"] = self._settings.mail_from
-            message["To"] = ", ".join(recipients)
-            message["Date"] = formatdate(localtime=False)
-            message["Message-ID"] = message_id_for(request.key, self._settings.mail_from)
-            message["X-Invoiceflow-Key"] = request.key
-            message.set_content(rendered.text)
-            message.add_alternative(rendered.html, subtype="html")
+            message = self._message(rendered, recipients, request.key)
             if request.attach_pdf_key:
                 document = session.get(Document, request.attach_pdf_key)
                 if document is None:
@@ -139,6 +133,36 @@ class EmailActivities:
             row.attempts += 1
             row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
         # Committed: the attempt is on record before a byte goes to the SMTP server.
+        return message, recipients, uncertain
+
+    def _message(self, rendered: RenderedEmail, recipients: list[str], key: str) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = rendered.subject
+        message["From"] = self._settings.mail_from
+        message["To"] = ", ".join(recipients)
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = message_id_for(key, self._settings.mail_from)
+        message["X-Invoiceflow-Key"] = key
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        return message
+
+    def _prepare_estimate(self, session, request: EmailRequest, row: OutboxEntry | None):  # type: ignore[no-untyped-def]
+        assert request.estimate_id is not None
+        estimate = session.get(Estimate, uuid.UUID(request.estimate_id))
+        if estimate is None:
+            raise ApplicationError(f"estimate {request.estimate_id} does not exist", type="InvoiceNotFound", non_retryable=True)
+        if row is None:
+            row = OutboxEntry(key=request.key, kind="email.estimate", invoice_id=None, attempts=0)
+            session.add(row)
+        uncertain = row.status == "sending"
+        recipients = [str(Address(addr_spec=e)) for e in estimate.customer.emails]
+        link = f"{self._settings.public_url.rstrip('/')}/estimates/view/{sign_estimate(self._settings.secret_key, str(estimate.id))}"
+        rendered = render_email(request.kind, estimate_context(estimate, self._settings, link), self._settings.template_dir)
+        message = self._message(rendered, recipients, request.key)
+        row.status = "sending"
+        row.attempts += 1
+        row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
         return message, recipients, uncertain
 
     def _approval_context(self, request: EmailRequest) -> dict[str, object]:
@@ -185,10 +209,11 @@ class EmailActivities:
             data = {"key": request.key, "message_id": message_id, "to": recipients}
             if uncertain:
                 data["note"] = "resent after an attempt with unknown outcome; same Message-ID"
-            repo.add_event(
-                session, uuid.UUID(request.invoice_id), f"email.{request.kind}.sent", actor="workflow",
-                data=data, dedupe_key=f"email:{request.key}:sent",
-            )
+            if request.estimate_id is None:
+                repo.add_event(
+                    session, uuid.UUID(request.invoice_id), f"email.{request.kind}.sent", actor="workflow",
+                    data=data, dedupe_key=f"email:{request.key}:sent",
+                )
         return EmailResult(key=request.key, status="sent", message_id=message_id)
 
     def _fail(self, request: EmailRequest, error: str) -> EmailResult:
@@ -198,6 +223,8 @@ class EmailActivities:
             row.status = "failed"
             row.last_error = error
             row.completed_at = datetime.now(UTC)
+            if request.estimate_id is not None:
+                return EmailResult(key=request.key, status="failed", detail=error)
             repo.add_event(
                 session, uuid.UUID(request.invoice_id), f"email.{request.kind}.failed", actor="workflow",
                 data={"key": request.key, "error": error}, dedupe_key=f"email:{request.key}:failed",

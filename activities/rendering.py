@@ -96,7 +96,7 @@ BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent / "templates"
 BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
 
 EMAIL_KINDS: tuple[str, ...] = (
-    "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected",
+    "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected", "estimate",
 )
 #: Keys every email template may use; absent ones render as empty (``offset_days`` as ``None``).
 EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
@@ -116,6 +116,8 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "step",  # approval_request: "1 of 2"
     "reminder",  # approval_request: truthy for the reminder of an undecided request
     "comment",  # approval_rejected: the approver's reason
+    "valid_until",  # estimate: last day it can be accepted
+    "estimate_url",  # estimate: the signed link to the hosted estimate page
 )
 
 #: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).

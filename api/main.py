@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api.deps import Db
-from api.routes import approval_pages, approval_rules, billable_items, customers, health, invoices, subscriptions
+from api.routes import approval_pages, approval_rules, billable_items, customers, estimates, health, invoices, subscriptions
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings, get_settings
 
@@ -50,4 +50,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)
     app.include_router(approval_pages.router)
+    app.include_router(estimates.router)
     return app

@@ -59,3 +59,26 @@ def verify_approval(secret: str, value: str, *, max_age_s: int) -> ApprovalToken
         )
     except (KeyError, TypeError, ValueError):
         raise LinkError("tampered", "This approval link is not valid.") from None
+
+
+ESTIMATE_SALT = "invoiceflow.estimate-link.v1"
+
+
+def _estimate_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=ESTIMATE_SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def sign_estimate(secret: str, estimate_id: str) -> str:
+    """The client's link to a hosted estimate page. Its lifetime is the estimate's validity, which the
+    workflow enforces; the signature only proves the link is ours."""
+    return _estimate_serializer(secret).dumps({"e": estimate_id})
+
+
+def verify_estimate(secret: str, value: str, *, max_age_s: int) -> str:
+    try:
+        data = _estimate_serializer(secret).loads(value, max_age=max_age_s)
+        return str(data["e"])
+    except SignatureExpired:
+        raise LinkError("expired", "This estimate link has expired.") from None
+    except (BadSignature, KeyError, TypeError):
+        raise LinkError("tampered", "This estimate link is not valid.") from None

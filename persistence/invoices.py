@@ -164,7 +164,7 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
                 BillableItem.invoice_id.is_(None),
             )
             .order_by(BillableItem.incurred_on, BillableItem.created_at)
-            .with_for_update()
+            .with_for_update(of=BillableItem)
         )
     )
     if not items:

@@ -367,3 +367,30 @@ class ApprovalLinkUse(Base):
     approver: Mapped[str] = mapped_column(String(320))
     decision: Mapped[str] = mapped_column(String(10))
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Estimate(Base):
+    """A quote sent to a client. Accepting it converts it into an invoice with exactly its lines,
+    discounts and tax; its EstimateWorkflow owns the timing (validity, reminders later)."""
+
+    __tablename__ = "estimates"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    subtotal: Mapped[Decimal] = mapped_column(Numeric)
+    tax_total: Mapped[Decimal] = mapped_column(Numeric)
+    total: Mapped[Decimal] = mapped_column(Numeric)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    payment_terms: Mapped[str] = mapped_column(String(32))
+    valid_until: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|sent|accepted|declined|expired
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    customer: Mapped[Customer] = relationship(lazy="joined")

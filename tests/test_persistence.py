@@ -47,7 +47,7 @@ def make_invoice(url: str, customer_id: uuid.UUID, price: str = "100.00") -> uui
 
 
 def test_migrations_are_at_head(pg_url: str) -> None:
-    assert current(pg_url) == "0004"
+    assert current(pg_url) == "0005"
 
 
 def test_numbers_are_gapless_under_concurrency(pg_url: str) -> None:

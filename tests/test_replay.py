@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
+from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
@@ -28,7 +29,7 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow])
+    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -47,7 +48,7 @@ class ChangedInvoiceWorkflow(InvoiceWorkflow):
 
 async def test_replay_catches_an_incompatible_change() -> None:
     """The guard can fail: the changed workflow no longer replays the recorded histories."""
-    invoice_history = next(p for p in HISTORIES if not p.stem.startswith("subscription"))
+    invoice_history = next(p for p in HISTORIES if not p.stem.startswith(("subscription", "estimate")))
     history = WorkflowHistory.from_json(invoice_history.stem, json.loads(invoice_history.read_text()))
     result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None

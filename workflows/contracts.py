@@ -26,6 +26,8 @@ class ActivityName:
     RECORD_SUBSCRIPTION_EVENT = "record_subscription_event"
     ADD_SUBSCRIPTION_TERMS = "add_subscription_terms"
     ROUTE_APPROVAL = "route_approval"
+    CONVERT_ESTIMATE = "convert_estimate"
+    RECORD_ESTIMATE_STATUS = "record_estimate_status"
     REVISE_DRAFT = "revise_draft"
     RENDER_INVOICE_PDF = "render_invoice_pdf"
     SEND_EMAIL = "send_email"
@@ -98,6 +100,7 @@ class EmailRequest:
     offset_days: int = 0
     attach_pdf_key: str | None = None
     to: list[str] | None = None  # explicit recipients (approvers, the account owner)
+    estimate_id: str | None = None  # kind "estimate": the email is about an estimate, not an invoice
     approval: ApprovalLinkSpec | None = None  # signed-link facts for approval emails
     comment: str = ""
 
@@ -409,3 +412,55 @@ def recurrence_from_spec(spec: RecurrenceSpec) -> Recurrence:
         end_date=date.fromisoformat(spec.end_date) if spec.end_date else None,
         max_cycles=spec.max_cycles,
     )
+
+
+def estimate_workflow_id(estimate_id: str) -> str:
+    return f"estimate-{estimate_id}"
+
+
+@dataclass
+class EstimateWorkflowInput:
+    estimate_id: str
+    customer_id: str
+    currency: str
+    expires_at: datetime  # end of the valid-until day in the client's timezone
+
+
+@dataclass
+class EstimateDecisionInput:
+    decision: str  # accept | decline
+    note: str = ""
+    actor: str = "client"
+    via: str = "link"  # link | api
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass
+class EstimateStatusChange:
+    estimate_id: str
+    status: str  # sent | declined | expired
+    note: str = ""
+    actor: str = "workflow"
+
+
+@dataclass
+class ConvertRequest:
+    estimate_id: str
+    actor: str
+    note: str = ""
+
+
+@dataclass
+class ConvertedEstimate:
+    invoice_id: str
+    customer_id: str
+    currency: str
+    total: str
+
+
+@dataclass
+class EstimateState:
+    estimate_id: str
+    status: str  # sent | accepted | declined | expired
+    invoice_id: str | None = None
