@@ -11,13 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from billing.status import InvoiceStatus
-    from workflows import search_attributes as sa
     from workflows.contracts import (
         ActivityName,
         ConvertedEstimate,
@@ -30,9 +26,8 @@ with workflow.unsafe.imports_passed_through():
         EstimateWorkflowInput,
         EventRecord,
         InvoiceWorkflowInput,
-        invoice_workflow_id,
     )
-    from workflows.invoice import InvoiceWorkflow
+    from workflows.invoice import start_invoice_child
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), non_retryable_error_types=["InvalidEstimate"])
@@ -100,23 +95,9 @@ class EstimateWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        try:
-            await workflow.start_child_workflow(
-                InvoiceWorkflow.run,
-                InvoiceWorkflowInput(invoice_id=converted.invoice_id, customer_id=converted.customer_id, currency=converted.currency),
-                id=invoice_workflow_id(converted.invoice_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.INVOICE_STATUS, str(InvoiceStatus.DRAFT)),
-                        SearchAttributePair(sa.CUSTOMER_ID, converted.customer_id),
-                        SearchAttributePair(sa.CURRENCY, converted.currency),
-                    ]
-                ),
-            )
-        except WorkflowAlreadyStartedError:
-            pass
+        await start_invoice_child(
+            InvoiceWorkflowInput(invoice_id=converted.invoice_id, customer_id=converted.customer_id, currency=converted.currency)
+        )
         self._invoice_id, self._status = converted.invoice_id, "accepted"
         return self.state()
 

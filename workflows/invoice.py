@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from billing.currency import normalize_currency
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UncollectibleInput,
         VoidInput,
+        invoice_workflow_id,
     )
 
 # Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
@@ -649,3 +651,26 @@ class InvoiceWorkflow:
         if self._escalated and step.delegate:
             waiting.append(step.delegate)
         return waiting
+
+
+async def start_invoice_child(input: InvoiceWorkflowInput) -> None:
+    """Start an invoice from another workflow (subscription cycle, accepted estimate). The child is
+    abandoned on close, so the invoice outlives its parent, and its id derives from the invoice id,
+    so a second start (a retry, a replay) is a no-op."""
+    try:
+        await workflow.start_child_workflow(
+            InvoiceWorkflow.run,
+            input,
+            id=invoice_workflow_id(input.invoice_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.INVOICE_STATUS, str(InvoiceStatus.DRAFT)),
+                    SearchAttributePair(sa.CUSTOMER_ID, input.customer_id),
+                    SearchAttributePair(sa.CURRENCY, input.currency),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # this invoice already runs (or ran): nothing to do

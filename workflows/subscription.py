@@ -27,16 +27,12 @@ import asyncio
 from datetime import date, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from billing.errors import MoneyError
     from billing.recurrence import Cycle, cycle, decide_catch_up, due_cycles, local_date, local_midnight
-    from billing.status import InvoiceStatus
     from billing.totals import compute_totals, parse_lines
-    from workflows import search_attributes as sa
     from workflows.contracts import (
         ActivityName,
         CancelInput,
@@ -49,10 +45,9 @@ with workflow.unsafe.imports_passed_through():
         SubscriptionWorkflowInput,
         TermsChange,
         TermsUpdateInput,
-        invoice_workflow_id,
         recurrence_from_spec,
     )
-    from workflows.invoice import InvoiceWorkflow
+    from workflows.invoice import start_invoice_child
 
 CYCLES_PER_RUN = 12
 DB_TIMEOUT = timedelta(seconds=30)
@@ -172,28 +167,14 @@ class SubscriptionWorkflow:
             retry_policy=DB_RETRY,
             summary=f"Invoice for cycle {current.index} ({current.date.isoformat()})",
         )
-        try:
-            await workflow.start_child_workflow(
-                InvoiceWorkflow.run,
-                InvoiceWorkflowInput(
-                    invoice_id=made.invoice_id,
-                    customer_id=made.customer_id,
-                    currency=made.currency,
-                    requires_approval=made.requires_approval,
-                ),
-                id=invoice_workflow_id(made.invoice_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.INVOICE_STATUS, str(InvoiceStatus.DRAFT)),
-                        SearchAttributePair(sa.CUSTOMER_ID, made.customer_id),
-                        SearchAttributePair(sa.CURRENCY, made.currency),
-                    ]
-                ),
+        await start_invoice_child(
+            InvoiceWorkflowInput(
+                invoice_id=made.invoice_id,
+                customer_id=made.customer_id,
+                currency=made.currency,
+                requires_approval=made.requires_approval,
             )
-        except WorkflowAlreadyStartedError:
-            pass  # this cycle's invoice already runs (or ran): nothing to do
+        )
         self._next = current.index + 1
         self._billed.append(current.index)
         await self._record(
