@@ -22,7 +22,7 @@ from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
-from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, credit_from_overpayment
+from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, credit_from_overpayment, parse_lines
 from persistence import numbering
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
@@ -143,6 +143,18 @@ def _line_rows(lines: list[LineInput], totals: InvoiceTotals) -> list[InvoiceLin
     ]
 
 
+def _replace_lines(session: Session, invoice: Invoice, lines: list[LineInput]) -> InvoiceTotals:
+    """New lines for a not-yet-issued invoice, with its totals recomputed from them."""
+    totals = compute_totals(lines, invoice.currency)
+    invoice.lines.clear()
+    session.flush()  # the old rows go first: (invoice_id, position) is unique
+    invoice.lines.extend(_line_rows(lines, totals))
+    invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
+    invoice.tax_total, invoice.total = totals.tax_total, totals.total
+    invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+    return totals
+
+
 def _line_input(line: InvoiceLine) -> LineInput:
     return LineInput(
         description=line.description, quantity=line.quantity, unit_price=line.unit_price,
@@ -178,13 +190,7 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
         )
         for item in items
     ]
-    totals = compute_totals(lines, invoice.currency)
-    invoice.lines.clear()
-    session.flush()
-    invoice.lines.extend(_line_rows(lines, totals))
-    invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
-    invoice.tax_total, invoice.total = totals.tax_total, totals.total
-    invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+    totals = _replace_lines(session, invoice, lines)
     for item in items:
         item.invoice_id = invoice.id
     add_event(
@@ -421,16 +427,7 @@ def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes
         raise InvalidInvoiceOperation(f"invoice is {invoice.status}; only a draft can be edited")
     changed: dict[str, str] = {}
     if changes.lines is not None:
-        from billing.totals import parse_lines  # noqa: PLC0415
-
-        lines = parse_lines(changes.lines)
-        totals = compute_totals(lines, invoice.currency)
-        invoice.lines.clear()
-        session.flush()
-        invoice.lines.extend(_line_rows(lines, totals))
-        invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
-        invoice.tax_total, invoice.total = totals.tax_total, totals.total
-        invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+        totals = _replace_lines(session, invoice, parse_lines(changes.lines))
         changed["total"] = str(totals.total)
     if changes.notes is not None:
         invoice.notes = changes.notes

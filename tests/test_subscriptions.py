@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import select
 
+from persistence import subscriptions as subs
 from persistence.db import session_scope
 from persistence.models import Invoice
 from tests.support import api_client, customer_body, eventually, record_history, wait_mail
 from worker import build_worker
+from workflows.contracts import SubscriptionWorkflowInput, recurrence_spec
 from workflows.subscription import SubscriptionWorkflow
 
 
@@ -181,12 +183,8 @@ async def _outage(time_env, make_settings, policy: str) -> list[str]:  # type: i
         assert len(sc.billed()) == 2
         original = (await handle.describe()).raw_description.workflow_execution_info
         assert original.status == 5  # TERMINATED
-        from persistence.subscriptions import recurrence_of  # noqa: PLC0415
-        from persistence import subscriptions as subs  # noqa: PLC0415
-        from workflows.contracts import SubscriptionWorkflowInput, recurrence_spec  # noqa: PLC0415
-
         with session_scope(sc.settings.require_database_url()) as s:
-            rec = recurrence_of(subs.get(s, uuid.UUID(sub["id"])))
+            rec = subs.recurrence_of(subs.get(s, uuid.UUID(sub["id"])))
         await sc.env.client.start_workflow(
             SubscriptionWorkflow.run,
             SubscriptionWorkflowInput(
