@@ -21,16 +21,18 @@ from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities
+from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from invoiceflow.settings import Settings
 from invoiceflow.temporal import connect
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
+from workflows.project import ProjectBillingWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("invoiceflow.worker")
 
-WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow]
+WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow, ProjectBillingWorkflow]
 
 
 def activities(settings: Settings) -> list[object]:
@@ -40,6 +42,7 @@ def activities(settings: Settings) -> list[object]:
     subscriptions = SubscriptionActivities(settings)
     approvals = ApprovalActivities(settings)
     estimates = EstimateActivities(settings)
+    projects = ProjectActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -55,6 +58,8 @@ def activities(settings: Settings) -> list[object]:
         approvals.revise_draft,
         estimates.convert_estimate,
         estimates.record_estimate_status,
+        projects.bill_project_trigger,
+        projects.create_project_from_deal,
     ]
 
 

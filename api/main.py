@@ -10,7 +10,18 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api.deps import Db
-from api.routes import approval_pages, approval_rules, billable_items, customers, estimates, health, invoices, subscriptions
+from api.routes import (
+    approval_pages,
+    approval_rules,
+    billable_items,
+    customers,
+    estimates,
+    health,
+    invoices,
+    projects,
+    subscriptions,
+)
+from api.webhooks import receivers
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings, get_settings
 
@@ -51,4 +62,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(approval_rules.router)
     app.include_router(approval_pages.router)
     app.include_router(estimates.router)
+    app.include_router(projects.router)
+    app.include_router(receivers.router)
     return app

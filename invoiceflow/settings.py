@@ -62,6 +62,33 @@ class Settings(BaseSettings):
     approval_link_ttl_hours: int = Field(default=7 * 24, ge=1, description="How long an approval link stays valid.")
     reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
 
+    # Webhook receivers: a provider without a secret answers 404 (not configured, not an open door).
+    hubspot_webhook_secret: str | None = Field(default=None, description="HubSpot app client secret (signature v3).")
+    pipedrive_webhook_user: str = Field(default="invoiceflow", description="Basic-auth user set on the Pipedrive webhook.")
+    pipedrive_webhook_secret: str | None = Field(default=None, description="Basic-auth password set on the Pipedrive webhook.")
+    jira_webhook_secret: str | None = None
+    linear_webhook_secret: str | None = None
+    github_webhook_secret: str | None = None
+    asana_webhook_secret: str | None = Field(
+        default=None, description="Token in the Asana target URL (?token=...); the handshake's X-Hook-Secret is stored."
+    )
+    docusign_webhook_secret: str | None = Field(default=None, description="DocuSign Connect HMAC key(s), comma-separated.")
+    dropbox_sign_webhook_secret: str | None = Field(default=None, description="Dropbox Sign API key (signs event_hash).")
+    pandadoc_webhook_secret: str | None = None
+    generic_webhook_secret: str | None = Field(default=None, description="Key of the generic signed webhook.")
+    hubspot_won_stages: str = Field(default="closedwon", description="Deal stage ids that mean won (comma-separated).")
+    jira_done_statuses: str = Field(default="Done", description="Jira status names that mean a milestone is done.")
+    deal_won_plan: str = Field(
+        default="full",
+        description="How a won deal with no project bills: `full` (its line items at once) or `deposit:<percent>`.",
+    )
+    default_currency: str = Field(default="USD", description="Currency of a customer created from a CRM deal.")
+    default_payment_terms: str = Field(default="net_30", description="Terms of a customer created from a CRM deal.")
+    hubspot_api_base_url: str = "https://api.hubapi.com"
+    hubspot_api_token: str | None = Field(default=None, description="HubSpot private-app token (deal and line items).")
+    pipedrive_api_base_url: str = "https://api.pipedrive.com"
+    pipedrive_api_token: str | None = Field(default=None, description="Pipedrive API token (deal and products).")
+
     @field_validator("database_url")
     @classmethod
     def _use_psycopg3(cls, value: str | None) -> str | None:
@@ -92,3 +119,8 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def split_secrets(value: str | None) -> list[str]:
+    """A secret setting may list several (comma-separated) while a provider rotates keys."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from billing.approval_rules import ApprovalRule, InvoiceFacts, RuleError, parse_rule, rule_to_dict
 from billing.status import InvoiceStatus
-from persistence.models import ApprovalRuleRow, Customer, Invoice
+from persistence.models import ApprovalRuleRow, Customer, Invoice, Project
 
 
 def load_all(session: Session) -> list[tuple[ApprovalRuleRow, ApprovalRule]]:
@@ -65,6 +65,10 @@ def is_new_client(session: Session, customer_id: uuid.UUID) -> bool:
 
 
 def facts_for_invoice(session: Session, invoice: Invoice, *, project_category: str | None = None) -> InvoiceFacts:
+    """Facts the rules see; a project invoice carries its project's category unless one is given."""
+    if project_category is None and invoice.project_id is not None:
+        project = session.get(Project, invoice.project_id)
+        project_category = project.category if project is not None else None
     return InvoiceFacts(
         total=invoice.total,
         currency=invoice.currency,

@@ -59,6 +59,7 @@ class NewInvoice:
     subscription_id: uuid.UUID | None = None
     subscription_cycle: int | None = None
     period_date: date | None = None
+    project_id: uuid.UUID | None = None
 
 
 def add_event(
@@ -114,6 +115,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         subscription_id=new.subscription_id,
         subscription_cycle=new.subscription_cycle,
         period_date=new.period_date,
+        project_id=new.project_id,
     )
     invoice.lines = _line_rows(new.lines, totals)
     session.add(invoice)

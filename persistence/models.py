@@ -123,6 +123,7 @@ class Invoice(Base):
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
     subscription_cycle: Mapped[int | None] = mapped_column(Integer)
     period_date: Mapped[date | None] = mapped_column(Date)
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -394,3 +395,114 @@ class Estimate(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     customer: Mapped[Customer] = relationship(lazy="joined")
+
+
+class Project(Base):
+    """A billing plan: what a contract's deposit and milestones bill, linked to the CRM deal and the
+    PM-tool objects whose events trigger them. Its ProjectBillingWorkflow starts each invoice."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    currency: Mapped[str] = mapped_column(String(3))
+    category: Mapped[str | None] = mapped_column(String(120))
+    contract_amount: Mapped[Decimal] = mapped_column(Numeric)
+    deposit_percent: Mapped[Decimal | None] = mapped_column(Numeric)
+    deposit_amount: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))  # resolved; 0 = none
+    deposit_on: Mapped[str] = mapped_column(String(16), default="signature")  # signature | deal_won
+    deposit_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
+    deposit_billed: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    deposit_recouped: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    deposit_event: Mapped[str | None] = mapped_column(String(300))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    payment_terms: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(40), default="api")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | completed | cancelled
+    workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    customer: Mapped[Customer] = relationship(lazy="joined")
+    milestones: Mapped[list[ProjectMilestone]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", order_by="ProjectMilestone.position", lazy="selectin"
+    )
+    refs: Mapped[list[ProjectRef]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", order_by="ProjectRef.id", lazy="selectin"
+    )
+
+
+class ProjectMilestone(Base):
+    __tablename__ = "project_milestones"
+    __table_args__ = (UniqueConstraint("project_id", "key", name="uq_project_milestones_project_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(300))
+    position: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric)  # resolved from amount or percent
+    percent: Mapped[Decimal | None] = mapped_column(Numeric)
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)  # a deal's own line items, if any
+    bill_on: Mapped[str] = mapped_column(String(16), default="milestone")  # milestone | deal_won | signature
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | billed
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    recouped: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    billed_event: Mapped[str | None] = mapped_column(String(300))
+    billed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    project: Mapped[Project] = relationship(back_populates="milestones")
+
+
+class ProjectRef(Base):
+    """An external id that routes a webhook to a project (deal, envelope) or to one of its milestones
+    (Jira issue, Linear issue, GitHub milestone, Asana task). Unique per system: one event, one target."""
+
+    __tablename__ = "project_refs"
+    __table_args__ = (UniqueConstraint("system", "ref", name="uq_project_refs_system_ref"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    milestone_key: Mapped[str | None] = mapped_column(String(80))
+    system: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str] = mapped_column(String(300))
+
+    project: Mapped[Project] = relationship(back_populates="refs")
+
+
+class WebhookEvent(Base):
+    """The durable inbox of verified webhook deliveries that matter for billing.
+
+    A delivery is written here before the 2xx; ``dispatched`` once its project workflow has it.
+    ``unmatched`` events (no project knows the ref yet) stay until an operator replays them."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "dedupe_key", name="uq_webhook_events_provider_dedupe"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    provider: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))  # deal_won | milestone_done | contract_signed
+    system: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # received | dispatched | unmatched
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"))
+    milestone_key: Mapped[str | None] = mapped_column(String(80))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    payload: Mapped[dict[str, Any] | list[Any]] = mapped_column(JSONB)
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    note: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    """Secrets a provider hands over at run time (Asana's X-Hook-Secret handshake), one per hook."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (UniqueConstraint("provider", "secret", name="uq_webhook_secrets_provider_secret"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    secret: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

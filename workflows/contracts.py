@@ -35,6 +35,8 @@ class ActivityName:
     APPLY_PAYMENT = "apply_payment"
     CLOSE_INVOICE = "close_invoice"
     RECORD_EVENT = "record_invoice_event"
+    CREATE_PROJECT_FROM_DEAL = "create_project_from_deal"
+    BILL_PROJECT_TRIGGER = "bill_project_trigger"
 
 
 @dataclass
@@ -464,3 +466,81 @@ class EstimateState:
     estimate_id: str
     status: str  # sent | accepted | declined | expired
     invoice_id: str | None = None
+
+
+# --- Project billing (deal won, contract signed, milestone done) ----------------------------------
+
+
+def project_workflow_id(project_id: str) -> str:
+    return f"project-{project_id}"
+
+
+class TriggerKind:
+    DEAL_WON = "deal_won"
+    CONTRACT_SIGNED = "contract_signed"
+    MILESTONE_DONE = "milestone_done"
+
+
+@dataclass
+class DealSource:
+    """A won CRM deal that no project knows yet: the workflow builds the project from the deal."""
+
+    provider: str  # hubspot | pipedrive
+    deal_id: str
+
+
+@dataclass
+class ProjectTrigger:
+    """One business event for a project. ``event_key`` is the provider's event identity; the workflow
+    ignores a key it has seen, and the billing activity bills each deposit/milestone once anyway."""
+
+    event_key: str
+    kind: str  # TriggerKind
+    provider: str
+    ref: str = ""
+    milestone_key: str | None = None
+    actor: str = "webhook"
+    webhook_event_id: str | None = None
+
+
+@dataclass
+class ProjectWorkflowInput:
+    project_id: str
+    deal: DealSource | None = None
+    seen: list[str] = field(default_factory=list)  # carried over continue-as-new
+
+
+@dataclass
+class ProjectFromDealRequest:
+    project_id: str
+    deal: DealSource
+
+
+@dataclass
+class ProjectReady:
+    project_id: str
+    created: bool
+    detail: str = ""
+
+
+@dataclass
+class BillTriggerRequest:
+    project_id: str
+    trigger: ProjectTrigger
+
+
+@dataclass
+class BillOutcome:
+    outcome: str  # billed | already_billed | nothing_to_bill | unknown_milestone | closed
+    detail: str = ""
+    invoices: list[InvoiceWorkflowInput] = field(default_factory=list)
+    project_done: bool = False
+
+
+@dataclass
+class ProjectState:
+    project_id: str
+    status: str
+    processed: int
+    pending_triggers: int
+    outcomes: list[str] = field(default_factory=list)

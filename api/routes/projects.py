@@ -1,0 +1,332 @@
+"""Projects (billing plans) and the webhook inbox seen by operators.
+
+`POST /projects` stores the plan and starts its ProjectBillingWorkflow, which then waits for triggers:
+webhooks (`api.webhooks.receivers`) or an operator (`/projects/{id}/contract-signed`,
+`/projects/{id}/milestones/{key}/complete`). `GET /webhooks/unmatched` lists events no project knew,
+and a replay routes them again once the mapping exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.service import RPCError
+
+from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
+from api.schemas import Currency, DecimalStr, Strict, Terms
+from api.webhooks.receivers import _dispatch
+from billing.errors import MoneyError
+from billing.projects import DepositSpec
+from billing.totals import compute_totals, LineInput
+from persistence import projects as repo
+from persistence import webhook_inbox as inbox
+from persistence.models import Customer, Invoice, Project, WebhookEvent
+from persistence.webhook_inbox import Route
+from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, TriggerKind
+
+router = APIRouter(tags=["projects"])
+
+Key = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+RefValue = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+def _invalid(loc: list[str | int], message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+class DepositCreate(Strict):
+    percent: DecimalStr | None = None
+    amount: DecimalStr | None = None
+    on: Literal["signature", "deal_won"] = Field(default="signature", description="The event that bills the deposit.")
+
+
+class MilestoneCreate(Strict):
+    key: Key
+    name: str = Field(min_length=1, max_length=300)
+    amount: DecimalStr | None = None
+    percent: DecimalStr | None = Field(default=None, description="Percent of contract_amount.")
+    bill_on: Literal["milestone", "signature", "deal_won"] = "milestone"
+    external_refs: dict[str, RefValue] = Field(
+        default_factory=dict, description='PM-tool objects whose completion bills it, e.g. {"github": "globex/portal#3"}.'
+    )
+
+    @field_validator("external_refs")
+    @classmethod
+    def _systems(cls, refs: dict[str, str]) -> dict[str, str]:
+        unknown = set(refs) - repo.MILESTONE_REF_SYSTEMS
+        if unknown:
+            raise ValueError(f"unknown systems {sorted(unknown)}; use {sorted(repo.MILESTONE_REF_SYSTEMS)}")
+        return refs
+
+
+class ProjectCreate(Strict):
+    customer_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=300)
+    currency: Currency | None = None
+    category: str | None = Field(default=None, max_length=120, description="Approval rules can match on it.")
+    contract_amount: DecimalStr | None = Field(default=None, description="Default: the sum of the milestone amounts.")
+    deposit: DepositCreate | None = None
+    milestones: list[MilestoneCreate] = Field(min_length=1, max_length=100)
+    tax_rate: DecimalStr = Decimal(0)
+    payment_terms: Terms | None = None
+    external_refs: dict[str, RefValue] = Field(
+        default_factory=dict, description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.'
+    )
+
+    @field_validator("external_refs")
+    @classmethod
+    def _systems(cls, refs: dict[str, str]) -> dict[str, str]:
+        unknown = set(refs) - repo.PROJECT_REF_SYSTEMS
+        if unknown:
+            raise ValueError(f"unknown systems {sorted(unknown)}; use {sorted(repo.PROJECT_REF_SYSTEMS)}")
+        return refs
+
+
+class MilestoneOut(BaseModel):
+    key: str
+    name: str
+    amount: str
+    percent: str | None
+    bill_on: str
+    status: str
+    invoice_id: uuid.UUID | None
+    deposit_applied: str
+    external_refs: dict[str, str]
+
+
+class ProjectInvoiceOut(BaseModel):
+    id: uuid.UUID
+    number: str | None
+    status: str
+    total: str
+    amount_due: str
+
+
+class ProjectOut(BaseModel):
+    id: uuid.UUID
+    workflow_id: str
+    customer_id: uuid.UUID
+    name: str
+    currency: str
+    category: str | None
+    status: str
+    source: str
+    contract_amount: str
+    deposit: dict[str, Any] | None
+    milestones: list[MilestoneOut]
+    external_refs: dict[str, str]
+    billed: str
+    left: str
+    pending: list[str]
+    invoices: list[ProjectInvoiceOut]
+
+
+def project_out(session: Session, project: Project) -> ProjectOut:
+    numbers = repo.summary(project)
+    refs = [r for r in project.refs]
+    invoices = session.scalars(select(Invoice).where(Invoice.project_id == project.id).order_by(Invoice.created_at)).all()
+    deposit = None
+    if project.deposit_amount > 0:
+        deposit = {
+            "amount": str(project.deposit_amount), "percent": str(project.deposit_percent) if project.deposit_percent else None,
+            "on": project.deposit_on, "billed": str(project.deposit_billed), "recouped": str(project.deposit_recouped),
+            "invoice_id": str(project.deposit_invoice_id) if project.deposit_invoice_id else None,
+        }
+    return ProjectOut(
+        id=project.id, workflow_id=project.workflow_id, customer_id=project.customer_id, name=project.name,
+        currency=project.currency, category=project.category, status=project.status, source=project.source,
+        contract_amount=str(project.contract_amount), deposit=deposit,
+        milestones=[
+            MilestoneOut(
+                key=m.key, name=m.name, amount=str(m.amount), percent=str(m.percent) if m.percent is not None else None,
+                bill_on=m.bill_on, status=m.status, invoice_id=m.invoice_id, deposit_applied=str(m.recouped),
+                external_refs={r.system: r.ref for r in refs if r.milestone_key == m.key},
+            )
+            for m in project.milestones
+        ],
+        external_refs={r.system: r.ref for r in refs if r.milestone_key is None},
+        billed=str(numbers["billed"]), left=str(numbers["left"]), pending=list(numbers["pending_milestones"]),  # type: ignore[arg-type]
+        invoices=[
+            ProjectInvoiceOut(id=i.id, number=i.number, status=i.status, total=str(i.total), amount_due=str(i.amount_due))
+            for i in invoices
+        ],
+    )
+
+
+async def _load(db: Db, project_id: uuid.UUID) -> ProjectOut:
+    def tx(session: Session) -> ProjectOut:
+        try:
+            return project_out(session, repo.get_project(session, project_id))
+        except repo.ProjectNotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+
+    return await db.run(tx)
+
+
+@router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
+async def create_project(body: ProjectCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> ProjectOut:
+    def tx(session: Session) -> uuid.UUID:
+        customer = session.get(Customer, body.customer_id)
+        if customer is None:
+            raise _invalid(["body", "customer_id"], f"customer {body.customer_id} does not exist")
+        deposit = None
+        if body.deposit is not None:
+            deposit = DepositSpec(percent=body.deposit.percent, amount=body.deposit.amount)
+        try:
+            project = repo.create_project(
+                session,
+                repo.NewProject(
+                    customer=customer, name=body.name, currency=body.currency or customer.currency,
+                    category=body.category, contract_amount=body.contract_amount, deposit=deposit,
+                    deposit_on=body.deposit.on if body.deposit else "signature",
+                    milestones=[
+                        repo.NewMilestone(key=m.key, name=m.name, amount=m.amount, percent=m.percent, refs=m.external_refs,
+                                          bill_on=m.bill_on)
+                        for m in body.milestones
+                    ],
+                    tax_rate=body.tax_rate, payment_terms=body.payment_terms or customer.payment_terms,
+                    refs=body.external_refs,
+                ),
+            )
+            # The tax rate is validated the way every invoice validates it.
+            compute_totals([LineInput("check", Decimal(1), Decimal(1), tax_rate=body.tax_rate)], project.currency)
+        except repo.RefConflict as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        return project.id
+
+    try:
+        project_id = await db.run(tx)
+    except MoneyError as exc:
+        raise _invalid(["body"], str(exc)) from exc
+    try:
+        await temporal.start_workflow(
+            "ProjectBillingWorkflow", ProjectWorkflowInput(project_id=str(project_id)),
+            id=f"project-{project_id}", task_queue=settings.task_queue,
+        )
+    except RPCError as exc:
+        raise HTTPException(503, detail=f"project {project_id} stored, but Temporal is unavailable: {exc.message}") from exc
+    return await _load(db, project_id)
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut)
+async def get_project(project_id: uuid.UUID, db: DbDep, _: Operator) -> ProjectOut:
+    return await _load(db, project_id)
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+async def list_projects(db: DbDep, _: Operator, customer_id: uuid.UUID | None = None, limit: int = 100) -> list[ProjectOut]:
+    def tx(session: Session) -> list[ProjectOut]:
+        stmt = select(Project).order_by(Project.created_at.desc()).limit(min(max(limit, 1), 500))
+        if customer_id is not None:
+            stmt = stmt.where(Project.customer_id == customer_id)
+        return [project_out(session, p) for p in session.scalars(stmt).unique()]
+
+    return await db.run(tx)
+
+
+class ManualTrigger(Strict):
+    reference: str = Field(default="", max_length=200, description="Why, e.g. 'signed on paper 2026-11-20'.")
+
+
+async def _manual(db: Db, temporal: TemporalDep, settings: SettingsDep, project_id: uuid.UUID, trigger: ProjectTrigger) -> ProjectOut:
+    await _load(db, project_id)  # 404 for an unknown project
+    try:
+        await _dispatch(temporal, settings, Route(project_id, trigger.milestone_key), trigger)
+    except RPCError as exc:
+        raise HTTPException(503, detail=f"Temporal is unavailable: {exc.message}") from exc
+    return await _load(db, project_id)
+
+
+@router.post("/projects/{project_id}/milestones/{key}/complete", status_code=202, response_model=ProjectOut)
+async def complete_milestone(
+    project_id: uuid.UUID, key: str, body: ManualTrigger, db: DbDep, temporal: TemporalDep, settings: SettingsDep, operator: Operator
+) -> ProjectOut:
+    """An operator says a milestone is done: billed once, like a webhook would."""
+    current = await _load(db, project_id)
+    if key not in {m.key for m in current.milestones}:
+        raise HTTPException(404, detail=f"project has no milestone {key!r}")
+    trigger = ProjectTrigger(event_key=f"api:milestone:{project_id}:{key}", kind=TriggerKind.MILESTONE_DONE, provider="api",
+                             ref=body.reference, milestone_key=key, actor=operator)
+    return await _manual(db, temporal, settings, project_id, trigger)
+
+
+@router.post("/projects/{project_id}/contract-signed", status_code=202, response_model=ProjectOut)
+async def contract_signed(
+    project_id: uuid.UUID, body: ManualTrigger, db: DbDep, temporal: TemporalDep, settings: SettingsDep, operator: Operator
+) -> ProjectOut:
+    trigger = ProjectTrigger(event_key=f"api:signed:{project_id}", kind=TriggerKind.CONTRACT_SIGNED, provider="api",
+                             ref=body.reference, actor=operator)
+    return await _manual(db, temporal, settings, project_id, trigger)
+
+
+# --- the webhook inbox ------------------------------------------------------------------------------
+
+
+class WebhookEventOut(BaseModel):
+    id: uuid.UUID
+    provider: str
+    kind: str
+    system: str
+    ref: str
+    status: str
+    note: str
+    deliveries: int
+    received_at: str
+    project_id: uuid.UUID | None
+    summary: dict[str, Any]
+
+
+def event_out(row: WebhookEvent) -> WebhookEventOut:
+    return WebhookEventOut(
+        id=row.id, provider=row.provider, kind=row.kind, system=row.system, ref=row.ref, status=row.status, note=row.note,
+        deliveries=row.deliveries, received_at=row.received_at.isoformat(), project_id=row.project_id, summary=row.summary,
+    )
+
+
+@router.get("/webhooks/unmatched", response_model=list[WebhookEventOut], tags=["webhooks"])
+async def list_unmatched(db: DbDep, _: Operator) -> list[WebhookEventOut]:
+    """Events no project knew when they arrived (and ones whose hand-over to Temporal failed)."""
+    return await db.run(lambda s: [event_out(r) for r in inbox.pending(s)])
+
+
+async def _replay(db: Db, temporal: TemporalDep, settings: SettingsDep, event_id: uuid.UUID) -> WebhookEventOut:
+    def route(session: Session) -> tuple[Route | None, ProjectTrigger | None]:
+        row = inbox.get(session, event_id)
+        if row is None:
+            raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
+        if row.status == "dispatched":
+            return None, None
+        target = inbox.route(session, row)
+        if target is None:
+            inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
+            return None, None
+        inbox.mark(session, row.id, "received", project_id=target.project_id, milestone_key=target.milestone_key)
+        return target, inbox.trigger_for(row, target)
+
+    target, trigger = await db.run(route)
+    if target is not None and trigger is not None:
+        try:
+            await _dispatch(temporal, settings, target, trigger)
+        except RPCError as exc:
+            raise HTTPException(503, detail=f"Temporal is unavailable: {exc.message}") from exc
+        await db.run(lambda s: inbox.mark(s, event_id, "dispatched", project_id=target.project_id,
+                                          milestone_key=target.milestone_key, note="replayed"))
+    return await db.run(lambda s: event_out(inbox.get(s, event_id)))  # type: ignore[arg-type]
+
+
+@router.post("/webhooks/events/{event_id}/replay", response_model=WebhookEventOut, tags=["webhooks"])
+async def replay_event(event_id: uuid.UUID, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> WebhookEventOut:
+    """Route a kept event again (after adding the project or ref it needed) and hand it to its workflow."""
+    return await _replay(db, temporal, settings, event_id)
+
+
+@router.post("/webhooks/unmatched/replay", response_model=list[WebhookEventOut], tags=["webhooks"])
+async def replay_unmatched(db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> list[WebhookEventOut]:
+    ids = await db.run(lambda s: [r.id for r in inbox.pending(s)])
+    return [await _replay(db, temporal, settings, event_id) for event_id in ids]

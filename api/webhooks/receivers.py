@@ -1,0 +1,322 @@
+"""Webhook receivers: `/webhooks/<provider>` for CRMs, PM tools, e-signature and the generic scheme.
+
+Every receiver does the same four steps, in this order, so nothing is lost and nothing bills twice:
+
+1. **Verify** the provider's real scheme on the raw body (constant-time compare, the provider's replay
+   window). A provider with no secret configured answers 404; a bad or stale signature 401.
+2. **Parse and normalise** the body into `InboundEvent`s (422 naming the field when it is not the shape
+   the provider sends; 200 with ``ignored`` for deliveries that bill nothing).
+3. **Record** each event in the webhook inbox (deduplicated on the provider's delivery/event id) and
+   route it to its project; an event no project knows is kept as ``unmatched`` (202).
+4. **Hand it to Temporal** with signal-with-start on the project's workflow, then mark it dispatched and
+   answer 2xx. If Temporal is unreachable the answer is 503 and the provider redelivers; the event is
+   already in the inbox, so an operator replay works too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from datetime import datetime
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.deps import Db
+from api.webhooks import normalize, signatures
+from api.webhooks.normalize import MalformedPayload
+from invoiceflow.settings import Settings, split_secrets
+from persistence import webhook_inbox as inbox
+from persistence.models import WebhookSecret
+from persistence.webhook_inbox import InboundEvent, Route
+from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
+from workflows.project import ProjectBillingWorkflow
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+# Replay windows for signed timestamps the provider does not bound itself: longer than the provider's
+# own retry period (so a legitimate late retry still lands), short enough that an old capture is refused.
+JIRA_MAX_AGE_S = 2 * 86400
+DOCUSIGN_MAX_AGE_S = 7 * 86400
+DROPBOX_SIGN_MAX_AGE_S = 4 * 86400
+DROPBOX_SIGN_REPLY = "Hello API Event Received"
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _secret(request: Request, provider: str) -> list[str]:
+    value = getattr(_settings(request), f"{provider}_webhook_secret")
+    secrets = split_secrets(value)
+    if not secrets:
+        raise HTTPException(404, detail=f"the {provider} webhook is not configured (INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET)")
+    return secrets
+
+
+def _unauthorized(exc: signatures.SignatureError) -> HTTPException:
+    return HTTPException(401, detail={"reason": exc.reason, "message": str(exc)})
+
+
+def _malformed(message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["body"], "msg": message, "type": "value_error"}])
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _malformed(f"body is not JSON: {exc}") from None
+
+
+def _check_age(seconds_ago: float, limit: float, provider: str) -> None:
+    if seconds_ago > limit:
+        raise HTTPException(401, detail={"reason": "stale", "message": f"{provider} event is older than {int(limit)} s"})
+
+
+def _normalise(fn: Callable[[], list[InboundEvent]]) -> list[InboundEvent]:
+    try:
+        return fn()
+    except MalformedPayload as exc:
+        raise _malformed(str(exc)) from None
+
+
+async def _dispatch(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
+    """Signal-with-start: the project's workflow gets the trigger whether or not it is running."""
+    await temporal.start_workflow(
+        ProjectBillingWorkflow.run,
+        ProjectWorkflowInput(project_id=str(target.project_id), deal=target.deal),
+        id=project_workflow_id(str(target.project_id)),
+        task_queue=settings.task_queue,
+        start_signal="trigger",
+        start_signal_args=[trigger],
+    )
+
+
+async def ingest(db: Db, temporal: Client, settings: Settings, events: list[InboundEvent], payload: Any) -> dict[str, Any]:
+    """Record, route and dispatch events; the result lists what became of each (for the 2xx body)."""
+    results: list[dict[str, str]] = []
+    for event in events:
+
+        def record(session: Session, event: InboundEvent = event) -> tuple[str, str, Route | None, ProjectTrigger | None]:
+            row = inbox.record(session, event, payload)
+            if row.status == "dispatched":
+                return str(row.id), "duplicate", None, None
+            target = inbox.route(session, row)
+            if target is None:
+                inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
+                return str(row.id), "unmatched", None, None
+            return str(row.id), "route", target, inbox.trigger_for(row, target)
+
+        event_id, status, target, trigger = await db.run(record)
+        if target is not None and trigger is not None:
+            try:
+                await _dispatch(temporal, settings, target, trigger)
+            except RPCError as exc:
+                raise HTTPException(503, detail=f"event recorded ({event_id}) but Temporal is unavailable: {exc.message}") from None
+            await db.run(lambda s, t=target, i=event_id: inbox.mark(s, uuid.UUID(i), "dispatched", project_id=t.project_id,
+                                                                 milestone_key=t.milestone_key))
+            status = "dispatched"
+            results.append({"event": event_id, "status": status, "project_id": str(target.project_id)})
+        else:
+            results.append({"event": event_id, "status": status})
+    return {"status": "ok" if events else "ignored", "events": results}
+
+
+def _respond(result: dict[str, Any]) -> JSONResponse:
+    unmatched = any(r["status"] == "unmatched" for r in result["events"])
+    return JSONResponse(result, status_code=202 if unmatched else 200)
+
+
+def _deps(request: Request) -> tuple[Db, Client, Settings]:
+    return request.app.state.db, request.app.state.temporal, request.app.state.settings
+
+
+# --- CRM -------------------------------------------------------------------------------------------
+
+
+@router.post("/hubspot", summary="HubSpot: deal moved to a won stage (signature v3)")
+async def hubspot(request: Request) -> Response:
+    secrets = _secret(request, "hubspot")
+    body = await request.body()
+    settings = _settings(request)
+    url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        signatures.verify_hubspot_v3(request.headers, body, secrets, method="POST", url=url, now=time.time())
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    won = set(split_secrets(settings.hubspot_won_stages))
+    events = _normalise(lambda: normalize.hubspot(payload, won))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/pipedrive", summary="Pipedrive: deal won (webhooks v2, HTTP basic auth)")
+async def pipedrive(request: Request) -> Response:
+    secrets = _secret(request, "pipedrive")
+    try:
+        signatures.verify_pipedrive_basic_auth(request.headers, username=_settings(request).pipedrive_webhook_user, password=secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(await request.body())
+    events = _normalise(lambda: normalize.pipedrive(payload))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+# --- PM tools --------------------------------------------------------------------------------------
+
+
+@router.post("/jira", summary="Jira: issue or epic transitioned to a done status (X-Hub-Signature)")
+async def jira(request: Request) -> Response:
+    secrets = _secret(request, "jira")
+    body = await request.body()
+    try:
+        signatures.verify_jira(request.headers, body, secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    if isinstance(payload, dict) and isinstance(payload.get("timestamp"), int):
+        _check_age(time.time() - payload["timestamp"] / 1000, JIRA_MAX_AGE_S, "Jira")
+    done = set(split_secrets(_settings(request).jira_done_statuses))
+    events = _normalise(lambda: normalize.jira(payload, request.headers, done))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/linear", summary="Linear: issue or project milestone completed (Linear-Signature, 60 s window)")
+async def linear(request: Request) -> Response:
+    secrets = _secret(request, "linear")
+    body = await request.body()
+    try:
+        signatures.verify_linear(request.headers, body, secrets, now=time.time())
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    events = _normalise(lambda: normalize.linear(payload, request.headers))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/github", summary="GitHub: milestone closed (X-Hub-Signature-256)")
+async def github(request: Request) -> Response:
+    secrets = _secret(request, "github")
+    body = await request.body()
+    try:
+        signatures.verify_github(request.headers, body, secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    events = _normalise(lambda: normalize.github(payload, request.headers))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/asana", summary="Asana: X-Hook-Secret handshake, then task completed (X-Hook-Signature)")
+async def asana(request: Request, token: str = "") -> Response:
+    configured = _secret(request, "asana")
+    if not any(hmac.compare_digest(token.encode(), c.encode()) for c in configured):
+        raise HTTPException(401, detail={"reason": "bad_token", "message": "the Asana target URL needs ?token=<INVOICEFLOW_ASANA_WEBHOOK_SECRET>"})
+    db: Db = request.app.state.db
+    handshake = signatures.asana_handshake_response(request.headers)
+    if handshake is not None:
+        secret = handshake["X-Hook-Secret"]
+
+        def store(session: Session) -> None:
+            exists = session.query(WebhookSecret).filter_by(provider="asana", secret=secret).first()
+            if exists is None:
+                session.add(WebhookSecret(provider="asana", secret=secret))
+
+        await db.run(store)
+        return Response(status_code=204, headers=handshake)
+    body = await request.body()
+    hook_secrets = await db.run(
+        lambda s: [row.secret for row in s.query(WebhookSecret).filter_by(provider="asana").all()]
+    )
+    if not hook_secrets:
+        raise HTTPException(401, detail={"reason": "no_handshake", "message": "no Asana handshake has been completed"})
+    try:
+        signatures.verify_asana(request.headers, body, hook_secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    events = _normalise(lambda: normalize.asana(payload))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+# --- e-signature -----------------------------------------------------------------------------------
+
+
+@router.post("/docusign", summary="DocuSign Connect: envelope completed (X-DocuSign-Signature-N)")
+async def docusign(request: Request) -> Response:
+    secrets = _secret(request, "docusign")
+    body = await request.body()
+    try:
+        signatures.verify_docusign(request.headers, body, secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    generated = payload.get("generatedDateTime") if isinstance(payload, dict) else None
+    if isinstance(generated, str):
+        try:
+            at = datetime.fromisoformat(generated[:26].rstrip("Z") + "+00:00")
+        except ValueError:
+            raise _malformed("generatedDateTime: not an ISO 8601 time") from None
+        _check_age(time.time() - at.timestamp(), DOCUSIGN_MAX_AGE_S, "DocuSign")
+    events = _normalise(lambda: normalize.docusign(payload))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/dropbox-sign", summary="Dropbox Sign: signature request all signed (event_hash)")
+async def dropbox_sign(request: Request) -> Response:
+    secrets = _secret(request, "dropbox_sign")
+    form = await request.form()
+    raw = form.get("json")
+    if not isinstance(raw, str):
+        raise _malformed("json: Dropbox Sign posts multipart/form-data with a `json` field")
+    payload = _json(raw.encode())
+    if not isinstance(payload, dict):
+        raise _malformed("json: expected an object")
+    try:
+        signatures.verify_dropbox_sign(payload, secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    event_time = str((payload.get("event") or {}).get("event_time", ""))
+    if event_time.isdigit():
+        _check_age(time.time() - int(event_time), DROPBOX_SIGN_MAX_AGE_S, "Dropbox Sign")
+    events = _normalise(lambda: normalize.dropbox_sign(payload))
+    await ingest(*_deps(request), events, payload)
+    # Dropbox Sign retries for days unless the reply is exactly this text.
+    return PlainTextResponse(DROPBOX_SIGN_REPLY)
+
+
+@router.post("/pandadoc", summary="PandaDoc: document completed (?signature=)")
+async def pandadoc(request: Request, signature: str | None = None) -> Response:
+    secrets = _secret(request, "pandadoc")
+    body = await request.body()
+    try:
+        signatures.verify_pandadoc(signature, body, secrets, headers=request.headers)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    events = _normalise(lambda: normalize.pandadoc(payload, request.headers))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+# --- generic ---------------------------------------------------------------------------------------
+
+
+@router.post("/generic", summary="Any tool: the generic signed webhook (X-Invoiceflow-Signature, 300 s window)")
+async def generic(request: Request) -> Response:
+    secrets = _secret(request, "generic")
+    body = await request.body()
+    try:
+        signatures.verify_generic(request.headers, body, secrets, now=time.time())
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    events = _normalise(lambda: normalize.generic(payload))
+    return _respond(await ingest(*_deps(request), events, payload))

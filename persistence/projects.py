@@ -1,0 +1,297 @@
+"""Projects on the database: billing plans, the refs that route events to them, and billing a trigger.
+
+`bill_trigger` is the one place that turns a business event into invoices. It runs in one transaction
+under a row lock on the project, and every invoice id is derived from (project, deposit | milestone), so
+a retried activity, a redelivered webhook or a replayed workflow finds its earlier work instead of
+billing twice, whatever order the events arrive in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.money import format_money, quantize
+from billing.projects import DepositSpec, MilestoneSpec, deposit_to_bill, recoupment, resolve_plan
+from billing.totals import LineInput, parse_lines
+from persistence import invoices as repo
+from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
+from persistence.subscriptions import terms_json
+from workflows.contracts import BillOutcome, InvoiceWorkflowInput, ProjectTrigger, TriggerKind, project_workflow_id
+
+PROJECT_NAMESPACE = uuid.UUID("5f0c2d7e-3b1a-4c8e-9a6d-2e4f8b1c7a90")
+
+# Where a ref may point: the deal and the signature envelope identify a project, PM-tool objects a milestone.
+PROJECT_REF_SYSTEMS = frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
+MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
+BILL_ON = ("milestone", "deal_won", "signature")
+
+
+class ProjectNotFound(LookupError):
+    pass
+
+
+class RefConflict(ValueError):
+    """The external id already routes to another project: one event must have one target."""
+
+
+@dataclass(frozen=True)
+class NewMilestone:
+    key: str
+    name: str
+    amount: Decimal | None = None
+    percent: Decimal | None = None
+    refs: dict[str, str] = field(default_factory=dict)
+    bill_on: str = "milestone"
+    lines: list[LineInput] | None = None
+
+
+@dataclass(frozen=True)
+class NewProject:
+    customer: Customer
+    name: str
+    currency: str
+    milestones: list[NewMilestone]
+    payment_terms: str
+    category: str | None = None
+    deposit: DepositSpec | None = None
+    deposit_on: str = "signature"
+    contract_amount: Decimal | None = None
+    tax_rate: Decimal = Decimal(0)
+    refs: dict[str, str] = field(default_factory=dict)
+    source: str = "api"
+    project_id: uuid.UUID | None = None
+
+
+def project_id_for_deal(provider: str, deal_id: str) -> uuid.UUID:
+    """A won deal that no project knows becomes this project: redeliveries converge on one id."""
+    return uuid.uuid5(PROJECT_NAMESPACE, f"deal:{provider}:{deal_id}")
+
+
+def _invoice_id(project_id: uuid.UUID, what: str) -> uuid.UUID:
+    return uuid.uuid5(PROJECT_NAMESPACE, f"{project_id}:{what}")
+
+
+def create_project(session: Session, new: NewProject) -> Project:
+    plan = resolve_plan(
+        new.currency,
+        [MilestoneSpec(m.key, m.name, m.amount, m.percent) for m in new.milestones],
+        new.deposit,
+        new.contract_amount,
+    )
+    project_id = new.project_id or uuid.uuid4()
+    project = Project(
+        id=project_id,
+        customer_id=new.customer.id,
+        name=new.name.strip(),
+        currency=new.currency,
+        category=new.category,
+        contract_amount=plan.contract,
+        deposit_percent=new.deposit.percent if new.deposit else None,
+        deposit_amount=plan.deposit,
+        deposit_on=new.deposit_on,
+        deposit_billed=Decimal(0),
+        deposit_recouped=Decimal(0),
+        tax_rate=new.tax_rate,
+        payment_terms=new.payment_terms,
+        source=new.source,
+        status="active",
+        workflow_id=project_workflow_id(str(project_id)),
+    )
+    project.milestones = [
+        ProjectMilestone(
+            key=m.key, name=m.name.strip(), position=i, amount=plan.milestones[m.key], percent=m.percent,
+            lines=terms_json(m.lines) if m.lines else None, bill_on=m.bill_on, status="pending", recouped=Decimal(0),
+        )
+        for i, m in enumerate(new.milestones)
+    ]
+    refs = [(system, ref, None) for system, ref in new.refs.items()]
+    refs += [(system, ref, m.key) for m in new.milestones for system, ref in m.refs.items()]
+    for system, ref, milestone_key in refs:
+        existing = resolve(session, system, ref)
+        if existing is not None:
+            raise RefConflict(f"{system} {ref!r} already belongs to project {existing.project_id}")
+        project.refs.append(ProjectRef(system=system, ref=ref.strip(), milestone_key=milestone_key))
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(session: Session, project_id: uuid.UUID, *, lock: bool = False) -> Project:
+    stmt = select(Project).where(Project.id == project_id)
+    if lock:
+        stmt = stmt.with_for_update(of=Project)
+    project = session.scalars(stmt).unique().one_or_none()
+    if project is None:
+        raise ProjectNotFound(f"project {project_id} does not exist")
+    return project
+
+
+def resolve(session: Session, system: str, ref: str) -> ProjectRef | None:
+    return session.scalars(select(ProjectRef).where(ProjectRef.system == system, ProjectRef.ref == ref.strip())).first()
+
+
+def customer_for_deal(
+    session: Session, *, provider: str, company_id: str | None, name: str, email: str | None, currency: str, terms: str
+) -> Customer:
+    """The CRM company's customer: by its external id, else by the contact's email, else a new one."""
+    system = f"{provider}_company"
+    if company_id:
+        linked = session.scalars(
+            select(CustomerExternalId).where(CustomerExternalId.system == system, CustomerExternalId.external_id == company_id)
+        ).first()
+        if linked is not None:
+            return linked.customer
+    customer = None
+    if email:
+        customer = session.scalars(
+            select(Customer).where(Customer.emails.any(email)).order_by(Customer.created_at)  # type: ignore[arg-type]
+        ).first()
+    if customer is None:
+        customer = Customer(
+            name=name, emails=[email] if email else [], currency=currency, timezone="UTC", payment_terms=terms, tags=[]
+        )
+        session.add(customer)
+        session.flush()
+    if company_id:
+        customer.external_ids.append(CustomerExternalId(system=system, external_id=company_id))
+        session.flush()
+    return customer
+
+
+# --- billing a trigger -----------------------------------------------------------------------------
+
+
+def _invoice_input(invoice: Invoice) -> InvoiceWorkflowInput:
+    return InvoiceWorkflowInput(
+        invoice_id=str(invoice.id), customer_id=str(invoice.customer_id), currency=invoice.currency,
+        requires_approval=invoice.requires_approval,
+    )
+
+
+def _new_invoice(session: Session, project: Project, what: str, lines: list[LineInput], notes: str) -> Invoice:
+    invoice = repo.create_invoice(
+        session,
+        repo.NewInvoice(
+            customer=project.customer, currency=project.currency, lines=lines, payment_terms=project.payment_terms,
+            notes=notes, source="project", invoice_id=_invoice_id(project.id, what), project_id=project.id,
+        ),
+    )
+    return invoice
+
+
+def _unbilled(project: Project) -> Decimal:
+    return sum((m.amount for m in project.milestones if m.status == "pending"), Decimal(0))
+
+
+def _bill_deposit(session: Session, project: Project, trigger: ProjectTrigger, out: BillOutcome) -> None:
+    if project.deposit_invoice_id is not None:
+        if project.deposit_event == trigger.event_key:  # a retry of the trigger that billed it
+            out.invoices.append(_invoice_input(repo.get_invoice(session, project.deposit_invoice_id)))
+        else:
+            out.detail += "deposit already billed; "
+        return
+    amount = deposit_to_bill(project.deposit_amount, _unbilled(project))
+    if amount <= 0:
+        out.detail += "no deposit to bill (every milestone is billed); "
+        return
+    label = f"Deposit ({project.deposit_percent.normalize():f}%)" if project.deposit_percent else "Deposit"
+    invoice = _new_invoice(
+        session, project, "deposit",
+        [LineInput(description=f"{project.name}: {label}", quantity=Decimal(1), unit_price=amount, tax_rate=project.tax_rate)],
+        notes="Advance payment, deducted from the milestone invoices that follow.",
+    )
+    project.deposit_invoice_id, project.deposit_billed, project.deposit_event = invoice.id, amount, trigger.event_key
+    repo.add_event(session, invoice.id, "project.deposit", actor=trigger.actor,
+                   data={"project_id": str(project.id), "event": trigger.event_key, "provider": trigger.provider})
+    out.invoices.append(_invoice_input(invoice))
+
+
+def _bill_milestone(session: Session, project: Project, milestone: ProjectMilestone, trigger: ProjectTrigger, out: BillOutcome) -> None:
+    if milestone.status == "billed":
+        if milestone.billed_event == trigger.event_key and milestone.invoice_id is not None:
+            out.invoices.append(_invoice_input(repo.get_invoice(session, milestone.invoice_id)))
+        else:
+            out.detail += f"milestone {milestone.key} already billed; "
+        return
+    pending = [m for m in project.milestones if m.status == "pending"]
+    recoup = recoupment(
+        currency=project.currency, milestone_amount=milestone.amount, deposit_billed=project.deposit_billed,
+        deposit_recouped=project.deposit_recouped, unbilled_milestones=_unbilled(project), is_last=len(pending) == 1,
+    )
+    if milestone.lines:
+        lines = _apply_recoupment(parse_lines(milestone.lines), recoup, project.currency)
+    else:
+        lines = [LineInput(description=f"{project.name}: {milestone.name}", quantity=Decimal(1), unit_price=milestone.amount,
+                           discount_amount=recoup, tax_rate=project.tax_rate)]
+    notes = f"Deposit applied: {format_money(recoup, project.currency)}." if recoup > 0 else ""
+    invoice = _new_invoice(session, project, f"milestone:{milestone.key}", lines, notes)
+    milestone.status, milestone.invoice_id, milestone.recouped = "billed", invoice.id, recoup
+    milestone.billed_event, milestone.billed_at = trigger.event_key, datetime.now(UTC)
+    project.deposit_recouped += recoup
+    repo.add_event(session, invoice.id, "project.milestone", actor=trigger.actor,
+                   data={"project_id": str(project.id), "milestone": milestone.key, "event": trigger.event_key,
+                         "provider": trigger.provider, "ref": trigger.ref})
+    out.invoices.append(_invoice_input(invoice))
+
+
+def _apply_recoupment(lines: list[LineInput], recoup: Decimal, currency: str) -> list[LineInput]:
+    """Spread a deduction over lines in order, each at most its gross (lines from a CRM deal)."""
+    result: list[LineInput] = []
+    for line in lines:
+        room = quantize(line.quantity * line.unit_price, currency) - line.discount_amount
+        take = min(recoup, max(room, Decimal(0))) if line.discount_percent == 0 else Decimal(0)
+        recoup -= take
+        result.append(LineInput(line.description, line.quantity, line.unit_price, line.discount_percent,
+                                line.discount_amount + take, line.tax_rate))
+    return result
+
+
+def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigger) -> BillOutcome:
+    project = get_project(session, project_id, lock=True)
+    out = BillOutcome(outcome="nothing_to_bill")
+    if project.status == "cancelled":
+        return BillOutcome(outcome="closed", detail="project is cancelled", project_done=True)
+    if trigger.kind in (TriggerKind.DEAL_WON, TriggerKind.CONTRACT_SIGNED):
+        stage = "deal_won" if trigger.kind == TriggerKind.DEAL_WON else "signature"
+        if project.deposit_amount > 0 and project.deposit_on == stage:
+            _bill_deposit(session, project, trigger, out)
+        for milestone in project.milestones:
+            if milestone.bill_on == stage:
+                _bill_milestone(session, project, milestone, trigger, out)
+    elif trigger.kind == TriggerKind.MILESTONE_DONE:
+        milestone = next((m for m in project.milestones if m.key == trigger.milestone_key), None)
+        if milestone is None:
+            return BillOutcome(outcome="unknown_milestone", detail=f"project has no milestone {trigger.milestone_key!r}")
+        _bill_milestone(session, project, milestone, trigger, out)
+    else:
+        return BillOutcome(outcome="nothing_to_bill", detail=f"unknown trigger kind {trigger.kind!r}")
+    if out.invoices:
+        out.outcome = "billed"
+    elif "already billed" in out.detail:
+        out.outcome = "already_billed"
+    if all(m.status == "billed" for m in project.milestones):
+        project.status = "completed"
+    out.project_done = project.status != "active"
+    out.detail = out.detail.rstrip("; ")
+    session.flush()
+    return out
+
+
+def summary(project: Project) -> dict[str, object]:
+    """What is billed, what is pending, what is left: the numbers GET /projects/{id} shows."""
+    billed = project.deposit_billed + sum(
+        (m.amount - m.recouped for m in project.milestones if m.status == "billed"), Decimal(0)
+    )
+    pending = [m.key for m in project.milestones if m.status == "pending"]
+    return {
+        "billed": billed,
+        "pending_milestones": pending,
+        "left": project.contract_amount - billed,
+        "deposit_outstanding": project.deposit_billed - project.deposit_recouped,
+    }

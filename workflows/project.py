@@ -1,0 +1,105 @@
+"""ProjectBillingWorkflow: one per project, it turns business events into invoices.
+
+Webhook receivers (deal won, contract signed, milestone done) and operators signal-with-start it with a
+`ProjectTrigger`. It handles triggers one at a time: an activity decides and records what the event
+bills (deposit, milestones) in one transaction, and each invoice starts as its own InvoiceWorkflow child
+(abandoned on close, id derived from the invoice id). So a project's billing history is one place in
+the Temporal UI, and duplicates collapse twice over: the workflow skips an event key it has seen, and
+the activity bills each deposit and milestone once whatever it is told.
+
+A won deal that no project knows starts this workflow with a `DealSource`: its first step fetches the
+deal (and its line items) from the CRM and builds the project from the configured default plan.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        ActivityName,
+        BillOutcome,
+        BillTriggerRequest,
+        ProjectFromDealRequest,
+        ProjectReady,
+        ProjectState,
+        ProjectTrigger,
+        ProjectWorkflowInput,
+    )
+    from workflows.invoice import start_invoice_child
+
+DB_TIMEOUT = timedelta(seconds=30)
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), non_retryable_error_types=["ProjectNotFound"]
+)
+# A CRM outage or a bad token must not lose a won deal: retry for as long as it takes, at most every 10 min.
+CRM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10), non_retryable_error_types=["CrmNotFound"]
+)
+MAX_OUTCOMES = 50
+MAX_SEEN = 2000
+
+
+@workflow.defn(name="ProjectBillingWorkflow")
+class ProjectBillingWorkflow:
+    @workflow.init
+    def __init__(self, input: ProjectWorkflowInput) -> None:
+        self._input = input
+        self._seen: list[str] = list(input.seen)
+        self._queue: list[ProjectTrigger] = []
+        self._outcomes: list[str] = []
+        self._status = "active"
+        self._processed = 0
+
+    @workflow.run
+    async def run(self, input: ProjectWorkflowInput) -> ProjectState:
+        if input.deal is not None:
+            ready = await workflow.execute_activity(
+                ActivityName.CREATE_PROJECT_FROM_DEAL,
+                ProjectFromDealRequest(project_id=input.project_id, deal=input.deal),
+                result_type=ProjectReady,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=CRM_RETRY,
+            )
+            if not ready.created:
+                self._status = "not_created"
+                self._outcomes.append(ready.detail)
+                return self.state()
+        while self._status == "active":
+            await workflow.wait_condition(lambda: bool(self._queue))
+            trigger = self._queue.pop(0)
+            outcome = await workflow.execute_activity(
+                ActivityName.BILL_PROJECT_TRIGGER,
+                BillTriggerRequest(project_id=input.project_id, trigger=trigger),
+                result_type=BillOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            for invoice in outcome.invoices:
+                await start_invoice_child(invoice)
+            self._seen = (self._seen + [trigger.event_key])[-MAX_SEEN:]
+            self._processed += 1
+            self._outcomes = (self._outcomes + [f"{trigger.event_key}: {outcome.outcome} {outcome.detail}".strip()])[-MAX_OUTCOMES:]
+            if outcome.project_done:
+                self._status = "completed"
+            elif not self._queue and workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(ProjectWorkflowInput(project_id=input.project_id, seen=self._seen))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    @workflow.signal
+    def trigger(self, trigger: ProjectTrigger) -> None:
+        if trigger.event_key in self._seen or any(q.event_key == trigger.event_key for q in self._queue):
+            return
+        self._queue.append(trigger)
+
+    @workflow.query
+    def state(self) -> ProjectState:
+        return ProjectState(
+            project_id=self._input.project_id, status=self._status, processed=self._processed,
+            pending_triggers=len(self._queue), outcomes=list(self._outcomes),
+        )
