@@ -390,6 +390,8 @@ class Estimate(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|sent|accepted|declined|expired
     decision_note: Mapped[str] = mapped_column(Text, default="")
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    project_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # accepted → a project, its deposit billed
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"))
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

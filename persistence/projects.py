@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.money import format_money, quantize
-from billing.projects import DepositSpec, MilestoneSpec, deposit_to_bill, recoupment, resolve_plan
+from billing.projects import DepositSpec, MilestoneSpec, ResolvedPlan, deposit_to_bill, recoupment, resolve_plan
 from billing.totals import LineInput, parse_lines
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
@@ -77,13 +77,18 @@ def _invoice_id(project_id: uuid.UUID, what: str) -> uuid.UUID:
     return uuid.uuid5(PROJECT_NAMESPACE, f"{project_id}:{what}")
 
 
-def create_project(session: Session, new: NewProject) -> Project:
-    plan = resolve_plan(
+def check_plan(new: NewProject) -> ResolvedPlan:
+    """Every amount of the plan, or a MoneyError naming the field (before anything is stored)."""
+    return resolve_plan(
         new.currency,
         [MilestoneSpec(m.key, m.name, m.amount, m.percent) for m in new.milestones],
         new.deposit,
         new.contract_amount,
     )
+
+
+def create_project(session: Session, new: NewProject) -> Project:
+    plan = check_plan(new)
     project_id = new.project_id or uuid.uuid4()
     project = Project(
         id=project_id,

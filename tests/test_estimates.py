@@ -99,3 +99,63 @@ async def test_decline_expiry_and_operator_conversion(time_env, make_settings, m
         await eventually(lambda: status_of(by_phone["id"], "sent"), what="sent")
         converted = await api.post(f"/estimates/{by_phone['id']}/convert", json={"note": "accepted by phone"})
         assert converted.status_code == 200 and converted.json()["status"] == "accepted" and converted.json()["invoice_id"]
+
+
+async def test_an_estimate_with_a_project_plan_becomes_a_project_and_bills_its_deposit(time_env, make_settings, mailbox) -> None:
+    """Accepting counts as the signature: the deposit invoice goes out at once, the milestones wait for
+    their events and recoup the deposit."""
+    client = time_env.client
+    settings = make_settings(client)
+    async with build_worker(client, settings), api_client(settings, client) as api:
+        today = (await time_env.get_current_time()).date()
+        customer = (await api.post("/customers", json=customer_body(currency="EUR"))).json()
+        lines = [{"description": "Portal rebuild", "quantity": "1", "unit_price": "10000.00", "tax_rate": "19"}]
+        body = {"customer_id": customer["id"], "lines": lines, "valid_until": (today + timedelta(days=30)).isoformat(),
+                "project": {"category": "fixed-scope", "deposit": {"percent": "30"},
+                            "milestones": [{"key": "design", "name": "Design", "percent": "40"},
+                                           {"key": "build", "name": "Build", "percent": "60"}]}}
+        mixed = await api.post("/estimates", json=body | {"lines": lines + [lines[0] | {"tax_rate": "7"}]})
+        assert mixed.status_code == 422 and "one tax rate" in mixed.text
+        too_much = await api.post("/estimates", json=body | {"project": {"milestones": [{"key": "a", "name": "A", "percent": "101"}]}})
+        assert too_much.status_code == 422 and "percent" in too_much.text
+
+        created = await api.post("/estimates", json=body)
+        assert created.status_code == 201, created.text
+        estimate = created.json()
+        [email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
+        link = LINK.search(email.text_body() or "").group(1)  # type: ignore[union-attr]
+        assert (await api.post(link, data={"decision": "accept"})).status_code == 200
+
+        async def project_billed():  # type: ignore[no-untyped-def]
+            est = (await api.get(f"/estimates/{estimate['id']}")).json()
+            if not est["project_id"]:
+                return None
+            project = (await api.get(f"/projects/{est['project_id']}")).json()
+            return project if project["invoices"] else None
+
+        project = await eventually(project_billed, what="deposit billed")
+        assert project["contract_amount"] == "10000.00" and project["category"] == "fixed-scope"
+        assert project["deposit"]["billed"] == "3000.00" and project["pending"] == ["design", "build"]
+        [deposit] = project["invoices"]
+
+        async def sent():  # type: ignore[no-untyped-def]
+            invoice = (await api.get(f"/invoices/{deposit['id']}")).json()
+            return invoice if invoice["status"] == "open" else None
+
+        invoice = await eventually(sent, what="deposit invoice sent")
+        assert invoice["total"] == "3570.00"  # 3,000 + 19 % VAT
+        await wait_mail(mailbox, 2, where=to(customer["emails"][0]))  # the estimate, then the deposit invoice
+
+        done = await api.post(f"/projects/{project['id']}/milestones/design/complete", json={})
+        assert done.status_code == 202
+
+        async def design_billed():  # type: ignore[no-untyped-def]
+            body = (await api.get(f"/projects/{project['id']}")).json()
+            return body if len(body["invoices"]) == 2 else None
+
+        after = await eventually(design_billed, what="design milestone billed")
+        # 4,000 less its share of the deposit (3,000 × 4,000 / 10,000 = 1,200) = 2,800 net, + 19 %.
+        assert after["milestones"][0]["deposit_applied"] == "1200.00"
+        assert sorted(i["total"] for i in after["invoices"]) == ["3332.00", "3570.00"]
+        assert (await api.post(link, data={"decision": "accept"})).status_code == 409
+        await record_history(client.get_workflow_handle(estimate["workflow_id"]), "estimate_accepted_into_project")

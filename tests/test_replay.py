@@ -1,4 +1,4 @@
-"""Replay every recorded InvoiceWorkflow history against the current code.
+"""Replay every recorded workflow history (invoice, subscription, estimate, project) against the current code.
 
 A change to workflow code that would break invoices already running (a reordered activity, a new
 timer) fails here with a NondeterminismError; guard such changes with ``workflow.patched``."""
@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
+from workflows.project import ProjectBillingWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -29,7 +30,7 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow])
+    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow, ProjectBillingWorkflow])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 

@@ -455,10 +455,11 @@ class ConvertRequest:
 
 @dataclass
 class ConvertedEstimate:
-    invoice_id: str
+    invoice_id: str  # empty when the estimate became a project instead
     customer_id: str
     currency: str
     total: str
+    project_id: str | None = None  # an estimate with a project plan becomes a project (deposit billed)
 
 
 @dataclass
@@ -466,6 +467,7 @@ class EstimateState:
     estimate_id: str
     status: str  # sent | accepted | declined | expired
     invoice_id: str | None = None
+    project_id: str | None = None
 
 
 # --- Project billing (deal won, contract signed, milestone done) ----------------------------------
@@ -508,6 +510,7 @@ class ProjectWorkflowInput:
     project_id: str
     deal: DealSource | None = None
     seen: list[str] = field(default_factory=list)  # carried over continue-as-new
+    initial: list[ProjectTrigger] = field(default_factory=list)  # triggers it starts with (an accepted estimate)
 
 
 @dataclass

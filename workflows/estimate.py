@@ -3,7 +3,9 @@
 It emails the client a signed link to the hosted estimate page, then waits for a decision (accept or
 decline through the page, or an operator converting it) or for the end of its valid-until day. An
 accepted estimate becomes an invoice with exactly its lines, discounts and tax, started as its own
-InvoiceWorkflow (abandoned on close, with a deterministic id: accepting twice bills once).
+InvoiceWorkflow (abandoned on close, with a deterministic id: accepting twice bills once). An estimate
+created with a project plan becomes a project instead: its ProjectBillingWorkflow starts with the
+acceptance as the signature, so the deposit is billed at once and the milestones wait for their events.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ with workflow.unsafe.imports_passed_through():
         EstimateWorkflowInput,
         EventRecord,
         InvoiceWorkflowInput,
+        ProjectTrigger,
+        TriggerKind,
     )
     from workflows.invoice import start_invoice_child
+    from workflows.project import start_project_child
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), non_retryable_error_types=["InvalidEstimate"])
@@ -42,6 +47,7 @@ class EstimateWorkflow:
         self._status = "draft"
         self._decision: EstimateDecisionInput | None = None
         self._invoice_id: str | None = None
+        self._project_id: str | None = None
 
     @workflow.run
     async def run(self, input: EstimateWorkflowInput) -> EstimateState:
@@ -85,6 +91,18 @@ class EstimateWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
+        if converted.project_id:
+            # Only estimates created with a project plan reach this branch, and no estimate running on
+            # older code has one, so recorded histories replay unchanged (tests/test_replay.py).
+            await start_project_child(
+                converted.project_id,
+                ProjectTrigger(
+                    event_key=f"estimate:{self._input.estimate_id}:accepted", kind=TriggerKind.CONTRACT_SIGNED,
+                    provider="estimate", ref=self._input.estimate_id, actor=decision.actor,
+                ),
+            )
+            self._project_id, self._status = converted.project_id, "accepted"
+            return self.state()
         await workflow.execute_activity(
             ActivityName.RECORD_EVENT,
             EventRecord(
@@ -110,4 +128,6 @@ class EstimateWorkflow:
 
     @workflow.query
     def state(self) -> EstimateState:
-        return EstimateState(estimate_id=self._input.estimate_id, status=self._status, invoice_id=self._invoice_id)
+        return EstimateState(
+            estimate_id=self._input.estimate_id, status=self._status, invoice_id=self._invoice_id, project_id=self._project_id
+        )

@@ -16,7 +16,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ProjectState,
         ProjectTrigger,
         ProjectWorkflowInput,
+        project_workflow_id,
     )
     from workflows.invoice import start_invoice_child
 
@@ -49,7 +52,7 @@ class ProjectBillingWorkflow:
     def __init__(self, input: ProjectWorkflowInput) -> None:
         self._input = input
         self._seen: list[str] = list(input.seen)
-        self._queue: list[ProjectTrigger] = []
+        self._queue: list[ProjectTrigger] = list(input.initial)
         self._outcomes: list[str] = []
         self._status = "active"
         self._processed = 0
@@ -103,3 +106,18 @@ class ProjectBillingWorkflow:
             project_id=self._input.project_id, status=self._status, processed=self._processed,
             pending_triggers=len(self._queue), outcomes=list(self._outcomes),
         )
+
+
+async def start_project_child(project_id: str, trigger: ProjectTrigger) -> None:
+    """Start a project's workflow from another workflow (an accepted estimate), abandoned on close; its
+    id derives from the project, so a second start is a no-op."""
+    try:
+        await workflow.start_child_workflow(
+            ProjectBillingWorkflow.run,
+            ProjectWorkflowInput(project_id=project_id, initial=[trigger]),
+            id=project_workflow_id(project_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        pass

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.routes.approval_pages import page, result
 from api.routes.invoices import run_update
+from api.routes.projects import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
 from billing.errors import MoneyError
 from billing.money import format_money
@@ -33,6 +34,16 @@ router = APIRouter(tags=["estimates"])
 LINK_MAX_AGE_S = 400 * 86400
 
 
+class EstimateProject(Strict):
+    """Accepting the estimate creates this project (contract = the estimate's net total) and bills its
+    deposit at once; milestones default to one "completion" milestone for the rest."""
+
+    name: str | None = Field(default=None, max_length=300)
+    category: str | None = Field(default=None, max_length=120)
+    deposit: DepositCreate | None = None
+    milestones: list[MilestoneCreate] = Field(default_factory=list, max_length=100)
+
+
 class EstimateCreate(Strict):
     customer_id: uuid.UUID
     currency: Currency | None = None
@@ -40,6 +51,7 @@ class EstimateCreate(Strict):
     valid_until: date
     payment_terms: Terms | None = None
     notes: str = Field(default="", max_length=5000)
+    project: EstimateProject | None = Field(default=None, description="Accepting creates a project and bills its deposit.")
 
 
 class EstimateOut(BaseModel):
@@ -55,6 +67,7 @@ class EstimateOut(BaseModel):
     valid_until: date
     lines: list[dict[str, str]]
     invoice_id: uuid.UUID | None
+    project_id: uuid.UUID | None = None
     decision_note: str
 
 
@@ -66,7 +79,7 @@ def estimate_out(e: Estimate) -> EstimateOut:
     return EstimateOut(
         id=e.id, number=e.number, workflow_id=e.workflow_id, customer_id=e.customer_id, status=e.status, currency=e.currency,
         subtotal=str(e.subtotal), tax_total=str(e.tax_total), total=str(e.total), valid_until=e.valid_until, lines=e.lines,
-        invoice_id=e.invoice_id, decision_note=e.decision_note,
+        invoice_id=e.invoice_id, project_id=e.project_id, decision_note=e.decision_note,
     )
 
 
@@ -85,16 +98,22 @@ async def create_estimate(body: EstimateCreate, db: DbDep, temporal: TemporalDep
             raise _invalid("valid_until", f"must not be in the past (today is {today} for this client)")
         try:
             lines = parse_lines([line.model_dump(mode="json") for line in body.lines])
+            currency = body.currency or customer.currency
+            plan = None
+            if body.project is not None:
+                plan = body.project.model_dump(mode="json", exclude_none=True)
+                # Validate the plan now, against the estimate's own total, not at acceptance.
+                repo.projects.check_plan(repo.project_from_plan(uuid.uuid4(), customer, currency, lines, plan, "net_30", "-"))
             estimate = repo.create(
                 session,
                 repo.NewEstimate(
-                    customer=customer, currency=body.currency or customer.currency, lines=lines, valid_until=body.valid_until,
-                    payment_terms=body.payment_terms or customer.payment_terms, notes=body.notes,
+                    customer=customer, currency=currency, lines=lines, valid_until=body.valid_until,
+                    payment_terms=body.payment_terms or customer.payment_terms, notes=body.notes, project_plan=plan,
                 ),
                 today,
             )
         except MoneyError as exc:
-            raise _invalid("lines", str(exc)) from None
+            raise _invalid("project" if body.project is not None and "project" in str(exc) else "lines", str(exc)) from None
         start = EstimateWorkflowInput(
             estimate_id=str(estimate.id), customer_id=str(customer.id), currency=estimate.currency, expires_at=repo.expires_at(estimate)
         )

@@ -161,6 +161,9 @@ def project_out(session: Session, project: Project) -> ProjectOut:
 
 async def _load(db: Db, project_id: uuid.UUID) -> ProjectOut:
     def tx(session: Session) -> ProjectOut:
+        # One snapshot for the project, its milestones and its invoices: under READ COMMITTED each
+        # statement could see a different moment of a concurrent billing transaction.
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         try:
             return project_out(session, repo.get_project(session, project_id))
         except repo.ProjectNotFound as exc:
@@ -222,6 +225,7 @@ async def get_project(project_id: uuid.UUID, db: DbDep, _: Operator) -> ProjectO
 @router.get("/projects", response_model=list[ProjectOut])
 async def list_projects(db: DbDep, _: Operator, customer_id: uuid.UUID | None = None, limit: int = 100) -> list[ProjectOut]:
     def tx(session: Session) -> list[ProjectOut]:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         stmt = select(Project).order_by(Project.created_at.desc()).limit(min(max(limit, 1), 500))
         if customer_id is not None:
             stmt = stmt.where(Project.customer_id == customer_id)

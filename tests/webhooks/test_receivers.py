@@ -17,7 +17,7 @@ import pytest_asyncio
 from api.webhooks import signatures
 from standins import webhooks as send_as
 from standins.webhooks import Delivery, send
-from tests.support import api_client, customer_body, eventually
+from tests.support import api_client, customer_body, eventually, record_history
 from worker import build_worker
 
 SECRETS = {
@@ -309,6 +309,9 @@ async def test_out_of_order_milestone_before_signature_bills_each_once(stack: St
     assert totals == ["3000.00", "3000.00", "4000.00"]
     assert body["billed"] == "10000.00" and body["left"] == "0.00" and body["status"] == "completed"
     assert [m["deposit_applied"] for m in body["milestones"]] == ["0", "3000.00"]
+    handle = stack.client.get_workflow_handle(f"project-{pid}")
+    await handle.result()
+    await record_history(handle, "project_out_of_order_completed")
 
 
 async def test_operator_triggers_and_validation(stack: Stack) -> None:

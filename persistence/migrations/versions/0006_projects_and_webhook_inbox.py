@@ -106,9 +106,15 @@ def upgrade() -> None:
     op.add_column('invoices', sa.Column('project_id', sa.Uuid(), nullable=True))
     op.create_index(op.f('ix_invoices_project_id'), 'invoices', ['project_id'], unique=False)
     op.create_foreign_key(op.f('fk_invoices_project_id_projects'), 'invoices', 'projects', ['project_id'], ['id'])
+    op.add_column('estimates', sa.Column('project_plan', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
+    op.add_column('estimates', sa.Column('project_id', sa.Uuid(), nullable=True))
+    op.create_foreign_key(op.f('fk_estimates_project_id_projects'), 'estimates', 'projects', ['project_id'], ['id'])
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f('fk_estimates_project_id_projects'), 'estimates', type_='foreignkey')
+    op.drop_column('estimates', 'project_id')
+    op.drop_column('estimates', 'project_plan')
     op.drop_constraint(op.f('fk_invoices_project_id_projects'), 'invoices', type_='foreignkey')
     op.drop_index(op.f('ix_invoices_project_id'), table_name='invoices')
     op.drop_column('invoices', 'project_id')
