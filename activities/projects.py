@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,8 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.errors import MoneyError
+from billing.money import quantize
 from billing.projects import DepositSpec
 from billing.totals import LineInput, compute_totals
+from integrations.crm import CrmAuthFailed, CrmDeal, CrmNotFound, CrmRateLimited
+from integrations.hubspot import HubSpotClient
+from integrations.pipedrive import PipedriveClient
 from invoiceflow.settings import Settings
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
@@ -27,8 +30,6 @@ from persistence.db import session_scope
 from persistence.models import Project
 from workflows.contracts import ActivityName, BillOutcome, BillTriggerRequest, ProjectFromDealRequest, ProjectReady
 
-if TYPE_CHECKING:  # the CRM clients load only on a worker that builds projects from deals
-    from integrations.crm import CrmDeal
 
 
 class PlanError(ValueError):
@@ -49,11 +50,7 @@ def deal_project(settings: Settings, project_id: uuid.UUID, deal: CrmDeal, custo
     """The default plan for a won deal: its own line items billed at once, or a deposit then the rest."""
     deposit = parse_deal_plan(settings.deal_won_plan)
     currency = (deal.currency or customer.currency).upper()
-    lines = [
-        LineInput(description=item.name, quantity=item.quantity, unit_price=item.unit_price,
-                  tax_rate=item.tax_rate or Decimal(0))
-        for item in deal.line_items
-    ]
+    lines = [_line(item, currency) for item in deal.line_items]
     amount = deal.amount if deal.amount is not None else None
     if not lines:
         if amount is None or amount <= 0:
@@ -69,6 +66,16 @@ def deal_project(settings: Settings, project_id: uuid.UUID, deal: CrmDeal, custo
         deposit=deposit, deposit_on="deal_won", refs={f"{deal.provider}_deal": deal.deal_id}, source=deal.provider,
         project_id=project_id,
     )
+
+
+def _line(item, currency: str) -> LineInput:  # type: ignore[no-untyped-def]
+    """A CRM line item as an invoice line; the CRM's own line total wins (a discount shows as one)."""
+    if item.tax_inclusive:
+        raise MoneyError(f"line item {item.name!r} has a tax-inclusive price; invoiceflow bills net prices plus tax")
+    gross = quantize(item.quantity * item.unit_price, currency)
+    discount = gross - item.amount if Decimal(0) <= item.amount < gross else Decimal(0)
+    return LineInput(description=item.name, quantity=item.quantity, unit_price=item.unit_price,
+                     discount_amount=quantize(discount, currency), tax_rate=item.tax_rate or Decimal(0))
 
 
 def _lines_net(lines: list[LineInput], currency: str) -> Decimal:
@@ -89,21 +96,17 @@ class ProjectActivities:
             raise ApplicationError(str(exc), type="ProjectNotFound", non_retryable=True) from exc
 
     async def _fetch(self, provider: str, deal_id: str) -> CrmDeal:
-        from integrations.crm import CrmAuthFailed, CrmNotFound
-
         s = self._settings
         if provider == "hubspot":
-            from integrations.hubspot import HubSpotClient
-
             if not s.hubspot_api_token:
                 raise CrmAuthFailed("INVOICEFLOW_HUBSPOT_API_TOKEN is not set: cannot read the won deal")
-            return await HubSpotClient(s.hubspot_api_base_url, s.hubspot_api_token).fetch_deal(deal_id)
+            async with HubSpotClient(s.hubspot_api_base_url, s.hubspot_api_token) as hubspot:
+                return await hubspot.fetch_deal(deal_id)
         if provider == "pipedrive":
-            from integrations.pipedrive import PipedriveClient
-
             if not s.pipedrive_api_token:
                 raise CrmAuthFailed("INVOICEFLOW_PIPEDRIVE_API_TOKEN is not set: cannot read the won deal")
-            return await PipedriveClient(s.pipedrive_api_base_url, s.pipedrive_api_token).fetch_deal(deal_id)
+            async with PipedriveClient(s.pipedrive_api_base_url, s.pipedrive_api_token) as pipedrive:
+                return await pipedrive.fetch_deal(deal_id)
         raise CrmNotFound(f"no CRM client for {provider!r}")
 
     @activity.defn(name=ActivityName.CREATE_PROJECT_FROM_DEAL)
@@ -112,8 +115,6 @@ class ProjectActivities:
         exists = await asyncio.to_thread(self._exists, project_id)
         if exists:
             return ProjectReady(project_id=request.project_id, created=True, detail="already built")
-        from integrations.crm import CrmNotFound, CrmRateLimited
-
         try:
             deal = await self._fetch(request.deal.provider, request.deal.deal_id)
         except CrmRateLimited as exc:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    Uuid,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -488,7 +489,8 @@ class WebhookEvent(Base):
     system: Mapped[str] = mapped_column(String(40))
     ref: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(16), index=True)  # received | dispatched | unmatched
-    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"))
+    # No foreign key: a won deal's project is built by its workflow after the event is dispatched.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     milestone_key: Mapped[str | None] = mapped_column(String(80))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     payload: Mapped[dict[str, Any] | list[Any]] = mapped_column(JSONB)
