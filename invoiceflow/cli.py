@@ -26,13 +26,14 @@ def dev(
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI.")] = 8233,
     smtp_port: Annotated[int, typer.Option(help="Dev mailbox SMTP port.")] = 1025,
     mail_ui_port: Annotated[int, typer.Option(help="Dev mailbox web viewer.")] = 8025,
+    crm_port: Annotated[int, typer.Option(help="Where `invoiceflow demo` serves its HubSpot stand-in.")] = 8091,
 ) -> None:
     """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
     from invoiceflow.devstack import DevPorts, DevStack, DevStackError
 
     stack = DevStack(
         data_dir=data_dir.resolve(),
-        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port),
+        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port, crm=crm_port),
         settings=get_settings(),
         say=lambda m: typer.echo(m, err=True),
     )
@@ -51,6 +52,25 @@ def dev(
         stack.stop()
         typer.echo("stopped.", err=True)
     raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    api_url: Annotated[str, typer.Option(help="The API of a running `invoiceflow dev`.")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(help="Bearer token (default: INVOICEFLOW_API_TOKEN or dev-token).")] = None,
+    secret: Annotated[str, typer.Option(help="Webhook secret the dev stack was given.")] = "dev-webhook-secret",
+    crm_port: Annotated[int, typer.Option(help="The dev stack's --crm-port.")] = 8091,
+) -> None:
+    """Fire realistic signed webhooks (DocuSign, GitHub, Jira, HubSpot, ...) at a running `invoiceflow dev`."""
+    from invoiceflow.demo import DemoError, config_from_env, run_demo
+
+    try:
+        config = config_from_env(api_url, token, secret)
+        config.crm_port = crm_port
+        asyncio.run(run_demo(config, say=typer.echo))
+    except (DemoError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from invoiceflow.demo import DEV_WEBHOOK_SECRET, dev_environment
 from invoiceflow.settings import Settings
 from workflows.search_attributes import CLI_TYPES
 
@@ -37,6 +38,7 @@ class DevPorts:
     ui: int = 8233
     smtp: int = 1025
     mail_ui: int = 8025
+    crm: int = 8091  # where `invoiceflow demo` serves its HubSpot stand-in
 
 
 @dataclass
@@ -136,7 +138,7 @@ class DevStack:
             env["INVOICEFLOW_SMTP_HOST"] = self.host
             env["INVOICEFLOW_SMTP_PORT"] = str(self.ports.smtp)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+        return dev_environment(env, crm_port=self.ports.crm)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
         command = args if raw else [sys.executable, "-m", "invoiceflow.cli", *args]
@@ -182,6 +184,8 @@ class DevStack:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
         else:
             lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
+        lines.append(f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: {DEV_WEBHOOK_SECRET!r};"
+                     " `invoiceflow demo` fires some)")
         lines += [f"  Data dir       {self.data_dir}", f"  Logs           {self.data_dir / 'logs'}", "Ctrl-C stops everything."]
         return "\n".join(lines)
 

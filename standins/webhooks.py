@@ -139,7 +139,8 @@ def asana_task_completed(gid: str, hook_secret: str, token: str, *, created_at: 
 
 
 def docusign_envelope_completed(envelope_id: str, secret: str, *, custom_fields: dict[str, str] | None = None,
-                                generated: str = "2024-06-10T12:00:00.0000000Z") -> Delivery:
+                                generated: str | None = None) -> Delivery:
+    generated = generated or time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
     payload = {
         "event": "envelope-completed", "apiVersion": "v2.1",
         "uri": f"/restapi/v2.1/accounts/f8c2/envelopes/{envelope_id}", "retryCount": 0, "configurationId": 10556,

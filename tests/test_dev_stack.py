@@ -67,7 +67,7 @@ def postgres_running(data_dir: Path) -> bool:
 
 def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("api-port", "temporal-port", "ui-port", "smtp-port", "mail-ui-port")}
+    ports = {name: free_port() for name in ("api-port", "temporal-port", "ui-port", "smtp-port", "mail-ui-port", "crm-port")}
     api = f"http://127.0.0.1:{ports['api-port']}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -120,6 +120,20 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert [e["kind"] for e in detail["history"]].count("cycle.skipped") == 3
         items = httpx.get(f"{api}/customers/{customer['id']}/billable-items", headers=auth, timeout=5).json()
         assert [i["invoice_id"] for i in items] == [cycle_invoice["invoice_id"]]
+
+        # `invoiceflow demo`: signed webhooks from DocuSign, GitHub (three deliveries), Jira and HubSpot
+        # (a won deal read from the CRM stand-in) → four invoices, each once; one event kept unmatched.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
+        demo = subprocess.run(
+            [sys.executable, "-m", "invoiceflow.cli", "demo", "--api-url", api, "--token", TOKEN,
+             "--crm-port", str(ports["crm-port"])],
+            env=env, capture_output=True, text=True, timeout=150,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        invoice_lines = [line for line in demo.stdout.splitlines() if line.strip().startswith("INV-")]
+        assert len(invoice_lines) == 4, demo.stdout
+        assert [line.split()[1] for line in invoice_lines] == ["3000.00", "2800.00", "4200.00", "4550.00"], demo.stdout
+        assert "events kept for an operator: 1" in demo.stdout
     finally:
         output = stop(process)
     assert "invoiceflow is running" in output

@@ -1,0 +1,156 @@
+"""`invoiceflow demo`: fire realistic signed webhooks at a running `invoiceflow dev`.
+
+A newcomer sees the point of the product in a minute: a project is set up through the API, then the
+tools where work happens report events (a DocuSign envelope completed, a GitHub milestone closed
+three times over, a Jira issue done, a HubSpot deal won that no project knows, an event nobody can
+route) and invoices appear in the dev mailbox and in the Temporal UI, once each.
+
+The dev stack configures every webhook secret as `DEV_WEBHOOK_SECRET` and points the HubSpot client at
+`DEMO_CRM_PORT`, where this command serves the HubSpot stand-in (seeded with the won deal) while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from standins import webhooks as send_as
+from standins.crm.hubspot import create_hubspot_standin
+from standins.server import ServedApp
+
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEMO_CRM_PORT = 8091
+DEMO_HUBSPOT_TOKEN = "pat-na1-demo-0000-0000-0000-invoiceflow"
+WEBHOOK_PROVIDERS = ("hubspot", "pipedrive", "jira", "linear", "github", "asana", "docusign", "dropbox_sign", "pandadoc", "generic")
+
+
+def dev_environment(env: dict[str, str], *, crm_port: int = DEMO_CRM_PORT) -> dict[str, str]:
+    """Dev-stack defaults so webhooks work out of the box; anything the user set wins."""
+    for provider in WEBHOOK_PROVIDERS:
+        env.setdefault(f"INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
+    env.setdefault("INVOICEFLOW_HUBSPOT_API_BASE_URL", f"http://127.0.0.1:{crm_port}")
+    env.setdefault("INVOICEFLOW_HUBSPOT_API_TOKEN", DEMO_HUBSPOT_TOKEN)
+    return env
+
+
+@dataclass
+class DemoConfig:
+    api_url: str = "http://127.0.0.1:8000"
+    api_token: str = "dev-token"
+    public_url: str | None = None  # what the API signs HubSpot URLs with; default: api_url
+    secret: str = DEV_WEBHOOK_SECRET
+    crm_port: int = DEMO_CRM_PORT
+    temporal_ui: str = "http://127.0.0.1:8233"
+    mailbox_ui: str = "http://127.0.0.1:8025"
+    timeout_s: float = 90.0
+
+
+@dataclass
+class DemoResult:
+    project_id: str
+    deal_project_id: str
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    unmatched: int = 0
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+async def _expect(response: httpx.Response, *codes: int) -> Any:
+    if response.status_code not in codes:
+        raise DemoError(f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:500]}")
+    return response.json() if response.headers.get("content-type", "").startswith("application/json") else response.text
+
+
+async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
+    tag = uuid.uuid4().hex[:6]
+    app, hubspot = create_hubspot_standin(DEMO_HUBSPOT_TOKEN)
+    company = hubspot.add_company(f"Initech {tag}", domain="initech.example.com")
+    contact = hubspot.add_contact(f"ap-{tag}@initech.example.com", firstname="Peter", lastname="Gibbons")
+    deal_id = hubspot.add_deal(
+        f"Initech cloud migration {tag}", currency="USD", contact_ids=[contact], company_ids=[company],
+        line_items=[{"name": "Migration workshop", "quantity": "2", "price": "1800.00"},
+                    {"name": "Runbook and hand-over", "quantity": "1", "price": "950.00"}],
+    )
+    crm = ServedApp(app, port=config.crm_port).start()
+    headers = {"Authorization": f"Bearer {config.api_token}"}
+    try:
+        async with httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=30) as api:
+            await _expect(await api.get("/healthz"), 200)
+            customer = await _expect(await api.post("/customers", json={
+                "name": f"Globex Corporation {tag}", "emails": [f"ap-{tag}@globex.example.com"], "currency": "USD",
+                "timezone": "America/New_York", "payment_terms": "net_30", "owner_email": "owner@yourfirm.example.com",
+            }), 201)
+            envelope = str(uuid.uuid4())
+            github_ref, jira_ref = f"globex/portal-{tag}", f"PORT-{uuid.uuid4().int % 10000}"
+            project = await _expect(await api.post("/projects", json={
+                "customer_id": customer["id"], "name": f"Portal rebuild {tag}", "currency": "USD", "category": "fixed-scope",
+                "deposit": {"percent": "30"}, "external_refs": {"docusign": envelope},
+                "milestones": [
+                    {"key": "design", "name": "Design sign-off", "amount": "4000.00", "external_refs": {"github": f"{github_ref}#3"}},
+                    {"key": "launch", "name": "Launch", "amount": "6000.00", "external_refs": {"jira": jira_ref}},
+                ],
+            }), 201)
+            say(f"project {project['name']}: deposit 30 % on signature, milestones on GitHub {github_ref}#3 and Jira {jira_ref}")
+
+            secret = config.secret
+            deliveries = [
+                ("DocuSign envelope completed (the contract is signed)", send_as.docusign_envelope_completed(envelope, secret)),
+                ("GitHub milestone closed", send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}")),
+                ("the same GitHub delivery again (a redelivery)", send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}")),
+                ("GitHub again, as a new delivery of the same milestone", send_as.github_milestone_closed(github_ref, 3, secret)),
+                ("Jira issue moved to Done", send_as.jira_issue_done(jira_ref, secret)),
+                ("HubSpot deal won, no project knows it", send_as.hubspot_deal_won(
+                    deal_id, secret, public_url=config.public_url or config.api_url)),
+                ("a generic event for something no project knows", send_as.generic_event(
+                    f"demo-{tag}", "milestone.completed", secret, ref={"system": "generic", "id": f"unknown-{tag}"})),
+            ]
+            for label, delivery in deliveries:
+                response = await send_as.send(api, delivery)
+                await _expect(response, 200, 202)
+                say(f"  {delivery.provider:<9} {label}: HTTP {response.status_code}")
+
+            result = DemoResult(project_id=project["id"], deal_project_id="")
+            deadline = asyncio.get_running_loop().time() + config.timeout_s
+            while True:
+                mine = await _expect(await api.get(f"/projects/{project['id']}"), 200)
+                projects = await _expect(await api.get("/projects", params={"limit": 500}), 200)
+                deal_project = next((p for p in projects if p["external_refs"].get("hubspot_deal") == deal_id), None)
+                ready = len(mine["invoices"]) == 3 and all(i["status"] != "draft" for i in mine["invoices"])
+                if ready and deal_project and deal_project["invoices"] and deal_project["invoices"][0]["status"] != "draft":
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    raise DemoError("invoices did not appear in time; is the worker running? (see the dev stack's logs)")
+                await asyncio.sleep(0.5)
+            result.deal_project_id = deal_project["id"]
+            result.invoices = mine["invoices"] + deal_project["invoices"]
+            result.unmatched = len(await _expect(await api.get("/webhooks/unmatched"), 200))
+    finally:
+        crm.stop()
+
+    say("")
+    say("invoices created, once each:")
+    for invoice in result.invoices:
+        say(f"  {invoice['number'] or '(draft)':<18} {invoice['total']:>10} USD  {invoice['status']}")
+    query = quote('WorkflowType="ProjectBillingWorkflow"')
+    say(f"events kept for an operator: {result.unmatched} (GET /webhooks/unmatched)")
+    say(f"mailbox:     {config.mailbox_ui}")
+    say(f"Temporal UI: {config.temporal_ui}/namespaces/default/workflows?query={query}")
+    return result
+
+
+def config_from_env(api_url: str, api_token: str | None, secret: str) -> DemoConfig:
+    return DemoConfig(
+        api_url=api_url,
+        api_token=api_token or os.environ.get("INVOICEFLOW_API_TOKEN", "dev-token"),
+        public_url=os.environ.get("INVOICEFLOW_PUBLIC_URL"),
+        secret=secret,
+    )
