@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     default_payment_terms: str = Field(default="net_30", description="Terms of a customer created from a CRM deal.")
     hubspot_api_base_url: str = "https://api.hubapi.com"
     hubspot_api_token: str | None = Field(default=None, description="HubSpot private-app token (deal and line items).")
+    asana_api_base_url: str = "https://app.asana.com"
+    asana_api_token: str | None = Field(default=None, description="Asana personal access token (confirms a task is completed).")
     pipedrive_api_base_url: str = "https://api.pipedrive.com"
     pipedrive_api_token: str | None = Field(default=None, description="Pipedrive API token (deal and products).")
 

@@ -71,9 +71,14 @@ def hints_of(row: WebhookEvent) -> dict[str, str]:
     return {k.removeprefix("hint."): v for k, v in row.summary.items() if k.startswith("hint.")}
 
 
-def route(session: Session, row: WebhookEvent) -> Route | None:
-    """Which project (and milestone) this event is for, or None when no project knows it yet."""
+def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Route | None:
+    """Which project (and milestone) this event is for, or None when no project knows it yet.
+
+    An event marked ``unconfirmed`` (Asana without an API token to check the task) routes only when an
+    operator replays it (``confirmed``)."""
     hints = hints_of(row)
+    if hints.get("unconfirmed") and not confirmed:
+        return None
     linked = projects.resolve(session, row.system, row.ref) if row.ref else None
     if linked is not None:
         return Route(linked.project_id, linked.milestone_key or hints.get("milestone_key"))

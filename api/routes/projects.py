@@ -306,7 +306,7 @@ async def _replay(db: Db, temporal: TemporalDep, settings: SettingsDep, event_id
             raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
         if row.status == "dispatched":
             return None, None
-        target = inbox.route(session, row)
+        target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
         if target is None:
             inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
             return None, None

@@ -32,6 +32,7 @@ from temporalio.service import RPCError
 from api.deps import Db
 from api.webhooks import normalize, signatures
 from api.webhooks.normalize import MalformedPayload
+from integrations import asana as asana_api
 from invoiceflow.settings import Settings, split_secrets
 from persistence import webhook_inbox as inbox
 from persistence.models import WebhookSecret
@@ -111,7 +112,8 @@ async def ingest(db: Db, temporal: Client, settings: Settings, events: list[Inbo
                 return str(row.id), "duplicate", None, None
             target = inbox.route(session, row)
             if target is None:
-                inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
+                reason = inbox.hints_of(row).get("unconfirmed") or f"no project is linked to {row.system} {row.ref!r}"
+                inbox.mark(session, row.id, "unmatched", note=reason)
                 return str(row.id), "unmatched", None, None
             return str(row.id), "route", target, inbox.trigger_for(row, target)
 
@@ -244,7 +246,28 @@ async def asana(request: Request, token: str = "") -> Response:
         raise _unauthorized(exc) from None
     payload = _json(body)
     events = _normalise(lambda: normalize.asana(payload))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return _respond(await ingest(*_deps(request), await _completed_tasks(request, events), payload))
+
+
+async def _completed_tasks(request: Request, events: list[InboundEvent]) -> list[InboundEvent]:
+    """Asana says only that `completed` changed: keep the events whose task is completed now."""
+    settings = _settings(request)
+    if not events:
+        return events
+    if not settings.asana_api_token:
+        # Cannot tell completing from un-completing: keep the events for an operator, bill nothing.
+        return [InboundEvent(e.provider, e.dedupe_key, e.kind, e.system, e.ref, e.summary,
+                             e.hints | {"unconfirmed": "set INVOICEFLOW_ASANA_API_TOKEN to confirm completion"})
+                for e in events]
+    kept = []
+    for event in events:
+        try:
+            task = await asana_api.fetch_task(settings.asana_api_base_url, settings.asana_api_token, event.ref)
+        except asana_api.AsanaError as exc:
+            raise HTTPException(503, detail=f"cannot confirm Asana task {event.ref}: {exc}") from None
+        if task is not None and task.completed:
+            kept.append(event)
+    return kept
 
 
 # --- e-signature -----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import pytest_asyncio
 
 from api.webhooks import signatures
 from standins import webhooks as send_as
+from standins.asana import create_asana_standin
+from standins.server import serve
 from standins.webhooks import Delivery, send
 from tests.support import api_client, customer_body, eventually, record_history
 from worker import build_worker
@@ -238,25 +240,51 @@ async def test_dropbox_sign_multipart_reply_and_deposit(stack: Stack) -> None:
     await _assert_single_invoice(stack, project["id"])
 
 
-async def test_asana_handshake_then_signed_events(stack: Stack) -> None:
+async def test_asana_handshake_then_signed_events_of_confirmed_completions(temporal_env, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Asana only says "completed changed": the receiver reads the task and bills a completed one;
+    a task that was reopened bills nothing."""
+    app, asana = create_asana_standin()
+    with serve(app) as served:
+        settings = make_settings(temporal_env.client, public_url=PUBLIC_URL, asana_api_base_url=served.base_url,
+                                 asana_api_token=asana.token, **SECRETS)
+        async with build_worker(temporal_env.client, settings), api_client(settings, temporal_env.client) as api:
+            token = SECRETS["asana_webhook_secret"]
+            done_gid, reopened_gid = (str(uuid.uuid4().int % 10**16) for _ in range(2))
+            asana.add_task(done_gid, "Design sign-off", completed=True)
+            asana.add_task(reopened_gid, "Launch", completed=False)
+            project = await new_project(api, milestones=[
+                {"key": "m1", "name": "Design", "amount": "4000.00", "external_refs": {"asana": done_gid}},
+                {"key": "m2", "name": "Launch", "amount": "1000.00", "external_refs": {"asana": reopened_gid}}])
+            assert (await send(api, send_as.asana_handshake("wrong-token", ASANA_HOOK))).status_code == 401
+            handshake = await send(api, send_as.asana_handshake(token, ASANA_HOOK))
+            assert handshake.status_code == 204 and handshake.headers["X-Hook-Secret"] == ASANA_HOOK
+            delivery = send_as.asana_task_completed(done_gid, ASANA_HOOK, token)
+            assert (await send(api, send_as.asana_task_completed(done_gid, "another-secret", token))).status_code == 401
+            for _ in range(5):
+                assert (await send(api, delivery)).status_code == 200
+            reopened = await send(api, send_as.asana_task_completed(reopened_gid, ASANA_HOOK, token))
+            assert reopened.status_code == 200 and reopened.json()["status"] == "ignored"
+            heartbeat = Delivery("asana", delivery.path, b'{"events":[]}', signatures.sign_asana(b'{"events":[]}', ASANA_HOOK),
+                                 query=delivery.query)
+            assert (await send(api, heartbeat)).json()["status"] == "ignored"
+            body = await settled(api, project["id"], invoices=1)
+            assert [m["status"] for m in body["milestones"]] == ["billed", "pending"]
+            await _assert_single_invoice(Stack(api, settings, temporal_env.client), project["id"])
+
+
+async def test_asana_without_an_api_token_keeps_events_for_an_operator(stack: Stack) -> None:
     api = stack.api
-    token = SECRETS["asana_webhook_secret"]
     gid = str(uuid.uuid4().int % 10**16)
     project = await new_project(api, **_milestone("asana")(gid))
-    assert (await send(api, send_as.asana_handshake("wrong-token", ASANA_HOOK))).status_code == 401
-    handshake = await send(api, send_as.asana_handshake(token, ASANA_HOOK))
-    assert handshake.status_code == 204 and handshake.headers["X-Hook-Secret"] == ASANA_HOOK
-    delivery = send_as.asana_task_completed(gid, ASANA_HOOK, token)
-    assert (await send(api, send_as.asana_task_completed(gid, "another-secret", token))).status_code == 401
-    for _ in range(5):
-        assert (await send(api, delivery)).status_code == 200
-    heartbeat = send_as.asana_task_completed(gid, ASANA_HOOK, token)
-    heartbeat = Delivery("asana", heartbeat.path, b'{"events":[]}', signatures.sign_asana(b'{"events":[]}', ASANA_HOOK),
-                         query=heartbeat.query)
-    assert (await send(api, heartbeat)).json()["status"] == "ignored"
-    body = await settled(api, project["id"], invoices=1)
-    assert body["milestones"][0]["status"] == "billed"
-    await _assert_single_invoice(stack, project["id"])
+    token = SECRETS["asana_webhook_secret"]
+    assert (await send(api, send_as.asana_handshake(token, ASANA_HOOK))).status_code == 204
+    response = await send(api, send_as.asana_task_completed(gid, ASANA_HOOK, token))
+    assert response.status_code == 202 and response.json()["events"][0]["status"] == "unmatched"
+    [kept] = [e for e in (await api.get("/webhooks/unmatched")).json() if e["ref"] == gid]
+    assert "INVOICEFLOW_ASANA_API_TOKEN" in kept["note"]
+    assert (await api.get(f"/projects/{project['id']}")).json()["invoices"] == []
+    assert (await api.post(f"/webhooks/events/{kept['id']}/replay")).json()["status"] == "dispatched"  # the operator confirms
+    await settled(api, project["id"], invoices=1)
 
 
 async def test_a_provider_without_a_secret_is_not_an_open_door(temporal_env, make_settings) -> None:  # type: ignore[no-untyped-def]
