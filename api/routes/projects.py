@@ -8,6 +8,7 @@ and a replay routes them again once the mapping exists.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -20,7 +21,7 @@ from temporalio.service import RPCError
 
 from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
 from api.schemas import Currency, DecimalStr, Strict, Terms
-from api.webhooks.receivers import _dispatch
+from api.webhooks.receivers import TemporalUnavailable, _dispatch
 from billing.errors import MoneyError
 from billing.projects import DepositSpec
 from billing.totals import compute_totals, LineInput
@@ -28,7 +29,10 @@ from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Customer, Invoice, Project, WebhookEvent
 from persistence.webhook_inbox import Route
-from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, TriggerKind
+from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, TriggerKind, project_workflow_id
+from workflows.project import ProjectBillingWorkflow
+
+log = logging.getLogger("invoiceflow.api.projects")
 
 router = APIRouter(tags=["projects"])
 
@@ -208,12 +212,14 @@ async def create_project(body: ProjectCreate, db: DbDep, temporal: TemporalDep, 
     except MoneyError as exc:
         raise _invalid(["body"], str(exc)) from exc
     try:
+        # Started now so the project shows in the Temporal UI at once; if Temporal is down, the first
+        # trigger's signal-with-start starts it instead, so the project is usable either way.
         await temporal.start_workflow(
-            "ProjectBillingWorkflow", ProjectWorkflowInput(project_id=str(project_id)),
-            id=f"project-{project_id}", task_queue=settings.task_queue,
+            ProjectBillingWorkflow.run, ProjectWorkflowInput(project_id=str(project_id)),
+            id=project_workflow_id(str(project_id)), task_queue=settings.task_queue,
         )
-    except RPCError as exc:
-        raise HTTPException(503, detail=f"project {project_id} stored, but Temporal is unavailable: {exc.message}") from exc
+    except (RPCError, RuntimeError) as exc:
+        log.warning("project %s stored; its workflow starts with its first trigger (Temporal: %s)", project_id, exc)
     return await _load(db, project_id)
 
 
@@ -242,8 +248,8 @@ async def _manual(db: Db, temporal: TemporalDep, settings: SettingsDep, project_
     await _load(db, project_id)  # 404 for an unknown project
     try:
         await _dispatch(temporal, settings, Route(project_id, trigger.milestone_key), trigger)
-    except RPCError as exc:
-        raise HTTPException(503, detail=f"Temporal is unavailable: {exc.message}") from exc
+    except TemporalUnavailable as exc:
+        raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from exc
     return await _load(db, project_id)
 
 
@@ -317,8 +323,8 @@ async def _replay(db: Db, temporal: TemporalDep, settings: SettingsDep, event_id
     if target is not None and trigger is not None:
         try:
             await _dispatch(temporal, settings, target, trigger)
-        except RPCError as exc:
-            raise HTTPException(503, detail=f"Temporal is unavailable: {exc.message}") from exc
+        except TemporalUnavailable as exc:
+            raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from exc
         await db.run(lambda s: inbox.mark(s, event_id, "dispatched", project_id=target.project_id,
                                           milestone_key=target.milestone_key, note="replayed"))
     return await db.run(lambda s: event_out(inbox.get(s, event_id)))  # type: ignore[arg-type]

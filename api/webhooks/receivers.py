@@ -89,8 +89,21 @@ def _normalise(fn: Callable[[], list[InboundEvent]]) -> list[InboundEvent]:
         raise _malformed(str(exc)) from None
 
 
+class TemporalUnavailable(Exception):
+    """The hand-over to Temporal failed (server down, not yet connected, overloaded)."""
+
+
 async def _dispatch(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
     """Signal-with-start: the project's workflow gets the trigger whether or not it is running."""
+    try:
+        await _signal_with_start(temporal, settings, target, trigger)
+    except RPCError as exc:
+        raise TemporalUnavailable(exc.message) from exc
+    except RuntimeError as exc:  # a lazy client that cannot connect raises this, not an RPCError
+        raise TemporalUnavailable(str(exc)) from exc
+
+
+async def _signal_with_start(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
     await temporal.start_workflow(
         ProjectBillingWorkflow.run,
         ProjectWorkflowInput(project_id=str(target.project_id), deal=target.deal),
@@ -121,8 +134,8 @@ async def ingest(db: Db, temporal: Client, settings: Settings, events: list[Inbo
         if target is not None and trigger is not None:
             try:
                 await _dispatch(temporal, settings, target, trigger)
-            except RPCError as exc:
-                raise HTTPException(503, detail=f"event recorded ({event_id}) but Temporal is unavailable: {exc.message}") from None
+            except TemporalUnavailable as exc:
+                raise HTTPException(503, detail=f"event recorded ({event_id}) but Temporal is unavailable: {exc}") from None
             await db.run(lambda s, t=target, i=event_id: inbox.mark(s, uuid.UUID(i), "dispatched", project_id=t.project_id,
                                                                  milestone_key=t.milestone_key))
             status = "dispatched"

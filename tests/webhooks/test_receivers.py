@@ -374,3 +374,28 @@ async def test_operator_triggers_and_validation(stack: Stack) -> None:
 
     invoice = await eventually(issued, what="milestone invoice issued")
     assert invoice["number"] and invoice["total"] == "400.00" and invoice["lines"][0]["description"].endswith(": A")
+
+
+async def test_temporal_down_answers_503_keeps_the_event_and_a_redelivery_bills_it(stack: Stack, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """No 2xx before Temporal has the event: the provider retries, and the inbox already holds it."""
+    from socket import socket
+
+    from temporalio.client import Client
+
+    with socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    dead = await Client.connect(f"127.0.0.1:{dead_port}", lazy=True)
+    ref = f"PORT-{uuid.uuid4().int % 10**6}"
+    project = await new_project(stack.api, **_milestone("jira")(ref))
+    delivery = send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"])
+    async with api_client(stack.settings, dead) as down:
+        response = await send(down, delivery)
+    assert response.status_code == 503 and "recorded" in response.text
+    kept = [e for e in (await stack.api.get("/webhooks/unmatched")).json() if e["ref"] == ref]
+    assert len(kept) == 1 and kept[0]["status"] == "received"
+
+    assert (await send(stack.api, delivery)).status_code == 200  # the provider's retry, Temporal back
+    body = await settled(stack.api, project["id"], invoices=1)
+    assert body["milestones"][0]["status"] == "billed"
+    assert not [e for e in (await stack.api.get("/webhooks/unmatched")).json() if e["ref"] == ref]
