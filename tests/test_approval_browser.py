@@ -1,5 +1,6 @@
-"""A person approves in a real browser: headless Chromium opens the link from the approval email
-(served by a real uvicorn server), sees the invoice, clicks Approve, and the invoice goes out."""
+"""People approve in a real browser: headless Chromium opens the link from each approval email of a
+two-step chain (served by a real uvicorn server), sees the invoice, clicks Approve, and after the second
+step the invoice goes out."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ rules:
     match: {min_amount: "10000.00"}
     steps:
       - {approvers: [approver@firm.example.com]}
+      - {approvers: [cfo@firm.example.com]}
 """
 LINK = re.compile(r"(https?://[^\s\"<>]+/approvals/[A-Za-z0-9._\-]+)")
 
@@ -82,6 +84,17 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
             await page.screenshot(path=str(tmp_path / "approval-page.png"), full_page=True)
             await page.get_by_role("button", name="Approve").click()
             await page.get_by_role("heading", name="Approved").wait_for()
+            assert (await api.get(f"/invoices/{invoice['id']}")).json()["status"] == "pending_approval"
+
+            # Step 2: the CFO's email arrives only now, and the same click in a browser sends the invoice.
+            [second] = await wait_mail(mailbox, 1, where=to("cfo@firm.example.com"))
+            cfo_link = LINK.search(second.text_body() or "").group(1)  # type: ignore[union-attr]
+            await page.goto(cfo_link)
+            await page.get_by_text("Invoice for Initech Browser Test").wait_for()
+            await page.get_by_role("button", name="Approve").click()
+            await page.get_by_role("heading", name="Approved").wait_for()
+            await page.goto(link)  # the first link is used: the page says so, and nothing changes
+            assert "already" in (await page.content()).lower() or "used" in (await page.content()).lower()
             await browser.close()
 
         async def sent():  # type: ignore[no-untyped-def]
@@ -91,6 +104,6 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
         final = await eventually(sent, what="invoice issued after the click")
         [email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
         assert final["number"] in email.subject and email.attachments()[0].content_type == "application/pdf"
-        approval = [e for e in final["timeline"] if e["kind"] == "approval.approved"][0]
-        assert approval["data"]["via"] == "link" and "Chrome" in approval["data"]["user_agent"]
+        approvals = [e for e in final["timeline"] if e["kind"] == "approval.approved"]
+        assert len(approvals) == 2 and all(a["data"]["via"] == "link" and "Chrome" in a["data"]["user_agent"] for a in approvals)
     await asyncio.sleep(0)
