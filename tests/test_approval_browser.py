@@ -1,6 +1,7 @@
-"""People approve in a real browser: headless Chromium opens the link from each approval email of a
-two-step chain (served by a real uvicorn server), sees the invoice, clicks Approve, and after the second
-step the invoice goes out."""
+"""The approval acceptance story in a real browser (headless Chromium, phone viewport, a real uvicorn
+server): the first approver approves from the emailed link, the second rejects with a comment, the
+owner is told, the draft is edited and resubmitted, both approve from their new links, the client
+receives the invoice, and the first round's link changes nothing."""
 
 from __future__ import annotations
 
@@ -86,15 +87,36 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
             await page.get_by_role("heading", name="Approved").wait_for()
             assert (await api.get(f"/invoices/{invoice['id']}")).json()["status"] == "pending_approval"
 
-            # Step 2: the CFO's email arrives only now, and the same click in a browser sends the invoice.
+            # Step 2: the CFO's email arrives only now; the CFO rejects in the browser with a comment.
             [second] = await wait_mail(mailbox, 1, where=to("cfo@firm.example.com"))
             cfo_link = LINK.search(second.text_body() or "").group(1)  # type: ignore[union-attr]
             await page.goto(cfo_link)
             await page.get_by_text("Invoice for Initech Browser Test").wait_for()
-            await page.get_by_role("button", name="Approve").click()
-            await page.get_by_role("heading", name="Approved").wait_for()
-            await page.goto(link)  # the first link is used: the page says so, and nothing changes
-            assert "already" in (await page.content()).lower() or "used" in (await page.content()).lower()
+            await page.fill("#comment", "PO number missing")
+            await page.get_by_role("button", name="Reject").click()
+            await page.get_by_role("heading", name="Rejected").wait_for()
+
+            async def draft():  # type: ignore[no-untyped-def]
+                body = (await api.get(f"/invoices/{invoice['id']}")).json()
+                return body if body["status"] == "draft" else None
+
+            await eventually(draft, what="back to draft")
+            [owner_note] = await wait_mail(mailbox, 1, where=to(customer["owner_email"]))
+            assert "PO number missing" in (owner_note.text_body() or "")
+
+            # The draft is edited and resubmitted; both approve again from their new emails.
+            edited = await api.patch(f"/invoices/{invoice['id']}", json={
+                "lines": [{"description": "Data centre move (PO 4711)", "unit_price": "15000.00"}]})
+            assert edited.status_code == 200
+            assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
+            for approver, count in (("approver@firm.example.com", 2), ("cfo@firm.example.com", 2)):
+                mails = await wait_mail(mailbox, count, where=to(approver))
+                fresh = LINK.search(mails[-1].text_body() or "").group(1)  # type: ignore[union-attr]
+                await page.goto(fresh)
+                await page.get_by_role("button", name="Approve").click()
+                await page.get_by_role("heading", name="Approved").wait_for()
+            await page.goto(link)  # the first round's link: used and superseded, changes nothing
+            assert await page.get_by_role("button", name="Approve").count() == 0
             await browser.close()
 
         async def sent():  # type: ignore[no-untyped-def]
@@ -105,5 +127,6 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
         [email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
         assert final["number"] in email.subject and email.attachments()[0].content_type == "application/pdf"
         approvals = [e for e in final["timeline"] if e["kind"] == "approval.approved"]
-        assert len(approvals) == 2 and all(a["data"]["via"] == "link" and "Chrome" in a["data"]["user_agent"] for a in approvals)
+        assert len(approvals) == 3 and all(a["data"]["via"] == "link" and "Chrome" in a["data"]["user_agent"] for a in approvals)
+        assert [e["kind"] for e in final["timeline"]].count("approval.rejected") == 1
     await asyncio.sleep(0)
