@@ -10,3 +10,8 @@ from __future__ import annotations
 
 class MoneyError(ValueError):
     """A billing input or operation was refused; ``str(error)`` names the field and the fix."""
+
+
+class DunningError(MoneyError):
+    """An invalid dunning policy, send window, late fee or hold (``billing.dunning``); a ``MoneyError``
+    so callers that already turn billing errors into 422 responses need no new branch."""
