@@ -21,7 +21,7 @@ from api.routes import (
     projects,
     subscriptions,
 )
-from api.webhooks import receivers
+from api.webhooks import receivers, stripe
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings, get_settings
 
@@ -64,4 +64,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(estimates.router)
     app.include_router(projects.router)
     app.include_router(receivers.router)
+    app.include_router(stripe.router)
     return app

@@ -28,7 +28,9 @@ from standins.server import ServedApp
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEMO_CRM_PORT = 8091
 DEMO_HUBSPOT_TOKEN = "pat-na1-demo-0000-0000-0000-invoiceflow"
-WEBHOOK_PROVIDERS = ("hubspot", "pipedrive", "jira", "linear", "github", "asana", "docusign", "dropbox_sign", "pandadoc", "generic")
+WEBHOOK_PROVIDERS = (
+    "hubspot", "pipedrive", "jira", "linear", "github", "asana", "docusign", "dropbox_sign", "pandadoc", "generic", "stripe",
+)
 
 
 def dev_environment(env: dict[str, str], *, crm_port: int = DEMO_CRM_PORT) -> dict[str, str]:

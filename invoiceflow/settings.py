@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     dropbox_sign_webhook_secret: str | None = Field(default=None, description="Dropbox Sign API key (signs event_hash).")
     pandadoc_webhook_secret: str | None = None
     generic_webhook_secret: str | None = Field(default=None, description="Key of the generic signed webhook.")
+    stripe_webhook_secret: str | None = Field(default=None, description="Stripe endpoint secret(s), whsec_..., comma-separated.")
     hubspot_won_stages: str = Field(default="closedwon", description="Deal stage ids that mean won (comma-separated).")
     jira_done_statuses: str = Field(default="Done", description="Jira status names that mean a milestone is done.")
     deal_won_plan: str = Field(

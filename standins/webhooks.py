@@ -197,3 +197,34 @@ def generic_event(event_id: str, event_type: str, secret: str, *, project_id: st
     body = _dumps(payload)
     return Delivery("generic", "/webhooks/generic", body,
                     signatures.sign_generic(body, secret, time.time() if now is None else now))
+
+
+def stripe_event(event_type: str, obj: dict[str, Any], secret: str, *, event_id: str | None = None,
+                 now: float | None = None, api_version: str = "2024-06-20") -> Delivery:
+    """A Stripe event envelope around ``obj`` (``data.object``), signed ``t=...,v1=...``."""
+    now = time.time() if now is None else now
+    payload = {
+        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "api_version": api_version,
+        "created": int(now), "livemode": False, "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None}, "type": event_type, "data": {"object": obj},
+    }
+    body = _dumps(payload)
+    return Delivery("stripe", "/webhooks/stripe", body, signatures.sign_stripe(body, secret, now))
+
+
+def stripe_payment_objects(invoice_id: str, amount_minor: int, currency: str = "usd", *,
+                           intent: str | None = None) -> dict[str, dict[str, Any]]:
+    """The same payment as each event type shows it: PaymentIntent, Checkout Session, Stripe invoice."""
+    intent = intent or f"pi_{uuid.uuid4().hex[:24]}"
+    meta = {"invoiceflow_invoice_id": invoice_id}
+    return {
+        "payment_intent.succeeded": {"id": intent, "object": "payment_intent", "amount": amount_minor,
+                                     "amount_received": amount_minor, "currency": currency, "status": "succeeded",
+                                     "metadata": meta, "latest_charge": f"ch_{intent[3:]}"},
+        "checkout.session.completed": {"id": f"cs_{intent[3:]}", "object": "checkout.session", "mode": "payment",
+                                       "payment_status": "paid", "amount_total": amount_minor, "currency": currency,
+                                       "client_reference_id": invoice_id, "payment_intent": intent, "metadata": meta},
+        "invoice.paid": {"id": f"in_{intent[3:]}", "object": "invoice", "amount_due": amount_minor,
+                         "amount_paid": amount_minor, "amount_remaining": 0, "currency": currency, "status": "paid",
+                         "payment_intent": intent, "metadata": meta, "lines": {"object": "list", "data": []}},
+    }

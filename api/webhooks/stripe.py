@@ -1,0 +1,166 @@
+"""Stripe payments: `/webhooks/stripe` turns `invoice.paid`, `payment_intent.succeeded` and
+`checkout.session.completed` (or `checkout.session.async_payment_succeeded`) into a payment on our invoice.
+
+- Verified with `Stripe-Signature` (any `v1`, 300 s tolerance) on the raw body.
+- Matched to our invoice through the metadata key `invoiceflow_invoice_id` (Checkout: also
+  `client_reference_id`).
+- One payment per Stripe payment, whichever events report it and in whatever order: the payment's
+  idempotency key is the PaymentIntent id when the event names one (so `payment_intent.succeeded`,
+  `checkout.session.completed` and `invoice.paid` for the same money collapse), else the object id.
+  Amounts are integers in minor units, converted with the currency's exponent, never through a float.
+- A Checkout session paid by an asynchronous method (`payment_status: unpaid`) records nothing until
+  `checkout.session.async_payment_succeeded`.
+- An event we cannot match (no metadata, unknown invoice) is kept in the webhook inbox as unmatched and
+  answered 202; a payment that arrives before the invoice is open is a 409, so Stripe retries it later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from api.deps import Db
+from api.webhooks import signatures
+from billing.currency import normalize_currency
+from billing.errors import MoneyError
+from billing.money import from_minor
+from persistence import webhook_inbox as inbox
+from persistence.models import Invoice, Payment
+from persistence.webhook_inbox import InboundEvent
+from workflows.contracts import PaymentInput
+from workflows.invoice import InvoiceWorkflow
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+METADATA_KEY = "invoiceflow_invoice_id"
+PAYMENT_EVENTS = {
+    "invoice.paid",
+    "payment_intent.succeeded",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+}
+
+
+def _malformed(message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["body"], "msg": message, "type": "value_error"}])
+
+
+def parse_payment(event: dict[str, Any]) -> dict[str, Any] | None:
+    """What a payment event says: our invoice id, the amount (Decimal), currency, the payment's key.
+    None for events that record no payment (other types, an async Checkout still unpaid)."""
+    kind = event.get("type")
+    if kind not in PAYMENT_EVENTS:
+        return None
+    obj = (event.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        raise _malformed("data.object: expected an object")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    invoice_id = metadata.get(METADATA_KEY) or (obj.get("client_reference_id") if kind.startswith("checkout.") else None)
+    if kind == "invoice.paid":
+        minor, intent = obj.get("amount_paid"), obj.get("payment_intent")
+    elif kind == "payment_intent.succeeded":
+        minor, intent = obj.get("amount_received", obj.get("amount")), obj.get("id")
+    else:
+        if kind == "checkout.session.completed" and obj.get("payment_status") != "paid":
+            return None  # an async method: wait for async_payment_succeeded
+        minor, intent = obj.get("amount_total"), obj.get("payment_intent")
+    if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
+        raise _malformed(f"data.object amount: expected a positive integer in minor units, got {minor!r}")
+    currency = obj.get("currency")
+    if not isinstance(currency, str):
+        raise _malformed("data.object.currency: expected a currency code")
+    try:
+        code = normalize_currency(currency.upper())
+        amount: Decimal = from_minor(minor, code)
+    except MoneyError as exc:
+        raise _malformed(f"data.object.currency: {exc}") from None
+    object_id = obj.get("id")
+    if not isinstance(object_id, str):
+        raise _malformed("data.object.id: expected a string")
+    intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    return {
+        "invoice_id": str(invoice_id) if invoice_id else None,
+        "amount": amount,
+        "currency": code,
+        "key": f"stripe:{intent_id or object_id}",
+        "reference": intent_id or object_id,
+        "paid_at": event.get("created"),
+    }
+
+
+@router.post("/stripe", summary="Stripe: invoice.paid, payment_intent.succeeded, checkout.session.completed")
+async def stripe(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    secrets = [s.strip() for s in (settings.stripe_webhook_secret or "").split(",") if s.strip()]
+    if not secrets:
+        raise HTTPException(404, detail="the stripe webhook is not configured (INVOICEFLOW_STRIPE_WEBHOOK_SECRET)")
+    body = await request.body()
+    try:
+        signatures.verify_stripe(request.headers, body, secrets, now=time.time())
+    except signatures.SignatureError as exc:
+        raise HTTPException(401, detail={"reason": exc.reason, "message": str(exc)}) from None
+    try:
+        event = json.loads(body)
+    except ValueError as exc:
+        raise _malformed(f"body is not JSON: {exc}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise _malformed("body: a Stripe event has a string id and type")
+    payment = parse_payment(event)
+    if payment is None:
+        return JSONResponse({"status": "ignored", "type": event["type"]})
+    db: Db = request.app.state.db
+    invoice_id = _uuid(payment["invoice_id"])
+
+    def match(session: Session) -> tuple[str, Invoice | None]:
+        if session.scalars(select(Payment).where(Payment.idempotency_key == payment["key"])).first() is not None:
+            return "duplicate", None
+        invoice = session.get(Invoice, invoice_id) if invoice_id else None
+        if invoice is None:
+            row = inbox.record(session, InboundEvent("stripe", event["id"], "payment", "stripe", payment["reference"],
+                                                     summary={"type": event["type"], "amount": str(payment["amount"])}), event)
+            inbox.mark(session, row.id, "unmatched",
+                       note=f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})" if payment["invoice_id"]
+                       else f"the payment has no {METADATA_KEY} metadata")
+            return "unmatched", None
+        return "match", invoice
+
+    status, invoice = await db.run(match)
+    if status == "duplicate":
+        return JSONResponse({"status": "duplicate", "event": event["id"]})
+    if invoice is None:
+        return JSONResponse({"status": "unmatched", "event": event["id"]}, status_code=202)
+    if payment["currency"] != invoice.currency:
+        raise _malformed(f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in {invoice.currency}")
+    paid_at = datetime.fromtimestamp(payment["paid_at"], UTC) if isinstance(payment["paid_at"], int) else None
+    handle = request.app.state.temporal.get_workflow_handle(invoice.workflow_id)
+    try:
+        outcome = await handle.execute_update(
+            InvoiceWorkflow.record_payment,
+            PaymentInput(amount=str(payment["amount"]), idempotency_key=payment["key"], method="stripe",
+                         reference=payment["reference"], currency=payment["currency"], received_at=paid_at, actor="stripe"),
+        )
+    except WorkflowUpdateFailedError as exc:
+        # Not open yet (Stripe retries later) or already closed: not a 2xx, so nothing is silently dropped.
+        raise HTTPException(409, detail=getattr(exc.cause, "message", None) or str(exc.cause)) from None
+    except (RPCError, RuntimeError) as exc:
+        raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
+    return JSONResponse({"status": "recorded", "event": event["id"], "invoice_id": str(invoice.id),
+                         "invoice_status": getattr(outcome, "status", "")})
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
