@@ -28,8 +28,8 @@ rules:
   - name: big
     match: {min_amount: "10000.00"}
     steps:
-      - {approvers: [approver@firm.example.com]}
-      - {approvers: [cfo@firm.example.com]}
+      - {approvers: [browser-approver@firm.example.com]}
+      - {approvers: [browser-cfo@firm.example.com]}
 """
 LINK = re.compile(r"(https?://[^\s\"<>]+/approvals/[A-Za-z0-9._\-]+)")
 
@@ -68,7 +68,7 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
         customer = (await api.post("/customers", json=customer_body(name="Initech Browser Test"))).json()
         invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [
             {"description": "Data centre move", "unit_price": "15000.00"}]})).json()
-        [request] = await wait_mail(mailbox, 1, where=to("approver@firm.example.com"))
+        [request] = await wait_mail(mailbox, 1, where=to("browser-approver@firm.example.com"))
         link = LINK.search(request.text_body() or "").group(1)  # type: ignore[union-attr]
         assert link.startswith(served.public_url)
 
@@ -88,7 +88,7 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
             assert (await api.get(f"/invoices/{invoice['id']}")).json()["status"] == "pending_approval"
 
             # Step 2: the CFO's email arrives only now; the CFO rejects in the browser with a comment.
-            [second] = await wait_mail(mailbox, 1, where=to("cfo@firm.example.com"))
+            [second] = await wait_mail(mailbox, 1, where=to("browser-cfo@firm.example.com"))
             cfo_link = LINK.search(second.text_body() or "").group(1)  # type: ignore[union-attr]
             await page.goto(cfo_link)
             await page.get_by_text("Invoice for Initech Browser Test").wait_for()
@@ -109,7 +109,7 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
                 "lines": [{"description": "Data centre move (PO 4711)", "unit_price": "15000.00"}]})
             assert edited.status_code == 200
             assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
-            for approver, count in (("approver@firm.example.com", 2), ("cfo@firm.example.com", 2)):
+            for approver, count in (("browser-approver@firm.example.com", 2), ("browser-cfo@firm.example.com", 2)):
                 mails = await wait_mail(mailbox, count, where=to(approver))
                 fresh = LINK.search(mails[-1].text_body() or "").group(1)  # type: ignore[union-attr]
                 await page.goto(fresh)
