@@ -1,0 +1,136 @@
+"""Webhook ingestion benchmark: a fixed rate of signed webhooks from a second process at the API (a third
+process), the worker in this one; latency per request and a check that every accepted event produced
+exactly its invoice.
+
+Each event completes one milestone of one of many projects (10 milestones per project), so the events
+fan out over many ProjectBillingWorkflows as real traffic would. 5 % are redeliveries of an earlier event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from persistence import projects as projects_repo
+from persistence.db import session_scope
+from persistence.models import Customer, Invoice, ProjectMilestone
+
+MILESTONES_PER_PROJECT = 10
+SECRET = "bench-webhook-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed(url: str, events: int) -> list[dict[str, str]]:
+    """Projects in PostgreSQL (their workflows start with their first webhook) and the event plan."""
+    plan: list[dict[str, str]] = []
+    with session_scope(url) as session:
+        customer = Customer(name="Webhook Bench", emails=["ap@webhook-bench.example.com"], currency="EUR",
+                            timezone="UTC", payment_terms="net_30", tags=[], reminder_offsets=[])
+        session.add(customer)
+        session.flush()
+        for p in range((events + MILESTONES_PER_PROJECT - 1) // MILESTONES_PER_PROJECT):
+            keys = [f"m{i}" for i in range(MILESTONES_PER_PROJECT)]
+            project = projects_repo.create_project(session, projects_repo.NewProject(
+                customer=customer, name=f"Bench project {p}", currency="EUR", payment_terms="net_30",
+                milestones=[projects_repo.NewMilestone(key=k, name=k, amount=Decimal("100.00")) for k in keys]))
+            plan += [{"project_id": str(project.id), "milestone_key": k, "event_id": f"bench-{uuid.uuid4()}"} for k in keys]
+    plan = plan[:events]
+    redeliveries = [dict(plan[i]) for i in range(0, len(plan), 20)]
+    for n, item in enumerate(redeliveries):  # each redelivery follows its original by a few requests
+        plan.insert(min(len(plan), (n + 1) * 21 + 3), item)
+    return plan
+
+
+def _api_process(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoiceflow.cli", "api", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the API process did not come up")
+
+
+async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: float) -> dict[str, Any]:
+    import worker as worker_module
+
+    url = settings.require_database_url()
+    events = max(1, int(rate * seconds))
+    plan = _seed(url, events)
+    unique = {item["event_id"]: item for item in plan}
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
+        "INVOICEFLOW_DATABASE_URL": url, "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_GENERIC_WEBHOOK_SECRET": SECRET,
+    }
+    api = _api_process(env, port)
+    try:
+        async with worker_module.build_worker(client, settings):
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(plan, f)
+            sender = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.webhook_sender", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
+                "--plan", f.name, "--rate", str(rate), stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await sender.communicate()
+            os.unlink(f.name)
+            results = json.loads(out)
+            accepted = {r["event_id"] for r in results if r["status"] == 200}
+            errors = sum(1 for r in results if r["status"] != 200)
+            # Every accepted event must bill its milestone exactly once: wait on PostgreSQL.
+            deadline = time.monotonic() + 600
+            billed = 0
+            while time.monotonic() < deadline:
+                with session_scope(url) as session:
+                    billed = session.scalar(select(func.count()).where(ProjectMilestone.status == "billed")) or 0
+                if billed >= len(accepted):
+                    break
+                await asyncio.sleep(0.5)
+            with session_scope(url) as session:
+                per_milestone = session.execute(
+                    select(Invoice.project_id, func.count()).where(Invoice.project_id.is_not(None)).group_by(Invoice.project_id)
+                ).all()
+            invoices = sum(n for _, n in per_milestone)
+    finally:
+        api.terminate()
+        api.wait(timeout=10)
+    expected = {(unique[e]["project_id"], unique[e]["milestone_key"]) for e in accepted}
+    latencies = sorted(r["ms"] for r in results)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return {
+        "measured": True,
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "requests": len(results),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(p99, 1),
+        "errors": errors,
+        "lost": max(0, len(expected) - billed),
+        "duplicated": max(0, invoices - len(expected)),
+    }
