@@ -200,9 +200,14 @@ class DevStack:
 
             pg = self._pg
             try:
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)  # type: ignore[attr-defined]
+                pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)  # type: ignore[attr-defined]
             except subprocess.CalledProcessError:
-                pass  # already stopped
+                # Not stopped within 30 s (a slow shutdown checkpoint on a busy disk), or already stopped:
+                # never leave a server behind; immediate mode recovers from the WAL on the next start.
+                try:
+                    pg_ctl(["-w", "-t", "30", "-m", "immediate", "stop"], pgdata=pg.pgdata, user=pg.system_user)  # type: ignore[attr-defined]
+                except subprocess.CalledProcessError:
+                    pass  # it was already stopped
             self._pg = None
 
     def wait(self) -> int:

@@ -58,11 +58,18 @@ def stop(process: subprocess.Popen[bytes]) -> str:
     return out.decode()
 
 
-def postgres_running(data_dir: Path) -> bool:
-    return any(
-        p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
-        for p in psutil.process_iter(attrs=["name", "cmdline"])
-    )
+def postgres_running(data_dir: Path, settle_s: float = 10.0) -> bool:
+    """Whether a postgres of this data dir is still alive once its exit has had time to settle."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        alive = any(
+            p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+            and p.info["status"] != psutil.STATUS_ZOMBIE
+            for p in psutil.process_iter(attrs=["name", "cmdline", "status"])
+        )
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
 
 
 def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class ActivityName:
     CLOSE_INVOICE = "close_invoice"
     RECORD_EVENT = "record_invoice_event"
     CREATE_PROJECT_FROM_DEAL = "create_project_from_deal"
+    SYNC_ACCOUNTING = "sync_accounting"
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
 
 
@@ -547,3 +548,30 @@ class ProjectState:
     processed: int
     pending_triggers: int
     outcomes: list[str] = field(default_factory=list)
+
+
+# --- Accounting sync (QuickBooks Online, Xero, FreshBooks) ---------------------------------------
+
+
+class AccountingAction:
+    INVOICE = "invoice"  # the issued invoice with every line (create, or update to this revision)
+    PAYMENT = "payment"  # one payment, linked to the synced invoice
+    VOID = "void"
+
+
+@dataclass
+class AccountingSyncRequest:
+    invoice_id: str
+    action: str  # AccountingAction
+    payment_id: str | None = None
+
+
+@dataclass
+class AccountingSyncResult:
+    status: str  # synced | skipped (no accounting provider configured)
+    provider: str = ""
+    external_id: str = ""
+    detail: str = ""
+
+
+ACCOUNTING_VALIDATION_ERROR = "AccountingValidation"  # non-retryable: an operator fixes the mapping, then retries

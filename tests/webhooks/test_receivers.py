@@ -91,7 +91,7 @@ class Case:
     link: Callable[[str], dict[str, Any]]  # ref → new_project kwargs
     deliver: Callable[[str], Delivery]  # ref → a correct delivery
     sign: Callable[[bytes], Delivery]
-    malformed: bytes
+    malformed: Callable[[], bytes]  # built at test time: some carry a timestamp that must be fresh
     stale: Callable[[str], Delivery] | None
     billed: str  # "deposit" or "milestone"
 
@@ -109,48 +109,48 @@ OLD = time.time() - 10 * 86400
 CASES = [
     Case("jira", _milestone("jira"), lambda ref: send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"]),
          _signed_json("jira", "/webhooks/jira", lambda b: signatures.sign_jira(b, SECRETS["jira_webhook_secret"])),
-         json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"fields": {}}}).encode(),
+         lambda: json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"fields": {}}}).encode(),
          lambda ref: send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"], now=OLD), "milestone"),
     Case("linear", _milestone("linear"), lambda ref: send_as.linear_issue_completed(ref, SECRETS["linear_webhook_secret"]),
          _signed_json("linear", "/webhooks/linear", lambda b: signatures.sign_linear(b, SECRETS["linear_webhook_secret"])),
-         json.dumps({"webhookTimestamp": int(time.time() * 1000), "action": "update", "type": "Issue", "data": "x"}).encode(),
+         lambda: json.dumps({"webhookTimestamp": int(time.time() * 1000), "action": "update", "type": "Issue", "data": "x"}).encode(),
          lambda ref: send_as.linear_issue_completed(ref, SECRETS["linear_webhook_secret"], now=time.time() - 120), "milestone"),
     Case("github", _milestone("github"),
          lambda ref: send_as.github_milestone_closed(ref.split("#")[0], int(ref.split("#")[1]), SECRETS["github_webhook_secret"]),
          _signed_json("github", "/webhooks/github",
                       lambda b: signatures.sign_github(b, SECRETS["github_webhook_secret"]) | {"X-GitHub-Event": "milestone"}),
-         json.dumps({"action": "closed", "milestone": {"number": 3}, "repository": {}}).encode(), None, "milestone"),
+         lambda: json.dumps({"action": "closed", "milestone": {"number": 3}, "repository": {}}).encode(), None, "milestone"),
     Case("docusign", lambda ref: {"deposit": {"percent": "30"}, "refs": {"docusign": ref}},
          lambda ref: send_as.docusign_envelope_completed(ref, SECRETS["docusign_webhook_secret"]),
          _signed_json("docusign", "/webhooks/docusign", lambda b: signatures.sign_docusign(b, SECRETS["docusign_webhook_secret"])),
-         json.dumps({"event": "envelope-completed", "data": {}}).encode(),
+         lambda: json.dumps({"event": "envelope-completed", "data": {}}).encode(),
          lambda ref: send_as.docusign_envelope_completed(ref, SECRETS["docusign_webhook_secret"],
                                                          generated="2024-06-10T12:00:00.0000000Z"), "deposit"),
     Case("pandadoc", lambda ref: {"deposit": {"amount": "1000.00"}, "refs": {"pandadoc": ref}},
          lambda ref: send_as.pandadoc_document_completed(ref, SECRETS["pandadoc_webhook_secret"]),
          lambda body: Delivery("pandadoc", "/webhooks/pandadoc", body,
                                query={"signature": signatures.sign_pandadoc(body, SECRETS["pandadoc_webhook_secret"])}),
-         json.dumps([{"event": "document_state_changed", "data": {"status": "document.completed"}}]).encode(), None, "deposit"),
+         lambda: json.dumps([{"event": "document_state_changed", "data": {"status": "document.completed"}}]).encode(), None, "deposit"),
     Case("generic", _milestone("generic"),
          lambda ref: send_as.generic_event(f"evt-{uid()}", "milestone.completed", SECRETS["generic_webhook_secret"],
                                            ref={"system": "generic", "id": ref}),
          lambda body: Delivery("generic", "/webhooks/generic", body,
                                signatures.sign_generic(body, SECRETS["generic_webhook_secret"], time.time())),
-         json.dumps({"id": "e1", "type": "milestone.finished"}).encode(),
+         lambda: json.dumps({"id": "e1", "type": "milestone.finished"}).encode(),
          lambda ref: send_as.generic_event("e-old", "milestone.completed", SECRETS["generic_webhook_secret"],
                                            ref={"system": "generic", "id": ref}, now=time.time() - 301), "milestone"),
     Case("hubspot", lambda ref: {"deposit": {"percent": "25", "on": "deal_won"}, "refs": {"hubspot_deal": ref}},
          lambda ref: send_as.hubspot_deal_won(ref, SECRETS["hubspot_webhook_secret"], public_url=PUBLIC_URL),
          lambda body: Delivery("hubspot", "/webhooks/hubspot", body, signatures.sign_hubspot_v3(
              body, SECRETS["hubspot_webhook_secret"], method="POST", url=PUBLIC_URL + "/webhooks/hubspot", timestamp=time.time())),
-         json.dumps({"eventId": 1}).encode(),
+         lambda: json.dumps({"eventId": 1}).encode(),
          lambda ref: send_as.hubspot_deal_won(ref, SECRETS["hubspot_webhook_secret"], public_url=PUBLIC_URL,
                                               now=time.time() - 301), "deposit"),
     Case("pipedrive", lambda ref: {"deposit": {"percent": "25", "on": "deal_won"}, "refs": {"pipedrive_deal": ref}},
          lambda ref: send_as.pipedrive_deal_won(int(ref), "invoiceflow", SECRETS["pipedrive_webhook_secret"]),
          lambda body: Delivery("pipedrive", "/webhooks/pipedrive", body,
                                signatures.sign_pipedrive_basic_auth("invoiceflow", SECRETS["pipedrive_webhook_secret"])),
-         json.dumps({"meta": {"entity": "deal"}, "data": {"status": "won"}, "previous": {"status": "open"}}).encode(),
+         lambda: json.dumps({"meta": {"entity": "deal"}, "data": {"status": "won"}, "previous": {"status": "open"}}).encode(),
          None, "deposit"),
 ]
 
@@ -190,7 +190,7 @@ async def test_provider_delivery_bills_once_and_bad_input_is_refused(stack: Stac
     if case.stale is not None:
         stale = await send(api, case.stale(ref))
         assert stale.status_code == 401 and ("stale" in stale.text or "older" in stale.text), stale.text
-    malformed = await send(api, case.sign(case.malformed))
+    malformed = await send(api, case.sign(case.malformed()))
     assert malformed.status_code == 422, malformed.text
     assert malformed.json()["detail"][0]["msg"]  # says what is wrong
 
