@@ -47,6 +47,9 @@ def wait_healthy(process: subprocess.Popen[bytes], api: str, timeout: float = 60
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is not None:  # it died on its own: show why instead of failing on a missing pid
+        out = process.stdout.read().decode() if process.stdout else ""
+        raise AssertionError(f"invoiceflow dev exited early with {process.returncode}:\n{out}")
     tree = [process.pid] + [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
