@@ -1,0 +1,304 @@
+"""QuickBooks Online connector (https://quickbooks.api.intuit.com/v3/company/{realmId}/...).
+
+Every write carries ``requestid`` (QBO replays the original response for a repeated id) and every call
+``minorversion``. Updates are sparse and need the current ``SyncToken``; a stale one (fault 5010) is
+settled here by re-reading and retrying under a derived request id, since reusing the first id would
+only replay the stale error. ``DocNumber`` is not unique in QBO by default, so an invoice without a
+known id is looked up by number before it is created.
+
+QBO has no account code on an invoice line: the Item decides the income account. ``item_refs`` maps our
+line ``account_code`` to an Item id (identity when absent); ``tax_code`` is a TaxCode id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from accounting.base import (
+    AccountingCustomer,
+    AccountingInvoice,
+    AccountingPayment,
+    RemoteInvoice,
+    RemoteLine,
+    RemoteState,
+    SyncResult,
+    SyncStatus,
+    TokenProvider,
+)
+from accounting.errors import AccountingError, NotFound, StaleObject, ValidationFailed
+from accounting.http import HttpSettings, ProviderHttp
+from accounting.jsonnum import to_decimal
+from accounting.keys import bounded_key, derived_key
+from accounting.ratelimit import QBO_POLICY, RateLimitPolicy, TenantLimiter
+
+QBO_BASE_URL = "https://quickbooks.api.intuit.com"
+QBO_SANDBOX_BASE_URL = "https://sandbox-quickbooks.api.intuit.com"
+MINOR_VERSION = "75"
+REQUEST_ID_MAX = 50
+PAYMENT_REF_MAX = 21  # PaymentRefNum's maximum length
+STALE = "5010"
+DUPLICATE_NAME = "6240"
+
+
+def parse_qbo_error(response: httpx.Response, body: Any) -> AccountingError:
+    """``{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`` (401s use lower-case keys)."""
+    fault = body.get("Fault") or body.get("fault") if isinstance(body, dict) else None
+    errors = (fault or {}).get("Error") or (fault or {}).get("error") or []
+    first = errors[0] if errors else {}
+    code = str(first.get("code", ""))
+    message = str(first.get("Message") or first.get("message") or "")
+    detail = str(first.get("Detail") or first.get("detail") or "")
+    text = detail if detail.startswith(message) else f"{message}: {detail}" if detail else message or str(body)
+    if first.get("element"):
+        text = f"{text} ({first['element']})"
+    status = response.status_code
+    if code == STALE:
+        return StaleObject(text, provider="qbo", status_code=status)
+    if status == 404 or code == "610":
+        return NotFound(text, provider="qbo", status_code=status, code=code)
+    return ValidationFailed(text, provider="qbo", status_code=status, code=code)
+
+
+def _quote(value: str) -> str:
+    """A QBO query string literal: apostrophes are backslash-escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _is_voided(invoice: Mapping[str, Any]) -> bool:
+    return str(invoice.get("PrivateNote", "")).startswith("Voided")
+
+
+class QboConnector:
+    """One QuickBooks Online company (realm)."""
+
+    provider = "qbo"
+
+    def __init__(
+        self,
+        *,
+        realm_id: str,
+        token_provider: TokenProvider,
+        base_url: str = QBO_BASE_URL,
+        minor_version: str = MINOR_VERSION,
+        item_refs: Mapping[str, str] | None = None,
+        deposit_account_id: str | None = None,
+        max_stale_retries: int = 3,
+        settings: HttpSettings | None = None,
+        policy: RateLimitPolicy = QBO_POLICY,
+        limiter: TenantLimiter | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.realm_id = realm_id
+        self.minor_version = minor_version
+        self.item_refs = dict(item_refs or {})
+        self.deposit_account_id = deposit_account_id  # else QBO puts payments in Undeposited Funds
+        self.max_stale_retries = max_stale_retries
+        self.http = ProviderHttp(
+            provider=self.provider, base_url=base_url, tenant=realm_id, token_provider=token_provider,
+            policy=policy, error_parser=parse_qbo_error, settings=settings or HttpSettings(), limiter=limiter, client=client,
+        )
+        self._item_accounts = {item: code for code, item in self.item_refs.items()}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _path(self, entity: str) -> str:
+        return f"/v3/company/{self.realm_id}/{entity}"
+
+    async def _get(self, entity: str, **params: str) -> Any:
+        return await self.http.request(
+            "GET", self._path(entity), params={**params, "minorversion": self.minor_version}
+        )
+
+    async def _post(self, entity: str, body: Any, key: str, **params: str) -> Any:
+        params = {**params, "minorversion": self.minor_version, "requestid": bounded_key(key, REQUEST_ID_MAX)}
+        return await self.http.request("POST", self._path(entity), params=params, body=body)
+
+    async def _query(self, statement: str) -> dict[str, Any]:
+        return dict((await self._get("query", query=statement)).get("QueryResponse") or {})
+
+    async def _with_fresh_token(
+        self, entity_id: str, key: str, write: Callable[[dict[str, Any], str], Awaitable[Any]],
+        current: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run a write that needs the current SyncToken, re-reading on 5010 under a new request id."""
+        for attempt in range(self.max_stale_retries + 1):
+            if current is None:
+                current = (await self._get(f"invoice/{entity_id}"))["Invoice"]
+            request_key = key if attempt == 0 else derived_key(key, f"stale{attempt}")
+            try:
+                return await write(current, request_key)
+            except StaleObject:
+                if attempt >= self.max_stale_retries:
+                    raise
+                current = None
+        raise AssertionError("unreachable")
+
+    # Customers ------------------------------------------------------------------------------------
+
+    async def _customer_by_name(self, name: str) -> dict[str, Any] | None:
+        found = await self._query(f"select * from Customer where DisplayName = {_quote(name)}")
+        customers = found.get("Customer") or []
+        return customers[0] if customers else None
+
+    async def ensure_customer(self, customer: AccountingCustomer, *, idempotency_key: str) -> SyncResult:
+        if customer.external_id:
+            return SyncResult(customer.external_id, SyncStatus.EXISTING)
+        existing = await self._customer_by_name(customer.name)
+        if existing:
+            return SyncResult(existing["Id"], SyncStatus.EXISTING, version=existing.get("SyncToken", ""))
+        body = {
+            "DisplayName": customer.name,
+            "PrimaryEmailAddr": {"Address": customer.email},
+            "CurrencyRef": {"value": customer.currency},
+        }
+        try:
+            saved = (await self._post("customer", body, idempotency_key))["Customer"]
+        except ValidationFailed as error:
+            if error.code != DUPLICATE_NAME:  # created concurrently by a sibling task: use theirs
+                raise
+            existing = await self._customer_by_name(customer.name)
+            if existing is None:
+                raise
+            return SyncResult(existing["Id"], SyncStatus.EXISTING, version=existing.get("SyncToken", ""))
+        return SyncResult(saved["Id"], SyncStatus.CREATED, version=saved.get("SyncToken", ""))
+
+    # Invoices -------------------------------------------------------------------------------------
+
+    def _invoice_body(self, invoice: AccountingInvoice, customer_id: str) -> dict[str, Any]:
+        return {
+            "CustomerRef": {"value": customer_id},
+            "DocNumber": invoice.number,
+            "TxnDate": invoice.issue_date.isoformat(),
+            "DueDate": invoice.due_date.isoformat(),
+            "CurrencyRef": {"value": invoice.currency},
+            "BillEmail": {"Address": invoice.customer.email},
+            "PrivateNote": f"invoiceflow:{invoice.invoice_id}",
+            "GlobalTaxCalculation": "TaxExcluded",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": line.line_amount,
+                    "Description": line.description,
+                    "SalesItemLineDetail": {
+                        "ItemRef": {"value": self.item_refs.get(line.account_code, line.account_code)},
+                        "Qty": line.quantity,
+                        "UnitPrice": line.unit_price,
+                        "TaxCodeRef": {"value": line.tax_code},
+                    },
+                }
+                for line in invoice.lines
+            ],
+            # Our tax, computed by our rounding rules, instead of QBO's own calculation.
+            "TxnTaxDetail": {"TotalTax": invoice.totals.tax},
+        }
+
+    async def upsert_invoice(
+        self, invoice: AccountingInvoice, *, idempotency_key: str, external_id: str | None = None
+    ) -> SyncResult:
+        customer_id = invoice.customer.external_id or (
+            await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:customer")
+        ).external_id
+        body = self._invoice_body(invoice, customer_id)
+        current: dict[str, Any] | None = None
+        if external_id is None:
+            found = await self._query(f"select * from Invoice where DocNumber = {_quote(invoice.number)}")
+            mine = [
+                i for i in found.get("Invoice") or []
+                if i.get("PrivateNote") == body["PrivateNote"] or i.get("CustomerRef", {}).get("value") == customer_id
+            ]
+            if not mine:
+                saved = (await self._post("invoice", body, idempotency_key))["Invoice"]
+                return SyncResult(saved["Id"], SyncStatus.CREATED, version=saved.get("SyncToken", ""))
+            current = mine[0]
+            external_id = str(current["Id"])
+
+        async def update(latest: dict[str, Any], key: str) -> Any:
+            sparse = {**body, "Id": external_id, "SyncToken": latest["SyncToken"], "sparse": True}
+            return (await self._post("invoice", sparse, key))["Invoice"]
+
+        saved = await self._with_fresh_token(external_id, f"{idempotency_key}:update", update, current)
+        return SyncResult(saved["Id"], SyncStatus.UPDATED, version=saved.get("SyncToken", ""))
+
+    async def void_invoice(self, external_id: str, *, idempotency_key: str) -> SyncResult:
+        current = (await self._get(f"invoice/{external_id}"))["Invoice"]
+        if _is_voided(current):
+            return SyncResult(external_id, SyncStatus.EXISTING, "Voided", version=current.get("SyncToken", ""))
+
+        async def void(latest: dict[str, Any], key: str) -> Any:
+            body = {"Id": external_id, "SyncToken": latest["SyncToken"]}
+            return (await self._post("invoice", body, key, operation="void"))["Invoice"]
+
+        saved = await self._with_fresh_token(external_id, idempotency_key, void, current)
+        return SyncResult(saved["Id"], SyncStatus.VOIDED, "Voided", version=saved.get("SyncToken", ""))
+
+    async def fetch_invoice(self, external_id: str) -> RemoteInvoice:
+        invoice = (await self._get(f"invoice/{external_id}"))["Invoice"]
+        lines = []
+        for line in invoice.get("Line") or []:
+            if line.get("DetailType") != "SalesItemLineDetail":
+                continue  # SubTotalLineDetail and friends are summaries, not lines
+            detail = line.get("SalesItemLineDetail") or {}
+            item = (detail.get("ItemRef") or {}).get("value", "")
+            lines.append(RemoteLine(
+                description=line.get("Description", ""),
+                quantity=to_decimal(detail.get("Qty", 0)),
+                unit_price=to_decimal(detail.get("UnitPrice", 0)),
+                line_amount=to_decimal(line.get("Amount", 0)),
+                account_code=self._item_accounts.get(item, item),
+                tax_code=(detail.get("TaxCodeRef") or {}).get("value", ""),
+            ))
+        total = to_decimal(invoice.get("TotalAmt", 0))
+        balance = to_decimal(invoice.get("Balance", 0))
+        if _is_voided(invoice):
+            state = RemoteState.VOIDED
+        elif balance == 0 and total > 0:
+            state = RemoteState.PAID
+        elif balance < total:
+            state = RemoteState.PARTIALLY_PAID
+        else:
+            state = RemoteState.OPEN
+        return RemoteInvoice(
+            external_id=str(invoice["Id"]),
+            number=invoice.get("DocNumber", ""),
+            currency=(invoice.get("CurrencyRef") or {}).get("value", ""),
+            state=state,
+            remote_status="Voided" if state == RemoteState.VOIDED else ("Paid" if state == RemoteState.PAID else "Open"),
+            lines=tuple(lines),
+            subtotal=sum((line.line_amount for line in lines), to_decimal(0)),
+            tax=to_decimal((invoice.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
+            total=total,
+            amount_paid=total - balance,
+            amount_due=balance,
+            version=str(invoice.get("SyncToken", "")),
+        )
+
+    # Payments -------------------------------------------------------------------------------------
+
+    async def record_payment(self, payment: AccountingPayment, *, idempotency_key: str) -> SyncResult:
+        """Deduplicated by ``requestid`` (QBO documents no expiry for it)."""
+        customer_id = payment.customer_external_id
+        if customer_id is None:
+            invoice = (await self._get(f"invoice/{payment.invoice_external_id}"))["Invoice"]
+            customer_id = invoice["CustomerRef"]["value"]
+        reference = payment.reference or payment.payment_id
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": customer_id},
+            "TotalAmt": payment.amount,
+            "TxnDate": payment.date.isoformat(),
+            "CurrencyRef": {"value": payment.currency},
+            "PaymentRefNum": reference[:PAYMENT_REF_MAX],
+            "PrivateNote": f"invoiceflow:{payment.payment_id} {reference}",
+            "Line": [{
+                "Amount": payment.amount,
+                "LinkedTxn": [{"TxnId": payment.invoice_external_id, "TxnType": "Invoice"}],
+            }],
+        }
+        if self.deposit_account_id:
+            body["DepositToAccountRef"] = {"value": self.deposit_account_id}
+        saved = (await self._post("payment", body, idempotency_key))["Payment"]
+        return SyncResult(saved["Id"], SyncStatus.RECORDED, version=saved.get("SyncToken", ""))
+

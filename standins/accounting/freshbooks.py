@@ -1,0 +1,346 @@
+"""FreshBooks stand-in: ``/accounting/account/{account_id}/`` clients, invoices and payments.
+
+Faithful where our connector depends on it: bearer auth (401 with the OAuth error body), requests
+wrapped as ``{"invoice": {...}}`` and answers as ``{"response": {"result": {...}}}``, money as decimal
+strings in ``{amount, code}``, invoices created as drafts and marked sent with ``action_mark_as_sent``,
+deletion by ``vis_state`` 1, ``search[...]`` filters, ``{"response": {"errors": [{"errno", ...}]}}`` errors,
+and no idempotency key at all (a repeated POST creates a second object, as the real API does).
+
+FreshBooks accepts any tax name on a line; ``known_taxes`` (off by default) makes the stand-in refuse
+unknown ones, to exercise the connector's validation path. Its rate limit is undocumented; ``quota``
+is off by default and 429s come from ``faults``. Error numbers marked [K] are plausible, not verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from accounting.jsonnum import to_decimal
+from billing.currency import MINOR_UNITS
+from standins.accounting.common import (
+    Core,
+    Faults,
+    HandlerResult,
+    OAuthServer,
+    Quota,
+    RecordedCall,
+    Replays,
+    Tokens,
+    Traffic,
+    json_response,
+    money,
+)
+
+TOKEN_PATH = "/auth/oauth/token"
+STATUS = {"draft": 1, "sent": 2, "paid": 4, "partial": 8}
+
+
+def _errors(status: int, *errors: dict[str, Any]) -> HandlerResult:
+    return status, {"response": {"errors": list(errors)}}
+
+
+def _error(errno: int, message: str, field_name: str = "", obj: str = "", value: Any = "") -> dict[str, Any]:
+    return {"errno": errno, "field": field_name, "message": message, "object": obj, "value": str(value)}
+
+
+def _result(key: str, value: Any) -> HandlerResult:
+    return 200, {"response": {"result": {key: value}}}
+
+
+def _listing(key: str, rows: list[dict[str, Any]]) -> HandlerResult:
+    return 200, {"response": {"result": {key: rows, "page": 1, "pages": 1, "per_page": max(len(rows), 15),
+                                         "total": len(rows)}}}
+
+
+def _amount(value: Decimal, code: str) -> dict[str, str]:
+    return {"amount": format(value, "f"), "code": code}
+
+
+class _Refused(Exception):
+    def __init__(self, result: HandlerResult) -> None:
+        super().__init__(str(result))
+        self.result = result
+
+
+@dataclass
+class FreshBooksState:
+    account_id: str = "xZNQ1X"
+    tokens: set[str] = field(default_factory=lambda: {"freshbooks-token"})
+    quota: Quota | None = None
+    known_taxes: set[str] | None = None
+    client_id: str = "freshbooks-client"
+    client_secret: str = "freshbooks-secret"
+    core: Core = field(init=False)
+    oauth: OAuthServer = field(init=False)
+    clients: dict[int, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[int, dict[str, Any]] = field(default_factory=dict)
+    payments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_id: int = 1000
+
+    def __post_init__(self) -> None:
+        self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(None))
+        # Access tokens last about 12 hours; the refresh token is replaced on each refresh.
+        self.oauth = OAuthServer(self.core, provider="freshbooks", client_id=self.client_id,
+                                 client_secret=self.client_secret, expires_in=43200,
+                                 extra={"scope": "user:profile:read user:invoices:write", "created_at": 0})
+
+    @property
+    def faults(self) -> Faults:
+        return self.core.faults
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        return self.core.calls
+
+    def add_tax(self, name: str) -> None:
+        with self.core.lock:
+            if self.known_taxes is not None:
+                self.known_taxes.add(name)
+
+    def expire_token(self, token: str) -> None:
+        with self.core.lock:
+            self.core.tokens.expire(token)
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+class _Handlers:
+    def __init__(self, state: FreshBooksState) -> None:
+        self.s = state
+
+    def list_rows(self, table: str, key: str, filters: dict[str, str]) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            rows = list(getattr(self.s, table).values())
+            for name, value in filters.items():
+                rows = [r for r in rows if str(r.get(name, "")) == value]
+            return _listing(key, [self._public(r, lines=False) for r in rows])
+        return run
+
+    @staticmethod
+    def _public(row: dict[str, Any], *, lines: bool) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if not k.startswith("_") and (lines or k != "lines")}
+
+    def create_client(self, body: Any) -> HandlerResult:
+        client = dict((body or {}).get("client") or {})
+        if not (client.get("email") or client.get("organization") or client.get("fname")):
+            return _errors(422, _error(1001, "Client must have a name or an email.", "email", "client"))  # [K]
+        new_id = self.s.new_id()
+        saved = {"id": new_id, "userid": new_id, "organization": client.get("organization", ""),
+                 "fname": client.get("fname", ""), "lname": client.get("lname", ""),
+                 "email": client.get("email", ""), "currency_code": client.get("currency_code", "USD"),
+                 "vis_state": 0}
+        self.s.clients[new_id] = saved
+        return _result("client", saved)
+
+    def get_invoice(self, invoice_id: str, lines: bool) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            invoice = self.s.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+            if invoice is None:
+                return _errors(404, _error(1012, "Invoice not found.", "invoiceid", "invoice", invoice_id))
+            return _result("invoice", self._public(invoice, lines=lines))
+        return run
+
+    def _lines(self, raw: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+        places = MINOR_UNITS.get(currency, 2)
+        lines = []
+        for number, line in enumerate(raw, start=1):
+            tax_name = str(line.get("taxName1") or "")
+            if tax_name and self.s.known_taxes is not None and tax_name not in self.s.known_taxes:
+                raise _Refused(_errors(422, _error(2001, f"Tax '{tax_name}' does not exist.", "taxName1",
+                                                   "line", tax_name)))  # [K]
+            qty = to_decimal(line.get("qty", 1))
+            unit = to_decimal((line.get("unit_cost") or {}).get("amount", "0"))
+            lines.append({
+                "lineid": number, "type": line.get("type", 0), "name": str(line.get("name") or ""),
+                "description": str(line.get("description") or ""), "qty": format(qty, "f"),
+                "unit_cost": _amount(unit, currency), "amount": _amount(money(qty * unit, places), currency),
+                "taxName1": tax_name, "taxAmount1": format(to_decimal(line.get("taxAmount1") or 0), "f"),
+                "taxName2": "", "taxAmount2": "0",
+            })
+        return lines
+
+    def _recompute(self, invoice: dict[str, Any]) -> None:
+        currency = invoice["currency_code"]
+        places = MINOR_UNITS.get(currency, 2)
+        subtotal, groups = Decimal(0), dict[tuple[str, Decimal], Decimal]()  # tax once per (name, rate), like our own rounding rule
+        for line in invoice["lines"]:
+            net = to_decimal(line["amount"]["amount"])
+            subtotal += net
+            if line["taxName1"]:
+                key = (line["taxName1"], to_decimal(line["taxAmount1"]))
+                groups[key] = groups.get(key, Decimal(0)) + net
+        tax = sum((money(base * rate / 100, places) for (_, rate), base in groups.items()), Decimal(0))
+        total = money(subtotal + tax, places)
+        paid = invoice["_paid"]
+        invoice["amount"] = _amount(total, currency)
+        invoice["paid"] = _amount(money(paid, places), currency)
+        invoice["outstanding"] = _amount(money(max(total - paid, Decimal(0)), places), currency)
+        invoice["payment_status"] = "unpaid" if paid == 0 else ("paid" if paid >= total else "partial")
+        if invoice["_sent"]:
+            state = {"unpaid": "sent", "partial": "partial", "paid": "paid"}[invoice["payment_status"]]
+        else:
+            state = "draft"
+        invoice["v3_status"], invoice["status"] = state, STATUS[state]
+
+    def _apply(self, invoice: dict[str, Any], body: dict[str, Any]) -> None:
+        if "customerid" in body:
+            if int(body["customerid"]) not in self.s.clients:
+                raise _Refused(_errors(404, _error(1012, "Client not found.", "customerid", "client",
+                                                   body["customerid"])))
+            invoice["customerid"] = int(body["customerid"])
+        for key in ("invoice_number", "po_number", "notes", "currency_code", "vis_state"):
+            if key in body:
+                invoice[key] = body[key]
+        if "create_date" in body:
+            invoice["create_date"] = str(body["create_date"])
+        if "due_offset_days" in body:
+            invoice["due_offset_days"] = int(body["due_offset_days"])
+        invoice["due_date"] = (date.fromisoformat(invoice["create_date"])
+                               + timedelta(days=invoice["due_offset_days"])).isoformat()
+        if "lines" in body:
+            invoice["lines"] = self._lines(list(body["lines"] or []), invoice["currency_code"])
+        if body.get("action_mark_as_sent"):
+            invoice["_sent"] = True
+        self._recompute(invoice)
+
+    def create_invoice(self, body: Any) -> HandlerResult:
+        data = dict((body or {}).get("invoice") or {})
+        if "customerid" not in data or "create_date" not in data:
+            missing = "customerid" if "customerid" not in data else "create_date"
+            return _errors(422, _error(1001, f"Field {missing} is required.", missing, "invoice"))  # [K]
+        new_id = self.s.new_id()
+        invoice: dict[str, Any] = {
+            "id": new_id, "invoiceid": new_id, "accountid": self.s.account_id,
+            "invoice_number": f"{len(self.s.invoices) + 1:07d}", "currency_code": "USD", "po_number": "",
+            "notes": "", "due_offset_days": 0, "vis_state": 0, "lines": [], "_paid": Decimal(0), "_sent": False,
+        }
+        try:
+            self._apply(invoice, data)
+        except _Refused as refused:
+            return refused.result
+        self.s.invoices[new_id] = invoice
+        return _result("invoice", self._public(invoice, lines=True))
+
+    def update_invoice(self, invoice_id: str) -> Callable[[Any], HandlerResult]:
+        def run(body: Any) -> HandlerResult:
+            current = self.s.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+            if current is None:
+                return _errors(404, _error(1012, "Invoice not found.", "invoiceid", "invoice", invoice_id))
+            updated = dict(current)
+            try:
+                self._apply(updated, dict((body or {}).get("invoice") or {}))
+            except _Refused as refused:
+                return refused.result
+            self.s.invoices[updated["id"]] = updated
+            return _result("invoice", self._public(updated, lines=True))
+        return run
+
+    def create_payment(self, body: Any) -> HandlerResult:
+        data = dict((body or {}).get("payment") or {})
+        invoice = self.s.invoices.get(int(data.get("invoiceid") or 0))
+        if invoice is None:
+            return _errors(404, _error(1012, "Invoice not found.", "invoiceid", "payment", data.get("invoiceid")))
+        amount = to_decimal((data.get("amount") or {}).get("amount", "0"))
+        if amount <= 0:
+            return _errors(422, _error(1001, "Payment amount must be greater than zero.", "amount",
+                                       "payment"))  # [K]
+        new_id = self.s.new_id()
+        currency = invoice["currency_code"]
+        payment = {
+            "id": new_id, "logid": new_id, "invoiceid": invoice["id"], "clientid": invoice["customerid"],
+            "amount": _amount(amount, currency), "date": str(data.get("date") or date.today().isoformat()),
+            "type": data.get("type", "Check"), "note": data.get("note", ""), "overpaymentid": None,
+            "vis_state": 0,
+        }
+        invoice["_paid"] = invoice["_paid"] + amount
+        self._recompute(invoice)
+        self.s.payments[new_id] = payment
+        return _result("payment", payment)
+
+
+class _FreshBooksFlavor:
+    def unauthorized(self, reason: str) -> Response:
+        return json_response(401, {"error": "unauthenticated",
+                                   "error_description": "This action requires authentication to continue."})
+
+    def forbidden(self) -> Response:
+        return json_response(403, {"response": {"errors": [_error(1003, "The server could not verify that "
+                                                                  "you are authorized to access the URL requested.")]}})
+
+    def unavailable(self) -> Response:
+        return json_response(503, {"response": {"errors": [_error(503, "Service temporarily unavailable.")]}})
+
+    def rate_limited(self, tenant: str, problem: str, retry_after: int | None) -> Response:
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return json_response(429, {"response": {"errors": [_error(429, "Too many requests.")]}}, headers)
+
+    def replay_mismatch(self) -> Response:  # FreshBooks has no idempotency keys
+        return json_response(400, {})
+
+    def headers(self, tenant: str) -> dict[str, str]:
+        return {}
+
+
+def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlette, FreshBooksState]:
+    """The ASGI app and its inspectable state; serve with ``standins.server.serve``."""
+    state = state or FreshBooksState()
+    flavor, handlers = _FreshBooksFlavor(), _Handlers(state)
+
+    async def run(request: Request, handler: Callable[[Any], HandlerResult], *, write: bool) -> Response:
+        account = request.path_params["account"]
+
+        def precheck() -> Response | None:
+            return None if account == state.account_id else flavor.forbidden()
+
+        return await state.core.handle(request, flavor, tenant=account, write=write, handler=handler,
+                                       precheck=precheck)
+
+    def filters(request: Request, allowed: dict[str, str]) -> dict[str, str]:
+        return {column: request.query_params[param] for param, column in allowed.items()
+                if param in request.query_params}
+
+    async def clients(request: Request) -> Response:
+        if request.method == "GET":
+            wanted = filters(request, {"search[email]": "email", "search[organization_like]": "organization"})
+            return await run(request, handlers.list_rows("clients", "clients", wanted), write=False)
+        return await run(request, handlers.create_client, write=True)
+
+    async def invoices(request: Request) -> Response:
+        if request.method == "GET":
+            wanted = filters(request, {"search[invoice_number]": "invoice_number", "search[customerid]": "customerid"})
+            return await run(request, handlers.list_rows("invoices", "invoices", wanted), write=False)
+        return await run(request, handlers.create_invoice, write=True)
+
+    async def invoice(request: Request) -> Response:
+        invoice_id = request.path_params["id"]
+        if request.method == "GET":
+            lines = "lines" in request.query_params.getlist("include[]")
+            return await run(request, handlers.get_invoice(invoice_id, lines), write=False)
+        return await run(request, handlers.update_invoice(invoice_id), write=True)
+
+    async def payments(request: Request) -> Response:
+        if request.method == "GET":
+            wanted = filters(request, {"search[invoiceid]": "invoiceid"})
+            return await run(request, handlers.list_rows("payments", "payments", wanted), write=False)
+        return await run(request, handlers.create_payment, write=True)
+
+    base = "/accounting/account/{account}"
+    app = Starlette(routes=[
+        Route(f"{base}/users/clients", clients, methods=["GET", "POST"]),
+        Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
+        Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
+        Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
+        Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
+    ])
+    return app, state
