@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
 from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
@@ -43,6 +44,7 @@ def activities(settings: Settings) -> list[object]:
     approvals = ApprovalActivities(settings)
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
+    accounting = AccountingActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -60,6 +62,7 @@ def activities(settings: Settings) -> list[object]:
         estimates.record_estimate_status,
         projects.bill_project_trigger,
         projects.create_project_from_deal,
+        accounting.sync_accounting,
     ]
 
 

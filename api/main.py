@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from api.deps import Db
 from api.routes import (
+    accounting,
     approval_pages,
     approval_rules,
     billable_items,
@@ -19,6 +20,7 @@ from api.routes import (
     health,
     invoices,
     projects,
+    reports,
     subscriptions,
 )
 from api.webhooks import receivers, stripe
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         return JSONResponse(status_code=422, content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
 
     app.include_router(health.router)
+    app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
     app.include_router(subscriptions.router)
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(approval_pages.router)
     app.include_router(estimates.router)
     app.include_router(projects.router)
+    app.include_router(reports.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
     return app

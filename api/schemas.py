@@ -141,6 +141,17 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+class AccountingOut(BaseModel):
+    """Where the invoice stands in the accounting system: ``status`` is pending, synced or sync_failed
+    (``error`` in the provider's words; fix the mapping, then ``POST /invoices/{id}/accounting/retry``)."""
+
+    provider: str
+    status: str
+    external_id: str | None
+    error: str | None
+    synced_at: datetime | None
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -164,6 +175,7 @@ class InvoiceOut(BaseModel):
     lines: list[LineOut] = Field(default_factory=list)
     payments: list[PaymentOut] = Field(default_factory=list)
     timeline: list[EventOut] = Field(default_factory=list)
+    accounting: AccountingOut | None = None
 
 
 class InvoicePage(BaseModel):

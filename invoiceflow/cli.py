@@ -144,5 +144,72 @@ def mailbox(
     run_mailbox(dir, smtp_port, http_port, host)
 
 
+@app.command()
+def connect(
+    provider: Annotated[str, typer.Argument(help="xero, qbo or freshbooks.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Organisation id (Xero tenant, FreshBooks account); default: its setting, or QBO's realmId."),
+    ] = None,
+) -> None:
+    """Connect an accounting organisation: allow access in the browser, paste where it sent you."""
+    from accounting import tokens
+    from accounting.errors import AccountingError
+
+    settings = get_settings()
+    try:
+        oauth = tokens.oauth_app(settings, provider)
+        state = tokens.new_state()
+        typer.echo(f"1. Open this address, sign in to {provider} and allow access:\n\n   "
+                   f"{tokens.authorization_url(oauth, state)}\n")
+        typer.echo(f"2. The browser is then sent to {oauth.redirect_uri}?code=... (that page need not load).")
+        params = tokens.parse_redirect(typer.prompt("   Paste that address (or only the code)"), state)
+        tenant_id = tenant or params.get("realmId") or tokens.configured_tenant(settings, provider)
+        if not tenant_id:
+            raise ValueError(f"which {provider} organisation? pass --tenant (Xero lists yours at "
+                             "GET https://api.xero.com/connections with the new token)")
+        grant = tokens.exchange_code(oauth, params["code"], timeout_s=settings.accounting_timeout_s)
+        tokens.save_connection(settings.require_database_url(), tokens.token_cipher(settings), provider, tenant_id, grant)
+    except AccountingError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"connected {provider} organisation {tenant_id}; tokens stored encrypted, access token valid "
+               f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC (refreshed automatically)")
+    if settings.accounting_provider != provider:
+        typer.echo(f"set INVOICEFLOW_ACCOUNTING_PROVIDER={provider} to start syncing to it")
+
+
+@app.command()
+def reconcile() -> None:
+    """Compare every synced invoice with the accounting provider's copy (exit 1 when any differs)."""
+    from accounting.errors import AccountingError
+    from accounting.reconcile import reconcile as run_reconcile
+
+    settings = get_settings()
+    if settings.accounting_provider == "none":
+        typer.echo("no accounting provider configured (INVOICEFLOW_ACCOUNTING_PROVIDER)")
+        return
+    try:
+        differences = asyncio.run(run_reconcile(settings))
+    except AccountingError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for difference in differences:
+        typer.echo(f"{difference.number} (invoice {difference.invoice_id}, {difference.provider} "
+                   f"{difference.external_id}):")
+        for problem in difference.problems:
+            typer.echo(f"  - {problem}")
+    if differences:
+        typer.echo(f"{len(differences)} invoice(s) differ at {settings.accounting_provider}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"every synced invoice matches {settings.accounting_provider}")
+
+
 if __name__ == "__main__":
     app()

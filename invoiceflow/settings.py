@@ -5,9 +5,11 @@ The README's configuration table is the user-facing copy of this class; keep the
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
 
     template_dir: Path | None = Field(
         default=None, description="Folder with invoice.html and email templates; unset: built-in ones."
+    )
+    render_processes: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 4),
+        ge=0,
+        description="Processes that render invoice PDFs in a worker; 0 renders on the activity threads.",
     )
     seller_name: str = "Your IT Company"
     seller_address: str = ""
@@ -91,6 +98,47 @@ class Settings(BaseSettings):
     asana_api_token: str | None = Field(default=None, description="Asana personal access token (confirms a task is completed).")
     pipedrive_api_base_url: str = "https://api.pipedrive.com"
     pipedrive_api_token: str | None = Field(default=None, description="Pipedrive API token (deal and products).")
+
+    # Accounting sync (issue #8): at most one provider and organisation per installation. Tokens come
+    # from `invoiceflow connect <provider>` and live encrypted in the database, not in settings.
+    accounting_provider: Literal["none", "xero", "qbo", "freshbooks"] = Field(
+        default="none", description="Where issued invoices and payments are synced; `none` skips the sync."
+    )
+    accounting_sales_account: str = Field(
+        default="200",
+        description="Revenue account of every line: a Xero account code, a QBO Item id; FreshBooks has none.",
+    )
+    accounting_tax_codes: str = Field(
+        default="",
+        description="Tax rate → provider tax code, e.g. `19=OUTPUT2,0=NONE`; a 0 % rate defaults to no tax.",
+    )
+    accounting_payment_account: str | None = Field(
+        default=None,
+        description="Where payments land: Xero bank account code (090), QBO deposit account id; FreshBooks: unused.",
+    )
+    accounting_redirect_uri: str | None = Field(
+        default=None, description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback."
+    )
+    accounting_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one accounting API call.")
+    token_key: str | None = Field(
+        default=None,
+        description="Fernet key(s) for stored OAuth tokens, comma-separated, first encrypts; unset: derived from secret_key.",
+    )
+    xero_base_url: str = "https://api.xero.com/api.xro/2.0"
+    xero_token_url: str = "https://identity.xero.com/connect/token"
+    xero_tenant_id: str | None = Field(default=None, description="Xero organisation (tenant) id.")
+    xero_client_id: str | None = None
+    xero_client_secret: str | None = None
+    qbo_base_url: str = "https://quickbooks.api.intuit.com"
+    qbo_token_url: str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+    qbo_realm_id: str | None = Field(default=None, description="QuickBooks company (realm) id.")
+    qbo_client_id: str | None = None
+    qbo_client_secret: str | None = None
+    freshbooks_base_url: str = "https://api.freshbooks.com"
+    freshbooks_token_url: str = "https://api.freshbooks.com/auth/oauth/token"
+    freshbooks_account_id: str | None = Field(default=None, description="FreshBooks business account id.")
+    freshbooks_client_id: str | None = None
+    freshbooks_client_secret: str | None = None
 
     @field_validator("database_url")
     @classmethod

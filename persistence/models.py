@@ -510,3 +510,65 @@ class WebhookSecret(Base):
     provider: Mapped[str] = mapped_column(String(40))
     secret: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AccountingConnection(Base):
+    """OAuth tokens of one accounting organisation (Xero tenant, QBO realm, FreshBooks account).
+
+    Both tokens are Fernet ciphertext (``accounting.tokens``): a database dump or backup must not hand
+    out write access to the books. Refreshing locks the row (``SELECT ... FOR UPDATE``) because the
+    providers rotate refresh tokens: two workers refreshing at once would otherwise each spend the old
+    one and one of them would store a token the provider has already replaced. ``generation`` counts
+    refreshes, so a process that waited for the lock can tell someone else refreshed meanwhile."""
+
+    __tablename__ = "accounting_connections"
+    __table_args__ = (
+        UniqueConstraint("provider", "tenant_id", name="uq_accounting_connections_provider_tenant"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    tenant_id: Mapped[str] = mapped_column(String(200))
+    access_token: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountingSync(Base):
+    """Where one of our invoices or payments stands at the accounting provider.
+
+    One row per (provider, organisation, kind, our id): ``kind`` is ``invoice`` (``object_id`` = the
+    invoice) or ``payment`` (``object_id`` = the payment). ``external_id`` is the provider's id, kept
+    so the next sync updates instead of creating; ``status`` is ``pending`` (being synced or waiting
+    for a retry), ``synced`` or ``sync_failed`` (the provider refused the data: ``last_error`` says
+    why in its words, and someone must fix the mapping). ``revision`` is the invoice revision last
+    synced, so a repeated sync of an unchanged invoice costs no API call."""
+
+    __tablename__ = "accounting_syncs"
+    __table_args__ = (
+        UniqueConstraint("provider", "tenant_id", "kind", "object_id", name="uq_accounting_syncs_object"),
+        Index("ix_accounting_syncs_status", "provider", "tenant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    tenant_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # invoice | payment
+    object_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | synced | sync_failed
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    remote_status: Mapped[str] = mapped_column(String(40), default="")
+    revision: Mapped[int | None] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -150,3 +150,20 @@ def test_due_date_from_terms_and_requested_date(pg_url: str) -> None:
         )
         issued = repo.issue(session, invoice.id, as_of=datetime(2026, 11, 25, tzinfo=UTC), number_prefix="REQ", default_offsets=(), send_hour=9)
     assert issued.due_date == "2026-12-24" and issued.reminders == []
+
+
+def test_migrations_match_the_models(pg_url: str) -> None:
+    """The migrated schema is the schema the models describe (a missing constraint or column fails)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from persistence.models import Base
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == [], diff

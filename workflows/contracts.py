@@ -275,6 +275,8 @@ class InvoiceState:
     approval_step: int | None = None  # 1-based, while pending approval
     approval_steps: int | None = None
     awaiting_approvers: list[str] = field(default_factory=list)
+    accounting_status: str = ""  # pending | synced | skipped | sync_failed
+    accounting_error: str = ""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from billing.totals import compute_totals, parse_lines
     from workflows import search_attributes as sa
     from workflows.contracts import (
+        ACCOUNTING_VALIDATION_ERROR,
+        AccountingAction,
+        AccountingSyncRequest,
+        AccountingSyncResult,
         ActivityName,
         ApplyPaymentRequest,
         ApprovalChain,
@@ -82,6 +86,17 @@ EMAIL_HEARTBEAT = timedelta(seconds=10)
 OPEN_STATES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)
 # Marks histories that route approvals through rules; older ones replay without it.
 APPROVAL_ROUTING_PATCH = "approval-routing-v1"
+# Marks histories that sync to accounting; invoices started before keep running without it.
+ACCOUNTING_SYNC_PATCH = "accounting-sync-v1"
+# Accounting APIs: 429s wait for the provider's Retry-After (the activity sets next_retry_delay), 5xx and
+# timeouts back off; a validation error is final until an operator fixes the mapping and retries.
+ACCOUNTING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+    non_retryable_error_types=[ACCOUNTING_VALIDATION_ERROR, "InvoiceNotFound"],
+)
+ACCOUNTING_TIMEOUT = timedelta(minutes=2)
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -107,6 +122,11 @@ class InvoiceWorkflow:
         self._escalated = False
         self._awaiting_submit = False
         self._lock = asyncio.Lock()
+        self._sync_enabled = False
+        self._sync_queue: list[AccountingSyncRequest] = []
+        self._sync_status = ""  # "" (none yet) | pending | synced | skipped | sync_failed
+        self._sync_error = ""
+        self._sync_retry = False
 
     # ------------------------------------------------------------------ main line
 
@@ -117,6 +137,12 @@ class InvoiceWorkflow:
         async with self._lock:
             if self._status not in FINAL_STATUSES:
                 await self._issue_and_send()
+        if self._issued is not None and workflow.patched(ACCOUNTING_SYNC_PATCH):
+            self._sync_enabled = True
+            self._queue_sync(AccountingAction.INVOICE)
+            if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
+                self._queue_sync(AccountingAction.VOID)
+            sync = asyncio.create_task(self._sync_loop())
 
         while self._status not in FINAL_STATUSES:
             deadline = self._next_deadline()
@@ -136,6 +162,11 @@ class InvoiceWorkflow:
 
         if self._status == InvoiceStatus.PAID:
             await self._send_email("payment_receipt", key=f"invoice:{input.invoice_id}:receipt")
+        if self._sync_enabled:
+            # The books must hear about every payment and the void before this invoice's process ends;
+            # a sync an operator has to fix keeps it open (and visible) until it goes through.
+            await workflow.wait_condition(lambda: not self._sync_queue)
+            sync.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return InvoiceResult(
             invoice_id=input.invoice_id,
@@ -541,6 +572,8 @@ class InvoiceWorkflow:
                 "payment.duplicate" if outcome.duplicate else "payment.recorded",
                 f"{payment.amount} {self._input.currency} ({payment.method})",
             )
+            if not outcome.duplicate:
+                self._queue_sync(AccountingAction.PAYMENT, payment_id=outcome.payment_id)
             status = InvoiceStatus(outcome.status)
             if status != self._status:
                 self._status = status
@@ -616,6 +649,51 @@ class InvoiceWorkflow:
         self._status = status
         self._note(f"status.{status}", reason)
         self._publish()
+        if status == InvoiceStatus.VOID:
+            self._queue_sync(AccountingAction.VOID)
+
+    # ------------------------------------------------------------------ accounting sync
+
+    def _queue_sync(self, action: str, payment_id: str | None = None) -> None:
+        if self._sync_enabled:
+            self._sync_queue.append(AccountingSyncRequest(invoice_id=self._input.invoice_id, action=action, payment_id=payment_id))
+            if self._sync_status != "sync_failed":
+                self._sync_status = "pending"
+
+    async def _sync_loop(self) -> None:
+        """One sync at a time, in order (the invoice before its payments, payments before a void)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._sync_queue))
+            request = self._sync_queue[0]
+            try:
+                result = await workflow.execute_activity(
+                    ActivityName.SYNC_ACCOUNTING,
+                    request,
+                    result_type=AccountingSyncResult,
+                    start_to_close_timeout=ACCOUNTING_TIMEOUT,
+                    retry_policy=ACCOUNTING_RETRY,
+                    summary=f"Accounting: {request.action}",
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == ACCOUNTING_VALIDATION_ERROR):
+                    raise
+                self._sync_status, self._sync_error = "sync_failed", cause.message
+                self._note("accounting.sync_failed", f"{request.action}: {cause.message}")
+                workflow.set_current_details(f"Accounting sync failed: {cause.message}. Fix the mapping, then retry.")
+                await workflow.wait_condition(lambda: self._sync_retry)
+                self._sync_retry, self._sync_status, self._sync_error = False, "pending", ""
+                workflow.set_current_details("")
+                continue
+            self._sync_queue.pop(0)
+            if result.status == "synced":
+                self._note("accounting.synced", f"{request.action} → {result.provider} {result.external_id}".strip())
+            self._sync_status = result.status if not self._sync_queue else "pending"
+
+    @workflow.signal
+    def retry_accounting(self) -> None:
+        """An operator fixed what the accounting system refused (an account or tax code): try again."""
+        self._sync_retry = True
 
     # ------------------------------------------------------------------ query
 
@@ -641,6 +719,8 @@ class InvoiceWorkflow:
             approval_step=self._step + 1 if self._chain else None,
             approval_steps=len(self._chain.steps) if self._chain else None,
             awaiting_approvers=self._awaiting_approvers(),
+            accounting_status=self._sync_status,
+            accounting_error=self._sync_error,
         )
 
     def _awaiting_approvers(self) -> list[str]:

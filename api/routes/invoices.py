@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.schemas import (
+    AccountingOut,
     ApprovalDecisionCreate,
     DraftEdit,
     ApproveCreate,
@@ -50,7 +51,7 @@ from billing.money import require_minor_units
 from billing.status import InvoiceStatus
 from billing.totals import LineInput
 from persistence import invoices as repo
-from persistence.models import Customer, Document, IdempotencyRecord, Invoice, Payment
+from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
 from workflows.contracts import (
     ApproveInput,
@@ -261,6 +262,13 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
         invoice = repo.get_invoice(session, invoice_id)
         out = invoice_out(invoice, detail=True)
         out.timeline = [EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data) for e in repo.timeline(session, invoice_id)]
+        sync = session.scalars(
+            select(AccountingSync).where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
+            .order_by(AccountingSync.updated_at.desc())
+        ).first()
+        if sync is not None:
+            out.accounting = AccountingOut(provider=sync.provider, status=sync.status, external_id=sync.external_id,
+                                           error=sync.last_error, synced_at=sync.synced_at)
         return out
 
     try:
@@ -272,6 +280,17 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
 @router.get("/{invoice_id}", response_model=InvoiceOut)
 async def get_invoice(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> InvoiceOut:
     return await _load(db, invoice_id)
+
+
+@router.post("/{invoice_id}/accounting/retry", response_model=InvoiceOut, status_code=status.HTTP_202_ACCEPTED)
+async def retry_accounting(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+    """After fixing what the accounting system refused (an account or tax code), sync again."""
+    invoice = await _load(db, invoice_id)
+    try:
+        await temporal.get_workflow_handle(invoice.workflow_id).signal(InvoiceWorkflow.retry_accounting)
+    except RPCError as exc:
+        raise update_error(exc) from exc
+    return invoice
 
 
 @router.get("/{invoice_id}/pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})

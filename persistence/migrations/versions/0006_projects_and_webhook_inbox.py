@@ -45,7 +45,6 @@ def upgrade() -> None:
     sa.Column('workflow_id', sa.String(length=120), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_projects_customer_id_customers')),
-    sa.ForeignKeyConstraint(['deposit_invoice_id'], ['invoices.id'], name=op.f('fk_projects_deposit_invoice_id_invoices'), use_alter=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects')),
     sa.UniqueConstraint('workflow_id', name=op.f('uq_projects_workflow_id'))
     )
@@ -102,6 +101,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('project_id', 'key', name='uq_project_milestones_project_key')
     )
     op.create_index(op.f('ix_project_milestones_project_id'), 'project_milestones', ['project_id'], unique=False)
+    # invoices ↔ projects reference each other, so this key is added once both tables exist.
+    op.create_foreign_key(op.f('fk_projects_deposit_invoice_id_invoices'), 'projects', 'invoices', ['deposit_invoice_id'], ['id'])
     op.add_column('invoices', sa.Column('project_id', sa.Uuid(), nullable=True))
     op.create_index(op.f('ix_invoices_project_id'), 'invoices', ['project_id'], unique=False)
     op.create_foreign_key(op.f('fk_invoices_project_id_projects'), 'invoices', 'projects', ['project_id'], ['id'])
@@ -111,6 +112,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f('fk_projects_deposit_invoice_id_invoices'), 'projects', type_='foreignkey')
     op.drop_constraint(op.f('fk_estimates_project_id_projects'), 'estimates', type_='foreignkey')
     op.drop_column('estimates', 'project_id')
     op.drop_column('estimates', 'project_plan')

@@ -1,0 +1,105 @@
+"""Accounting sync through the real InvoiceWorkflow (Temporal dev server, API, PostgreSQL) into the Xero
+stand-in over HTTP: the issued invoice appears once with every line, each payment once, and a mapping
+the books refuse shows as sync_failed until an operator fixes it and retries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from accounting.tokens import TokenGrant, save_connection, token_cipher
+from standins.accounting.xero import PREFIX, TOKEN_PATH, XeroState, create_xero_app
+from standins.server import ServedApp, serve
+from tests.support import api_client, customer_body, eventually, record_history
+from worker import build_worker
+
+TOKEN = "xero-token"
+
+
+@pytest.fixture
+def xero() -> Iterator[tuple[XeroState, ServedApp]]:
+    state = XeroState(tenant_id=f"tenant-{uuid.uuid4().hex[:8]}", tokens={TOKEN})
+    app, _ = create_xero_app(state)
+    with serve(app) as served:
+        yield state, served
+
+
+def xero_settings(make_settings, client, state: XeroState, served: ServedApp, **overrides: Any):  # type: ignore[no-untyped-def]
+    settings = make_settings(
+        client, accounting_provider="xero", xero_base_url=served.base_url + PREFIX, xero_token_url=served.base_url + TOKEN_PATH,
+        xero_tenant_id=state.tenant_id, xero_client_id="xero-client", xero_client_secret="xero-secret",
+        accounting_tax_codes="20=OUTPUT2,0=NONE", accounting_timeout_s=5.0, **overrides,
+    )
+    state.oauth.add_refresh_token("rt-1")
+    save_connection(settings.require_database_url(), token_cipher(settings), "xero", state.tenant_id,
+                    TokenGrant(TOKEN, "rt-1", datetime.now(UTC) + timedelta(hours=1)))
+    return settings
+
+
+async def _invoice(api, lines: list[dict[str, str]]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    customer = (await api.post("/customers", json=customer_body(currency="USD"))).json()
+    created = await api.post("/invoices", json={"customer_id": customer["id"], "lines": lines})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+async def _accounting(api, invoice_id: str, status: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async def probe():  # type: ignore[no-untyped-def]
+        body = (await api.get(f"/invoices/{invoice_id}")).json()
+        return body if body["accounting"] and body["accounting"]["status"] == status else None
+
+    return await eventually(probe, what=f"accounting {status}")
+
+
+async def test_issued_invoice_and_payments_reach_xero_once(temporal_env, make_settings, xero) -> None:  # type: ignore[no-untyped-def]
+    state, served = xero
+    client = temporal_env.client
+    settings = xero_settings(make_settings, client, state, served)
+    async with build_worker(client, settings), api_client(settings, client) as api:
+        invoice = await _invoice(api, [
+            {"description": "Platform migration", "quantity": "12.5", "unit_price": "150.00", "tax_rate": "20"},
+            {"description": "Travel", "quantity": "1", "unit_price": "99.99", "tax_rate": "0"},
+        ])
+        synced = await _accounting(api, invoice["id"], "synced")
+        assert synced["accounting"]["provider"] == "xero" and synced["accounting"]["external_id"]
+        [remote] = [i for i in state.invoices.values() if i.get("InvoiceNumber") == synced["number"]]
+        assert [(l["Description"], Decimal(str(l["Quantity"])), Decimal(str(l["UnitAmount"]))) for l in remote["LineItems"]] == [
+            ("Platform migration", Decimal("12.5"), Decimal("150.00")), ("Travel", Decimal(1), Decimal("99.99"))]
+        assert Decimal(str(remote["Total"])) == Decimal(synced["total"]) == Decimal("2349.99")  # 1875 + 20 % = 2250, + 99.99
+
+        for key, amount in (("WIRE-1", "1000.00"), ("WIRE-1", "1000.00"), ("WIRE-2", "1349.99")):
+            paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": amount, "reference": key},
+                                  headers={"Idempotency-Key": key})
+            assert paid.status_code in (200, 201), paid.text
+        handle = client.get_workflow_handle(invoice["workflow_id"])
+        await handle.result()  # the workflow ends only once the books have every payment
+        await record_history(handle, "accounting_synced_then_paid")
+        payments = [p for p in state.payments.values() if p["Invoice"]["InvoiceID"] == remote["InvoiceID"]]
+        assert sorted(Decimal(str(p["Amount"])) for p in payments) == [Decimal("1000.00"), Decimal("1349.99")]
+        assert state.invoices[remote["InvoiceID"]]["Status"] == "PAID"
+        assert sum(1 for i in state.invoices.values() if i.get("InvoiceNumber") == synced["number"]) == 1
+
+
+async def test_a_refused_mapping_is_visible_and_an_operator_retry_resumes(temporal_env, make_settings, xero) -> None:  # type: ignore[no-untyped-def]
+    state, served = xero
+    client = temporal_env.client
+    settings = xero_settings(make_settings, client, state, served, accounting_sales_account="4711")
+    async with build_worker(client, settings), api_client(settings, client) as api:
+        invoice = await _invoice(api, [{"description": "Support", "quantity": "1", "unit_price": "500.00", "tax_rate": "20"}])
+        failed = await _accounting(api, invoice["id"], "sync_failed")
+        assert "4711" in (failed["accounting"]["error"] or "")
+        assert failed["status"] == "open"  # the client still got the invoice; only the books wait
+        state_query = await client.get_workflow_handle(invoice["workflow_id"]).query("state")
+        assert state_query["accounting_status"] == "sync_failed"
+
+        state.add_account("4711", "Consulting revenue", "REVENUE")
+        retried = await api.post(f"/invoices/{invoice['id']}/accounting/retry")
+        assert retried.status_code == 202
+        done = await _accounting(api, invoice["id"], "synced")
+        assert sum(1 for i in state.invoices.values() if i.get("InvoiceNumber") == done["number"]) == 1
+        await record_history(client.get_workflow_handle(invoice["workflow_id"]), "accounting_sync_failed_then_retried")
