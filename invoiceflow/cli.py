@@ -27,13 +27,22 @@ def dev(
     smtp_port: Annotated[int, typer.Option(help="Dev mailbox SMTP port.")] = 1025,
     mail_ui_port: Annotated[int, typer.Option(help="Dev mailbox web viewer.")] = 8025,
     crm_port: Annotated[int, typer.Option(help="Where `invoiceflow demo` serves its HubSpot stand-in.")] = 8091,
+    accounting: Annotated[
+        str | None, typer.Option(help="Sync to a local stand-in of xero, qbo or freshbooks (on --accounting-port).")
+    ] = None,
+    accounting_port: Annotated[int, typer.Option()] = 8092,
 ) -> None:
     """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
     from invoiceflow.devstack import DevPorts, DevStack, DevStackError
 
+    if accounting is not None and accounting not in ("xero", "qbo", "freshbooks"):
+        typer.echo(f"error: --accounting must be xero, qbo or freshbooks, not {accounting!r}", err=True)
+        raise typer.Exit(2)
     stack = DevStack(
         data_dir=data_dir.resolve(),
-        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port, crm=crm_port),
+        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port, crm=crm_port,
+                       accounting=accounting_port),
+        accounting=accounting,
         settings=get_settings(),
         say=lambda m: typer.echo(m, err=True),
     )
@@ -71,6 +80,21 @@ def demo(
     except (DemoError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def standin(
+    provider: Annotated[str, typer.Argument(help="xero, qbo or freshbooks")],
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8092,
+) -> None:
+    """Serve an accounting API stand-in (used by `invoiceflow dev --accounting`)."""
+    from standins.accounting.dev import PROVIDERS, serve_forever
+
+    if provider not in PROVIDERS:
+        typer.echo(f"error: unknown provider {provider!r}; choose {', '.join(PROVIDERS)}", err=True)
+        raise typer.Exit(2)
+    serve_forever(provider, host, port)
 
 
 @app.command()

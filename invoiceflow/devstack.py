@@ -39,6 +39,7 @@ class DevPorts:
     smtp: int = 1025
     mail_ui: int = 8025
     crm: int = 8091  # where `invoiceflow demo` serves its HubSpot stand-in
+    accounting: int = 8092  # the accounting stand-in of `--accounting`
 
 
 @dataclass
@@ -55,6 +56,7 @@ class DevStack:
     settings: Settings
     host: str = "127.0.0.1"
     say: Callable[[str], None] = print
+    accounting: str | None = None  # xero | qbo | freshbooks: run that provider's stand-in and sync to it
     children: list[Child] = field(default_factory=list)
     _pg: object | None = None
     database_url: str = ""
@@ -75,9 +77,25 @@ class DevStack:
                  "--http-port", str(self.ports.mail_ui), "--host", self.host],
             )
             _wait_for_port(self.host, self.ports.smtp, timeout_s, "dev mailbox", self._first_dead)
+        if self.accounting:
+            self._start_accounting(timeout_s)
         self._spawn("worker", ["worker"])
         self._spawn("api", ["api", "--host", self.host, "--port", str(self.ports.api)])
         self._wait_healthy(timeout_s)
+
+    def _start_accounting(self, timeout_s: float) -> None:
+        """The provider's stand-in, and its dev token stored as the organisation's connection."""
+        from datetime import UTC, datetime, timedelta
+
+        from accounting.tokens import TokenGrant, save_connection, token_cipher
+        from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
+
+        assert self.accounting is not None
+        self.say(f"starting the {self.accounting} stand-in ...")
+        self._spawn("accounting", ["standin", self.accounting, "--host", self.host, "--port", str(self.ports.accounting)])
+        _wait_for_port(self.host, self.ports.accounting, timeout_s, f"{self.accounting} stand-in", self._first_dead)
+        grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
+        save_connection(self.database_url, token_cipher(self.settings), self.accounting, PROVIDERS[self.accounting].tenant, grant)
 
     def _check_ports(self) -> None:
         wanted = {"--api-port": self.ports.api, "--temporal-port": self.ports.temporal, "--ui-port": self.ports.ui}
@@ -138,6 +156,11 @@ class DevStack:
             env["INVOICEFLOW_SMTP_HOST"] = self.host
             env["INVOICEFLOW_SMTP_PORT"] = str(self.ports.smtp)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.accounting:
+            from standins.accounting.dev import PROVIDERS
+
+            env["INVOICEFLOW_ACCOUNTING_PROVIDER"] = self.accounting
+            env.update(PROVIDERS[self.accounting].env(f"http://{self.host}:{self.ports.accounting}"))
         return dev_environment(env, crm_port=self.ports.crm)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
@@ -180,6 +203,8 @@ class DevStack:
             f"  Temporal gRPC  {h}:{self.ports.temporal}",
             f"  PostgreSQL     {_redacted(self.database_url)}",
         ]
+        if self.accounting:
+            lines.append(f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} (invoices sync there)")
         if not self.settings.smtp_host:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
         else:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -24,12 +25,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, ports: dict[str, int], extra: list[str] | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
     env["INVOICEFLOW_API_TOKEN"] = TOKEN
     args = [sys.executable, "-m", "invoiceflow.cli", "dev", "--data-dir", str(data_dir)]
     for flag, port in ports.items():
         args += [f"--{flag}", str(port)]
+    args += extra or []
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -149,12 +151,47 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert "invoiceflow is running" in output
     assert not postgres_running(data_dir)
 
-    # Second start: same data dir, same data.
-    process = start(data_dir, ports)
+    # Second start: same data dir, same data; this time syncing to the Xero stand-in (`--accounting xero`):
+    # an invoice issued through the API appears there once with every line, and its payment once.
+    xero_port = free_port()
+    process = start(data_dir, ports, extra=["--accounting", "xero", "--accounting-port", str(xero_port)])
     try:
         wait_healthy(process, api)
         again = httpx.get(f"{api}/customers/{customer['id']}", headers=auth, timeout=5)
         assert again.status_code == 200 and again.json()["name"] == "Initech"
+        synced = httpx.post(
+            f"{api}/invoices", headers=auth, timeout=10,
+            json={"customer_id": customer["id"], "lines": [
+                {"description": "Firewall audit", "quantity": "2", "unit_price": "800.00"},
+                {"description": "Report", "quantity": "1", "unit_price": "250.00"}]},
+        ).json()
+        xero = f"http://127.0.0.1:{xero_port}/api.xro/2.0"
+        xero_auth = {"Authorization": "Bearer dev-accounting-token", "xero-tenant-id": "dev-xero-tenant"}
+
+        def in_xero() -> list[dict]:
+            body = httpx.get(f"{xero}/Invoices", headers=xero_auth, timeout=5).json()
+            return [i for i in body.get("Invoices", []) if i.get("Reference") == synced["id"] or
+                    i.get("InvoiceNumber") == httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()["number"]]
+
+        deadline = time.monotonic() + 40
+        found: list[dict] = []
+        while time.monotonic() < deadline and not found:
+            found = in_xero()
+            time.sleep(0.5)
+        assert len(found) == 1, found
+        assert [line["Description"] for line in found[0]["LineItems"]] == ["Firewall audit", "Report"]
+        paid = httpx.post(f"{api}/invoices/{synced['id']}/payments", headers=auth | {"Idempotency-Key": "DEV-WIRE-1"},
+                          timeout=10, json={"amount": "1850.00", "reference": "DEV-WIRE-1"})
+        assert paid.status_code == 201, paid.text
+        deadline = time.monotonic() + 40
+        payments: list[dict] = []
+        while time.monotonic() < deadline and not payments:
+            body = httpx.get(f"{xero}/Payments", headers=xero_auth, timeout=5).json()
+            payments = [p for p in body.get("Payments", []) if p["Invoice"]["InvoiceID"] == found[0]["InvoiceID"]]
+            time.sleep(0.5)
+        assert len(payments) == 1 and Decimal(str(payments[0]["Amount"])) == Decimal("1850.00")
+        detail = httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()
+        assert detail["accounting"]["provider"] == "xero" and detail["accounting"]["status"] == "synced"
     finally:
         stop(process)
     assert not postgres_running(data_dir)
