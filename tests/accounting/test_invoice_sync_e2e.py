@@ -72,7 +72,8 @@ async def test_issued_invoice_and_payments_reach_xero_once(temporal_env, make_se
             ("Platform migration", Decimal("12.5"), Decimal("150.00")), ("Travel", Decimal(1), Decimal("99.99"))]
         assert Decimal(str(remote["Total"])) == Decimal(synced["total"]) == Decimal("2349.99")  # 1875 + 20 % = 2250, + 99.99
 
-        for key, amount in (("WIRE-1", "1000.00"), ("WIRE-1", "1000.00"), ("WIRE-2", "1349.99")):
+        tag = uuid.uuid4().hex[:8]
+        for key, amount in ((f"WIRE-1-{tag}", "1000.00"), (f"WIRE-1-{tag}", "1000.00"), (f"WIRE-2-{tag}", "1349.99")):
             paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": amount, "reference": key},
                                   headers={"Idempotency-Key": key})
             assert paid.status_code in (200, 201), paid.text
@@ -103,3 +104,46 @@ async def test_a_refused_mapping_is_visible_and_an_operator_retry_resumes(tempor
         done = await _accounting(api, invoice["id"], "synced")
         assert sum(1 for i in state.invoices.values() if i.get("InvoiceNumber") == done["number"]) == 1
         await record_history(client.get_workflow_handle(invoice["workflow_id"]), "accounting_sync_failed_then_retried")
+
+
+@pytest.mark.parametrize("provider", ["xero", "qbo", "freshbooks"])
+async def test_each_provider_end_to_end_through_the_workflow(temporal_env, make_settings, mailbox, provider) -> None:  # type: ignore[no-untyped-def]
+    """issue → the invoice at the provider with the same lines and totals → two payments → paid there,
+    read back through the provider's API by the connector's own drift reader."""
+    from accounting.tokens import open_connection
+    from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
+
+    dev = PROVIDERS[provider]
+    app, state = dev.app()
+    with serve(app) as served:
+        env = dev.env(served.base_url)
+        overrides = {key.removeprefix("INVOICEFLOW_").lower(): value for key, value in env.items()}
+        if provider == "qbo":
+            overrides["accounting_sales_account"] = "1"
+            overrides["accounting_tax_codes"] = "0=NON"
+        client = temporal_env.client
+        settings = make_settings(client, accounting_provider=provider, accounting_timeout_s=5.0, **overrides)
+        save_connection(settings.require_database_url(), token_cipher(settings), provider, dev.tenant,
+                        TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(hours=1)))
+        async with build_worker(client, settings), api_client(settings, client) as api:
+            invoice = await _invoice(api, [
+                {"description": "Network design", "quantity": "3", "unit_price": "1250.00"},
+                {"description": "Cabling", "quantity": "0.5", "unit_price": "333.33"},
+            ])
+            synced = await _accounting(api, invoice["id"], "synced")
+            tag = uuid.uuid4().hex[:8]
+            for key, amount in ((f"W-1-{tag}", "2000.00"), (f"W-1-{tag}", "2000.00"), (f"W-2-{tag}", "1916.67")):
+                paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": amount, "reference": key},
+                                      headers={"Idempotency-Key": key})
+                assert paid.status_code in (200, 201), paid.text
+            await client.get_workflow_handle(invoice["workflow_id"]).result()
+            connection = open_connection(settings, dev.tenant)
+            try:
+                remote = await connection.connector.fetch_invoice(synced["accounting"]["external_id"])
+            finally:
+                await connection.aclose()
+    assert [(l.description, l.quantity, l.unit_price) for l in remote.lines] == [
+        ("Network design", Decimal(3), Decimal("1250.00")), ("Cabling", Decimal("0.5"), Decimal("333.33"))]
+    assert remote.total == Decimal("3916.67") == Decimal(synced["total"])  # 3750 + 166.665 → 166.67
+    assert remote.amount_paid == Decimal("3916.67") and remote.amount_due == 0
+    assert sum(1 for _ in state.invoices.values()) == 1 and len(state.payments) == 2
