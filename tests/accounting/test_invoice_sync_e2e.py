@@ -33,7 +33,7 @@ def xero_settings(make_settings, client, state: XeroState, served: ServedApp, **
     settings = make_settings(
         client, accounting_provider="xero", xero_base_url=served.base_url + PREFIX, xero_token_url=served.base_url + TOKEN_PATH,
         xero_tenant_id=state.tenant_id, xero_client_id="xero-client", xero_client_secret="xero-secret",
-        accounting_tax_codes="20=OUTPUT2,0=NONE", accounting_timeout_s=5.0, **overrides,
+        **({"accounting_tax_codes": "20=OUTPUT2,0=NONE", "accounting_timeout_s": 5.0} | overrides),
     )
     state.oauth.add_refresh_token("rt-1")
     save_connection(settings.require_database_url(), token_cipher(settings), "xero", state.tenant_id,
@@ -147,3 +147,35 @@ async def test_each_provider_end_to_end_through_the_workflow(temporal_env, make_
     assert remote.total == Decimal("3916.67") == Decimal(synced["total"])  # 3750 + 166.665 → 166.67
     assert remote.amount_paid == Decimal("3916.67") and remote.amount_due == 0
     assert sum(1 for _ in state.invoices.values()) == 1 and len(state.payments) == 2
+
+
+async def test_faults_on_the_way_still_give_one_invoice_and_one_payment(temporal_env, make_settings, xero) -> None:  # type: ignore[no-untyped-def]
+    """The books are down (503), then throttle (429), then commit a write and time out, then the access
+    token expires: the workflow's retries and the provider's idempotency leave one invoice, one payment."""
+    state, served = xero
+    client = temporal_env.client
+    settings = xero_settings(make_settings, client, state, served, accounting_timeout_s=2.0)
+    async with build_worker(client, settings), api_client(settings, client) as api:
+        state.faults.unavailable_for(3)
+        invoice = await _invoice(api, [{"description": "Incident response", "quantity": "4", "unit_price": "210.00", "tax_rate": "0"}])
+        await eventually(lambda: _calls(state, 503), what="the stand-in refusing with 503")
+        state.faults.inject_429(3, retry_after=1)
+        state.faults.commit_then_hang(4, count=1)
+        synced = await _accounting(api, invoice["id"], "synced")
+        state.core.tokens.expire(TOKEN)
+        state.oauth.add_refresh_token("rt-2")
+        tag = uuid.uuid4().hex[:8]
+        paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "840.00", "reference": "W"},
+                              headers={"Idempotency-Key": f"fault-{tag}"})
+        assert paid.status_code == 201, paid.text
+        await client.get_workflow_handle(invoice["workflow_id"]).result()
+    statuses = [call.status for call in state.calls]
+    assert {503, 429, 401} <= set(statuses), statuses  # every fault was met on the way
+    assert len(state.contacts) == 1  # the contact write that committed and then timed out was not made twice
+    mine = [i for i in state.invoices.values() if i.get("InvoiceNumber") == synced["number"]]
+    assert len(mine) == 1
+    assert len([p for p in state.payments.values() if p["Invoice"]["InvoiceID"] == mine[0]["InvoiceID"]]) == 1
+
+
+async def _calls(state: XeroState, status: int) -> bool:
+    return any(getattr(call, "status", None) == status for call in state.calls)
