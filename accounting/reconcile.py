@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import select
 
@@ -24,6 +25,7 @@ from accounting.base import AccountingCustomer, AccountingInvoice, RemoteInvoice
 from accounting.errors import AccountingError, AuthExpired, NotFound, ValidationFailed
 from accounting.mapping import LineSpec, build_invoice
 from accounting.tokens import Connection, open_connection, resolve_tenant, tokens_used
+from billing.money import format_money, quantize
 from billing.status import InvoiceStatus
 from invoiceflow.settings import Settings
 from persistence.db import session_scope
@@ -88,19 +90,15 @@ def accounting_invoice(
     """Every line of an issued invoice with the organisation's account and tax codes.
 
     Refused (``ValidationFailed``, so the sync records ``sync_failed`` and waits for a person) when the
-    invoice is not issued, a tax rate has no code, a line has a discount (providers model discounts
-    differently; not mapped yet), or the mapped totals would not equal ours to the cent.
+    invoice is not issued, a tax rate has no code, or the mapped totals would not equal ours to the cent.
+    A discounted line goes over as its net amount (see ``_net_line``): the three providers model line
+    discounts differently or not at all, and the net is what the books must hold.
     """
     if invoice.number is None or invoice.issue_date is None or invoice.due_date is None:
         raise ValidationFailed(f"invoice {invoice.id} is not issued yet; only issued invoices are synced",
                                provider=provider, status_code=None)
     specs: list[LineSpec] = []
     for index, line in enumerate(invoice.lines):
-        if line.discount:
-            raise ValidationFailed(
-                f"line {index + 1} ({line.description!r}) has a discount; discounts are not synced to "
-                f"{provider} yet", provider=provider, status_code=None,
-            )
         code = tax_codes.get(line.tax_rate)
         if code is None and line.tax_rate == 0:
             code = NO_TAX[provider]
@@ -109,7 +107,8 @@ def accounting_invoice(
                 f"no {provider} tax code for {line.tax_rate.normalize():f} % (line {index + 1}): add it to "
                 "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
             )
-        specs.append(LineSpec(line.description, line.quantity, line.unit_price, line.tax_rate, sales_account, code))
+        description, quantity, unit_price = _net_line(line, invoice.currency)
+        specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, sales_account, code))
     built = build_invoice(
         invoice_id=str(invoice.id), number=invoice.number,
         customer=accounting_customer(invoice.customer, customer_external_id),
@@ -122,6 +121,22 @@ def accounting_invoice(
             status_code=None,
         )
     return built
+
+
+def _net_line(line: Any, currency: str) -> tuple[str, Decimal, Decimal]:
+    """(description, quantity, unit price) that carry the line's net amount exactly.
+
+    An undiscounted line is sent as it is. A discounted one keeps its quantity when the net divides into
+    a unit price in the currency's minor units, else becomes 1 × net; either way the description says
+    what the discount was, so the books read the same as the invoice."""
+    if not line.discount:
+        return line.description, line.quantity, line.unit_price
+    note = (f"{line.description} ({line.quantity.normalize():f} × {format_money(line.unit_price, currency)}, "
+            f"less {format_money(line.discount, currency)} discount)")
+    unit = line.net / line.quantity
+    if unit == quantize(unit, currency):
+        return note, line.quantity, quantize(unit, currency)
+    return note, Decimal(1), line.net
 
 
 def invoice_for_sync(invoice: Invoice, settings: Settings, provider: str, tenant_id: str) -> AccountingInvoice:

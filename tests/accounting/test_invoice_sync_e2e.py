@@ -179,3 +179,35 @@ async def test_faults_on_the_way_still_give_one_invoice_and_one_payment(temporal
 
 async def _calls(state: XeroState, status: int) -> bool:
     return any(getattr(call, "status", None) == status for call in state.calls)
+
+
+@pytest.mark.parametrize("provider", ["xero", "qbo", "freshbooks"])
+async def test_discounted_lines_reach_the_books_at_their_net_amounts(temporal_env, make_settings, provider) -> None:  # type: ignore[no-untyped-def]
+    from accounting.tokens import open_connection
+    from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
+
+    dev = PROVIDERS[provider]
+    app, state = dev.app()
+    with serve(app) as served:
+        overrides = {key.removeprefix("INVOICEFLOW_").lower(): value for key, value in dev.env(served.base_url).items()}
+        if provider == "qbo":
+            overrides |= {"accounting_sales_account": "1", "accounting_tax_codes": "0=NON"}
+        client = temporal_env.client
+        settings = make_settings(client, accounting_provider=provider, accounting_timeout_s=5.0, **overrides)
+        save_connection(settings.require_database_url(), token_cipher(settings), provider, dev.tenant,
+                        TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(hours=1)))
+        async with build_worker(client, settings), api_client(settings, client) as api:
+            invoice = await _invoice(api, [
+                {"description": "Workshop", "quantity": "2", "unit_price": "1250.00", "discount_percent": "10"},
+                {"description": "Licence", "quantity": "3", "unit_price": "100.00", "discount_amount": "10.00"},
+            ])
+            synced = await _accounting(api, invoice["id"], "synced")
+            connection = open_connection(settings, dev.tenant)
+            try:
+                remote = await connection.connector.fetch_invoice(synced["accounting"]["external_id"])
+            finally:
+                await connection.aclose()
+    # 2 × 1,250 − 10 % = 2,250 → 2 × 1,125.00; 3 × 100 − 10 = 290 (not a whole cent per unit) → 1 × 290.
+    assert [(l.quantity, l.unit_price, l.line_amount) for l in remote.lines] == [
+        (Decimal(2), Decimal("1125.00"), Decimal("2250.00")), (Decimal(1), Decimal("290.00"), Decimal("290.00"))]
+    assert "less" in remote.lines[1].description and remote.total == Decimal(synced["total"]) == Decimal("2540.00")
