@@ -18,6 +18,7 @@ from api.routes import (
     customers,
     estimates,
     health,
+    hosted,
     invoices,
     projects,
     reports,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(estimates.router)
     app.include_router(projects.router)
     app.include_router(reports.router)
+    app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
     return app

@@ -82,3 +82,23 @@ def verify_estimate(secret: str, value: str, *, max_age_s: int) -> str:
         raise LinkError("expired", "This estimate link has expired.") from None
     except (BadSignature, KeyError, TypeError):
         raise LinkError("tampered", "This estimate link is not valid.") from None
+
+
+INVOICE_SALT = "invoiceflow.invoice-page.v1"
+
+
+def _invoice_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=INVOICE_SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def sign_invoice_page(secret: str, invoice_id: str) -> str:
+    """The client's link to the hosted invoice page: unguessable (signed), and it does not expire, since
+    an invoice is looked up for years. It only shows the invoice; it changes nothing."""
+    return _invoice_serializer(secret).dumps({"v": invoice_id})
+
+
+def verify_invoice_page(secret: str, value: str) -> str:
+    try:
+        return str(_invoice_serializer(secret).loads(value)["v"])
+    except (BadSignature, KeyError, TypeError):
+        raise LinkError("tampered", "This invoice link is not valid.") from None

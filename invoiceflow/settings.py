@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     dropbox_sign_webhook_secret: str | None = Field(default=None, description="Dropbox Sign API key (signs event_hash).")
     pandadoc_webhook_secret: str | None = None
     generic_webhook_secret: str | None = Field(default=None, description="Key of the generic signed webhook.")
+    payment_link_template: str | None = Field(
+        default=None,
+        description="Pay button target on the hosted invoice page, e.g. a Stripe Payment Link with "
+        "`?client_reference_id={invoice_id}`; placeholders {invoice_id} {number} {amount_due} {currency}.",
+    )
     stripe_webhook_secret: str | None = Field(default=None, description="Stripe endpoint secret(s), whsec_..., comma-separated.")
     hubspot_won_stages: str = Field(default="closedwon", description="Deal stage ids that mean won (comma-separated).")
     jira_done_statuses: str = Field(default="Done", description="Jira status names that mean a milestone is done.")
