@@ -21,12 +21,12 @@ def free_port() -> int:
 class ServedApp:
     """A running uvicorn server; `base_url` is where clients point their base-URL setting."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None, lifespan: str = "off") -> None:
         self.host = host
         self.port = port or free_port()
         self.app = app
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan=lifespan)
         )
         self._thread = threading.Thread(target=self._server.run, name=f"standin-{self.port}", daemon=True)
 

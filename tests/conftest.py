@@ -124,3 +124,37 @@ def make_settings(pg_url: str, mailbox: DevMailbox):  # type: ignore[no-untyped-
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return _make
+
+
+@pytest.fixture
+def served_api(make_settings, temporal_env):  # type: ignore[no-untyped-def]
+    """The real API on a real port (its own thread and event loop, its own Temporal connection), for
+    browser tests: ``settings = served_api(**overrides)``; ``settings.public_url`` is where it listens."""
+    from api.main import create_app
+    from standins.server import ServedApp, free_port
+
+    servers: list[ServedApp] = []
+
+    def _serve(**overrides: object) -> Settings:
+        port = free_port()
+        settings = make_settings(temporal_env.client, public_url=f"http://127.0.0.1:{port}", **overrides)
+        servers.append(ServedApp(create_app(settings), port=port, lifespan="on").start())
+        return settings
+
+    yield _serve
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def isolated_approval_rules(pg_url: str):  # type: ignore[no-untyped-def]
+    """Approval rules are global: a test that installs some removes them afterwards, so invoices of
+    later tests are not held for approvers nobody will ever answer."""
+    yield
+    from sqlalchemy import delete
+
+    from persistence.db import session_scope
+    from persistence.models import ApprovalRuleRow
+
+    with session_scope(pg_url) as session:
+        session.execute(delete(ApprovalRuleRow))

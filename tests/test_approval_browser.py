@@ -9,18 +9,15 @@ import asyncio
 import os
 import re
 import shutil
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from api.main import create_app
 from invoiceflow.settings import Settings
 from tests.support import api_client, customer_body, eventually, to, wait_mail
 from worker import build_worker
+
+pytestmark = pytest.mark.usefixtures("isolated_approval_rules")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RULES = """
@@ -37,25 +34,10 @@ if CHROMIUM is None and os.environ.get("CI") != "true":
     pytest.skip("Chromium is not installed (./scripts/test installs it when it can)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
-def served(make_settings, temporal_env) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
-    """The API on a real port, in its own thread and event loop (it connects to Temporal itself)."""
-    port = free_port()
-    settings = make_settings(temporal_env.client, public_url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.05)
-    yield settings
-    server.should_exit = True
-    thread.join(10)
+def served(served_api) -> Settings:  # type: ignore[no-untyped-def]
+    return served_api()
 
 
 async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_env, mailbox, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ and the dry run, whose "new client" fact comes from the client's paid invoices."
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from tests.support import api_client, customer_body, eventually
 from worker import build_worker
+
+pytestmark = pytest.mark.usefixtures("isolated_approval_rules")
 
 RULES_YAML = """
 rules:

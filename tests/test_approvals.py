@@ -5,6 +5,8 @@ links change nothing. Deadlines remind and escalate to the delegate."""
 
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import re
 import time
@@ -16,6 +18,8 @@ from invoiceflow.links import APPROVAL_SALT
 from tests.support import api_client, customer_body, eventually, record_history, to, wait_mail
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
+
+pytestmark = pytest.mark.usefixtures("isolated_approval_rules")
 
 RULES = """
 rules:

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from api.main import create_app
 from invoiceflow.links import sign_invoice_page
 from invoiceflow.settings import Settings
 from standins import webhooks as send_as
-from standins.server import free_port
 from tests.support import api_client, customer_body, eventually
 from worker import build_worker
 
@@ -26,18 +21,9 @@ SECRET = "whsec_hosted_test"
 
 
 @pytest.fixture
-def served(make_settings, temporal_env) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    settings = make_settings(temporal_env.client, public_url=f"http://127.0.0.1:{port}", stripe_webhook_secret=SECRET,
-                             payment_link_template="https://buy.stripe.com/test_abc?client_reference_id={invoice_id}")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.05)
-    yield settings
-    server.should_exit = True
-    thread.join(10)
+def served(served_api) -> Settings:  # type: ignore[no-untyped-def]
+    return served_api(stripe_webhook_secret=SECRET,
+                      payment_link_template="https://buy.stripe.com/test_abc?client_reference_id={invoice_id}")
 
 
 async def test_paid_by_stripe_then_seen_on_the_hosted_page(served: Settings, temporal_env) -> None:  # type: ignore[no-untyped-def]

@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.main import create_app
 from api.routes.reports import next_action
@@ -331,25 +327,10 @@ def test_next_action_rule() -> None:
 # ---------------------------------------------------------------- the page in Chromium
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
-def served(make_settings, temporal_env) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
-    """The API on a real port, in its own thread and event loop."""
-    port = free_port()
-    settings = make_settings(temporal_env.client, public_url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.05)
-    yield settings
-    server.should_exit = True
-    thread.join(10)
+def served(served_api) -> Settings:  # type: ignore[no-untyped-def]
+    return served_api()
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="Chromium is not installed (./scripts/test installs it when it can)")

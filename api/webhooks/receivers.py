@@ -154,35 +154,58 @@ def _deps(request: Request) -> tuple[Db, Client, Settings]:
     return request.app.state.db, request.app.state.temporal, request.app.state.settings
 
 
+async def _receive(
+    request: Request,
+    provider: str,
+    verify: Callable[[bytes, list[str]], None],
+    normalise: Callable[[Any], list[InboundEvent]],
+    check: Callable[[Any], None] | None = None,
+) -> Response:
+    """The common path: secret → verify the raw body → parse → (replay window) → normalise → ingest."""
+    secrets = _secret(request, provider)
+    body = await request.body()
+    try:
+        verify(body, secrets)
+    except signatures.SignatureError as exc:
+        raise _unauthorized(exc) from None
+    payload = _json(body)
+    if check is not None:
+        check(payload)
+    events = _normalise(lambda: normalise(payload))
+    return _respond(await ingest(*_deps(request), events, payload))
+
+
+def _signed_timestamp_check(field: str, limit: float, provider: str, scale: float = 1.0) -> Callable[[Any], None]:
+    def check(payload: Any) -> None:
+        if isinstance(payload, dict) and isinstance(payload.get(field), int):
+            _check_age(time.time() - payload[field] / scale, limit, provider)
+
+    return check
+
+
 # --- CRM -------------------------------------------------------------------------------------------
 
 
 @router.post("/hubspot", summary="HubSpot: deal moved to a won stage (signature v3)")
 async def hubspot(request: Request) -> Response:
-    secrets = _secret(request, "hubspot")
-    body = await request.body()
     settings = _settings(request)
     url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    try:
-        signatures.verify_hubspot_v3(request.headers, body, secrets, method="POST", url=url, now=time.time())
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
     won = set(split_secrets(settings.hubspot_won_stages))
-    events = _normalise(lambda: normalize.hubspot(payload, won))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "hubspot",
+        lambda body, secrets: signatures.verify_hubspot_v3(request.headers, body, secrets, method="POST", url=url, now=time.time()),
+        lambda payload: normalize.hubspot(payload, won),
+    )
 
 
 @router.post("/pipedrive", summary="Pipedrive: deal won (webhooks v2, HTTP basic auth)")
 async def pipedrive(request: Request) -> Response:
-    secrets = _secret(request, "pipedrive")
-    try:
-        signatures.verify_pipedrive_basic_auth(request.headers, username=_settings(request).pipedrive_webhook_user, password=secrets)
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(await request.body())
-    events = _normalise(lambda: normalize.pipedrive(payload))
-    return _respond(await ingest(*_deps(request), events, payload))
+    user = _settings(request).pipedrive_webhook_user
+    return await _receive(
+        request, "pipedrive",
+        lambda _body, secrets: signatures.verify_pipedrive_basic_auth(request.headers, username=user, password=secrets),
+        normalize.pipedrive,
+    )
 
 
 # --- PM tools --------------------------------------------------------------------------------------
@@ -190,44 +213,28 @@ async def pipedrive(request: Request) -> Response:
 
 @router.post("/jira", summary="Jira: issue or epic transitioned to a done status (X-Hub-Signature)")
 async def jira(request: Request) -> Response:
-    secrets = _secret(request, "jira")
-    body = await request.body()
-    try:
-        signatures.verify_jira(request.headers, body, secrets)
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
-    if isinstance(payload, dict) and isinstance(payload.get("timestamp"), int):
-        _check_age(time.time() - payload["timestamp"] / 1000, JIRA_MAX_AGE_S, "Jira")
     done = set(split_secrets(_settings(request).jira_done_statuses))
-    events = _normalise(lambda: normalize.jira(payload, request.headers, done))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "jira", lambda body, secrets: signatures.verify_jira(request.headers, body, secrets),
+        lambda payload: normalize.jira(payload, request.headers, done),
+        check=_signed_timestamp_check("timestamp", JIRA_MAX_AGE_S, "Jira", scale=1000),
+    )
 
 
 @router.post("/linear", summary="Linear: issue or project milestone completed (Linear-Signature, 60 s window)")
 async def linear(request: Request) -> Response:
-    secrets = _secret(request, "linear")
-    body = await request.body()
-    try:
-        signatures.verify_linear(request.headers, body, secrets, now=time.time())
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
-    events = _normalise(lambda: normalize.linear(payload, request.headers))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "linear", lambda body, secrets: signatures.verify_linear(request.headers, body, secrets, now=time.time()),
+        lambda payload: normalize.linear(payload, request.headers),
+    )
 
 
 @router.post("/github", summary="GitHub: milestone closed (X-Hub-Signature-256)")
 async def github(request: Request) -> Response:
-    secrets = _secret(request, "github")
-    body = await request.body()
-    try:
-        signatures.verify_github(request.headers, body, secrets)
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
-    events = _normalise(lambda: normalize.github(payload, request.headers))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "github", lambda body, secrets: signatures.verify_github(request.headers, body, secrets),
+        lambda payload: normalize.github(payload, request.headers),
+    )
 
 
 @router.post("/asana", summary="Asana: X-Hook-Secret handshake, then task completed (X-Hook-Signature)")
@@ -286,15 +293,7 @@ async def _completed_tasks(request: Request, events: list[InboundEvent]) -> list
 # --- e-signature -----------------------------------------------------------------------------------
 
 
-@router.post("/docusign", summary="DocuSign Connect: envelope completed (X-DocuSign-Signature-N)")
-async def docusign(request: Request) -> Response:
-    secrets = _secret(request, "docusign")
-    body = await request.body()
-    try:
-        signatures.verify_docusign(request.headers, body, secrets)
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
+def _docusign_age(payload: Any) -> None:
     generated = payload.get("generatedDateTime") if isinstance(payload, dict) else None
     if isinstance(generated, str):
         try:
@@ -302,8 +301,14 @@ async def docusign(request: Request) -> Response:
         except ValueError:
             raise _malformed("generatedDateTime: not an ISO 8601 time") from None
         _check_age(time.time() - at.timestamp(), DOCUSIGN_MAX_AGE_S, "DocuSign")
-    events = _normalise(lambda: normalize.docusign(payload))
-    return _respond(await ingest(*_deps(request), events, payload))
+
+
+@router.post("/docusign", summary="DocuSign Connect: envelope completed (X-DocuSign-Signature-N)")
+async def docusign(request: Request) -> Response:
+    return await _receive(
+        request, "docusign", lambda body, secrets: signatures.verify_docusign(request.headers, body, secrets),
+        normalize.docusign, check=_docusign_age,
+    )
 
 
 @router.post("/dropbox-sign", summary="Dropbox Sign: signature request all signed (event_hash)")
@@ -331,15 +336,10 @@ async def dropbox_sign(request: Request) -> Response:
 
 @router.post("/pandadoc", summary="PandaDoc: document completed (?signature=)")
 async def pandadoc(request: Request, signature: str | None = None) -> Response:
-    secrets = _secret(request, "pandadoc")
-    body = await request.body()
-    try:
-        signatures.verify_pandadoc(signature, body, secrets, headers=request.headers)
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
-    events = _normalise(lambda: normalize.pandadoc(payload, request.headers))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "pandadoc", lambda body, secrets: signatures.verify_pandadoc(signature, body, secrets, headers=request.headers),
+        lambda payload: normalize.pandadoc(payload, request.headers),
+    )
 
 
 # --- generic ---------------------------------------------------------------------------------------
@@ -347,12 +347,7 @@ async def pandadoc(request: Request, signature: str | None = None) -> Response:
 
 @router.post("/generic", summary="Any tool: the generic signed webhook (X-Invoiceflow-Signature, 300 s window)")
 async def generic(request: Request) -> Response:
-    secrets = _secret(request, "generic")
-    body = await request.body()
-    try:
-        signatures.verify_generic(request.headers, body, secrets, now=time.time())
-    except signatures.SignatureError as exc:
-        raise _unauthorized(exc) from None
-    payload = _json(body)
-    events = _normalise(lambda: normalize.generic(payload))
-    return _respond(await ingest(*_deps(request), events, payload))
+    return await _receive(
+        request, "generic", lambda body, secrets: signatures.verify_generic(request.headers, body, secrets, now=time.time()),
+        normalize.generic,
+    )
