@@ -9,6 +9,7 @@ from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, P
 from billing.currency import minor_units
 from billing.money import format_money
 from billing.status import InvoiceStatus
+from invoiceflow.links import sign_invoice_page
 from invoiceflow.settings import Settings
 from persistence.models import Estimate, Invoice
 
@@ -90,6 +91,13 @@ def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "")
     )
 
 
+def hosted_invoice_url(invoice: Invoice, settings: Settings) -> str:
+    """The client's hosted invoice page (an issued invoice only: a draft is not theirs to see)."""
+    if invoice.number is None:
+        return ""
+    return f"{settings.public_url.rstrip('/')}/i/{sign_invoice_page(settings.secret_key, str(invoice.id))}"
+
+
 def email_context(invoice: Invoice, settings: Settings, *, offset_days: int = 0) -> dict[str, object]:
     cur = invoice.currency
     return {
@@ -101,7 +109,7 @@ def email_context(invoice: Invoice, settings: Settings, *, offset_days: int = 0)
         "amount_paid": format_money(invoice.amount_paid, cur),
         "due_date": invoice.due_date.isoformat() if invoice.due_date else "",
         "currency": cur,
-        "pay_url": "",
+        "pay_url": hosted_invoice_url(invoice, settings),
         "offset_days": offset_days,
         "owner_name": invoice.customer.owner_email or "",
     }

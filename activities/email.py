@@ -48,6 +48,11 @@ def message_id_for(key: str, mail_from: str) -> str:
     return f"<{digest}@{domain}>"
 
 
+#: Emails the client reads: they link the hosted invoice page and carry the open pixel (approvers' and the
+#: account owner's emails do not, so their opens are never counted as the client's).
+CLIENT_KINDS = ("invoice", "reminder", "payment_receipt")
+
+
 class EmailActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -116,6 +121,10 @@ class EmailActivities:
                 return EmailResult(key=request.key, status="skipped", detail=skip)
 
             context = email_context(invoice, self._settings, offset_days=request.offset_days)
+            if request.kind not in CLIENT_KINDS:
+                context["pay_url"] = ""
+            elif context["pay_url"]:
+                context["open_pixel_url"] = f"{context['pay_url']}/open.gif"
             if request.approval is not None:
                 context |= self._approval_context(request)
             if request.comment:

@@ -118,6 +118,7 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "comment",  # approval_rejected: the approver's reason
     "valid_until",  # estimate: last day it can be accepted
     "estimate_url",  # estimate: the signed link to the hosted estimate page
+    "open_pixel_url",  # client emails: the open-tracking pixel (a weak signal, see api.routes.hosted)
 )
 
 #: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).

@@ -53,6 +53,7 @@ async def test_approver_clicks_approve_in_chromium(served: Settings, temporal_en
         [request] = await wait_mail(mailbox, 1, where=to("browser-approver@firm.example.com"))
         link = LINK.search(request.text_body() or "").group(1)  # type: ignore[union-attr]
         assert link.startswith(served.public_url)
+        assert "open.gif" not in (request.html_body() or "") and "/i/" not in (request.text_body() or "")  # not the client's
 
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(

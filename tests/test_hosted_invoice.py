@@ -5,6 +5,7 @@ timeline, the open pixel is recorded as a weak signal, and a changed link shows 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from invoiceflow.links import sign_invoice_page
 from invoiceflow.settings import Settings
 from standins import webhooks as send_as
-from tests.support import api_client, customer_body, eventually
+from tests.support import api_client, customer_body, eventually, to, wait_mail
 from worker import build_worker
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,7 +27,7 @@ def served(served_api) -> Settings:  # type: ignore[no-untyped-def]
                       payment_link_template="https://buy.stripe.com/test_abc?client_reference_id={invoice_id}")
 
 
-async def test_paid_by_stripe_then_seen_on_the_hosted_page(served: Settings, temporal_env) -> None:  # type: ignore[no-untyped-def]
+async def test_paid_by_stripe_then_seen_on_the_hosted_page(served: Settings, temporal_env, mailbox) -> None:  # type: ignore[no-untyped-def]
     if CHROMIUM is None:
         if os.environ.get("CI") == "true":
             raise AssertionError("CI must have Chromium")
@@ -44,7 +45,11 @@ async def test_paid_by_stripe_then_seen_on_the_hosted_page(served: Settings, tem
             return body if body["status"] == "open" else None
 
         await eventually(is_open, what="invoice open")
+        [email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
+        links = set(re.findall(r"https?://[^\s\"<>]+/i/[A-Za-z0-9._\-]+", email.text_body() or ""))
         link = f"{served.public_url}/i/{sign_invoice_page(served.secret_key, invoice['id'])}"
+        assert links == {link}, links  # the emailed link is the hosted page
+        assert f'{link}/open.gif' in (email.html_body() or "")  # and the HTML part carries the pixel
         async with httpx.AsyncClient() as http:
             before = await http.get(link)
             assert before.status_code == 200 and "Pay 2,400.00 USD" in before.text and invoice["id"] in before.text
