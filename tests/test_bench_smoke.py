@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--invoices", "3", "--parked", "3", "--json", str(out)],
+        [sys.executable, "-m", "bench", "--invoices", "3", "--parked", "3", "--webhook-rate", "5", "--webhook-seconds", "1",
+         "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -24,4 +25,6 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
         assert results["throughput"][key] > 0
     assert results["pdf"]["one_page_ms"] > 0 and results["pdf"]["ten_page_ms"] > results["pdf"]["one_page_ms"]
     assert results["parked"]["invoices"] == 3 and results["parked"]["worker_rss_mb"] > 0
-    assert results["webhook"]["measured"] is False
+    webhook = results["webhook"]
+    assert webhook["measured"] is True and webhook["requests"] >= 5 and webhook["errors"] == 0
+    assert (webhook["lost"], webhook["duplicated"]) == (0, 0) and webhook["p99_ms"] >= webhook["p50_ms"] > 0
