@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 APPROVAL_SALT = "invoiceflow.approval-link.v1"
 
@@ -84,21 +84,30 @@ def verify_estimate(secret: str, value: str, *, max_age_s: int) -> str:
         raise LinkError("tampered", "This estimate link is not valid.") from None
 
 
-INVOICE_SALT = "invoiceflow.invoice-page.v1"
+INVOICE_SALT = "invoiceflow.invoice-page.v1"  # links sent before v2: timestamped, still honoured
+INVOICE_PAGE_SALT = "invoiceflow.invoice-page.v2"
 
 
 def _invoice_serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=INVOICE_SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
 
+def _invoice_page_serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=INVOICE_PAGE_SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
 def sign_invoice_page(secret: str, invoice_id: str) -> str:
     """The client's link to the hosted invoice page: unguessable (signed), and it does not expire, since
-    an invoice is looked up for years. It only shows the invoice; it changes nothing."""
-    return _invoice_serializer(secret).dumps({"v": invoice_id})
+    an invoice is looked up for years. It carries no timestamp, so every email about one invoice (the
+    invoice, each reminder, the receipt) links the same page. It only shows the invoice; it changes
+    nothing."""
+    return _invoice_page_serializer(secret).dumps({"v": invoice_id})
 
 
 def verify_invoice_page(secret: str, value: str) -> str:
-    try:
-        return str(_invoice_serializer(secret).loads(value)["v"])
-    except (BadSignature, KeyError, TypeError):
-        raise LinkError("tampered", "This invoice link is not valid.") from None
+    for serializer in (_invoice_page_serializer(secret), _invoice_serializer(secret)):
+        try:
+            return str(serializer.loads(value)["v"])
+        except (BadSignature, KeyError, TypeError):
+            continue
+    raise LinkError("tampered", "This invoice link is not valid.")
