@@ -115,6 +115,7 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.workflow_task_slots,
         interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),
         **worker_kwargs,

@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,7 @@ from persistence.db import session_scope
 from persistence.migrate import upgrade
 from persistence.models import Customer
 from workflows import search_attributes as sa
-from workflows.contracts import InvoiceWorkflowInput, PaymentInput
+from workflows.contracts import InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
 
 SECTIONS = ("throughput", "pdf", "parked", "webhook")
@@ -121,7 +122,8 @@ def _cpu_s(work: Path) -> dict[str, float]:
     processes = {me.pid: (me, "worker")}
     for child in me.children(recursive=True):
         command = " ".join(_cmdline(child))
-        role = "temporal" if "temporal" in command else "mail" if " mailbox " in command else "render"
+        role = ("temporal" if "temporal" in command else "mail" if " mailbox " in command
+                else "api" if " api " in command else "books" if " standin " in command else "render")
         processes.setdefault(child.pid, (child, role))
     for postmaster in postmasters:
         for process in [postmaster, *_children(postmaster)]:
@@ -202,34 +204,134 @@ async def _wait_status(url: str, invoice_ids: list[str], status: str, timeout_s:
     raise TimeoutError(f"invoices did not all reach {status} within {timeout_s} s")
 
 
+@contextmanager
+def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
+    """The QuickBooks Online stand-in in a process of its own, with its real limits (500 calls a minute,
+    10 at a time), connected as the organisation's books: every invoice and payment of the run syncs there.
+    QuickBooks rather than Xero because Xero's 60 calls a minute, not invoiceflow, would set the pace."""
+    from datetime import UTC, datetime, timedelta
+
+    from accounting.tokens import TokenGrant, save_connection, token_cipher
+    from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
+
+    port = _free_port()
+    process = subprocess.Popen([_binary("invoiceflow"), "standin", "qbo", "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", process, "the QuickBooks stand-in", any_status=True)
+        base = f"http://127.0.0.1:{port}"
+        fields = {k.removeprefix("INVOICEFLOW_").lower(): v for k, v in PROVIDERS["qbo"].env(base).items()}
+        # The stand-in is a US company: its sales tax code TAX is 8.875 %, as the bench's lines charge.
+        settings = stack.settings.model_copy(update={"accounting_provider": "qbo", **fields})
+        grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
+        save_connection(settings.require_database_url(), token_cipher(settings), "qbo", PROVIDERS["qbo"].tenant, grant)
+        yield settings, f"{base}/v3/company/{PROVIDERS['qbo'].tenant}"
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def _api(settings: Settings) -> Iterator[str]:
+    """The API (``invoiceflow api``) in a process of its own, as deployed: invoices enter through it."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
+        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(), "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_API_TOKEN": settings.api_token,
+    }
+    process = subprocess.Popen([_binary("invoiceflow"), "api", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", process, "the API")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, *, any_status: bool = False) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200 or any_status:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not come up within 60 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
 async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) -> dict[str, Any]:
+    """n invoices through the whole life, entering through the API: issue, number, PDF, email to the
+    SMTP sink, sync to the QuickBooks stand-in, payment through the API, its sync, receipt, completion."""
+    import httpx
+
     url = stack.settings.require_database_url()
     customer_id = _customer(url)
-    drafts = [_draft(url, customer_id) for _ in range(n)]
-    async with worker_module.build_worker(stack.client, stack.settings):
-        cpu_before = _cpu_s(stack.work)
-        began = time.perf_counter()
-        for invoice_id, _ in drafts:
-            await stack.client.start_workflow(
-                InvoiceWorkflow.run, InvoiceWorkflowInput(invoice_id=invoice_id, customer_id=str(customer_id), currency="EUR"),
-                id=f"invoice-{invoice_id}", task_queue=stack.settings.task_queue,
-            )
+    lines = [{"description": f"Service {i}", "unit_price": "100.00", "tax_rate": "8.875"} for i in range(3)]
+    requested: dict[str, float] = {}
+    with _accounting_standin(stack) as (settings, books), _api(settings) as api_url:
+        async with worker_module.build_worker(stack.client, settings), httpx.AsyncClient(
+            base_url=api_url, headers={"Authorization": f"Bearer {settings.api_token}"}, timeout=120,
+        ) as http:
+            gate = asyncio.Semaphore(32)  # requests in flight, as a busy billing day's callers would send them
 
-        # Wait on PostgreSQL, not on workflow queries: a query per invoice would load the server measured.
-        await _wait_status(url, [i for i, _ in drafts], "open")
-        opened = time.perf_counter() - began
+            async def create(i: int) -> tuple[str, str, str]:
+                async with gate:
+                    at = time.time()
+                    response = await http.post("/invoices", json={"customer_id": str(customer_id), "lines": lines},
+                                               headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"})
+                    response.raise_for_status()
+                    body = response.json()
+                    requested[body["id"]] = at
+                    return body["id"], body["workflow_id"], body["total"]
 
-        async def pay(invoice_id: str, total: str) -> None:
-            handle = stack.client.get_workflow_handle_for(InvoiceWorkflow.run, f"invoice-{invoice_id}")
-            await handle.execute_update(InvoiceWorkflow.record_payment, PaymentInput(amount=total, idempotency_key=f"bench-{invoice_id}"))
-            await handle.result()
+            cpu_before = _cpu_s(stack.work)
+            began = time.perf_counter()
+            drafts = await asyncio.gather(*(create(i) for i in range(n)))
+            # Wait on PostgreSQL, not on workflow queries: a query per invoice would load the server measured.
+            await _wait_status(url, [i for i, _, _ in drafts], "open")
+            opened = time.perf_counter() - began
 
-        await asyncio.gather(*(pay(i, t) for i, t in drafts))
-        elapsed = time.perf_counter() - began
-        cpu_invoice = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
-    sent = {m.message_id: m.received_at.timestamp() for m in stack.mail.list()}
+            async def pay(invoice_id: str, workflow_id: str, total: str) -> None:
+                async with gate:
+                    response = await http.post(f"/invoices/{invoice_id}/payments", json={"amount": total},
+                                               headers={"Idempotency-Key": f"bench-pay-{invoice_id}"})
+                    response.raise_for_status()
+                await stack.client.get_workflow_handle(workflow_id).result()  # after its sync to the books
+
+            await asyncio.gather(*(pay(*d) for d in drafts))
+            elapsed = time.perf_counter() - began
+            cpu_invoice = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+            in_books = {}
+            for entity in ("Invoice", "Payment"):
+                found = (await http.get(f"{books}/query", params={"query": f"select * from {entity}"},
+                                        headers={"Authorization": "Bearer dev-accounting-token"})).json()
+                in_books[entity] = found["QueryResponse"].get(entity, [])
+    accepted: dict[str, float] = {}
+    for message in stack.mail.list():
+        key = message.header("X-Invoiceflow-Key") or ""
+        if key.endswith(":sent"):
+            accepted[key.split(":")[1]] = message.received_at.timestamp()
+    to_email_ms = [(accepted[i] - requested[i]) * 1000 for i in requested if i in accepted]
     invoices_per_s = n / elapsed
-    history = await stack.client.get_workflow_handle(f"invoice-{drafts[0][0]}").fetch_history()
+    history = await stack.client.get_workflow_handle(drafts[0][1]).fetch_history()
     activities = sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     bare_activities = activities if bare_activities is None else bare_activities
 
@@ -238,6 +340,7 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
         stack.client, task_queue=bare_queue, workflows=[BareWorkflow], activities=[bench_noop],
         activity_executor=ThreadPoolExecutor(16), max_concurrent_activities=16,
         max_cached_workflows=worker_module.MAX_CACHED_WORKFLOWS,
+        max_concurrent_workflow_tasks=stack.settings.workflow_task_slots,
     ):
         cpu_before = _cpu_s(stack.work)
         began = time.perf_counter()
@@ -254,7 +357,12 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
         "invoices_per_s": round(invoices_per_s, 2),
         "bare_wf_per_s": round(bare_per_s, 2),
         "ratio": round(invoices_per_s / bare_per_s, 3),
-        "emails_accepted": len(sent),
+        "invoice_emails_accepted": len(accepted),
+        "request_to_email_p50_ms": round(statistics.median(to_email_ms), 1) if to_email_ms else None,
+        "request_to_email_p99_ms": round(_percentile(to_email_ms, 0.99), 1),
+        "books_invoices": len(in_books["Invoice"]),
+        "books_payments": len(in_books["Payment"]),
+        "books_duplicate_numbers": len(in_books["Invoice"]) - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "all_open_after_s": round(opened, 2),
         "activities_per_invoice": activities,
         "bare_activities": bare_activities,

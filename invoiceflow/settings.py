@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Processes that render invoice PDFs in a worker; 0 renders on the activity threads.",
     )
+    workflow_task_slots: int = Field(
+        default=10,
+        ge=2,
+        description="Workflow tasks one worker runs at once. They are CPU-bound Python sharing one GIL, so more "
+        "slots only make each task slower: at Temporal's default of 100, a burst of invoices pushed single "
+        "tasks past the 10 s workflow task timeout, and the retries wasted the work.",
+    )
     seller_name: str = "Your IT Company"
     seller_address: str = ""
     seller_tax_id: str = ""

@@ -20,9 +20,13 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert results["throughput"]["invoices"] == 3 and results["throughput"]["emails_accepted"] == 6  # invoice + receipt each
+    throughput = results["throughput"]
+    assert throughput["invoices"] == 3 and throughput["invoice_emails_accepted"] == 3
+    # Every invoice and its payment reached the books once.
+    assert (throughput["books_invoices"], throughput["books_payments"], throughput["books_duplicate_numbers"]) == (3, 3, 0)
+    assert throughput["request_to_email_p99_ms"] >= throughput["request_to_email_p50_ms"] > 0
     for key in ("invoices_per_s", "bare_wf_per_s", "ratio"):
-        assert results["throughput"][key] > 0
+        assert throughput[key] > 0
     assert results["pdf"]["one_page_ms"] > 0 and results["pdf"]["ten_page_ms"] > results["pdf"]["one_page_ms"]
     assert results["parked"]["invoices"] == 3 and results["parked"]["worker_rss_mb"] > 0
     webhook = results["webhook"]

@@ -57,7 +57,9 @@ PROVIDERS: dict[str, DevAccounting] = {
         "9130350000000001", _qbo,
         lambda base: {"INVOICEFLOW_QBO_BASE_URL": base, "INVOICEFLOW_QBO_TOKEN_URL": f"{base}/oauth2/v1/tokens/bearer",
                       "INVOICEFLOW_QBO_REALM_ID": "9130350000000001", "INVOICEFLOW_QBO_CLIENT_ID": "qbo-client",
-                      "INVOICEFLOW_QBO_CLIENT_SECRET": "qbo-secret"},
+                      "INVOICEFLOW_QBO_CLIENT_SECRET": "qbo-secret",
+                      # A QBO line names an Item (which decides the income account), and a US company's tax code.
+                      "INVOICEFLOW_ACCOUNTING_SALES_ACCOUNT": "1", "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NON,8.875=TAX"},
     ),
     "freshbooks": DevAccounting(
         "xZNQ1X", _freshbooks,
