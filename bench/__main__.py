@@ -460,7 +460,8 @@ async def run(
             if "webhook" in sections:
                 from bench.webhooks import webhook_bench
 
-                results["webhook"] = await webhook_bench(env.client, settings, rate=webhook_rate, seconds=webhook_seconds)
+                results["webhook"] = await webhook_bench(env.client, settings, rate=webhook_rate, seconds=webhook_seconds,
+                                                         cpu_s=lambda: _cpu_s(work))
     finally:
         await env.shutdown()
         pg.cleanup()

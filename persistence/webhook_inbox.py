@@ -54,15 +54,13 @@ def record(session: Session, event: InboundEvent, payload: Any) -> WebhookEvent:
         ref=event.ref, status="received", summary=event.summary | {f"hint.{k}": v for k, v in event.hints.items()},
         payload=payload, deliveries=1, note="",
     )
-    session.execute(
+    # ON CONFLICT DO UPDATE locks the row it touched until commit, and RETURNING gives it back whichever
+    # way it went: one round trip where an insert and a SELECT ... FOR UPDATE took two.
+    row = session.scalars(
         stmt.on_conflict_do_update(
             constraint="uq_webhook_events_provider_dedupe", set_={"deliveries": WebhookEvent.deliveries + 1}
-        )
-    )
-    row = session.scalars(
-        select(WebhookEvent)
-        .where(WebhookEvent.provider == event.provider, WebhookEvent.dedupe_key == event.dedupe_key)
-        .with_for_update()
+        ).returning(WebhookEvent),
+        execution_options={"populate_existing": True},
     ).one()
     return row
 
@@ -84,11 +82,11 @@ def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Ro
         return Route(linked.project_id, linked.milestone_key or hints.get("milestone_key"))
     if hints.get("project_id"):
         try:
-            project = projects.get_project(session, uuid.UUID(hints["project_id"]))
-        except (ValueError, projects.ProjectNotFound):
-            project = None
-        if project is not None:
-            return Route(project.id, hints.get("milestone_key"))
+            project_id = uuid.UUID(hints["project_id"])
+        except ValueError:
+            project_id = None
+        if project_id is not None and projects.project_exists(session, project_id):
+            return Route(project_id, hints.get("milestone_key"))
     if row.kind == TriggerKind.CONTRACT_SIGNED and hints.get("deal_id"):
         for system in CRM_DEAL_SYSTEMS.values():
             linked = projects.resolve(session, system, hints["deal_id"])
