@@ -162,6 +162,8 @@ class AccountingActivities:
             connection = await self._connection()
         except ConnectionProblem as exc:
             raise _refused(exc.message) from exc
+        if request.action == AccountingAction.CREDIT_NOTE:
+            return await self._skip_credit_note(connection, invoice_id, request.credit_note_id)
         target = _Target("invoice", invoice_id, invoice_id)
         with tokens_used() as used:
             try:
@@ -334,6 +336,21 @@ class AccountingActivities:
         # Normalised: FreshBooks' delete leaves its status text as it was ("sent").
         await self._succeed(connection, target, replace(result, remote_status="VOIDED"))
         return result
+
+    # --- credit note -------------------------------------------------------------------------------
+
+    async def _skip_credit_note(
+        self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: str | None
+    ) -> AccountingSyncResult:
+        """Credit notes are not pushed to the connectors yet: record that on the credit note's sync row
+        (``skipped`` with the reason, shown by ``GET /invoices/{id}``) so nobody mistakes it for synced."""
+        reason = f"credit notes are not synced to {connection.provider} yet; enter this one in the books by hand"
+        try:
+            object_id = uuid.UUID(credit_note_id or "")
+        except ValueError as exc:
+            raise _refused(f"a credit note sync needs credit_note_id: {exc}") from exc
+        await self._upsert(connection, _Target("credit_note", object_id, invoice_id), status="skipped", last_error=reason)
+        return AccountingSyncResult(status="skipped", provider=connection.provider, detail=reason)
 
     # --- sync state --------------------------------------------------------------------------------
 

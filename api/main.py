@@ -15,6 +15,7 @@ from api.routes import (
     approval_pages,
     approval_rules,
     billable_items,
+    credit_notes,
     customers,
     estimates,
     health,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
+    app.include_router(credit_notes.router)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)
