@@ -77,6 +77,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         accounting.sync_accounting,
         credit_notes.issue_credit_note,
         credit_notes.render_credit_note_pdf,
+        credit_notes.apply_refund,
     ]
 
 

@@ -1,5 +1,6 @@
-"""Credit note activities: persist and number one (a single transaction, idempotent per key), and
-render its PDF (stored under its own key, like invoice PDFs; the workflow passes the key on)."""
+"""Credit note and refund activities: persist and number a credit note (a single transaction, idempotent
+per key), render its PDF (stored under its own key, like invoice PDFs; the workflow passes the key on),
+and record a refund of an open invoice's payment (idempotent per key)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from billing.errors import MoneyError
 from invoiceflow.settings import Settings
 from persistence import credit_notes as notes
 from persistence import invoices as repo
+from persistence import refunds
 from persistence.db import session_scope
 from persistence.models import CreditNote
 from workflows.contracts import (
@@ -21,6 +23,8 @@ from workflows.contracts import (
     CreditNoteOutcome,
     CreditNoteRenderRequest,
     CreditNoteRequest,
+    RefundOutcome,
+    RefundRequest,
     RenderedPdf,
 )
 
@@ -67,3 +71,10 @@ class CreditNoteActivities:
             stored.pdf_key = key
         return RenderedPdf(key=key, sha256=digest, size=len(content))
 
+    @activity.defn(name=ActivityName.APPLY_REFUND)
+    def apply_refund(self, request: RefundRequest) -> RefundOutcome:
+        try:
+            with session_scope(self._url) as session:
+                return refunds.apply_refund(session, uuid.UUID(request.invoice_id), request.refund, past_due=request.past_due)
+        except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
+            raise non_retryable(exc) from exc

@@ -22,6 +22,7 @@ from api.routes import (
     hosted,
     invoices,
     projects,
+    refunds,
     reports,
     subscriptions,
 )
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(customers.router)
     app.include_router(invoices.router)
     app.include_router(credit_notes.router)
+    app.include_router(refunds.router)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)

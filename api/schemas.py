@@ -176,6 +176,19 @@ class CreditNoteOut(BaseModel):
     accounting: AccountingOut | None = None
 
 
+class RefundOut(BaseModel):
+    """``kind`` ``reopened``: the amount is owed again; ``credit``: the invoice's customer credit paid out."""
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    amount: str
+    currency: str
+    kind: str
+    reason: str
+    reference: str
+    created_at: datetime
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -202,6 +215,7 @@ class InvoiceOut(BaseModel):
     timeline: list[EventOut] = Field(default_factory=list)
     accounting: AccountingOut | None = None
     credit_notes: list[CreditNoteOut] = Field(default_factory=list)
+    refunds: list[RefundOut] = Field(default_factory=list)
 
 
 class InvoicePage(BaseModel):
@@ -256,6 +270,26 @@ class CreditNoteResult(BaseModel):
     amount_due: str
     credit: str
     credit_note: CreditNoteOut
+
+
+class RefundCreate(Strict):
+    payment_id: uuid.UUID = Field(description="The recorded payment the money is returned from.")
+    amount: DecimalStr
+    reason: str = Field(default="", max_length=2000)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="The same key twice records one refund (or send the Idempotency-Key header).",
+    )
+
+
+class RefundResult(BaseModel):
+    refund_id: uuid.UUID
+    duplicate: bool
+    kind: str
+    status: str
+    amount_paid: str
+    amount_due: str
+    credit: str
 
 
 class VoidCreate(Strict):

@@ -39,6 +39,7 @@ class ActivityName:
     SYNC_ACCOUNTING = "sync_accounting"
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
     ISSUE_CREDIT_NOTE = "issue_credit_note"
+    APPLY_REFUND = "apply_refund"
     RENDER_CREDIT_NOTE_PDF = "render_credit_note_pdf"
 
 
@@ -626,3 +627,35 @@ class CreditNoteOutcome:
 class CreditNoteRenderRequest:
     credit_note_id: str
 
+
+# --- Refunds --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefundInput:
+    """Money returned against one recorded payment (``POST /invoices/{id}/refunds``, Stripe refunds)."""
+
+    payment_id: str
+    amount: str
+    idempotency_key: str
+    reason: str = ""
+    reference: str = ""
+    actor: str = "api"
+
+
+@dataclass
+class RefundRequest:
+    invoice_id: str
+    refund: RefundInput
+    past_due: bool
+
+
+@dataclass
+class RefundOutcome:
+    refund_id: str
+    duplicate: bool
+    kind: str  # reopened (the amount is due again) | credit (the invoice's customer credit paid out)
+    status: str
+    amount_paid: str
+    amount_due: str
+    credit: str

@@ -59,6 +59,9 @@ with workflow.unsafe.imports_passed_through():
         IssueRequest,
         PaymentInput,
         PaymentOutcome,
+        RefundInput,
+        RefundOutcome,
+        RefundRequest,
         RenderedPdf,
         RenderRequest,
         StatusChange,
@@ -104,6 +107,8 @@ ACCOUNTING_RETRY = RetryPolicy(
 ACCOUNTING_TIMEOUT = timedelta(minutes=2)
 # Marks histories that issued a credit note (the Update is new; the marker documents the code path).
 CREDIT_NOTES_PATCH = "credit-notes-v1"
+# Marks histories that recorded a refund of an open invoice's payment.
+REFUNDS_PATCH = "refunds-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -743,6 +748,49 @@ class InvoiceWorkflow:
             )
         except (MoneyError, CreditRefused) as exc:
             raise ValueError(str(exc)) from None
+
+    # ------------------------------------------------------------------ refunds
+
+    @workflow.update
+    async def record_refund(self, refund: RefundInput) -> RefundOutcome:
+        """Money returned on an open invoice is owed again: the amount due rises and the status is
+        settled again (e.g. partially paid → open). Refunds of closed invoices do not come here."""
+        workflow.patched(REFUNDS_PATCH)
+        async with self._lock:
+            if self._status not in OPEN_STATES:
+                raise ApplicationError(f"invoice is {self._status}; refund it through its customer credit", type="InvoiceClosed")
+            outcome = await workflow.execute_activity(
+                ActivityName.APPLY_REFUND,
+                RefundRequest(invoice_id=self._input.invoice_id, refund=refund, past_due=self._past_due),
+                result_type=RefundOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="Record refund",
+            )
+            self._amount_paid = Decimal(outcome.amount_paid)
+            self._credit = Decimal(outcome.credit)
+            self._note("refund.duplicate" if outcome.duplicate else "refund.recorded", f"{refund.amount} {self._input.currency}")
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", "refund")
+            self._publish()
+            return outcome
+
+    @record_refund.validator
+    def _validate_refund(self, refund: RefundInput) -> None:
+        if self._issued is None or self._status not in OPEN_STATES:
+            raise ValueError(f"invoice is {self._status}; only payments of an open invoice are refunded through it")
+        if not refund.idempotency_key:
+            raise ValueError("idempotency_key is required")
+        try:
+            amount = require_minor_units(parse_decimal(refund.amount, field="amount"), self._input.currency, field="amount")
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        if amount <= 0:
+            raise ValueError("amount: must be greater than 0")
+        if amount > self._amount_paid:
+            raise ValueError(f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} paid on this invoice")
 
     # ------------------------------------------------------------------ accounting sync
 

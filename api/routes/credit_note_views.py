@@ -1,4 +1,4 @@
-"""Credit notes as the API shows them (on their own and inside ``GET /invoices/{id}``)."""
+"""Credit notes and refunds as the API shows them (on their own and inside ``GET /invoices/{id}``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.schemas import AccountingOut, CreditNoteOut, LineOut
+from api.schemas import AccountingOut, CreditNoteOut, LineOut, RefundOut
 from persistence import credit_notes as notes
+from persistence import refunds
 from persistence.models import AccountingSync, CreditNote
 
 
@@ -49,3 +50,10 @@ def credit_note_out(session: Session, note: CreditNote) -> CreditNoteOut:
 def credit_notes_out(session: Session, invoice_id: uuid.UUID) -> list[CreditNoteOut]:
     return [credit_note_out(session, note) for note in notes.for_invoice(session, invoice_id)]
 
+
+def refunds_out(session: Session, invoice_id: uuid.UUID) -> list[RefundOut]:
+    return [
+        RefundOut(id=r.id, payment_id=r.payment_id, amount=str(r.amount), currency=r.currency, kind=r.kind,
+                  reason=r.reason, reference=r.reference, created_at=r.created_at)
+        for r in refunds.for_invoice(session, invoice_id)
+    ]

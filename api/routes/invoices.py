@@ -30,7 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
-from api.routes.credit_note_views import credit_notes_out
+from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
     AccountingOut,
     ApprovalDecisionCreate,
@@ -265,6 +265,7 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
         out = invoice_out(invoice, detail=True)
         out.timeline = [EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data) for e in repo.timeline(session, invoice_id)]
         out.credit_notes = credit_notes_out(session, invoice_id)
+        out.refunds = refunds_out(session, invoice_id)
         sync = session.scalars(
             select(AccountingSync).where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
             .order_by(AccountingSync.updated_at.desc())
