@@ -21,6 +21,7 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
+from activities.credit_notes import CreditNoteActivities
 from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
@@ -55,6 +56,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
     accounting = AccountingActivities(settings)
+    credit_notes = CreditNoteActivities(settings, render_pool)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -73,6 +75,9 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         projects.bill_project_trigger,
         projects.create_project_from_deal,
         accounting.sync_accounting,
+        credit_notes.issue_credit_note,
+        credit_notes.render_credit_note_pdf,
+        credit_notes.apply_refund,
     ]
 
 

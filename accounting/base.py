@@ -99,6 +99,18 @@ class AccountingPayment:
     customer_external_id: str | None = None  # QBO needs the CustomerRef; read from the invoice if absent
 
 
+@dataclass(frozen=True)
+class AccountingCreditNote:
+    """A credit note against a synced invoice. ``document`` carries its number, customer, date, lines and
+    totals in invoice shape (``due_date`` = its date); ``allocate`` is how much of it goes onto the invoice
+    at most (the provider's amount due may be lower; what is left stays as the customer's credit)."""
+
+    credit_note_id: str
+    invoice_external_id: str
+    document: AccountingInvoice
+    allocate: Decimal
+
+
 class SyncStatus:
     CREATED = "created"  # a new object at the provider
     UPDATED = "updated"  # an existing object was changed to match ours

@@ -21,7 +21,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from accounting.base import AccountingCustomer, AccountingInvoice, RemoteInvoice, RemoteState, drift
+from accounting.base import (
+    AccountingCreditNote,
+    AccountingCustomer,
+    AccountingInvoice,
+    RemoteInvoice,
+    RemoteState,
+    drift,
+)
 from accounting.errors import AccountingError, AuthExpired, NotFound, ValidationFailed
 from accounting.mapping import LineSpec, build_invoice
 from accounting.tokens import Connection, open_connection, resolve_tenant, tokens_used
@@ -29,7 +36,7 @@ from billing.money import format_money, quantize
 from billing.status import InvoiceStatus
 from invoiceflow.settings import Settings
 from persistence.db import session_scope
-from persistence.models import AccountingSync, Customer, Invoice
+from persistence.models import AccountingSync, CreditNote, Customer, Invoice
 
 # The provider's "no tax" code, used for 0 % lines unless INVOICEFLOW_ACCOUNTING_TAX_CODES maps 0.
 NO_TAX = {"xero": "NONE", "qbo": "NON", "freshbooks": ""}
@@ -137,6 +144,39 @@ def _net_line(line: Any, currency: str) -> tuple[str, Decimal, Decimal]:
     if unit == quantize(unit, currency):
         return note, line.quantity, quantize(unit, currency)
     return note, Decimal(1), line.net
+
+
+def credit_note_for_sync(
+    note: CreditNote, settings: Settings, provider: str, tenant_id: str, invoice_external_id: str
+) -> AccountingCreditNote:
+    """A credit note with the organisation's account and tax codes, mapped like an invoice (same rules,
+    same refusals: a tax rate without a code, totals that would not match ours to the cent)."""
+    invoice = note.invoice
+    system = customer_system(provider, tenant_id)
+    external = next((e.external_id for e in invoice.customer.external_ids if e.system == system), None)
+    tax_codes = tax_code_map(settings)
+    specs: list[LineSpec] = []
+    for index, line in enumerate(note.lines):
+        code = tax_codes.get(line.tax_rate)
+        if code is None and line.tax_rate == 0:
+            code = NO_TAX[provider]
+        if code is None:
+            raise ValidationFailed(
+                f"no {provider} tax code for {line.tax_rate.normalize():f} % (credit note line {index + 1}): add it to "
+                "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
+            )
+        description, quantity, unit_price = _net_line(line, note.currency)
+        specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, settings.accounting_sales_account, code))
+    built = build_invoice(
+        invoice_id=str(note.id), number=note.number, customer=accounting_customer(invoice.customer, external),
+        issue_date=note.issue_date, due_date=note.issue_date, currency=note.currency, lines=specs,
+        reference=invoice.number or "",
+    )
+    if (built.totals.subtotal, built.totals.tax, built.totals.total) != (note.subtotal, note.tax_total, note.total):
+        raise ValidationFailed(f"mapped credit note totals {built.totals} differ from ours; not synced",
+                               provider=provider, status_code=None)
+    return AccountingCreditNote(credit_note_id=str(note.id), invoice_external_id=invoice_external_id, document=built,
+                                allocate=note.total - note.to_customer_credit)
 
 
 def invoice_for_sync(invoice: Invoice, settings: Settings, provider: str, tenant_id: str) -> AccountingInvoice:

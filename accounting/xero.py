@@ -3,7 +3,8 @@
 Every write carries ``Idempotency-Key`` (Xero replays the stored response for the same key and body
 for about 6 minutes). Past that window the natural keys protect us: a contact is found by its
 ContactNumber (our customer id), an invoice by its unique InvoiceNumber, a payment by its reference,
-amount and date on the invoice.
+amount and date on the invoice, a credit note by its unique CreditNoteNumber (looked up first) and its
+allocation by the invoice it is allocated to.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 
 from accounting.base import (
+    AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
     AccountingPayment,
@@ -257,3 +259,45 @@ class XeroConnector:
         invoice_status = (recorded.get("Invoice") or {}).get("Status", "")
         return SyncResult(recorded["PaymentID"], SyncStatus.RECORDED, invoice_status)
 
+
+    # Credit notes ---------------------------------------------------------------------------------
+
+    async def _find_credit_note(self, number: str) -> dict[str, Any] | None:
+        found = await self.http.request(
+            "GET", "/CreditNotes", params={"where": f'CreditNoteNumber=="{number}"', "unitdp": str(UNIT_DP)}
+        )
+        matches = [c for c in found.get("CreditNotes") or [] if c.get("CreditNoteNumber") == number]
+        return matches[0] if matches else None
+
+    async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
+        """``PUT /CreditNotes`` (type ACCRECCREDIT) once per number, then allocate it to the invoice (at
+        most ``note.allocate`` and what the invoice still has due there); the rest stays credit on the
+        contact, as it does with us."""
+        doc = note.document
+        contact_id = doc.customer.external_id or (
+            await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:contact")
+        ).external_id
+        saved = await self._find_credit_note(doc.number)
+        status = SyncStatus.EXISTING
+        if saved is None:
+            body = self._invoice_body(doc, contact_id)
+            for key in ("InvoiceNumber", "DueDate"):
+                body.pop(key)
+            body |= {"Type": "ACCRECCREDIT", "CreditNoteNumber": doc.number, "Reference": doc.reference or doc.invoice_id}
+            created = await self._write(
+                "PUT", "/CreditNotes", {"CreditNotes": [body]}, idempotency_key, summarizeErrors="true", unitdp=str(UNIT_DP)
+            )
+            saved, status = created["CreditNotes"][0], SyncStatus.CREATED
+        credit_id = saved["CreditNoteID"]
+        allocated = [a for a in saved.get("Allocations") or []
+                     if (a.get("Invoice") or {}).get("InvoiceID") == note.invoice_external_id]
+        if not allocated and note.allocate > 0:
+            invoice = await self._get_invoice(note.invoice_external_id)
+            remaining = to_decimal(saved.get("RemainingCredit", doc.totals.total))
+            amount = min(note.allocate, to_decimal(invoice.get("AmountDue", 0)), remaining)
+            if amount > 0:
+                body = {"Allocations": [{"Invoice": {"InvoiceID": note.invoice_external_id}, "Amount": amount,
+                                         "Date": doc.issue_date.isoformat()}]}
+                await self._write("PUT", f"/CreditNotes/{credit_id}/Allocations", body, f"{idempotency_key}:allocate")
+                status = SyncStatus.RECORDED if status == SyncStatus.EXISTING else status
+        return SyncResult(credit_id, status, saved.get("Status", ""))

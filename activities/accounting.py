@@ -40,14 +40,14 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from accounting.base import AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
+from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
 from accounting.errors import AccessDenied, AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
-from accounting.reconcile import customer_system, invoice_for_sync
+from accounting.reconcile import credit_note_for_sync, customer_system, invoice_for_sync
 from accounting.tokens import Connection, ConnectionProblem, open_connection, resolve_tenant, tokens_used
 from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
-from persistence.models import AccountingSync, CustomerExternalId, Payment
+from persistence.models import AccountingSync, CreditNote, CustomerExternalId, Payment
 from workflows.contracts import (
     ACCOUNTING_VALIDATION_ERROR,
     AccountingAction,
@@ -162,6 +162,14 @@ class AccountingActivities:
             connection = await self._connection()
         except ConnectionProblem as exc:
             raise _refused(exc.message) from exc
+        credit_note_id: uuid.UUID | None = None
+        if request.action == AccountingAction.CREDIT_NOTE:
+            try:
+                credit_note_id = uuid.UUID(request.credit_note_id or "")
+            except ValueError as exc:
+                raise _refused(f"a credit note sync needs credit_note_id: {exc}") from exc
+            if not hasattr(connection.connector, "record_credit_note"):
+                return await self._skip_credit_note(connection, invoice_id, credit_note_id)
         target = _Target("invoice", invoice_id, invoice_id)
         with tokens_used() as used:
             try:
@@ -172,6 +180,9 @@ class AccountingActivities:
                     result = await self._sync_payment(connection, invoice_id, payment_id, target)
                 elif request.action == AccountingAction.VOID:
                     result = await self._void(connection, invoice_id, target)
+                elif request.action == AccountingAction.CREDIT_NOTE:
+                    assert credit_note_id is not None
+                    result = await self._sync_credit_note(connection, invoice_id, credit_note_id, target)
                 else:
                     raise _refused(f"unknown accounting action {request.action!r}")
             except RateLimited as exc:
@@ -333,6 +344,47 @@ class AccountingActivities:
         result = await connection.connector.void_invoice(external_id, idempotency_key=f"{invoice_id}:void")
         # Normalised: FreshBooks' delete leaves its status text as it was ("sent").
         await self._succeed(connection, target, replace(result, remote_status="VOIDED"))
+        return result
+
+    # --- credit note -------------------------------------------------------------------------------
+
+    async def _skip_credit_note(
+        self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: uuid.UUID
+    ) -> AccountingSyncResult:
+        """A connector without credit notes (QBO and FreshBooks, for now): record that on the credit
+        note's sync row (``skipped`` with the reason, shown by ``GET /invoices/{id}``) so nobody mistakes
+        it for synced."""
+        reason = f"credit notes are not synced to {connection.provider} yet; enter this one in the books by hand"
+        await self._upsert(connection, _Target("credit_note", credit_note_id, invoice_id), status="skipped", last_error=reason)
+        return AccountingSyncResult(status="skipped", provider=connection.provider, detail=reason)
+
+    async def _sync_credit_note(
+        self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: uuid.UUID, target: _Target
+    ) -> SyncResult:
+        """The credit note once (the connector finds it by number), allocated to the synced invoice."""
+        provider, tenant_id = connection.provider, connection.tenant_id
+        row = await self._db(lambda s: self._row(s, provider, tenant_id, "credit_note", credit_note_id))
+        if row is not None and row.status == SYNCED and row.external_id:
+            return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
+        invoice_row = await self._db(lambda s: self._row(s, provider, tenant_id, "invoice", invoice_id))
+        if invoice_row is None or invoice_row.status != SYNCED or not invoice_row.external_id:
+            invoice_external_id = (await self._sync_invoice(connection, invoice_id, target)).external_id
+        else:
+            invoice_external_id = invoice_row.external_id
+        target.kind, target.object_id = "credit_note", credit_note_id
+        await self._mark_pending(connection, target)
+
+        def load(session: Session) -> AccountingCreditNote:
+            note = session.get(CreditNote, credit_note_id)
+            if note is None or note.invoice_id != invoice_id:
+                raise repo.InvoiceNotFound(f"credit note {credit_note_id} of invoice {invoice_id} does not exist")
+            return credit_note_for_sync(note, self._settings, provider, tenant_id, invoice_external_id)
+
+        note = await self._db(load)
+        result = await connection.connector.record_credit_note(  # type: ignore[attr-defined]
+            note, idempotency_key=f"credit_note:{credit_note_id}"
+        )
+        await self._succeed(connection, target, result)
         return result
 
     # --- sync state --------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from billing.money import format_money
 from billing.status import InvoiceStatus
 from invoiceflow.links import sign_invoice_page
 from invoiceflow.settings import Settings
-from persistence.models import Estimate, Invoice
+from persistence.models import CreditNote, Estimate, Invoice
+
+CREDIT_METHOD = "customer_credit"  # persistence.invoices.CREDIT_METHOD: credit applied at issue
 
 
 def _rate(rate: Decimal) -> str:
@@ -62,12 +64,21 @@ def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "")
     if invoice.tax_total or rates:
         label = "Tax " + ", ".join(_rate(r) for r in rates) if rates else "Tax"
         totals.append(DocumentTotal(label, format_money(invoice.tax_total, cur)))
-    totals.append(DocumentTotal("Total", format_money(invoice.total, cur), emphasis=not invoice.amount_paid))
-    if invoice.amount_paid:
-        totals.append(DocumentTotal("Paid", "-" + format_money(invoice.amount_paid, cur)))
+    credited = invoice.amount_credited or Decimal(0)
+    reduced = bool(invoice.amount_paid) or bool(credited)
+    totals.append(DocumentTotal("Total", format_money(invoice.total, cur), emphasis=not reduced))
+    if reduced:
+        applied = sum((p.amount for p in invoice.payments if p.method == CREDIT_METHOD), Decimal(0))
+        received = invoice.amount_paid - applied
+        if applied:
+            totals.append(DocumentTotal("Credit applied", "-" + format_money(applied, cur)))
+        if received:
+            totals.append(DocumentTotal("Paid", "-" + format_money(received, cur)))
+        if credited:
+            totals.append(DocumentTotal("Credited", "-" + format_money(credited, cur)))
         totals.append(DocumentTotal("Amount due", format_money(invoice.amount_due, cur), emphasis=True))
     stamp = ""
-    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
+    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.CREDITED):
         stamp = str(invoice.status).upper()
     return InvoiceDocument(
         title="Invoice",
@@ -89,6 +100,57 @@ def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "")
         status_stamp=stamp,
         pay_url=pay_url,
     )
+
+
+def credit_note_document(note: CreditNote, settings: Settings) -> InvoiceDocument:
+    """A credit note laid out by the invoice template: its own title and number, the invoice it credits,
+    its lines and totals, and the reason as its note."""
+    invoice = note.invoice
+    cur = note.currency
+    customer = invoice.customer
+    lines = tuple(
+        DocumentLine(
+            description=line.description,
+            quantity=_qty(line.quantity),
+            unit_price=_unit_price(line.unit_price, cur),
+            discount=("-" + format_money(line.discount, cur)) if line.discount else "",
+            tax_rate=_rate(line.tax_rate),
+            amount=format_money(line.net, cur),
+        )
+        for line in note.lines
+    )
+    totals: list[DocumentTotal] = [DocumentTotal("Subtotal", format_money(note.subtotal, cur))]
+    rates = sorted({line.tax_rate for line in note.lines if line.tax_rate})
+    if note.tax_total or rates:
+        label = "Tax " + ", ".join(_rate(r) for r in rates) if rates else "Tax"
+        totals.append(DocumentTotal(label, format_money(note.tax_total, cur)))
+    totals.append(DocumentTotal("Total credited", format_money(note.total, cur), emphasis=True))
+    if note.to_customer_credit:
+        totals.append(DocumentTotal("Of which credit for your next invoice", format_money(note.to_customer_credit, cur)))
+    return InvoiceDocument(
+        title="Credit note",
+        number=note.number,
+        issue_date=note.issue_date.isoformat(),
+        due_date="",
+        currency=cur,
+        seller=Party(name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id),
+        customer=Party(name=customer.name, address=customer.address, email=", ".join(customer.emails), tax_id=customer.tax_id),
+        lines=lines,
+        totals=tuple(totals),
+        notes=f"Reason: {note.reason}",
+        number_label="Credit note number",
+        reference_label="Credits invoice",
+        reference=invoice.number or "",
+    )
+
+
+def credit_note_context(note: CreditNote) -> dict[str, object]:
+    """What the ``credit_note`` email adds to the invoice's context."""
+    return {
+        "credit_note_number": note.number,
+        "credit_note_total": format_money(note.total, note.currency),
+        "reason": note.reason,
+    }
 
 
 def hosted_invoice_url(invoice: Invoice, settings: Settings) -> str:

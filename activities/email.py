@@ -26,7 +26,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.documents import email_context, estimate_context
+from activities.documents import credit_note_context, email_context, estimate_context
 from activities.invoices import non_retryable
 from activities.rendering import RenderedEmail, render_email
 from billing.status import FINAL_STATUSES
@@ -34,10 +34,10 @@ from invoiceflow.links import ApprovalToken, sign_approval, sign_estimate, token
 from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
-from persistence.models import Document, Estimate, OutboxEntry
+from persistence.models import CreditNote, Document, Estimate, OutboxEntry
 from workflows.contracts import ActivityName, EmailRequest, EmailResult
 
-CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt"}
+CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt", "credit_note"}
 DUNNING_KINDS = {"reminder", "escalation"}
 
 
@@ -50,7 +50,7 @@ def message_id_for(key: str, mail_from: str) -> str:
 
 #: Emails the client reads: they link the hosted invoice page and carry the open pixel (approvers' and the
 #: account owner's emails do not, so their opens are never counted as the client's).
-CLIENT_KINDS = ("invoice", "reminder", "payment_receipt")
+CLIENT_KINDS = ("invoice", "reminder", "payment_receipt", "credit_note")
 
 
 class EmailActivities:
@@ -129,13 +129,19 @@ class EmailActivities:
                 context |= self._approval_context(request)
             if request.comment:
                 context["comment"] = request.comment
+            filename = f"{invoice.number or 'invoice'}.pdf"
+            if request.credit_note_id is not None:
+                note = session.get(CreditNote, uuid.UUID(request.credit_note_id))
+                if note is None or note.invoice_id != invoice.id:
+                    raise non_retryable(repo.InvoiceNotFound(f"credit note {request.credit_note_id} of invoice {invoice.id} does not exist"))
+                context |= credit_note_context(note)
+                filename = f"{note.number}.pdf"
             rendered = render_email(request.kind, context, self._settings.template_dir)
             message = self._message(rendered, recipients, request.key)
             if request.attach_pdf_key:
                 document = session.get(Document, request.attach_pdf_key)
                 if document is None:
                     raise ApplicationError(f"document {request.attach_pdf_key} is missing", type="MissingDocument")
-                filename = f"{invoice.number or 'invoice'}.pdf"
                 message.add_attachment(document.content, maintype="application", subtype="pdf", filename=filename)
 
             row.status = "sending"

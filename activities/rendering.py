@@ -115,6 +115,7 @@ BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
 
 EMAIL_KINDS: tuple[str, ...] = (
     "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected", "estimate",
+    "credit_note",
 )
 #: Keys every email template may use; absent ones render as empty (``offset_days`` as ``None``).
 EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
@@ -137,6 +138,9 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "valid_until",  # estimate: last day it can be accepted
     "estimate_url",  # estimate: the signed link to the hosted estimate page
     "open_pixel_url",  # client emails: the open-tracking pixel (a weak signal, see api.routes.hosted)
+    "credit_note_number",  # credit_note: its own number (CN-2026-000001); "number" is the invoice's
+    "credit_note_total",  # credit_note: the amount credited
+    "reason",  # credit_note: why the invoice is credited
 )
 
 #: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).
@@ -198,6 +202,9 @@ class InvoiceDocument:
     terms: str = ""  # "Net 30"
     status_stamp: str = ""  # "PAID", "VOID": shown prominently when set
     pay_url: str = ""  # hosted invoice page, printed as text and link when set
+    number_label: str = "Invoice number"  # "Credit note number" on a credit note
+    reference_label: str = ""  # a credit note: "Credits invoice"
+    reference: str = ""  # a credit note: the invoice number it credits
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, bool, dicts, tuples) for a render process; ``from_dict`` reverses it."""

@@ -15,12 +15,14 @@ from api.routes import (
     approval_pages,
     approval_rules,
     billable_items,
+    credit_notes,
     customers,
     estimates,
     health,
     hosted,
     invoices,
     projects,
+    refunds,
     reports,
     subscriptions,
 )
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
+    app.include_router(credit_notes.router)
+    app.include_router(refunds.router)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)

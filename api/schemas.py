@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, PlainSerializer, model_validator
 
 from billing.currency import normalize_currency
 from billing.money import parse_decimal
@@ -89,6 +89,9 @@ class CustomerOut(BaseModel):
     reminder_offsets: list[int] | None
     external_ids: dict[str, str]
     created_at: datetime
+    credit: dict[str, str] = Field(
+        default_factory=dict, description="Unapplied customer credit per currency; applied to the next invoice."
+    )
 
 
 # ---------------------------------------------------------------- invoices
@@ -152,6 +155,40 @@ class AccountingOut(BaseModel):
     synced_at: datetime | None
 
 
+class CreditNoteOut(BaseModel):
+    """A credit note: ``total`` (tax included, invoice currency) reduced the invoice's amount due;
+    ``to_customer_credit`` is the part beyond what was still due, credited to the client's next invoice."""
+
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    number: str
+    currency: str
+    reason: str
+    full: bool
+    subtotal: str
+    tax_total: str
+    total: str
+    to_customer_credit: str
+    issue_date: date
+    created_at: datetime
+    pdf_url: str | None
+    lines: list[LineOut] = Field(default_factory=list)
+    accounting: AccountingOut | None = None
+
+
+class RefundOut(BaseModel):
+    """``kind`` ``reopened``: the amount is owed again; ``credit``: the invoice's customer credit paid out."""
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    amount: str
+    currency: str
+    kind: str
+    reason: str
+    reference: str
+    created_at: datetime
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -172,10 +209,13 @@ class InvoiceOut(BaseModel):
     notes: str
     pdf_url: str | None
     created_at: datetime
+    amount_credited: str = "0"
     lines: list[LineOut] = Field(default_factory=list)
     payments: list[PaymentOut] = Field(default_factory=list)
     timeline: list[EventOut] = Field(default_factory=list)
     accounting: AccountingOut | None = None
+    credit_notes: list[CreditNoteOut] = Field(default_factory=list)
+    refunds: list[RefundOut] = Field(default_factory=list)
 
 
 class InvoicePage(BaseModel):
@@ -195,6 +235,57 @@ class PaymentCreate(Strict):
 class PaymentResult(BaseModel):
     payment_id: uuid.UUID
     duplicate: bool
+    status: str
+    amount_paid: str
+    amount_due: str
+    credit: str
+
+
+class CreditNoteCreate(Strict):
+    """Either ``{"reason": ..., "full": true}`` (the whole invoice, with its own lines) or
+    ``{"reason": ..., "lines": [...]}`` (lines as on an invoice, tax included in the amount)."""
+
+    reason: str = Field(min_length=1, max_length=2000, description="Why the invoice is credited; printed on the credit note.")
+    full: bool = False
+    lines: list[LineCreate] | None = Field(default=None, min_length=1, max_length=500)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="The same key twice issues one credit note (or send the Idempotency-Key header).",
+    )
+
+    @model_validator(mode="after")
+    def _full_or_lines(self) -> CreditNoteCreate:
+        if self.full and self.lines:
+            raise ValueError('give either "full": true or "lines", not both')
+        if not self.full and not self.lines:
+            raise ValueError('give "full": true to credit the whole invoice, or the "lines" to credit')
+        return self
+
+
+class CreditNoteResult(BaseModel):
+    duplicate: bool
+    status: str
+    amount_paid: str
+    amount_credited: str
+    amount_due: str
+    credit: str
+    credit_note: CreditNoteOut
+
+
+class RefundCreate(Strict):
+    payment_id: uuid.UUID = Field(description="The recorded payment the money is returned from.")
+    amount: DecimalStr
+    reason: str = Field(default="", max_length=2000)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="The same key twice records one refund (or send the Idempotency-Key header).",
+    )
+
+
+class RefundResult(BaseModel):
+    refund_id: uuid.UUID
+    duplicate: bool
+    kind: str
     status: str
     amount_paid: str
     amount_due: str

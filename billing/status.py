@@ -22,23 +22,32 @@ class InvoiceStatus(StrEnum):
     PAID = "paid"
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
+    CREDITED = "credited"  # cancelled in full by credit notes: closed, neither void nor written off
 
 
 FINAL_STATUSES: frozenset[InvoiceStatus] = frozenset(
-    {InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}
+    {InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.CREDITED}
 )
 
 
-def settle_status(*, total: Decimal, amount_paid: Decimal, past_due: bool) -> InvoiceStatus:
-    """The status of an issued invoice. Precedence: paid > overdue > partially paid > open.
+def settle_status(
+    *, total: Decimal, amount_paid: Decimal, past_due: bool, amount_credited: Decimal = Decimal(0)
+) -> InvoiceStatus:
+    """The status of an issued invoice. Precedence: credited > paid > overdue > partially paid > open.
 
-    - PAID when ``amount_paid >= total`` (an overpayment is still paid; the excess becomes a credit);
+    - CREDITED when credit notes cover the whole total (``amount_credited >= total``): the sale is
+      undone, so whatever was paid becomes customer credit; distinct from VOID (never owed) and
+      UNCOLLECTIBLE (owed, written off);
+    - PAID when ``amount_paid + amount_credited >= total`` (what was still owed after credit notes is paid);
+      an overpayment is still paid; the excess becomes a credit;
     - else OVERDUE when ``past_due``: a partly paid invoice past its due date is overdue, because that is
       the state someone has to act on (the amount due still shows the partial payment);
     - else PARTIALLY_PAID when something was paid;
     - else OPEN.
     """
-    if amount_paid >= total:
+    if amount_credited and amount_credited >= total:
+        return InvoiceStatus.CREDITED
+    if amount_paid + amount_credited >= total:
         return InvoiceStatus.PAID
     if past_due:
         return InvoiceStatus.OVERDUE

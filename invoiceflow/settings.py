@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     seller_address: str = ""
     seller_tax_id: str = ""
     invoice_number_prefix: str = "INV"
+    credit_note_number_prefix: str = Field(default="CN", description="Credit note numbers look like CN-2026-000001.")
     default_reminder_offsets: str = Field(
         default="-3,0,7,14,30",
         description="Days relative to the due date on which reminders go out; escalation after the last.",

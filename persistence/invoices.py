@@ -17,13 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from billing.credits import applicable_credit, split
 from billing.money import parse_decimal, require_minor_units
 from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
-from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, credit_from_overpayment, parse_lines
-from persistence import numbering
+from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, parse_lines
+from persistence import customer_credit, numbering
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
     DraftChanges,
@@ -260,6 +261,7 @@ def issue(
             data={"number": invoice.number, "issue_date": issue_date.isoformat(), "due_date": due.isoformat()},
             dedupe_key=f"invoice:{invoice.id}:issued",
         )
+        _apply_customer_credit(session, invoice, as_of)
     assert invoice.due_date is not None and invoice.issued_at is not None
     offsets = next(
         (o for o in (invoice.reminder_offsets, customer.reminder_offsets) if o is not None), list(default_offsets)
@@ -280,6 +282,39 @@ def issue(
         amount_paid=str(invoice.amount_paid),
         amount_due=str(invoice.amount_due),
         reminders=[ReminderPlanStep(kind=s.kind, offset_days=s.offset_days, send_at=s.send_at) for s in plan],
+    )
+
+
+CREDIT_METHOD = "customer_credit"  # a payment row that is customer credit applied at issue, not money received
+
+
+def _apply_customer_credit(session: Session, invoice: Invoice, as_of: datetime) -> None:
+    """Apply the customer's unapplied credit in the invoice's currency, in the issuing transaction (so
+    exactly once: a retried issue finds the invoice numbered and skips this). Recorded as a ledger entry
+    and as a payment of method ``customer_credit``, so amount due, status and the workflow see it as
+    paid; documents show it as "Credit applied"."""
+    customer_credit.lock_customer(session, invoice.customer_id)
+    available = customer_credit.balance(session, invoice.customer_id, invoice.currency)
+    amount = applicable_credit(max(available, Decimal(0)), invoice.amount_due)
+    if amount <= 0:
+        return
+    if not customer_credit.record(
+        session, customer_id=invoice.customer_id, currency=invoice.currency, amount=-amount, kind="applied",
+        dedupe_key=f"invoice:{invoice.id}:credit_applied", invoice_id=invoice.id,
+    ):
+        return
+    row = Payment(
+        invoice_id=invoice.id, idempotency_key=f"credit:{invoice.id}", amount=amount, currency=invoice.currency,
+        method=CREDIT_METHOD, reference="customer credit", received_at=as_of,
+    )
+    session.add(row)
+    invoice.amount_paid = invoice.amount_paid + amount
+    invoice.amount_due, _ = split(invoice.total, invoice.amount_paid, invoice.amount_credited)
+    session.flush()
+    add_event(
+        session, invoice.id, "credit.applied", actor="workflow",
+        data={"amount": str(amount), "payment_id": str(row.id), "amount_due": str(invoice.amount_due)},
+        dedupe_key=f"invoice:{invoice.id}:credit_applied",
     )
 
 
@@ -341,8 +376,8 @@ def apply_payment(
     )
     session.add(row)
     invoice.amount_paid = invoice.amount_paid + amount
-    invoice.amount_due = amount_due(invoice.total, invoice.amount_paid)
-    invoice.credit_amount = credit_from_overpayment(invoice.total, invoice.amount_paid)
+    credit_before = invoice.credit_amount
+    invoice.amount_due, invoice.credit_amount = split(invoice.total, invoice.amount_paid, invoice.amount_credited)
     session.flush()
     add_event(
         session,
@@ -358,7 +393,7 @@ def apply_payment(
         },
         dedupe_key=f"payment:{payment.idempotency_key}",
     )
-    if invoice.credit_amount > 0:
+    if invoice.credit_amount > credit_before:
         add_event(
             session,
             invoice.id,
@@ -367,7 +402,15 @@ def apply_payment(
             data={"amount": str(invoice.credit_amount), "reason": "overpayment"},
             dedupe_key=f"payment:{payment.idempotency_key}:credit",
         )
-    status = settle_status(total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due)
+        # The client's credit, applied to their next invoice in this currency (same key as migration 0008).
+        customer_credit.record(
+            session, customer_id=invoice.customer_id, currency=invoice.currency,
+            amount=invoice.credit_amount - credit_before, kind="overpayment",
+            dedupe_key=f"invoice:{invoice.id}:overpayment", invoice_id=invoice.id,
+        )
+    status = settle_status(
+        total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due, amount_credited=invoice.amount_credited
+    )
     if status != invoice.status:
         invoice.status = str(status)
         if status in FINAL_STATUSES:
@@ -403,6 +446,8 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
         raise InvalidInvoiceOperation(f"invoice is already {invoice.status}")
     if status == InvoiceStatus.VOID and invoice.amount_paid > 0:
         raise InvalidInvoiceOperation("an invoice with payments cannot be voided")
+    if status == InvoiceStatus.VOID and invoice.amount_credited > 0:
+        raise InvalidInvoiceOperation("an invoice with credit notes cannot be voided; credit the rest instead")
     data = {"reason": reason}
     if status == InvoiceStatus.UNCOLLECTIBLE:
         data["written_off"] = str(invoice.amount_due)

@@ -111,6 +111,8 @@ class Invoice(Base):
     total: Mapped[Decimal] = mapped_column(Numeric)
     amount_paid: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
     credit_amount: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    # Sum of its credit notes; amount_due = total − amount_paid − amount_credited (billing.credits).
+    amount_credited: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0), server_default="0")
     amount_due: Mapped[Decimal] = mapped_column(Numeric)
     notes: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(40), default="api")
@@ -572,3 +574,100 @@ class AccountingSync(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CreditNote(Base):
+    """A numbered credit note against one issued invoice (its own gapless series, e.g. ``CN-2026-000001``).
+
+    ``idempotency_key`` is unique per invoice: the same request twice is one credit note;
+    ``request_hash`` tells a repeat from a different request reusing the key. ``to_customer_credit`` is
+    the part beyond what was still due on the invoice, which became customer credit."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "idempotency_key", name="uq_credit_notes_invoice_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    series: Mapped[str] = mapped_column(String(40))
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    subtotal: Mapped[Decimal] = mapped_column(Numeric)
+    tax_total: Mapped[Decimal] = mapped_column(Numeric)
+    total: Mapped[Decimal] = mapped_column(Numeric)
+    to_customer_credit: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    issue_date: Mapped[date] = mapped_column(Date)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200), default="api")
+    pdf_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    invoice: Mapped[Invoice] = relationship(lazy="joined")
+    lines: Mapped[list[CreditNoteLine]] = relationship(
+        back_populates="credit_note", cascade="all, delete-orphan", order_by="CreditNoteLine.position", lazy="selectin"
+    )
+
+
+class CreditNoteLine(Base):
+    __tablename__ = "credit_note_lines"
+    __table_args__ = (UniqueConstraint("credit_note_id", "position", name="uq_credit_note_lines_position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    credit_note_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("credit_notes.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric)
+    discount_percent: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    discount_amount: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    gross: Mapped[Decimal] = mapped_column(Numeric)
+    discount: Mapped[Decimal] = mapped_column(Numeric)
+    net: Mapped[Decimal] = mapped_column(Numeric)
+
+    credit_note: Mapped[CreditNote] = relationship(back_populates="lines")
+
+
+class CustomerCreditEntry(Base):
+    """The customer credit ledger, per customer and currency: + when an overpayment or a credit note
+    beyond the amount due creates credit, − when credit is applied to an invoice (or refunded). The
+    balance is the sum and never goes below zero (applications lock the customer row). ``dedupe_key``
+    makes every entry exactly-once under activity retries."""
+
+    __tablename__ = "customer_credit_entries"
+    __table_args__ = (Index("ix_customer_credit_entries_customer_currency", "customer_id", "currency"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Numeric)  # signed
+    kind: Mapped[str] = mapped_column(String(20))  # overpayment | credit_note | applied | refund
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    credit_note_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("credit_notes.id"))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Refund(Base):
+    """Money returned against one recorded payment. On an open invoice it reopens the amount due; on a
+    paid or credited invoice it pays out the customer credit that invoice created. ``idempotency_key``
+    is unique (API key, or ``stripe-refund:<re_ id>``): a repeated request or event is one refund."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(16))  # reopened | credit
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(200), default="api")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

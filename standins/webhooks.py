@@ -228,3 +228,20 @@ def stripe_payment_objects(invoice_id: str, amount_minor: int, currency: str = "
                          "amount_paid": amount_minor, "amount_remaining": 0, "currency": currency, "status": "paid",
                          "payment_intent": intent, "metadata": meta, "lines": {"object": "list", "data": []}},
     }
+
+
+def stripe_refund_objects(intent: str, amount_minor: int, currency: str = "usd", *, refund_id: str | None = None,
+                          status: str = "succeeded") -> dict[str, dict[str, Any]]:
+    """One refund of the PaymentIntent ``intent`` as each event type shows it: the Refund object
+    (``refund.created``/``refund.updated``) and the Charge with its ``refunds`` list (``charge.refunded``,
+    API versions that still embed it)."""
+    refund_id = refund_id or f"re_{uuid.uuid4().hex[:24]}"
+    charge = f"ch_{intent[3:]}"
+    refund = {"id": refund_id, "object": "refund", "amount": amount_minor, "currency": currency, "status": status,
+              "payment_intent": intent, "charge": charge, "reason": "requested_by_customer"}
+    return {
+        "refund.created": refund,
+        "charge.refunded": {"id": charge, "object": "charge", "payment_intent": intent, "amount_refunded": amount_minor,
+                            "currency": currency, "refunded": False,
+                            "refunds": {"object": "list", "data": [refund], "has_more": False}},
+    }

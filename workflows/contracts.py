@@ -38,6 +38,9 @@ class ActivityName:
     CREATE_PROJECT_FROM_DEAL = "create_project_from_deal"
     SYNC_ACCOUNTING = "sync_accounting"
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
+    ISSUE_CREDIT_NOTE = "issue_credit_note"
+    APPLY_REFUND = "apply_refund"
+    RENDER_CREDIT_NOTE_PDF = "render_credit_note_pdf"
 
 
 @dataclass
@@ -106,6 +109,7 @@ class EmailRequest:
     estimate_id: str | None = None  # kind "estimate": the email is about an estimate, not an invoice
     approval: ApprovalLinkSpec | None = None  # signed-link facts for approval emails
     comment: str = ""
+    credit_note_id: str | None = None  # kind "credit_note": which credit note the email carries
 
 
 @dataclass
@@ -277,6 +281,7 @@ class InvoiceState:
     awaiting_approvers: list[str] = field(default_factory=list)
     accounting_status: str = ""  # pending | synced | skipped | sync_failed
     accounting_error: str = ""
+    amount_credited: str = "0"  # sum of the invoice's credit notes
 
 
 @dataclass
@@ -559,6 +564,7 @@ class AccountingAction:
     INVOICE = "invoice"  # the issued invoice with every line (create, or update to this revision)
     PAYMENT = "payment"  # one payment, linked to the synced invoice
     VOID = "void"
+    CREDIT_NOTE = "credit_note"  # one credit note (credit_note_id) against the synced invoice
 
 
 @dataclass
@@ -566,6 +572,7 @@ class AccountingSyncRequest:
     invoice_id: str
     action: str  # AccountingAction
     payment_id: str | None = None
+    credit_note_id: str | None = None
 
 
 @dataclass
@@ -577,3 +584,78 @@ class AccountingSyncResult:
 
 
 ACCOUNTING_VALIDATION_ERROR = "AccountingValidation"  # non-retryable: an operator fixes the mapping, then retries
+
+
+# --- Credit notes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CreditNoteInput:
+    """``POST /invoices/{id}/credit-notes``: the whole invoice (``full``) or ``lines``, with a reason."""
+
+    reason: str
+    idempotency_key: str
+    full: bool = False
+    lines: list[TermsLine] = field(default_factory=list)
+    actor: str = "api"
+    request_hash: str = ""  # digest of the API body: the same key with another body is refused
+
+
+@dataclass
+class CreditNoteRequest:
+    invoice_id: str
+    credit_note: CreditNoteInput
+    past_due: bool
+    as_of: datetime  # workflow time: the credit note's date is this instant in the client's timezone
+
+
+@dataclass
+class CreditNoteOutcome:
+    credit_note_id: str
+    number: str
+    duplicate: bool
+    total: str
+    to_customer_credit: str
+    status: str
+    amount_paid: str
+    amount_credited: str
+    amount_due: str
+    credit: str
+
+
+@dataclass
+class CreditNoteRenderRequest:
+    credit_note_id: str
+
+
+# --- Refunds --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefundInput:
+    """Money returned against one recorded payment (``POST /invoices/{id}/refunds``, Stripe refunds)."""
+
+    payment_id: str
+    amount: str
+    idempotency_key: str
+    reason: str = ""
+    reference: str = ""
+    actor: str = "api"
+
+
+@dataclass
+class RefundRequest:
+    invoice_id: str
+    refund: RefundInput
+    past_due: bool
+
+
+@dataclass
+class RefundOutcome:
+    refund_id: str
+    duplicate: bool
+    kind: str  # reopened (the amount is due again) | credit (the invoice's customer credit paid out)
+    status: str
+    amount_paid: str
+    amount_due: str
+    credit: str

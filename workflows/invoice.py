@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from billing.credits import CreditRefused, check_credit_amount
     from billing.currency import normalize_currency
     from billing.errors import MoneyError
     from billing.money import parse_decimal, require_minor_units
@@ -44,6 +45,10 @@ with workflow.unsafe.imports_passed_through():
         RouteRequest,
         SubmitInput,
         CloseRequest,
+        CreditNoteInput,
+        CreditNoteOutcome,
+        CreditNoteRenderRequest,
+        CreditNoteRequest,
         EmailRequest,
         EmailResult,
         EventRecord,
@@ -54,6 +59,9 @@ with workflow.unsafe.imports_passed_through():
         IssueRequest,
         PaymentInput,
         PaymentOutcome,
+        RefundInput,
+        RefundOutcome,
+        RefundRequest,
         RenderedPdf,
         RenderRequest,
         StatusChange,
@@ -97,6 +105,10 @@ ACCOUNTING_RETRY = RetryPolicy(
     non_retryable_error_types=[ACCOUNTING_VALIDATION_ERROR, "InvoiceNotFound"],
 )
 ACCOUNTING_TIMEOUT = timedelta(minutes=2)
+# Marks histories that issued a credit note (the Update is new; the marker documents the code path).
+CREDIT_NOTES_PATCH = "credit-notes-v1"
+# Marks histories that recorded a refund of an open invoice's payment.
+REFUNDS_PATCH = "refunds-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -109,6 +121,7 @@ class InvoiceWorkflow:
         self._total: Decimal | None = None
         self._amount_paid = Decimal(0)
         self._credit = Decimal(0)
+        self._credited = Decimal(0)  # sum of credit notes; stays 0 in histories from before credit notes
         self._past_due = False
         self._next_step = 0
         self._pdf_key: str | None = None
@@ -436,7 +449,7 @@ class InvoiceWorkflow:
     def _amount_due(self) -> Decimal:
         if self._total is None:
             return Decimal(0)
-        return max(self._total - self._amount_paid, Decimal(0))
+        return max(self._total - self._amount_paid - self._credited, Decimal(0))
 
     def _next_deadline(self) -> datetime | None:
         if self._issued is None:
@@ -479,6 +492,7 @@ class InvoiceWorkflow:
         to: list[str] | None = None,
         approval: ApprovalLinkSpec | None = None,
         comment: str = "",
+        credit_note_id: str | None = None,
     ) -> EmailResult:
         result = await workflow.execute_activity(
             ActivityName.SEND_EMAIL,
@@ -491,6 +505,7 @@ class InvoiceWorkflow:
                 to=to,
                 approval=approval,
                 comment=comment,
+                credit_note_id=credit_note_id,
             ),
             result_type=EmailResult,
             start_to_close_timeout=EMAIL_TIMEOUT,
@@ -504,7 +519,9 @@ class InvoiceWorkflow:
     async def _settle(self, *, event: str) -> None:
         """Recompute the status from money and time, persist it if it changed, publish it."""
         assert self._total is not None
-        status = settle_status(total=self._total, amount_paid=self._amount_paid, past_due=self._past_due)
+        status = settle_status(
+            total=self._total, amount_paid=self._amount_paid, past_due=self._past_due, amount_credited=self._credited
+        )
         if status != self._status:
             await self._persist_status(status, event=event)
 
@@ -623,6 +640,11 @@ class InvoiceWorkflow:
                 f"invoice has payments of {self._amount_paid} {self._input.currency}; "
                 "refund them or issue a credit note instead of voiding"
             )
+        if self._credited > 0:
+            raise ValueError(
+                f"invoice has credit notes for {self._credited} {self._input.currency}; "
+                "credit the rest with a credit note instead of voiding"
+            )
 
     @workflow.update
     async def mark_uncollectible(self, request: UncollectibleInput) -> InvoiceState:
@@ -652,11 +674,133 @@ class InvoiceWorkflow:
         if status == InvoiceStatus.VOID:
             self._queue_sync(AccountingAction.VOID)
 
+    # ------------------------------------------------------------------ credit notes
+
+    @workflow.update
+    async def issue_credit_note(self, request: CreditNoteInput) -> CreditNoteOutcome:
+        """Number and persist a credit note, reduce the amount due (settling the status: ``credited``
+        when the whole total is credited, ``paid`` when the rest is paid), then render its PDF, email it
+        to the client and queue its accounting sync. Duplicates (same key) change nothing."""
+        workflow.patched(CREDIT_NOTES_PATCH)
+        invoice_id = self._input.invoice_id
+        async with self._lock:
+            if self._status not in OPEN_STATES:
+                raise ApplicationError(f"invoice is {self._status}; it takes no credit notes", type="InvoiceClosed")
+            outcome = await workflow.execute_activity(
+                ActivityName.ISSUE_CREDIT_NOTE,
+                CreditNoteRequest(invoice_id=invoice_id, credit_note=request, past_due=self._past_due, as_of=workflow.now()),
+                result_type=CreditNoteOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="Number and record credit note",
+            )
+            self._amount_paid = Decimal(outcome.amount_paid)
+            self._credited = Decimal(outcome.amount_credited)
+            self._credit = Decimal(outcome.credit)
+            self._note(
+                "credit_note.duplicate" if outcome.duplicate else "credit_note.issued",
+                f"{outcome.number}: {outcome.total} {self._input.currency}",
+            )
+            if not outcome.duplicate:
+                self._queue_sync(AccountingAction.CREDIT_NOTE, credit_note_id=outcome.credit_note_id)
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", f"credit note {outcome.number}")
+            self._publish()
+        if not outcome.duplicate:
+            pdf = await workflow.execute_activity(
+                ActivityName.RENDER_CREDIT_NOTE_PDF,
+                CreditNoteRenderRequest(credit_note_id=outcome.credit_note_id),
+                result_type=RenderedPdf,
+                start_to_close_timeout=RENDER_TIMEOUT,
+                retry_policy=SIDE_EFFECT_RETRY,
+                summary="Render credit note PDF",
+            )
+            self._note("credit_note.pdf_rendered", pdf.key)
+            await self._send_email(
+                "credit_note",
+                key=f"invoice:{invoice_id}:credit_note:{outcome.credit_note_id}",
+                attach_pdf_key=pdf.key,
+                credit_note_id=outcome.credit_note_id,
+            )
+        return outcome
+
+    @issue_credit_note.validator
+    def _validate_credit_note(self, request: CreditNoteInput) -> None:
+        if self._issued is None or self._total is None:
+            raise ValueError("invoice is not issued yet; credit notes are issued against issued invoices")
+        if self._status not in OPEN_STATES:
+            raise ValueError(
+                f"invoice is {self._status}; credit notes are issued on open, overdue or partially paid invoices"
+            )
+        if not request.reason.strip():
+            raise ValueError("reason: say why the invoice is credited")
+        if not request.idempotency_key:
+            raise ValueError("idempotency_key is required")
+        if request.full == bool(request.lines):
+            raise ValueError('give either "full": true or "lines", not both and not neither')
+        try:
+            amount = self._total if request.full else compute_totals(parse_lines(request.lines), self._input.currency).total
+            check_credit_amount(
+                amount, total=self._total, credited=self._credited, currency=self._input.currency,
+                number=self._issued.number, full=request.full,
+            )
+        except (MoneyError, CreditRefused) as exc:
+            raise ValueError(str(exc)) from None
+
+    # ------------------------------------------------------------------ refunds
+
+    @workflow.update
+    async def record_refund(self, refund: RefundInput) -> RefundOutcome:
+        """Money returned on an open invoice is owed again: the amount due rises and the status is
+        settled again (e.g. partially paid → open). Refunds of closed invoices do not come here."""
+        workflow.patched(REFUNDS_PATCH)
+        async with self._lock:
+            if self._status not in OPEN_STATES:
+                raise ApplicationError(f"invoice is {self._status}; refund it through its customer credit", type="InvoiceClosed")
+            outcome = await workflow.execute_activity(
+                ActivityName.APPLY_REFUND,
+                RefundRequest(invoice_id=self._input.invoice_id, refund=refund, past_due=self._past_due),
+                result_type=RefundOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="Record refund",
+            )
+            self._amount_paid = Decimal(outcome.amount_paid)
+            self._credit = Decimal(outcome.credit)
+            self._note("refund.duplicate" if outcome.duplicate else "refund.recorded", f"{refund.amount} {self._input.currency}")
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", "refund")
+            self._publish()
+            return outcome
+
+    @record_refund.validator
+    def _validate_refund(self, refund: RefundInput) -> None:
+        if self._issued is None or self._status not in OPEN_STATES:
+            raise ValueError(f"invoice is {self._status}; only payments of an open invoice are refunded through it")
+        if not refund.idempotency_key:
+            raise ValueError("idempotency_key is required")
+        try:
+            amount = require_minor_units(parse_decimal(refund.amount, field="amount"), self._input.currency, field="amount")
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        if amount <= 0:
+            raise ValueError("amount: must be greater than 0")
+        if amount > self._amount_paid:
+            raise ValueError(f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} paid on this invoice")
+
     # ------------------------------------------------------------------ accounting sync
 
-    def _queue_sync(self, action: str, payment_id: str | None = None) -> None:
+    def _queue_sync(self, action: str, payment_id: str | None = None, credit_note_id: str | None = None) -> None:
         if self._sync_enabled:
-            self._sync_queue.append(AccountingSyncRequest(invoice_id=self._input.invoice_id, action=action, payment_id=payment_id))
+            self._sync_queue.append(
+                AccountingSyncRequest(
+                    invoice_id=self._input.invoice_id, action=action, payment_id=payment_id, credit_note_id=credit_note_id
+                )
+            )
             if self._sync_status != "sync_failed":
                 self._sync_status = "pending"
 
@@ -721,6 +865,7 @@ class InvoiceWorkflow:
             awaiting_approvers=self._awaiting_approvers(),
             accounting_status=self._sync_status,
             accounting_error=self._sync_error,
+            amount_credited=str(self._credited),
         )
 
     def _awaiting_approvers(self) -> list[str]:

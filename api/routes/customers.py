@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator
 from api.schemas import CustomerCreate, CustomerOut
+from persistence import customer_credit
 from persistence.models import Customer, CustomerExternalId
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -83,7 +84,11 @@ async def list_customers(
 async def get_customer(customer_id: uuid.UUID, db: DbDep, _: Operator) -> CustomerOut:
     def tx(session: Session) -> CustomerOut | None:
         c = session.get(Customer, customer_id)
-        return customer_out(c) if c else None
+        if c is None:
+            return None
+        out = customer_out(c)
+        out.credit = {cur: str(amount) for cur, amount in customer_credit.balances(session, c.id).items()}
+        return out
 
     found = await db.run(tx)
     if found is None:

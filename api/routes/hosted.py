@@ -21,6 +21,7 @@ from api.deps import DbDep, SettingsDep
 from api.routes.approval_pages import page, result
 from billing.money import format_money
 from invoiceflow.links import LinkError, verify_invoice_page
+from persistence import credit_notes as notes
 from persistence import invoices as repo
 
 router = APIRouter(tags=["hosted invoice page"], include_in_schema=False)
@@ -31,9 +32,10 @@ TIMELINE_KINDS = {
     "viewed": "Viewed", "email.reminder.sent": "Reminder sent", "status.overdue": "Overdue",
     "payment.recorded": "Payment received", "status.partially_paid": "Partially paid", "status.paid": "Paid",
     "email.payment_receipt.sent": "Receipt sent", "status.void": "Void", "status.uncollectible": "Written off",
+    "credit_note.issued": "Credit note issued", "credit.applied": "Credit applied", "status.credited": "Credited",
 }
 STATUS_LABELS = {"open": "Open", "overdue": "Overdue", "partially_paid": "Partially paid", "paid": "Paid",
-                 "void": "Void", "uncollectible": "Written off"}
+                 "void": "Void", "uncollectible": "Written off", "credited": "Credited"}
 
 
 def _visitor(request: Request) -> tuple[str, str, str]:
@@ -87,6 +89,14 @@ async def hosted_invoice(token: str, request: Request, db: DbDep, settings: Sett
                        "unit_price": format_money(l.unit_price, cur), "net": format_money(l.net, cur)} for l in invoice.lines],
             "timeline": [{"kind": e.kind, "label": TIMELINE_KINDS[e.kind], "at": e.at.strftime("%Y-%m-%d %H:%M UTC")}
                          for e in events],
+            "amount_paid": format_money(invoice.amount_paid, cur) if invoice.amount_paid else "",
+            "amount_credited": format_money(invoice.amount_credited, cur) if invoice.amount_credited else "",
+            "credit_notes": [
+                {"number": n.number, "total": format_money(n.total, cur), "reason": n.reason,
+                 "issue_date": n.issue_date.isoformat(),
+                 "pdf_url": f"/i/{token}/credit-notes/{n.id}/pdf" if n.pdf_key else None}
+                for n in notes.for_invoice(session, invoice.id)
+            ],
         }
 
     context = await db.run(tx)
@@ -110,6 +120,29 @@ async def hosted_pdf(token: str, db: DbDep, settings: SettingsDep) -> Response:
             return None
         document = session.get(Document, invoice.pdf_key) if invoice.pdf_key else None
         return (document.content, invoice.number or "invoice") if document is not None else None
+
+    found = await db.run(tx)
+    if found is None:
+        return Response(status_code=404)
+    content, number = found
+    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+
+
+@router.get("/i/{token}/credit-notes/{credit_note_id}/pdf")
+async def hosted_credit_note_pdf(token: str, credit_note_id: uuid.UUID, db: DbDep, settings: SettingsDep) -> Response:
+    """A credit note of the invoice behind the link (and only of that invoice)."""
+    invoice_id = _invoice_id(settings, token)
+    if invoice_id is None:
+        return Response(status_code=400)
+
+    def tx(session: Session) -> tuple[bytes, str] | None:
+        from persistence.models import CreditNote, Document
+
+        note = session.get(CreditNote, credit_note_id)
+        if note is None or note.invoice_id != invoice_id or note.pdf_key is None:
+            return None
+        document = session.get(Document, note.pdf_key)
+        return (document.content, note.number) if document is not None else None
 
     found = await db.run(tx)
     if found is None:

@@ -30,6 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
     AccountingOut,
     ApprovalDecisionCreate,
@@ -93,6 +94,7 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         amount_paid=_s(invoice.amount_paid),
         amount_due=_s(invoice.amount_due),
         credit=_s(invoice.credit_amount),
+        amount_credited=_s(invoice.amount_credited),
         notes=invoice.notes,
         pdf_url=f"/invoices/{invoice.id}/pdf" if invoice.pdf_key else None,
         created_at=invoice.created_at,
@@ -262,6 +264,8 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
         invoice = repo.get_invoice(session, invoice_id)
         out = invoice_out(invoice, detail=True)
         out.timeline = [EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data) for e in repo.timeline(session, invoice_id)]
+        out.credit_notes = credit_notes_out(session, invoice_id)
+        out.refunds = refunds_out(session, invoice_id)
         sync = session.scalars(
             select(AccountingSync).where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
             .order_by(AccountingSync.updated_at.desc())

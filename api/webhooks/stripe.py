@@ -12,6 +12,12 @@
   `checkout.session.async_payment_succeeded`.
 - An event we cannot match (no metadata, unknown invoice) is kept in the webhook inbox as unmatched and
   answered 202; a payment that arrives before the invoice is open is a 409, so Stripe retries it later.
+- Refunds: `refund.created` / `refund.updated` (a Refund object) and `charge.refunded` (a Charge with
+  `refunds.data`) record each *succeeded* refund once, keyed by its `re_` id whichever events report it,
+  against our payment of the same PaymentIntent (semantics in `persistence.refunds`). Newer API versions
+  no longer embed `refunds` in the Charge: such a `charge.refunded` is ignored and the Refund events carry
+  it. A refund we cannot match or apply (a closed invoice without that much unused credit) goes to the
+  inbox as unmatched with the reason, answered 202: the money has left, an operator has to look.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from billing.currency import normalize_currency
 from billing.errors import MoneyError
 from billing.money import from_minor
 from persistence import webhook_inbox as inbox
+from persistence import refunds as refund_repo
 from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
-from workflows.contracts import PaymentInput
+from workflows.contracts import PaymentInput, RefundInput
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -50,6 +57,9 @@ PAYMENT_EVENTS = {
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
 }
+
+
+REFUND_EVENTS = {"refund.created", "refund.updated", "charge.refunded"}
 
 
 def _malformed(message: str) -> HTTPException:
@@ -116,6 +126,8 @@ async def stripe(request: Request) -> JSONResponse:
         raise _malformed(f"body is not JSON: {exc}") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise _malformed("body: a Stripe event has a string id and type")
+    if event["type"] in REFUND_EVENTS:
+        return await _refunds(request, event)
     payment = parse_payment(event)
     if payment is None:
         return JSONResponse({"status": "ignored", "type": event["type"]})
@@ -157,6 +169,98 @@ async def stripe(request: Request) -> JSONResponse:
         raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
     return JSONResponse({"status": "recorded", "event": event["id"], "invoice_id": str(invoice.id),
                          "invoice_status": getattr(outcome, "status", "")})
+
+
+def parse_refunds(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The succeeded refunds an event reports: ``id`` (re_), amount (Decimal), currency, the paid object's
+    key (PaymentIntent id, else charge id). Pending, failed and canceled refunds record nothing yet."""
+    obj = (event.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        raise _malformed("data.object: expected an object")
+    if event["type"] == "charge.refunded":
+        listed = obj.get("refunds")
+        items = listed.get("data") if isinstance(listed, dict) else None
+        if not isinstance(items, list):
+            return []  # newer API versions: the Refund events carry each refund
+        raw = [dict(item, payment_intent=item.get("payment_intent") or obj.get("payment_intent"),
+                    charge=item.get("charge") or obj.get("id"), currency=item.get("currency") or obj.get("currency"))
+               for item in items if isinstance(item, dict)]
+    else:
+        raw = [obj]
+    found: list[dict[str, Any]] = []
+    for item in raw:
+        if item.get("status") != "succeeded":
+            continue
+        refund_id, minor, currency = item.get("id"), item.get("amount"), item.get("currency")
+        if not isinstance(refund_id, str):
+            raise _malformed("refund id: expected a string")
+        if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
+            raise _malformed(f"refund amount: expected a positive integer in minor units, got {minor!r}")
+        if not isinstance(currency, str):
+            raise _malformed("refund currency: expected a currency code")
+        try:
+            code = normalize_currency(currency.upper())
+            amount = from_minor(minor, code)
+        except MoneyError as exc:
+            raise _malformed(f"refund currency: {exc}") from None
+        intent, charge = item.get("payment_intent"), item.get("charge")
+        intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+        charge_id = charge if isinstance(charge, str) else (charge.get("id") if isinstance(charge, dict) else None)
+        if not (intent_id or charge_id):
+            raise _malformed("refund: names neither a payment_intent nor a charge")
+        found.append({"id": refund_id, "amount": amount, "currency": code,
+                      "payment_keys": [f"stripe:{k}" for k in (intent_id, charge_id) if k]})
+    return found
+
+
+async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
+    from api.routes.refunds import refund_payment  # the operator API's refund path, shared
+
+    db: Db = request.app.state.db
+    results: list[dict[str, str]] = []
+    for refund in parse_refunds(event):
+
+        def match(session: Session, refund: dict[str, Any] = refund) -> Payment | None:
+            if refund_repo.find(session, f"stripe-refund:{refund['id']}") is not None:
+                return None
+            return session.scalars(select(Payment).where(Payment.idempotency_key.in_(refund["payment_keys"]))).first()
+
+        def park(session: Session, note: str, refund: dict[str, Any] = refund) -> None:
+            row = inbox.record(session, InboundEvent("stripe", f"{event['id']}:{refund['id']}", "refund", "stripe", refund["id"],
+                                                     summary={"type": event["type"], "amount": str(refund["amount"])}), event)
+            inbox.mark(session, row.id, "unmatched", note=note[:2000])
+
+        payment = await db.run(match)
+        if payment is None:
+            if await db.run(lambda s, r=refund: refund_repo.find(s, f"stripe-refund:{r['id']}")) is not None:
+                results.append({"refund": refund["id"], "status": "duplicate"})
+                continue
+            await db.run(lambda s: park(s, "no payment of ours for this refund's payment_intent/charge"))
+            results.append({"refund": refund["id"], "status": "unmatched"})
+            continue
+        if refund["currency"] != payment.currency:
+            raise _malformed(f"currency: the refund is in {refund['currency']}, the payment in {payment.currency}")
+        try:
+            outcome = await refund_payment(
+                db, request.app.state.temporal, payment.invoice_id,
+                RefundInput(payment_id=str(payment.id), amount=str(refund["amount"]), idempotency_key=f"stripe-refund:{refund['id']}",
+                            reason="refunded in Stripe", reference=refund["id"], actor="stripe"),
+            )
+        except HTTPException as exc:
+            if exc.status_code not in (409, 422):
+                raise
+            note = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+            await db.run(lambda s, note=note: park(s, f"refund not applied: {note}"))
+            results.append({"refund": refund["id"], "status": "unmatched"})
+            continue
+        except (RPCError, RuntimeError) as exc:
+            raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
+        results.append({"refund": refund["id"], "status": "duplicate" if outcome.duplicate else "recorded",
+                        "invoice_status": outcome.status})
+    if not results:
+        return JSONResponse({"status": "ignored", "type": event["type"], "event": event["id"]})
+    unmatched = any(r["status"] == "unmatched" for r in results)
+    return JSONResponse({"status": "processed", "event": event["id"], "refunds": results}, status_code=202 if unmatched else 200)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

@@ -4,8 +4,10 @@ Faithful where our connector depends on it (shapes from xero_accounting.yaml, ch
 bearer token + ``xero-tenant-id`` (403 without it), ``Idempotency-Key`` replay for 6 minutes (a reused
 key with another body → 400), per-tenant 60/min, 5 concurrent and 5,000/day quotas answered with 429,
 ``Retry-After`` and ``X-Rate-Limit-Problem``, ValidationException bodies with Elements[].ValidationErrors,
-AUTHORISED → PAID on full payment, VOIDED only without payments, unique InvoiceNumber. Validation
-messages marked [K] are plausible wording, not verified against live Xero.
+AUTHORISED → PAID on full payment, VOIDED only without payments, unique InvoiceNumber; CreditNotes
+(ACCRECCREDIT, unique CreditNoteNumber, ``where=CreditNoteNumber=="..."``) and their Allocations to
+invoices (no more than the credit left or the invoice's amount due; AmountCredited, AmountDue and PAID
+follow). Validation messages marked [K] are plausible wording, not verified against live Xero.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class XeroState:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(IDEMPOTENCY_TTL_S))
@@ -253,7 +256,7 @@ class _Handlers:
             if current["Status"] in ("VOIDED", "DELETED"):
                 raise Invalid(["Invoice not of valid status for modification"])
             changes_money = "LineItems" in element or status in ("VOIDED", "DELETED")
-            if current["AmountPaid"] > 0 and changes_money:
+            if (current["AmountPaid"] > 0 or current.get("AmountCredited", 0) > 0) and changes_money:
                 raise Invalid([
                     "This document cannot be edited as it has a payment or credit note allocated to it."
                 ])
@@ -309,7 +312,8 @@ class _Handlers:
         invoice["TotalTax"] = sum((i["TaxAmount"] for i in invoice["LineItems"]), zero)
         invoice["Total"] = invoice["SubTotal"] + invoice["TotalTax"]
         invoice["AmountPaid"] = money(invoice["AmountPaid"], places)
-        invoice["AmountDue"] = zero if status in ("VOIDED", "DELETED") else invoice["Total"] - invoice["AmountPaid"]
+        credited = money(invoice.get("AmountCredited", zero), places)
+        invoice["AmountDue"] = zero if status in ("VOIDED", "DELETED") else invoice["Total"] - invoice["AmountPaid"] - credited
         invoice["Status"] = status
         invoice["UpdatedDateUTC"] = _now_ms()
         return invoice
@@ -446,6 +450,108 @@ class _Handlers:
             return _validation(echoes)
         return 200, _envelope("Payments", saved)
 
+    # Credit notes
+
+    def _find_credit_note(self, ref: str) -> dict[str, Any] | None:
+        if ref in self.s.credit_notes:
+            return self.s.credit_notes[ref]
+        return next((c for c in self.s.credit_notes.values() if c["CreditNoteNumber"] == ref), None)
+
+    def put_credit_notes(self, unitdp: int) -> Callable[[Any], HandlerResult]:
+        def run(body: Any) -> HandlerResult:
+            elements = list((body or {}).get("CreditNotes") or [])
+            built, echoes, failed = [], [], False
+            for element in elements:
+                errors: list[str] = []
+                if element.get("Type") != "ACCRECCREDIT":
+                    errors.append("Only ACCRECCREDIT credit notes are modelled by this stand-in")
+                contact = self.s.contacts.get(str((element.get("Contact") or {}).get("ContactID") or ""))
+                if contact is None:
+                    errors.append("A Contact must be specified for this type of transaction")  # [K]
+                number = str(element.get("CreditNoteNumber") or f"CN-{len(self.s.credit_notes) + 1:04d}")
+                if any(c["CreditNoteNumber"] == number for c in self.s.credit_notes.values()):
+                    errors.append("Credit Note # must be unique.")  # [K]
+                currency = str(element.get("CurrencyCode") or "USD").upper()
+                issued = _parse_date(element.get("Date"), "Date", errors)
+                if element.get("LineAmountTypes", "Exclusive") != "Exclusive":
+                    errors.append("Only Exclusive line amounts are modelled by this stand-in")
+                lines = self._lines(list(element.get("LineItems") or []), currency, unitdp, errors)
+                if errors:
+                    failed = True
+                    echoes.append({**element, "HasErrors": True, "ValidationErrors": [{"Message": m} for m in errors]})
+                    continue
+                assert contact is not None and issued is not None
+                zero = money(Decimal(0), MINOR_UNITS.get(currency, 2))
+                subtotal = sum((line["LineAmount"] for line in lines), zero)
+                tax = sum((line["TaxAmount"] for line in lines), zero)
+                built.append({
+                    "Type": "ACCRECCREDIT", "CreditNoteID": str(uuid.uuid4()), "CreditNoteNumber": number,
+                    "Contact": dict(contact), "Date": ms_date(issued), "DateString": f"{issued.isoformat()}T00:00:00",
+                    "Status": element.get("Status", "AUTHORISED"), "LineAmountTypes": "Exclusive", "LineItems": lines,
+                    "SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax, "RemainingCredit": subtotal + tax,
+                    "CurrencyCode": currency, "Reference": str(element.get("Reference") or ""), "Allocations": [],
+                    "UpdatedDateUTC": _now_ms(),
+                })
+                echoes.append(element)
+            if failed or not elements:
+                return _validation(echoes or [{"ValidationErrors": [{"Message": "No credit notes given"}]}])
+            for note in built:
+                self.s.credit_notes[note["CreditNoteID"]] = note
+            return 200, _envelope("CreditNotes", built)
+        return run
+
+    def get_credit_notes(self, query: dict[str, str]) -> Callable[[Any], HandlerResult]:
+        """Only the filter the connector uses: ``where=CreditNoteNumber=="CN-..."``."""
+        def run(_: Any) -> HandlerResult:
+            found = list(self.s.credit_notes.values())
+            where = query.get("where", "")
+            if where:
+                field_name, _, value = where.partition("==")
+                if field_name.strip() != "CreditNoteNumber":
+                    return _validation([{"ValidationErrors": [{"Message": f"unsupported where {where!r}"}]}])
+                found = [c for c in found if c["CreditNoteNumber"] == value.strip().strip('"')]
+            return 200, _envelope("CreditNotes", found)
+        return run
+
+    def put_allocations(self, ref: str) -> Callable[[Any], HandlerResult]:
+        def run(body: Any) -> HandlerResult:
+            note = self._find_credit_note(ref)
+            if note is None:
+                return 404, "The resource you're looking for cannot be found"
+            saved = []
+            for element in list((body or {}).get("Allocations") or []):
+                invoice_ref = (element.get("Invoice") or {}).get("InvoiceID")
+                invoice = self._find_invoice(str(invoice_ref or ""))
+                amount = to_decimal(element.get("Amount", 0))
+                errors: list[str] = []
+                if invoice is None:
+                    errors.append("Invoice could not be found")  # [K]
+                elif invoice["Status"] != "AUTHORISED":
+                    errors.append("Allocations can only be made against an AUTHORISED invoice")  # [K]
+                elif amount <= 0 or amount > note["RemainingCredit"] or amount > invoice["AmountDue"]:
+                    errors.append("The amount allocated exceeds the credit remaining or the amount due")  # [K]
+                if errors:
+                    return _validation([{**element, "ValidationErrors": [{"Message": m} for m in errors]}])
+                assert invoice is not None
+                amount = money(amount, MINOR_UNITS.get(invoice["CurrencyCode"], 2))
+                allocation = {"AllocationID": str(uuid.uuid4()), "Amount": amount, "Date": element.get("Date"),
+                              "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]}}
+                note["Allocations"] = [*note["Allocations"], allocation]
+                note["RemainingCredit"] -= amount
+                if note["RemainingCredit"] == 0:
+                    note["Status"] = "PAID"
+                invoice["AmountCredited"] = invoice.get("AmountCredited", Decimal(0)) + amount
+                invoice["AmountDue"] -= amount
+                invoice["CreditNotes"] = [*invoice.get("CreditNotes", []),
+                                          {"CreditNoteID": note["CreditNoteID"], "CreditNoteNumber": note["CreditNoteNumber"],
+                                           "AppliedAmount": amount}]
+                if invoice["AmountDue"] == 0:
+                    invoice["Status"] = "PAID"
+                invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = _now_ms()
+                saved.append(allocation)
+            return 200, _envelope("Allocations", saved)
+        return run
+
     def get_collection(self, key: str) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             if key == "Accounts":
@@ -550,6 +656,14 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
             return await run(request, handlers.get_collection("Payments"), write=False)
         return await run(request, handlers.put_payments, write=True)
 
+    async def credit_notes(request: Request) -> Response:
+        if request.method == "GET":
+            return await run(request, handlers.get_credit_notes(dict(request.query_params)), write=False)
+        return await run(request, handlers.put_credit_notes(unitdp(request)), write=True)
+
+    async def allocations(request: Request) -> Response:
+        return await run(request, handlers.put_allocations(request.path_params["ref"]), write=True)
+
     async def collection(request: Request) -> Response:
         key = request.url.path.rsplit("/", 1)[-1]
         return await run(request, handlers.get_collection(key), write=False)
@@ -560,6 +674,8 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
         Route(f"{PREFIX}/Invoices", invoices, methods=["GET", "PUT", "POST"]),
         Route(f"{PREFIX}/Invoices/{{ref}}", invoice, methods=["GET", "POST"]),
         Route(f"{PREFIX}/Payments", payments, methods=["GET", "PUT", "POST"]),
+        Route(f"{PREFIX}/CreditNotes", credit_notes, methods=["GET", "PUT"]),
+        Route(f"{PREFIX}/CreditNotes/{{ref}}/Allocations", allocations, methods=["PUT"]),
         Route(f"{PREFIX}/Accounts", collection, methods=["GET"]),
         Route(f"{PREFIX}/TaxRates", collection, methods=["GET"]),
         Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),

@@ -147,3 +147,12 @@ def test_unknown_kind_and_broken_template_are_render_errors(tmp_path: Path) -> N
     (tmp_path / "email" / "invoice.txt").write_text("{% if %}")
     with pytest.raises(RenderError, match=r"email/invoice\.txt"):
         render_email("invoice", CONTEXT, tmp_path)
+
+
+def test_credit_note_email_names_both_documents_and_the_reason() -> None:
+    context = {**CONTEXT, "credit_note_number": "CN-2026-000007", "credit_note_total": "238.00 EUR",
+               "reason": "Two days <not> delivered", "amount_due": "952.00 EUR"}
+    email = render_email("credit_note", context)
+    assert email.subject == f"Credit note CN-2026-000007 for invoice {NUMBER} from Northwind Software GmbH: 238.00 EUR"
+    assert "Reason: Two days <not> delivered" in email.text and "952.00 EUR" in email.text
+    assert "Two days &lt;not&gt; delivered" in email.html and "CN-2026-000007" in email.html

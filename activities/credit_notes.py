@@ -1,0 +1,80 @@
+"""Credit note and refund activities: persist and number a credit note (a single transaction, idempotent
+per key), render its PDF (stored under its own key, like invoice PDFs; the workflow passes the key on),
+and record a refund of an open invoice's payment (idempotent per key)."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio import activity
+
+from activities.documents import credit_note_document
+from activities.invoices import non_retryable
+from activities.pdf import RenderPool, store_document
+from billing.errors import MoneyError
+from invoiceflow.settings import Settings
+from persistence import credit_notes as notes
+from persistence import invoices as repo
+from persistence import refunds
+from persistence.db import session_scope
+from persistence.models import CreditNote
+from workflows.contracts import (
+    ActivityName,
+    CreditNoteOutcome,
+    CreditNoteRenderRequest,
+    CreditNoteRequest,
+    RefundOutcome,
+    RefundRequest,
+    RenderedPdf,
+)
+
+
+def credit_note_pdf_key(note: CreditNote) -> str:
+    return f"credit-notes/{note.id}/{note.number}.pdf"
+
+
+class CreditNoteActivities:
+    def __init__(self, settings: Settings, render_pool: RenderPool | None = None) -> None:
+        self._settings = settings
+        self._url = settings.require_database_url()
+        self._pool = render_pool if render_pool is not None else RenderPool(0)
+
+    @activity.defn(name=ActivityName.ISSUE_CREDIT_NOTE)
+    def issue_credit_note(self, request: CreditNoteRequest) -> CreditNoteOutcome:
+        try:
+            with session_scope(self._url) as session:
+                return notes.issue_credit_note(
+                    session,
+                    uuid.UUID(request.invoice_id),
+                    request.credit_note,
+                    past_due=request.past_due,
+                    as_of=request.as_of,
+                    number_prefix=self._settings.credit_note_number_prefix,
+                )
+        except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
+            raise non_retryable(exc) from exc
+
+    @activity.defn(name=ActivityName.RENDER_CREDIT_NOTE_PDF)
+    def render_credit_note_pdf(self, request: CreditNoteRenderRequest) -> RenderedPdf:
+        try:
+            with session_scope(self._url) as session:
+                note = notes.get_credit_note(session, uuid.UUID(request.credit_note_id))
+                document = credit_note_document(note, self._settings)
+                key = credit_note_pdf_key(note)
+        except repo.InvoiceNotFound as exc:
+            raise non_retryable(exc) from exc
+        content = self._pool.render(document, self._settings.template_dir)
+        with session_scope(self._url) as session:
+            digest = store_document(session, key, content, "application/pdf")
+            stored = session.get(CreditNote, uuid.UUID(request.credit_note_id))
+            assert stored is not None
+            stored.pdf_key = key
+        return RenderedPdf(key=key, sha256=digest, size=len(content))
+
+    @activity.defn(name=ActivityName.APPLY_REFUND)
+    def apply_refund(self, request: RefundRequest) -> RefundOutcome:
+        try:
+            with session_scope(self._url) as session:
+                return refunds.apply_refund(session, uuid.UUID(request.invoice_id), request.refund, past_due=request.past_due)
+        except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
+            raise non_retryable(exc) from exc
