@@ -21,6 +21,7 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
+from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
@@ -55,6 +56,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
     accounting = AccountingActivities(settings)
+    dunning = DunningActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -73,6 +75,8 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         projects.bill_project_trigger,
         projects.create_project_from_deal,
         accounting.sync_accounting,
+        dunning.place_dunning_hold,
+        dunning.release_dunning_holds,
     ]
 
 

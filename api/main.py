@@ -16,6 +16,7 @@ from api.routes import (
     approval_rules,
     billable_items,
     customers,
+    dunning,
     estimates,
     health,
     hosted,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
+    app.include_router(dunning.router)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)

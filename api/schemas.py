@@ -70,6 +70,7 @@ class CustomerCreate(Strict):
     tax_id: str = Field(default="", max_length=64)
     owner_email: EmailStr | None = Field(default=None, description="Internal account owner; overdue escalations go here.")
     reminder_offsets: Offsets | None = Field(default=None, description="Days relative to the due date, e.g. [-3,0,7,14,30].")
+    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="Name of a dunning policy (GET /dunning-policies).")
     external_ids: dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=dict, description="Ids in source systems, e.g. {\"hubspot\": \"123\"}."
     )
@@ -89,6 +90,7 @@ class CustomerOut(BaseModel):
     reminder_offsets: list[int] | None
     external_ids: dict[str, str]
     created_at: datetime
+    dunning_policy: str | None = None
 
 
 # ---------------------------------------------------------------- invoices
@@ -111,6 +113,7 @@ class InvoiceCreate(Strict):
     due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
     reminder_offsets: Offsets | None = None
+    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="A dunning policy by name; wins over the customer's.")
 
 
 class LineOut(BaseModel):
@@ -152,6 +155,20 @@ class AccountingOut(BaseModel):
     synced_at: datetime | None
 
 
+class HoldOut(BaseModel):
+    """A dunning hold on the invoice or its customer; ``active`` while neither released nor resumed."""
+
+    id: uuid.UUID
+    kind: str  # dispute | payment
+    scope: str  # invoice | customer
+    reason: str
+    started_at: datetime
+    resume_at: datetime | None
+    released_at: datetime | None
+    released_by: str | None
+    active: bool
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -176,6 +193,8 @@ class InvoiceOut(BaseModel):
     payments: list[PaymentOut] = Field(default_factory=list)
     timeline: list[EventOut] = Field(default_factory=list)
     accounting: AccountingOut | None = None
+    dunning_policy: str | None = None  # frozen at issue (before: the one it would get)
+    holds: list[HoldOut] = Field(default_factory=list)
 
 
 class InvoicePage(BaseModel):

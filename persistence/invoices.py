@@ -18,19 +18,25 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from billing.money import parse_decimal, require_minor_units
-from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
 from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, credit_from_overpayment, parse_lines
 from persistence import numbering
+from persistence.dunning import (
+    active_customer_holds,
+    add_hold_event,
+    freeze_policy,
+    hold_spec,
+    invoice_plan,
+    requested_policy,
+)
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
     DraftChanges,
     IssuedInvoice,
     PaymentInput,
     PaymentOutcome,
-    ReminderPlanStep,
     invoice_workflow_id,
 )
 
@@ -60,6 +66,7 @@ class NewInvoice:
     subscription_cycle: int | None = None
     period_date: date | None = None
     project_id: uuid.UUID | None = None
+    dunning_policy: str | None = None  # a named policy; wins over the customer's
 
 
 def add_event(
@@ -116,6 +123,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         subscription_cycle=new.subscription_cycle,
         period_date=new.period_date,
         project_id=new.project_id,
+        dunning_policy=new.dunning_policy,
     )
     invoice.lines = _line_rows(new.lines, totals)
     session.add(invoice)
@@ -261,12 +269,22 @@ def issue(
             dedupe_key=f"invoice:{invoice.id}:issued",
         )
     assert invoice.due_date is not None and invoice.issued_at is not None
-    offsets = next(
-        (o for o in (invoice.reminder_offsets, customer.reminder_offsets) if o is not None), list(default_offsets)
-    )
-    plan = reminder_schedule(
-        invoice.due_date, offsets, customer.timezone, send_hour=send_hour, not_before=invoice.issued_at
-    )
+    # Dunning (issue #7): the policy is frozen on the invoice when it is numbered; the plan comes from
+    # the frozen copy (or today's offsets without a policy), and holds on the customer apply at once.
+    if invoice.dunning_snapshot is None and requested_policy(invoice) is not None:
+        freeze_policy(session, invoice)
+        add_event(
+            session, invoice.id, "dunning.policy_frozen", actor="workflow",
+            data={"policy": str(invoice.dunning_snapshot and invoice.dunning_snapshot.get("name"))},
+            dedupe_key=f"invoice:{invoice.id}:dunning_policy",
+        )
+    plan = invoice_plan(invoice, fallback_offsets=default_offsets, send_hour=send_hour)
+    # FOR SHARE on the customer: a customer-wide hold being placed (FOR UPDATE) either committed before
+    # (we see it) or waits for this issue to commit (and then finds this invoice issued).
+    session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update(read=True))
+    holds = active_customer_holds(session, customer.id, as_of)
+    for hold in holds:
+        add_hold_event(session, invoice.id, "dunning.hold_placed", hold, actor=hold.actor)
     return IssuedInvoice(
         invoice_id=str(invoice.id),
         number=invoice.number,
@@ -279,7 +297,9 @@ def issue(
         total=str(invoice.total),
         amount_paid=str(invoice.amount_paid),
         amount_due=str(invoice.amount_due),
-        reminders=[ReminderPlanStep(kind=s.kind, offset_days=s.offset_days, send_at=s.send_at) for s in plan],
+        reminders=plan,
+        holds=[hold_spec(hold) for hold in holds],
+        dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
     )
 
 

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         EmailRequest,
         EmailResult,
         EventRecord,
+        HoldSpec,
         InvoiceResult,
         InvoiceState,
         InvoiceWorkflowInput,
@@ -54,6 +55,11 @@ with workflow.unsafe.imports_passed_through():
         IssueRequest,
         PaymentInput,
         PaymentOutcome,
+        PlaceHoldRequest,
+        ReleaseHoldsRequest,
+        ReleaseInput,
+        ReleasePlan,
+        ReminderPlanStep,
         RenderedPdf,
         RenderRequest,
         StatusChange,
@@ -61,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
         UncollectibleInput,
         VoidInput,
         invoice_workflow_id,
+        reminder_email_key,
+        reminder_step_id,
     )
 
 # Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
@@ -97,6 +105,8 @@ ACCOUNTING_RETRY = RetryPolicy(
     non_retryable_error_types=[ACCOUNTING_VALIDATION_ERROR, "InvoiceNotFound"],
 )
 ACCOUNTING_TIMEOUT = timedelta(minutes=2)
+# Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders (issue #7).
+HOLDS_PATCH = "dunning-holds-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -127,6 +137,10 @@ class InvoiceWorkflow:
         self._sync_status = ""  # "" (none yet) | pending | synced | skipped | sync_failed
         self._sync_error = ""
         self._sync_retry = False
+        self._holds: dict[str, HoldSpec] = {}  # active dunning holds by id
+        self._ended_holds: set[str] = set()
+        self._held_since: datetime | None = None
+        self._wake = False  # holds changed: recompute the next deadline
 
     # ------------------------------------------------------------------ main line
 
@@ -146,14 +160,17 @@ class InvoiceWorkflow:
 
         while self._status not in FINAL_STATUSES:
             deadline = self._next_deadline()
+            self._wake = False  # only hold changes set it, so histories without holds wait as before
             if deadline is None:
-                await workflow.wait_condition(lambda: self._status in FINAL_STATUSES)
-                break
+                await workflow.wait_condition(lambda: self._status in FINAL_STATUSES or self._wake)
+                if self._status in FINAL_STATUSES:
+                    break
+                continue
             remaining = deadline - workflow.now()
             if remaining > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        lambda: self._status in FINAL_STATUSES, timeout=remaining
+                        lambda: self._status in FINAL_STATUSES or self._wake, timeout=remaining
                     )
                 except TimeoutError:
                     pass
@@ -410,6 +427,12 @@ class InvoiceWorkflow:
             summary="Allocate number, fix due date",
         )
         self._issued = issued
+        if issued.holds and workflow.patched(HOLDS_PATCH):
+            # Issued while its customer is on hold: no reminder until that hold ends.
+            self._held_since = workflow.now()
+            for hold in issued.holds:
+                self._holds[hold.hold_id] = hold
+                self._note("dunning.hold_placed", f"{hold.kind}: {hold.reason} (customer)".strip())
         self._total = Decimal(issued.total)
         self._amount_paid = Decimal(issued.amount_paid)
         self._past_due = workflow.now() >= issued.overdue_at
@@ -444,7 +467,10 @@ class InvoiceWorkflow:
         candidates: list[datetime] = []
         if not self._past_due:
             candidates.append(self._issued.overdue_at)
-        if self._next_step < len(self._issued.reminders):
+        if self._holds:
+            # Held: no reminder is due, only the end of a hold that has a resume date.
+            candidates += [h.resume_at for h in self._holds.values() if h.resume_at is not None]
+        elif self._next_step < len(self._issued.reminders):
             candidates.append(self._issued.reminders[self._next_step].send_at)
         return min(candidates) if candidates else None
 
@@ -455,17 +481,131 @@ class InvoiceWorkflow:
             self._past_due = True
             if self._status not in FINAL_STATUSES:
                 await self._settle(event="due_date_passed")
+        if self._holds:
+            ended = [h.hold_id for h in self._holds.values() if h.resume_at is not None and h.resume_at <= now]
+            if ended and self._status not in FINAL_STATUSES:
+                await self._end_holds(ended, actor="workflow", reason="resume_on")
+            if self._holds:
+                return  # still held: nothing goes out
         steps = self._issued.reminders
         while self._next_step < len(steps) and steps[self._next_step].send_at <= now:
             step = steps[self._next_step]
             self._next_step += 1
             if self._status in FINAL_STATUSES:
                 break
+            if step.template:
+                await self._send_policy_step(step)
+                continue
             await self._send_email(
                 step.kind,
                 key=f"invoice:{self._input.invoice_id}:{step.kind}:{step.offset_days}",
                 offset_days=step.offset_days,
             )
+
+    async def _send_policy_step(self, step: ReminderPlanStep) -> None:
+        """A dunning policy step: the client gets the step's template (with the hosted link); internal
+        recipients get an internal notice (the escalation's own template), never the client's text."""
+        invoice_id = self._input.invoice_id
+        internal = [r for r in step.recipients if r != "client"]
+        common = dict(offset_days=step.offset_days, template=step.template, tone=step.tone, step_index=step.step_index)
+        if "client" in step.recipients:
+            await self._send_email(
+                "reminder", key=reminder_email_key(invoice_id, step, "client"), audience="client",
+                recipients=["client"], **common,  # type: ignore[arg-type]
+            )
+        if internal:
+            await self._send_email(
+                "escalation" if step.kind == "escalation" else "dunning_notice",
+                key=reminder_email_key(invoice_id, step, "internal"), audience="internal", recipients=list(step.recipients),
+                **common,  # type: ignore[arg-type]
+            )
+
+    # ------------------------------------------------------------------ dunning holds
+
+    async def _end_holds(self, hold_ids: list[str], *, actor: str, reason: str) -> None:
+        """Holds end (released, resume date reached, payment resolved). When the last one ends, the
+        reminders they held back follow ``reminders_after_hold`` (the release activity decides)."""
+        assert self._issued is not None
+        ending = [i for i in hold_ids if i in self._holds]
+        if not ending:
+            return
+        for hold_id in ending:
+            del self._holds[hold_id]
+            self._ended_holds.add(hold_id)
+        held_from = self._held_since or workflow.now()
+        still_held = bool(self._holds)
+        plan = await workflow.execute_activity(
+            ActivityName.RELEASE_DUNNING_HOLDS,
+            ReleaseHoldsRequest(
+                invoice_id=self._input.invoice_id, hold_ids=ending, held_from=held_from, held_until=workflow.now(),
+                remaining=[] if still_held else list(self._issued.reminders[self._next_step:]), actor=actor,
+                reason=reason,
+            ),
+            result_type=ReleasePlan,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="Release dunning hold",
+        )
+        if still_held:
+            self._note("dunning.hold_released", f"{', '.join(ending)} ({reason}); still held")
+        else:
+            self._issued.reminders = self._issued.reminders[: self._next_step] + plan.send
+            self._held_since = None
+            skipped = ", ".join(reminder_step_id(s) for s in plan.skipped)
+            self._note("dunning.hold_released", f"{reason}; skipped: {skipped or 'none'}")
+        self._wake = True
+
+    @workflow.update
+    async def hold(self, hold: HoldSpec) -> InvoiceState:
+        """Pause dunning (a dispute, a payment in flight): no reminder goes out until the hold ends.
+        Money is untouched; payments are still taken."""
+        async with self._lock:
+            if self._status in FINAL_STATUSES:
+                raise ApplicationError(f"invoice is {self._status}; there is no dunning to hold", type="InvoiceClosed")
+            if hold.hold_id in self._holds or hold.hold_id in self._ended_holds:
+                return self.state()  # a repeated request (a redelivered webhook): already done
+            workflow.patched(HOLDS_PATCH)
+            await workflow.execute_activity(
+                ActivityName.PLACE_DUNNING_HOLD,
+                PlaceHoldRequest(invoice_id=self._input.invoice_id, hold=hold, at=workflow.now()),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="Place dunning hold",
+            )
+            if not self._holds:
+                self._held_since = workflow.now()
+            self._holds[hold.hold_id] = hold
+            self._note("dunning.hold_placed", f"{hold.kind}: {hold.reason}".strip())
+            self._wake = True
+        return self.state()
+
+    @hold.validator
+    def _validate_hold(self, hold: HoldSpec) -> None:
+        if self._issued is None:
+            raise ValueError("invoice is not issued yet; dunning holds apply to open invoices")
+        if self._status in FINAL_STATUSES:
+            raise ValueError(f"invoice is {self._status}; there is no dunning to hold")
+        if hold.kind not in ("dispute", "payment"):
+            raise ValueError(f"kind: 'dispute' or 'payment', got {hold.kind!r}")
+
+    @workflow.update
+    async def release(self, request: ReleaseInput) -> InvoiceState:
+        """End holds (all of this invoice's own dispute holds when none is named)."""
+        async with self._lock:
+            ids = request.hold_ids or [
+                h.hold_id for h in self._holds.values() if h.kind == "dispute" and not h.customer_wide
+            ]
+            if self._status not in FINAL_STATUSES:
+                await self._end_holds(ids, actor=request.actor, reason=request.reason or "released")
+        return self.state()
+
+    @release.validator
+    def _validate_release(self, request: ReleaseInput) -> None:
+        if request.hold_ids:
+            if not any(i in self._holds for i in request.hold_ids):
+                raise ValueError("no such active hold on this invoice")
+        elif not any(h.kind == "dispute" and not h.customer_wide for h in self._holds.values()):
+            raise ValueError("this invoice has no dispute hold of its own (a customer-wide hold is released on the customer)")
 
     # ------------------------------------------------------------------ side effects
 
@@ -479,6 +619,11 @@ class InvoiceWorkflow:
         to: list[str] | None = None,
         approval: ApprovalLinkSpec | None = None,
         comment: str = "",
+        template: str = "",
+        tone: str = "",
+        audience: str = "",
+        recipients: list[str] | None = None,
+        step_index: int | None = None,
     ) -> EmailResult:
         result = await workflow.execute_activity(
             ActivityName.SEND_EMAIL,
@@ -491,6 +636,11 @@ class InvoiceWorkflow:
                 to=to,
                 approval=approval,
                 comment=comment,
+                template=template,
+                tone=tone,
+                audience=audience,
+                recipients=list(recipients or []),
+                step_index=step_index,
             ),
             result_type=EmailResult,
             start_to_close_timeout=EMAIL_TIMEOUT,
@@ -579,6 +729,10 @@ class InvoiceWorkflow:
                 self._status = status
                 self._note(f"status.{status}", "payment")
             self._publish()
+            settled = [h.hold_id for h in self._holds.values() if h.payment_key and h.payment_key == payment.idempotency_key]
+            if settled and self._status not in FINAL_STATUSES:
+                # The payment that was in flight arrived (in part): dunning resumes for what is left.
+                await self._end_holds(settled, actor=payment.actor, reason="payment")
             return outcome
 
     @record_payment.validator
@@ -721,6 +875,9 @@ class InvoiceWorkflow:
             awaiting_approvers=self._awaiting_approvers(),
             accounting_status=self._sync_status,
             accounting_error=self._sync_error,
+            holds=list(self._holds.values()),
+            reminders=list(self._issued.reminders) if self._issued else [],
+            reminders_sent=self._next_step,
         )
 
     def _awaiting_approvers(self) -> list[str]:
