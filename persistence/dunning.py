@@ -89,6 +89,7 @@ def plan_steps(schedule: list[ScheduledReminder]) -> list[ReminderPlanStep]:
             recipients=list(r.recipients),
             step_index=r.step_index,
             merged=list(r.merged),
+            local_date=r.local_date.isoformat(),
         )
         for r in schedule
     ]
@@ -231,7 +232,7 @@ def release_holds(session: Session, request: ReleaseHoldsRequest, *, send_hour: 
     for entry in decision.send:
         step = remaining[entry.step_index]
         if entry.send_at != step.send_at:
-            step = replace(step, send_at=entry.send_at)
+            step = replace(step, send_at=entry.send_at, local_date=entry.local_date.isoformat() if step.template else "")
             add_event(
                 session, invoice.id, "dunning.reminder_rescheduled", actor=request.actor,
                 data={"step": reminder_step_id(step), "send_at": entry.send_at.isoformat()},

@@ -260,6 +260,13 @@ def issue(
         invoice.issue_date = issue_date
         invoice.due_date = due
         invoice.issued_at = as_of
+        if requested_policy(invoice) is not None:
+            freeze_policy(session, invoice)
+            add_event(
+                session, invoice.id, "dunning.policy_frozen", actor="workflow",
+                data={"policy": str((invoice.dunning_snapshot or {}).get("name"))},
+                dedupe_key=f"invoice:{invoice.id}:dunning_policy",
+            )
         add_event(
             session,
             invoice.id,
@@ -269,15 +276,8 @@ def issue(
             dedupe_key=f"invoice:{invoice.id}:issued",
         )
     assert invoice.due_date is not None and invoice.issued_at is not None
-    # Dunning (issue #7): the policy is frozen on the invoice when it is numbered; the plan comes from
-    # the frozen copy (or today's offsets without a policy), and holds on the customer apply at once.
-    if invoice.dunning_snapshot is None and requested_policy(invoice) is not None:
-        freeze_policy(session, invoice)
-        add_event(
-            session, invoice.id, "dunning.policy_frozen", actor="workflow",
-            data={"policy": str(invoice.dunning_snapshot and invoice.dunning_snapshot.get("name"))},
-            dedupe_key=f"invoice:{invoice.id}:dunning_policy",
-        )
+    # Dunning (issue #7): the plan comes from the policy frozen at numbering (or today's offsets without
+    # a policy), and holds on the customer apply at once.
     plan = invoice_plan(invoice, fallback_offsets=default_offsets, send_hour=send_hour)
     # FOR SHARE on the customer: a customer-wide hold being placed (FOR UPDATE) either committed before
     # (we see it) or waits for this issue to commit (and then finds this invoice issued).

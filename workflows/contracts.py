@@ -86,6 +86,7 @@ class ReminderPlanStep:
     recipients: list[str] = field(default_factory=list)  # roles: client | account_owner | finance_lead
     step_index: int = -1  # position in the frozen policy's steps (len(steps) for the escalation)
     merged: list[int] = field(default_factory=list)  # steps that landed in the same slot, sent as this one
+    local_date: str = ""  # the client's calendar day of send_at (ISO): the email says how late it really is
 
 
 @dataclass

@@ -507,7 +507,12 @@ class InvoiceWorkflow:
         recipients get an internal notice (the escalation's own template), never the client's text."""
         invoice_id = self._input.invoice_id
         internal = [r for r in step.recipients if r != "client"]
-        common = dict(offset_days=step.offset_days, template=step.template, tone=step.tone, step_index=step.step_index)
+        assert self._issued is not None
+        # How late it really is when it goes out (a Saturday step sent on Monday is two days overdue).
+        days = step.offset_days
+        if step.local_date:
+            days = (date.fromisoformat(step.local_date) - date.fromisoformat(self._issued.due_date)).days
+        common = dict(offset_days=days, template=step.template, tone=step.tone, step_index=step.step_index)
         if "client" in step.recipients:
             await self._send_email(
                 "reminder", key=reminder_email_key(invoice_id, step, "client"), audience="client",

@@ -98,7 +98,7 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         notes=invoice.notes,
         pdf_url=f"/invoices/{invoice.id}/pdf" if invoice.pdf_key else None,
         created_at=invoice.created_at,
-        dunning_policy=(invoice.dunning_snapshot or {}).get("name") or dunning.requested_policy(invoice),
+        dunning_policy=(invoice.dunning_snapshot or {}).get("name") if invoice.issued_at else dunning.requested_policy(invoice),
     )
     if detail:
         out.lines = [
