@@ -69,7 +69,8 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
     client, tz = time_env.client, "America/New_York"
     settings = make_settings(client)
     async with build_worker(client, settings), api_client(settings, client) as api:
-        customer = await setup(api, tz, {"name": "Window", "steps": [{"offset_days": 0, "template": "reminder", "tone": "firm"}]})
+        customer = await setup(api, tz, {"name": "Window", "steps": [
+            {"offset_days": 0, "template": "reminder", "tone": "firm", "recipients": ["client", "account_owner"]}]})
         today = (await time_env.get_current_time()).astimezone(ZoneInfo(tz)).date()
         saturday = next_weekday(today + timedelta(days=3), 5)
         monday_nine = local(saturday + timedelta(days=2), tz)
@@ -78,7 +79,8 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
         [planned] = (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
         assert datetime.fromisoformat(planned["send_at"]) == monday_nine
         assert planned["weekday"] == "Monday" and datetime.fromisoformat(planned["local_time"]).time() == time(9, 0)
-        assert (planned["template"], planned["tone"], planned["recipients"], planned["status"]) == ("reminder", "firm", ["client"], "pending")
+        assert (planned["template"], planned["tone"], planned["status"]) == ("reminder", "firm", "pending")
+        assert planned["recipients"] == ["client", "account_owner"]
 
         client_mail = customer["emails"][0]
         await sleep_until(time_env, local(saturday, tz, time(12, 0)))
@@ -93,6 +95,12 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
         [reminder] = [m for m in messages if kind_of(m) == "dunning"]
         assert "Overdue" in reminder.subject and "priority" in (reminder.text_body() or "")  # the firm tone
         assert "/i/" in (reminder.text_body() or "")  # the hosted invoice link, like every client reminder
+        # The account owner is told, in an internal notice: not the client's text, no client link.
+        [notice] = await wait_mail(mailbox, 1, where=to(customer["owner_email"]))
+        assert dunning_mail([notice], "internal") == [0] and client_mail not in notice.rcpt_tos
+        owner_text = notice.text_body() or ""
+        assert "internal notice" in owner_text and client_mail in owner_text
+        assert "/i/" not in owner_text and "If you have already paid" not in owner_text
 
         state = await handle.query(InvoiceWorkflow.state)
         [arrived] = sent_at(state)
