@@ -77,6 +77,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         accounting.sync_accounting,
         dunning.place_dunning_hold,
         dunning.release_dunning_holds,
+        dunning.apply_late_fee,
     ]
 
 

@@ -1,5 +1,6 @@
-"""Dunning hold activities of the invoice workflow (issue #7): record a hold, and at its end decide what
-happens to the reminders it held back. One transaction each, idempotent by hold id and step."""
+"""Dunning activities of the invoice workflow (issue #7): record a hold, at its end decide what happens to
+the reminders it held back, charge a late fee. One transaction each, idempotent by hold id, step and
+fee sequence."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from invoiceflow.settings import Settings
 from persistence import dunning
 from persistence import invoices as repo
 from persistence.db import session_scope
-from workflows.contracts import ActivityName, PlaceHoldRequest, ReleaseHoldsRequest, ReleasePlan
+from billing.errors import MoneyError
+from workflows.contracts import (
+    ActivityName,
+    LateFeeOutcome,
+    LateFeeRequest,
+    PlaceHoldRequest,
+    ReleaseHoldsRequest,
+    ReleasePlan,
+)
 
 
 class DunningActivities:
@@ -29,4 +38,12 @@ class DunningActivities:
             with session_scope(self._url) as session:
                 return dunning.release_holds(session, request, send_hour=self._settings.reminder_send_hour)
         except repo.InvoiceNotFound as exc:
+            raise non_retryable(exc) from exc
+
+    @activity.defn(name=ActivityName.APPLY_LATE_FEE)
+    def apply_late_fee(self, request: LateFeeRequest) -> LateFeeOutcome:
+        try:
+            with session_scope(self._url) as session:
+                return dunning.apply_late_fee(session, request)
+        except (repo.InvoiceNotFound, MoneyError) as exc:
             raise non_retryable(exc) from exc

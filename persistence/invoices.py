@@ -29,6 +29,7 @@ from persistence.dunning import (
     freeze_policy,
     hold_spec,
     invoice_plan,
+    late_fee_instants,
     requested_policy,
 )
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
@@ -300,6 +301,7 @@ def issue(
         reminders=plan,
         holds=[hold_spec(hold) for hold in holds],
         dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
+        late_fee_at=late_fee_instants(invoice),
     )
 
 

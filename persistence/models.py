@@ -613,3 +613,20 @@ class DunningHold(Base):
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     released_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LateFeeCharge(Base):
+    """One application of a dunning policy's late fee to an invoice: ``sequence`` is unique per invoice,
+    so a retried activity charges it once; the fee is also a line of the invoice (its total grows)."""
+
+    __tablename__ = "late_fee_charges"
+    __table_args__ = (UniqueConstraint("invoice_id", "sequence", name="uq_late_fee_charges_invoice_sequence"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    assessed_on: Mapped[date] = mapped_column(Date)
+    base: Mapped[Decimal | None] = mapped_column(Numeric)  # what a percent fee applied to
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import pytest_asyncio
 
 from standins import webhooks as send_as
 from standins.webhooks import send
@@ -40,7 +41,7 @@ def unique(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def env(temporal_env, make_settings):  # type: ignore[no-untyped-def]
     settings = make_settings(temporal_env.client, stripe_webhook_secret=STRIPE_SECRET,
                              finance_lead_email="finance-lead@firm.example.com")

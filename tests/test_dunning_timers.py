@@ -233,3 +233,42 @@ async def test_hold_with_a_resume_date_resumes_at_the_window_start(time_env, mak
         assert state.holds == []
         [arrived] = sent_at(state)
         assert local(resume_on, tz) <= arrived < local(resume_on, tz) + timedelta(minutes=5)  # 09:00 on the resume day
+
+
+async def test_late_fees_once_or_compounding_as_the_policy_says(time_env, make_settings, mailbox) -> None:
+    client, tz = time_env.client, "Europe/Berlin"
+    settings = make_settings(client)
+    async with build_worker(client, settings), api_client(settings, client) as api:
+        once = await setup(api, tz, {"name": "Fee once", "steps": [{"offset_days": 0, "template": "reminder"}],
+                                     "late_fee": {"kind": "fixed", "value": "25.00", "after_days": 5}})
+        compounding = await setup(api, tz, {"name": "Fee monthly", "steps": [{"offset_days": 0, "template": "reminder"}],
+                                            "late_fee": {"kind": "percent", "value": "1.5", "after_days": 5, "compounding": True,
+                                                         "period_days": 30, "max_applications": 2}})
+        today = (await time_env.get_current_time()).astimezone(ZoneInfo(tz)).date()
+        due = today + timedelta(days=5)
+        first, first_handle = await open_invoice(api, client, once, due)
+        second, second_handle = await open_invoice(api, client, compounding, due)
+        planned = (await api.get(f"/invoices/{second['id']}/reminders")).json()["late_fees"]
+        assert [(f["sequence"], f["status"]) for f in planned] == [(1, "pending"), (2, "pending")]
+        assert datetime.fromisoformat(planned[0]["assess_at"]) == local(due + timedelta(days=5), tz, time(0, 0))
+
+        await sleep_until(time_env, local(due + timedelta(days=6), tz))
+        body = (await api.get(f"/invoices/{first['id']}")).json()
+        assert (body["total"], body["amount_due"], body["status"]) == ("2425.00", "2425.00", "overdue")
+        assert [line["description"] for line in body["lines"]][-1].startswith("Late fee")
+        assert (await api.get(f"/invoices/{second['id']}")).json()["amount_due"] == "2436.00"  # 1.5 % of 2400.00
+
+        await sleep_until(time_env, local(due + timedelta(days=100), tz))
+        body = (await api.get(f"/invoices/{first['id']}")).json()
+        assert body["amount_due"] == "2425.00"  # once: never compounding unless the policy says so
+        assert [e["kind"] for e in body["timeline"]].count("late_fee.applied") == 1
+        second_body = (await api.get(f"/invoices/{second['id']}")).json()
+        assert second_body["amount_due"] == "2472.54"  # + 1.5 % of 2436.00 = 36.54, then no more (max 2)
+        fees = (await api.get(f"/invoices/{second['id']}/reminders")).json()["late_fees"]
+        assert [(f["status"], f["amount"]) for f in fees] == [("applied", "36.00"), ("applied", "36.54")]
+        assert (await second_handle.query(InvoiceWorkflow.state)).amount_due == "2472.54"
+
+        paid = await api.post(f"/invoices/{first['id']}/payments", json={"amount": "2425.00"})
+        assert paid.json()["status"] == "paid", paid.text
+        await asyncio.wait_for(first_handle.result(), timeout=30)
+        await record_history(first_handle, "dunning_late_fee_then_paid")

@@ -53,6 +53,7 @@ class ActivityName:
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
     PLACE_DUNNING_HOLD = "place_dunning_hold"
     RELEASE_DUNNING_HOLDS = "release_dunning_holds"
+    APPLY_LATE_FEE = "apply_late_fee"
 
 
 @dataclass
@@ -128,6 +129,24 @@ class ReleaseHoldsRequest:
 
 
 @dataclass
+class LateFeeRequest:
+    invoice_id: str
+    sequence: int  # 1-based application of the policy's late fee
+    past_due: bool
+
+
+@dataclass
+class LateFeeOutcome:
+    applied: bool  # False: nothing was due (paid down, a fee that rounds to nothing)
+    sequence: int
+    amount: str = "0"
+    total: str = ""
+    amount_due: str = ""
+    status: str = ""
+    detail: str = ""
+
+
+@dataclass
 class ReleasePlan:
     """What happens to the reminders a hold held back (``billing.dunning.reminders_after_hold``)."""
 
@@ -151,6 +170,7 @@ class IssuedInvoice:
     reminders: list[ReminderPlanStep] = field(default_factory=list)
     holds: list[HoldSpec] = field(default_factory=list)  # the customer's holds active at issue
     dunning_policy: str | None = None  # name of the frozen policy; None: default offsets
+    late_fee_at: list[datetime] = field(default_factory=list)  # when the policy's late fee is assessed (1st, 2nd, ...)
 
 
 @dataclass

@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         EventRecord,
         HoldSpec,
         InvoiceResult,
+        LateFeeOutcome,
+        LateFeeRequest,
         InvoiceState,
         InvoiceWorkflowInput,
         IssuedInvoice,
@@ -107,6 +109,8 @@ ACCOUNTING_RETRY = RetryPolicy(
 ACCOUNTING_TIMEOUT = timedelta(minutes=2)
 # Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders (issue #7).
 HOLDS_PATCH = "dunning-holds-v1"
+# Marks histories that charge a dunning policy's late fee.
+LATE_FEE_PATCH = "dunning-late-fee-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -141,6 +145,7 @@ class InvoiceWorkflow:
         self._ended_holds: set[str] = set()
         self._held_since: datetime | None = None
         self._wake = False  # holds changed: recompute the next deadline
+        self._next_fee = 0  # index into issued.late_fee_at
 
     # ------------------------------------------------------------------ main line
 
@@ -468,10 +473,13 @@ class InvoiceWorkflow:
         if not self._past_due:
             candidates.append(self._issued.overdue_at)
         if self._holds:
-            # Held: no reminder is due, only the end of a hold that has a resume date.
+            # Held: no reminder and no late fee is due, only the end of a hold that has a resume date.
             candidates += [h.resume_at for h in self._holds.values() if h.resume_at is not None]
-        elif self._next_step < len(self._issued.reminders):
-            candidates.append(self._issued.reminders[self._next_step].send_at)
+        else:
+            if self._next_step < len(self._issued.reminders):
+                candidates.append(self._issued.reminders[self._next_step].send_at)
+            if self._next_fee < len(self._issued.late_fee_at):
+                candidates.append(self._issued.late_fee_at[self._next_fee])
         return min(candidates) if candidates else None
 
     async def _fire_due_steps(self) -> None:
@@ -487,6 +495,7 @@ class InvoiceWorkflow:
                 await self._end_holds(ended, actor="workflow", reason="resume_on")
             if self._holds:
                 return  # still held: nothing goes out
+        await self._charge_due_fees(now)
         steps = self._issued.reminders
         while self._next_step < len(steps) and steps[self._next_step].send_at <= now:
             step = steps[self._next_step]
@@ -501,6 +510,35 @@ class InvoiceWorkflow:
                 key=f"invoice:{self._input.invoice_id}:{step.kind}:{step.offset_days}",
                 offset_days=step.offset_days,
             )
+
+    async def _charge_due_fees(self, now: datetime) -> None:
+        """The policy's late fee, once per planned assessment (the activity charges each sequence once
+        and charges nothing when nothing is outstanding); before a reminder due at the same time, so
+        the reminder states the new amount."""
+        assert self._issued is not None
+        fees = self._issued.late_fee_at
+        while self._next_fee < len(fees) and fees[self._next_fee] <= now and self._status not in FINAL_STATUSES:
+            workflow.patched(LATE_FEE_PATCH)
+            self._next_fee += 1
+            outcome = await workflow.execute_activity(
+                ActivityName.APPLY_LATE_FEE,
+                LateFeeRequest(invoice_id=self._input.invoice_id, sequence=self._next_fee, past_due=self._past_due),
+                result_type=LateFeeOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary=f"Late fee {self._next_fee}",
+            )
+            if not outcome.applied:
+                self._note("late_fee.skipped", outcome.detail)
+                continue
+            self._total = Decimal(outcome.total)
+            self._note("late_fee.applied", f"{outcome.amount} {self._input.currency} (#{outcome.sequence})")
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", "late_fee")
+            self._queue_sync(AccountingAction.INVOICE)  # the books get the fee line
+            self._publish()
 
     async def _send_policy_step(self, step: ReminderPlanStep) -> None:
         """A dunning policy step: the client gets the step's template (with the hosted link); internal

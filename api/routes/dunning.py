@@ -48,7 +48,6 @@ def _invalid(message: str, *loc: str) -> HTTPException:
 class PolicyOut(BaseModel):
     name: str
     policy: dict[str, Any]
-    customers: int = 0
     created_at: datetime
     updated_at: datetime
 
@@ -162,6 +161,13 @@ class ReminderOut(BaseModel):
     status: str  # sent | pending | held | skipped
 
 
+class LateFeeOut(BaseModel):
+    sequence: int
+    assess_at: datetime  # start of the assessment day on the client's clock
+    status: str  # applied | pending | none (nothing was outstanding, or the invoice closed)
+    amount: str | None
+
+
 class ReminderPreviewOut(BaseModel):
     invoice_id: uuid.UUID
     invoice_status: str
@@ -171,6 +177,7 @@ class ReminderPreviewOut(BaseModel):
     due_date: date
     held: bool
     reminders: list[ReminderOut]
+    late_fees: list[LateFeeOut] = Field(default_factory=list)
 
 
 @router.get("/invoices/{invoice_id}/reminders", response_model=ReminderPreviewOut)
@@ -201,6 +208,7 @@ async def preview_reminders(invoice_id: uuid.UUID, db: DbDep, settings: Settings
                 )
                 for e in view.entries
             ],
+            late_fees=[LateFeeOut(**fee) for fee in view.late_fees],
         )
 
     return await db.run(tx)

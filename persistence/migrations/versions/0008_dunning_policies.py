@@ -1,5 +1,5 @@
 """Dunning policies (issue #7): named policies, their assignment to customers and invoices, the policy
-frozen on an invoice at issue, and dunning holds (disputes, payments in flight).
+frozen on an invoice at issue, dunning holds (disputes, payments in flight) and late fee charges.
 
 Revision ID: 0008
 Revises: 0007
@@ -50,9 +50,23 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_dunning_holds_customer_id'), 'dunning_holds', ['customer_id'], unique=False)
     op.create_index(op.f('ix_dunning_holds_invoice_id'), 'dunning_holds', ['invoice_id'], unique=False)
+    op.create_table('late_fee_charges',
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('invoice_id', sa.Uuid(), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('assessed_on', sa.Date(), nullable=False),
+    sa.Column('base', sa.Numeric(), nullable=True),
+    sa.Column('amount', sa.Numeric(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_late_fee_charges_invoice_id_invoices')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_late_fee_charges')),
+    sa.UniqueConstraint('invoice_id', 'sequence', name='uq_late_fee_charges_invoice_sequence')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('late_fee_charges')
     op.drop_index(op.f('ix_dunning_holds_invoice_id'), table_name='dunning_holds')
     op.drop_index(op.f('ix_dunning_holds_customer_id'), table_name='dunning_holds')
     op.drop_table('dunning_holds')
