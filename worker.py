@@ -22,6 +22,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
 from activities.credit_notes import CreditNoteActivities
+from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
@@ -57,6 +58,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
     projects = ProjectActivities(settings)
     accounting = AccountingActivities(settings)
     credit_notes = CreditNoteActivities(settings, render_pool)
+    dunning = DunningActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -78,6 +80,9 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         credit_notes.issue_credit_note,
         credit_notes.render_credit_note_pdf,
         credit_notes.apply_refund,
+        dunning.place_dunning_hold,
+        dunning.release_dunning_holds,
+        dunning.apply_late_fee,
     ]
 
 

@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents import credit_note_context, email_context, estimate_context
 from activities.invoices import non_retryable
-from activities.rendering import RenderedEmail, render_email
+from activities.rendering import RenderedEmail, render_email, render_named_email
 from billing.status import FINAL_STATUSES
 from invoiceflow.links import ApprovalToken, sign_approval, sign_estimate, token_id_for
 from invoiceflow.settings import Settings
@@ -38,7 +38,7 @@ from persistence.models import CreditNote, Document, Estimate, OutboxEntry
 from workflows.contracts import ActivityName, EmailRequest, EmailResult
 
 CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt", "credit_note"}
-DUNNING_KINDS = {"reminder", "escalation"}
+DUNNING_KINDS = {"reminder", "escalation", "dunning_notice"}
 
 
 def message_id_for(key: str, mail_from: str) -> str:
@@ -107,9 +107,15 @@ class EmailActivities:
                 skip = f"invoice is {invoice.status}"
             if request.kind == "approval_request" and invoice.status != "pending_approval":
                 skip = f"invoice is {invoice.status}, no longer waiting for approval"
-            recipients = list(request.to) if request.to else self._recipients(request.kind, invoice)
+            if request.audience:
+                recipients = self._dunning_recipients(request, invoice)
+            else:
+                recipients = list(request.to) if request.to else self._recipients(request.kind, invoice)
             if skip is None and not recipients:
-                skip = "no account owner" if request.kind in ("escalation", "approval_rejected") else "no recipient"
+                if request.audience == "internal":
+                    skip = f"no address for {', '.join(r for r in request.recipients if r != 'client')}"
+                else:
+                    skip = "no account owner" if request.kind in ("escalation", "approval_rejected") else "no recipient"
             if skip is not None:
                 row.status = "skipped"
                 row.last_error = skip
@@ -136,7 +142,10 @@ class EmailActivities:
                     raise non_retryable(repo.InvoiceNotFound(f"credit note {request.credit_note_id} of invoice {invoice.id} does not exist"))
                 context |= credit_note_context(note)
                 filename = f"{note.number}.pdf"
-            rendered = render_email(request.kind, context, self._settings.template_dir)
+            if request.audience:
+                rendered = self._render_dunning(request, invoice, context)
+            else:
+                rendered = render_email(request.kind, context, self._settings.template_dir)
             message = self._message(rendered, recipients, request.key)
             if request.attach_pdf_key:
                 document = session.get(Document, request.attach_pdf_key)
@@ -196,6 +205,32 @@ class EmailActivities:
             "step": f"{spec.step + 1} of {spec.of_steps}",
             "reminder": spec.reminder,
         }
+
+    def _dunning_recipients(self, request: EmailRequest, invoice) -> list[str]:  # type: ignore[no-untyped-def]
+        """A policy step's recipients by role: ``client`` = the invoice's emails (client audience only);
+        ``account_owner`` = the customer's owner; ``finance_lead`` = INVOICEFLOW_FINANCE_LEAD_EMAIL."""
+        if request.audience == "client":
+            return [str(Address(addr_spec=e)) for e in invoice.customer.emails]
+        found: list[str] = []
+        for role in request.recipients:
+            address = {
+                "account_owner": invoice.customer.owner_email,
+                "finance_lead": self._settings.finance_lead_email,
+            }.get(role)
+            if address and address not in found:
+                found.append(address)
+        return found
+
+    def _render_dunning(self, request: EmailRequest, invoice, context: dict[str, object]) -> RenderedEmail:  # type: ignore[no-untyped-def]
+        """The client reads the step's template; internal recipients read the escalation template (the
+        policy's) or the internal notice of a client step, never the client-facing text."""
+        context["tone"] = request.tone
+        if request.audience == "client":
+            return render_named_email(request.template, context, self._settings.template_dir)
+        told_client = request.kind == "dunning_notice" and "client" in request.recipients
+        context["client_emails"] = ", ".join(invoice.customer.emails) if told_client else ""
+        name = request.template if request.kind == "escalation" else "dunning_notice"
+        return render_named_email(name, context, self._settings.template_dir)
 
     def _recipients(self, kind: str, invoice) -> list[str]:  # type: ignore[no-untyped-def]
         if kind in ("escalation", "approval_rejected"):

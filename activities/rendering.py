@@ -116,6 +116,7 @@ BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
 EMAIL_KINDS: tuple[str, ...] = (
     "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected", "estimate",
     "credit_note",
+    "dunning_notice",
 )
 #: Keys every email template may use; absent ones render as empty (``offset_days`` as ``None``).
 EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
@@ -141,6 +142,8 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
     "credit_note_number",  # credit_note: its own number (CN-2026-000001); "number" is the invoice's
     "credit_note_total",  # credit_note: the amount credited
     "reason",  # credit_note: why the invoice is credited
+    "tone",  # dunning policy steps: friendly | firm | final ("" for the default reminders)
+    "client_emails",  # dunning_notice: who the client-facing reminder went to
 )
 
 #: Upper bound for one PDF render (a runaway template, not a long invoice: 1,000 lines take seconds).
@@ -479,6 +482,34 @@ def render_email(kind: str, context: Mapping[str, object], template_dir: Path | 
     """Subject, plain-text and HTML body of one email kind (see ``EMAIL_KINDS``)."""
     if kind not in EMAIL_KINDS:
         raise RenderError(f"unknown email kind {kind!r}; known: {', '.join(EMAIL_KINDS)}")
+    return _render_email(kind, context, template_dir)
+
+
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def missing_email_templates(name: str, template_dir: Path | None = None) -> list[str]:
+    """The files ``email/<name>.subject.txt``, ``.txt`` and ``.html`` that no template folder has (a
+    dunning policy may name its own templates; they must exist before the policy is saved)."""
+    if not _TEMPLATE_NAME.fullmatch(name) or name.startswith("_"):
+        return [f"email/{name}"]
+    folders = template_folders(template_dir)
+    return [
+        f"email/{name}.{suffix}"
+        for suffix in ("subject.txt", "txt", "html")
+        if not any((folder / "email" / f"{name}.{suffix}").is_file() for folder in folders)
+    ]
+
+
+def render_named_email(name: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:
+    """Like ``render_email`` for a template a dunning policy names (a built-in kind or the user's own)."""
+    missing = missing_email_templates(name, template_dir)
+    if missing:
+        raise RenderError(f"email template {name!r} is missing: {', '.join(missing)}")
+    return _render_email(name, context, template_dir)
+
+
+def _render_email(kind: str, context: Mapping[str, object], template_dir: Path | None) -> RenderedEmail:
     env = _environment(template_folders(template_dir), strict=False)
     values: dict[str, object] = {key: "" for key in EMAIL_CONTEXT_KEYS}
     values.update({key: value for key, value in context.items() if value is not None})

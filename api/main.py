@@ -17,6 +17,7 @@ from api.routes import (
     billable_items,
     credit_notes,
     customers,
+    dunning,
     estimates,
     health,
     hosted,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(invoices.router)
     app.include_router(credit_notes.router)
     app.include_router(refunds.router)
+    app.include_router(dunning.router)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)

@@ -70,6 +70,7 @@ class CustomerCreate(Strict):
     tax_id: str = Field(default="", max_length=64)
     owner_email: EmailStr | None = Field(default=None, description="Internal account owner; overdue escalations go here.")
     reminder_offsets: Offsets | None = Field(default=None, description="Days relative to the due date, e.g. [-3,0,7,14,30].")
+    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="Name of a dunning policy (GET /dunning-policies).")
     external_ids: dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=dict, description="Ids in source systems, e.g. {\"hubspot\": \"123\"}."
     )
@@ -92,6 +93,7 @@ class CustomerOut(BaseModel):
     credit: dict[str, str] = Field(
         default_factory=dict, description="Unapplied customer credit per currency; applied to the next invoice."
     )
+    dunning_policy: str | None = None
 
 
 # ---------------------------------------------------------------- invoices
@@ -114,6 +116,7 @@ class InvoiceCreate(Strict):
     due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
     reminder_offsets: Offsets | None = None
+    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="A dunning policy by name; wins over the customer's.")
 
 
 class LineOut(BaseModel):
@@ -189,6 +192,20 @@ class RefundOut(BaseModel):
     created_at: datetime
 
 
+class HoldOut(BaseModel):
+    """A dunning hold on the invoice or its customer; ``active`` while neither released nor resumed."""
+
+    id: uuid.UUID
+    kind: str  # dispute | payment
+    scope: str  # invoice | customer
+    reason: str
+    started_at: datetime
+    resume_at: datetime | None
+    released_at: datetime | None
+    released_by: str | None
+    active: bool
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -216,6 +233,8 @@ class InvoiceOut(BaseModel):
     accounting: AccountingOut | None = None
     credit_notes: list[CreditNoteOut] = Field(default_factory=list)
     refunds: list[RefundOut] = Field(default_factory=list)
+    dunning_policy: str | None = None  # frozen at issue (before: the one it would get)
+    holds: list[HoldOut] = Field(default_factory=list)
 
 
 class InvoicePage(BaseModel):

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     approval_escalate_after_hours: int = Field(default=48, ge=1, description="Hand an undecided step to its delegate.")
     approval_link_ttl_hours: int = Field(default=7 * 24, ge=1, description="How long an approval link stays valid.")
     reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
+    finance_lead_email: str | None = Field(
+        default=None, description="Internal finance lead: dunning policy steps with the finance_lead recipient go here."
+    )
 
     # Webhook receivers: a provider without a secret answers 404 (not configured, not an open door).
     hubspot_webhook_secret: str | None = Field(default=None, description="HubSpot app client secret (signature v3).")

@@ -19,19 +19,26 @@ from sqlalchemy.orm import Session
 
 from billing.credits import applicable_credit, split
 from billing.money import parse_decimal, require_minor_units
-from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
-from billing.totals import InvoiceTotals, LineInput, amount_due, compute_totals, parse_lines
+from billing.totals import InvoiceTotals, LineInput, compute_totals, parse_lines
 from persistence import customer_credit, numbering
+from persistence.dunning import (
+    active_customer_holds,
+    add_hold_event,
+    freeze_policy,
+    hold_spec,
+    invoice_plan,
+    late_fee_instants,
+    requested_policy,
+)
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
 from workflows.contracts import (
     DraftChanges,
     IssuedInvoice,
     PaymentInput,
     PaymentOutcome,
-    ReminderPlanStep,
     invoice_workflow_id,
 )
 
@@ -61,6 +68,7 @@ class NewInvoice:
     subscription_cycle: int | None = None
     period_date: date | None = None
     project_id: uuid.UUID | None = None
+    dunning_policy: str | None = None  # a named policy; wins over the customer's
 
 
 def add_event(
@@ -117,6 +125,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         subscription_cycle=new.subscription_cycle,
         period_date=new.period_date,
         project_id=new.project_id,
+        dunning_policy=new.dunning_policy,
     )
     invoice.lines = _line_rows(new.lines, totals)
     session.add(invoice)
@@ -154,7 +163,7 @@ def _replace_lines(session: Session, invoice: Invoice, lines: list[LineInput]) -
     invoice.lines.extend(_line_rows(lines, totals))
     invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
     invoice.tax_total, invoice.total = totals.tax_total, totals.total
-    invoice.amount_due = amount_due(totals.total, invoice.amount_paid)
+    invoice.amount_due, _ = split(totals.total, invoice.amount_paid, invoice.amount_credited)  # a late fee after a credit note
     return totals
 
 
@@ -253,6 +262,13 @@ def issue(
         invoice.issue_date = issue_date
         invoice.due_date = due
         invoice.issued_at = as_of
+        if requested_policy(invoice) is not None:
+            freeze_policy(session, invoice)
+            add_event(
+                session, invoice.id, "dunning.policy_frozen", actor="workflow",
+                data={"policy": str((invoice.dunning_snapshot or {}).get("name"))},
+                dedupe_key=f"invoice:{invoice.id}:dunning_policy",
+            )
         add_event(
             session,
             invoice.id,
@@ -263,12 +279,15 @@ def issue(
         )
         _apply_customer_credit(session, invoice, as_of)
     assert invoice.due_date is not None and invoice.issued_at is not None
-    offsets = next(
-        (o for o in (invoice.reminder_offsets, customer.reminder_offsets) if o is not None), list(default_offsets)
-    )
-    plan = reminder_schedule(
-        invoice.due_date, offsets, customer.timezone, send_hour=send_hour, not_before=invoice.issued_at
-    )
+    # Dunning (issue #7): the plan comes from the policy frozen at numbering (or today's offsets without
+    # a policy), and holds on the customer apply at once.
+    plan = invoice_plan(invoice, fallback_offsets=default_offsets, send_hour=send_hour)
+    # FOR SHARE on the customer: a customer-wide hold being placed (FOR UPDATE) either committed before
+    # (we see it) or waits for this issue to commit (and then finds this invoice issued).
+    session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update(read=True))
+    holds = active_customer_holds(session, customer.id, as_of)
+    for hold in holds:
+        add_hold_event(session, invoice.id, "dunning.hold_placed", hold, actor=hold.actor)
     return IssuedInvoice(
         invoice_id=str(invoice.id),
         number=invoice.number,
@@ -281,7 +300,10 @@ def issue(
         total=str(invoice.total),
         amount_paid=str(invoice.amount_paid),
         amount_due=str(invoice.amount_due),
-        reminders=[ReminderPlanStep(kind=s.kind, offset_days=s.offset_days, send_at=s.send_at) for s in plan],
+        reminders=plan,
+        holds=[hold_spec(hold) for hold in holds],
+        dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
+        late_fee_at=late_fee_instants(invoice),
     )
 
 

@@ -67,6 +67,8 @@ class Customer(Base):
     tax_id: Mapped[str] = mapped_column(String(64), default="")
     owner_email: Mapped[str | None] = mapped_column(String(320))
     reminder_offsets: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    # Named dunning policy (issue #7); None: the default reminder offsets above apply.
+    dunning_policy: Mapped[str | None] = mapped_column(ForeignKey("dunning_policies.name"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     external_ids: Mapped[list[CustomerExternalId]] = relationship(
@@ -127,6 +129,10 @@ class Invoice(Base):
     subscription_cycle: Mapped[int | None] = mapped_column(Integer)
     period_date: Mapped[date | None] = mapped_column(Date)
     project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    # Dunning (issue #7): the policy asked for at creation (wins over the customer's), and the copy of the
+    # policy frozen at issue, so a later edit of the named policy never changes an issued invoice.
+    dunning_policy: Mapped[str | None] = mapped_column(ForeignKey("dunning_policies.name"))
+    dunning_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -670,4 +676,56 @@ class Refund(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     reference: Mapped[str] = mapped_column(String(200), default="")
     actor: Mapped[str] = mapped_column(String(200), default="api")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DunningPolicyRow(Base):
+    """A named dunning policy (issue #7); ``definition`` is ``billing.dunning.policy_to_dict`` of the
+    validated policy. Invoices copy it at issue (``Invoice.dunning_snapshot``)."""
+
+    __tablename__ = "dunning_policies"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class DunningHold(Base):
+    """A pause of dunning: a dispute on one invoice (``invoice_id``) or on a whole customer
+    (``customer_id``, applies to its open invoices and to those issued while it lasts), or a payment in
+    flight (``kind`` payment, ``payment_key`` = the payment's idempotency key). Active while
+    ``released_at`` is null and ``resume_at`` (if any) has not passed."""
+
+    __tablename__ = "dunning_holds"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # dispute | payment
+    reason: Mapped[str] = mapped_column(Text, default="")
+    payment_key: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200), default="api")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resume_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LateFeeCharge(Base):
+    """One application of a dunning policy's late fee to an invoice: ``sequence`` is unique per invoice,
+    so a retried activity charges it once; the fee is also a line of the invoice (its total grows)."""
+
+    __tablename__ = "late_fee_charges"
+    __table_args__ = (UniqueConstraint("invoice_id", "sequence", name="uq_late_fee_charges_invoice_sequence"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    assessed_on: Mapped[date] = mapped_column(Date)
+    base: Mapped[Decimal | None] = mapped_column(Numeric)  # what a percent fee applied to
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

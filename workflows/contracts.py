@@ -19,6 +19,19 @@ def invoice_workflow_id(invoice_id: str) -> str:
     return f"invoice-{invoice_id}"
 
 
+def reminder_step_id(step: ReminderPlanStep) -> str:
+    """A plan step's stable identity: ``s<index>`` for a policy step, ``<kind>:<offset>`` for the default plan."""
+    return f"s{step.step_index}" if step.template else f"{step.kind}:{step.offset_days}"
+
+
+def reminder_email_key(invoice_id: str, step: ReminderPlanStep, audience: str = "client") -> str:
+    """The outbox key of one reminder email: one email per key, ever. Default-plan keys are unchanged
+    from before policies existed; a policy step has one key per audience (client, internal)."""
+    if step.template:
+        return f"invoice:{invoice_id}:dunning:{step.step_index}:{audience}"
+    return f"invoice:{invoice_id}:{step.kind}:{step.offset_days}"
+
+
 # Activity names: the workflow refers to activities by name so it never imports their heavy modules.
 class ActivityName:
     ISSUE_INVOICE = "issue_invoice"
@@ -41,6 +54,9 @@ class ActivityName:
     ISSUE_CREDIT_NOTE = "issue_credit_note"
     APPLY_REFUND = "apply_refund"
     RENDER_CREDIT_NOTE_PDF = "render_credit_note_pdf"
+    PLACE_DUNNING_HOLD = "place_dunning_hold"
+    RELEASE_DUNNING_HOLDS = "release_dunning_holds"
+    APPLY_LATE_FEE = "apply_late_fee"
 
 
 @dataclass
@@ -68,6 +84,77 @@ class ReminderPlanStep:
     kind: str  # "reminder" | "escalation"
     offset_days: int
     send_at: datetime
+    # Dunning policy steps (issue #7); empty for the default offsets-only plan, which keeps its old keys.
+    template: str = ""
+    tone: str = ""
+    recipients: list[str] = field(default_factory=list)  # roles: client | account_owner | finance_lead
+    step_index: int = -1  # position in the frozen policy's steps (len(steps) for the escalation)
+    merged: list[int] = field(default_factory=list)  # steps that landed in the same slot, sent as this one
+    local_date: str = ""  # the client's calendar day of send_at (ISO): the email says how late it really is
+
+
+@dataclass
+class HoldSpec:
+    """A dunning hold as the invoice workflow keeps it: while any is active no reminder goes out."""
+
+    hold_id: str
+    kind: str = "dispute"  # dispute | payment
+    reason: str = ""
+    resume_at: datetime | None = None  # ends by itself then (a resume date, a payment's grace)
+    payment_key: str | None = None  # payment in flight: a payment with this idempotency key ends it
+    actor: str = "api"
+    customer_wide: bool = False
+
+
+@dataclass
+class PlaceHoldRequest:
+    invoice_id: str
+    hold: HoldSpec
+    at: datetime
+
+
+@dataclass
+class ReleaseInput:
+    hold_ids: list[str] = field(default_factory=list)  # empty: every dispute hold of this invoice itself
+    actor: str = "api"
+    reason: str = ""
+
+
+@dataclass
+class ReleaseHoldsRequest:
+    invoice_id: str
+    hold_ids: list[str]
+    held_from: datetime
+    held_until: datetime
+    remaining: list[ReminderPlanStep] = field(default_factory=list)
+    actor: str = "workflow"
+    reason: str = ""  # released | resume_on | payment | grace
+
+
+@dataclass
+class LateFeeRequest:
+    invoice_id: str
+    sequence: int  # 1-based application of the policy's late fee
+    past_due: bool
+
+
+@dataclass
+class LateFeeOutcome:
+    applied: bool  # False: nothing was due (paid down, a fee that rounds to nothing)
+    sequence: int
+    amount: str = "0"
+    total: str = ""
+    amount_due: str = ""
+    status: str = ""
+    detail: str = ""
+
+
+@dataclass
+class ReleasePlan:
+    """What happens to the reminders a hold held back (``billing.dunning.reminders_after_hold``)."""
+
+    send: list[ReminderPlanStep] = field(default_factory=list)
+    skipped: list[ReminderPlanStep] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +171,9 @@ class IssuedInvoice:
     amount_paid: str
     amount_due: str
     reminders: list[ReminderPlanStep] = field(default_factory=list)
+    holds: list[HoldSpec] = field(default_factory=list)  # the customer's holds active at issue
+    dunning_policy: str | None = None  # name of the frozen policy; None: default offsets
+    late_fee_at: list[datetime] = field(default_factory=list)  # when the policy's late fee is assessed (1st, 2nd, ...)
 
 
 @dataclass
@@ -110,6 +200,14 @@ class EmailRequest:
     approval: ApprovalLinkSpec | None = None  # signed-link facts for approval emails
     comment: str = ""
     credit_note_id: str | None = None  # kind "credit_note": which credit note the email carries
+    # Dunning policy steps: the template and tone of the step, and who gets this message: audience
+    # "client" (the invoice's emails, the step's template) or "internal" (``recipients`` roles
+    # account_owner / finance_lead; the internal notice, never client-facing text).
+    template: str = ""
+    tone: str = ""
+    audience: str = ""
+    recipients: list[str] = field(default_factory=list)
+    step_index: int | None = None
 
 
 @dataclass
@@ -282,6 +380,9 @@ class InvoiceState:
     accounting_status: str = ""  # pending | synced | skipped | sync_failed
     accounting_error: str = ""
     amount_credited: str = "0"  # sum of the invoice's credit notes
+    holds: list[HoldSpec] = field(default_factory=list)  # active dunning holds
+    reminders: list[ReminderPlanStep] = field(default_factory=list)  # the plan as the workflow runs it
+    reminders_sent: int = 0  # how many of ``reminders`` are behind us
 
 
 @dataclass

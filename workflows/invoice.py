@@ -52,7 +52,10 @@ with workflow.unsafe.imports_passed_through():
         EmailRequest,
         EmailResult,
         EventRecord,
+        HoldSpec,
         InvoiceResult,
+        LateFeeOutcome,
+        LateFeeRequest,
         InvoiceState,
         InvoiceWorkflowInput,
         IssuedInvoice,
@@ -62,6 +65,11 @@ with workflow.unsafe.imports_passed_through():
         RefundInput,
         RefundOutcome,
         RefundRequest,
+        PlaceHoldRequest,
+        ReleaseHoldsRequest,
+        ReleaseInput,
+        ReleasePlan,
+        ReminderPlanStep,
         RenderedPdf,
         RenderRequest,
         StatusChange,
@@ -69,6 +77,8 @@ with workflow.unsafe.imports_passed_through():
         UncollectibleInput,
         VoidInput,
         invoice_workflow_id,
+        reminder_email_key,
+        reminder_step_id,
     )
 
 # Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
@@ -109,6 +119,10 @@ ACCOUNTING_TIMEOUT = timedelta(minutes=2)
 CREDIT_NOTES_PATCH = "credit-notes-v1"
 # Marks histories that recorded a refund of an open invoice's payment.
 REFUNDS_PATCH = "refunds-v1"
+# Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders (issue #7).
+HOLDS_PATCH = "dunning-holds-v1"
+# Marks histories that charge a dunning policy's late fee.
+LATE_FEE_PATCH = "dunning-late-fee-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -140,6 +154,11 @@ class InvoiceWorkflow:
         self._sync_status = ""  # "" (none yet) | pending | synced | skipped | sync_failed
         self._sync_error = ""
         self._sync_retry = False
+        self._holds: dict[str, HoldSpec] = {}  # active dunning holds by id
+        self._ended_holds: set[str] = set()
+        self._held_since: datetime | None = None
+        self._wake = False  # holds changed: recompute the next deadline
+        self._next_fee = 0  # index into issued.late_fee_at
 
     # ------------------------------------------------------------------ main line
 
@@ -159,14 +178,17 @@ class InvoiceWorkflow:
 
         while self._status not in FINAL_STATUSES:
             deadline = self._next_deadline()
+            self._wake = False  # only hold changes set it, so histories without holds wait as before
             if deadline is None:
-                await workflow.wait_condition(lambda: self._status in FINAL_STATUSES)
-                break
+                await workflow.wait_condition(lambda: self._status in FINAL_STATUSES or self._wake)
+                if self._status in FINAL_STATUSES:
+                    break
+                continue
             remaining = deadline - workflow.now()
             if remaining > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        lambda: self._status in FINAL_STATUSES, timeout=remaining
+                        lambda: self._status in FINAL_STATUSES or self._wake, timeout=remaining
                     )
                 except TimeoutError:
                     pass
@@ -423,6 +445,12 @@ class InvoiceWorkflow:
             summary="Allocate number, fix due date",
         )
         self._issued = issued
+        if issued.holds and workflow.patched(HOLDS_PATCH):
+            # Issued while its customer is on hold: no reminder until that hold ends.
+            self._held_since = workflow.now()
+            for hold in issued.holds:
+                self._holds[hold.hold_id] = hold
+                self._note("dunning.hold_placed", f"{hold.kind}: {hold.reason} (customer)".strip())
         self._total = Decimal(issued.total)
         self._amount_paid = Decimal(issued.amount_paid)
         self._past_due = workflow.now() >= issued.overdue_at
@@ -457,8 +485,14 @@ class InvoiceWorkflow:
         candidates: list[datetime] = []
         if not self._past_due:
             candidates.append(self._issued.overdue_at)
-        if self._next_step < len(self._issued.reminders):
-            candidates.append(self._issued.reminders[self._next_step].send_at)
+        if self._holds:
+            # Held: no reminder and no late fee is due, only the end of a hold that has a resume date.
+            candidates += [h.resume_at for h in self._holds.values() if h.resume_at is not None]
+        else:
+            if self._next_step < len(self._issued.reminders):
+                candidates.append(self._issued.reminders[self._next_step].send_at)
+            if self._next_fee < len(self._issued.late_fee_at):
+                candidates.append(self._issued.late_fee_at[self._next_fee])
         return min(candidates) if candidates else None
 
     async def _fire_due_steps(self) -> None:
@@ -468,17 +502,166 @@ class InvoiceWorkflow:
             self._past_due = True
             if self._status not in FINAL_STATUSES:
                 await self._settle(event="due_date_passed")
+        if self._holds:
+            ended = [h.hold_id for h in self._holds.values() if h.resume_at is not None and h.resume_at <= now]
+            if ended and self._status not in FINAL_STATUSES:
+                await self._end_holds(ended, actor="workflow", reason="resume_on")
+            if self._holds:
+                return  # still held: nothing goes out
+        await self._charge_due_fees(now)
         steps = self._issued.reminders
         while self._next_step < len(steps) and steps[self._next_step].send_at <= now:
             step = steps[self._next_step]
             self._next_step += 1
             if self._status in FINAL_STATUSES:
                 break
+            if step.template:
+                await self._send_policy_step(step)
+                continue
             await self._send_email(
                 step.kind,
                 key=f"invoice:{self._input.invoice_id}:{step.kind}:{step.offset_days}",
                 offset_days=step.offset_days,
             )
+
+    async def _charge_due_fees(self, now: datetime) -> None:
+        """The policy's late fee, once per planned assessment (the activity charges each sequence once
+        and charges nothing when nothing is outstanding); before a reminder due at the same time, so
+        the reminder states the new amount."""
+        assert self._issued is not None
+        fees = self._issued.late_fee_at
+        while self._next_fee < len(fees) and fees[self._next_fee] <= now and self._status not in FINAL_STATUSES:
+            workflow.patched(LATE_FEE_PATCH)
+            self._next_fee += 1
+            outcome = await workflow.execute_activity(
+                ActivityName.APPLY_LATE_FEE,
+                LateFeeRequest(invoice_id=self._input.invoice_id, sequence=self._next_fee, past_due=self._past_due),
+                result_type=LateFeeOutcome,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary=f"Late fee {self._next_fee}",
+            )
+            if not outcome.applied:
+                self._note("late_fee.skipped", outcome.detail)
+                continue
+            self._total = Decimal(outcome.total)
+            self._note("late_fee.applied", f"{outcome.amount} {self._input.currency} (#{outcome.sequence})")
+            status = InvoiceStatus(outcome.status)
+            if status != self._status:
+                self._status = status
+                self._note(f"status.{status}", "late_fee")
+            self._queue_sync(AccountingAction.INVOICE)  # the books get the fee line
+            self._publish()
+
+    async def _send_policy_step(self, step: ReminderPlanStep) -> None:
+        """A dunning policy step: the client gets the step's template (with the hosted link); internal
+        recipients get an internal notice (the escalation's own template), never the client's text."""
+        invoice_id = self._input.invoice_id
+        internal = [r for r in step.recipients if r != "client"]
+        assert self._issued is not None
+        # How late it really is when it goes out (a Saturday step sent on Monday is two days overdue).
+        days = step.offset_days
+        if step.local_date:
+            days = (date.fromisoformat(step.local_date) - date.fromisoformat(self._issued.due_date)).days
+        common = dict(offset_days=days, template=step.template, tone=step.tone, step_index=step.step_index)
+        if "client" in step.recipients:
+            await self._send_email(
+                "reminder", key=reminder_email_key(invoice_id, step, "client"), audience="client",
+                recipients=["client"], **common,  # type: ignore[arg-type]
+            )
+        if internal:
+            await self._send_email(
+                "escalation" if step.kind == "escalation" else "dunning_notice",
+                key=reminder_email_key(invoice_id, step, "internal"), audience="internal", recipients=list(step.recipients),
+                **common,  # type: ignore[arg-type]
+            )
+
+    # ------------------------------------------------------------------ dunning holds
+
+    async def _end_holds(self, hold_ids: list[str], *, actor: str, reason: str) -> None:
+        """Holds end (released, resume date reached, payment resolved). When the last one ends, the
+        reminders they held back follow ``reminders_after_hold`` (the release activity decides)."""
+        assert self._issued is not None
+        ending = [i for i in hold_ids if i in self._holds]
+        if not ending:
+            return
+        for hold_id in ending:
+            del self._holds[hold_id]
+            self._ended_holds.add(hold_id)
+        held_from = self._held_since or workflow.now()
+        still_held = bool(self._holds)
+        plan = await workflow.execute_activity(
+            ActivityName.RELEASE_DUNNING_HOLDS,
+            ReleaseHoldsRequest(
+                invoice_id=self._input.invoice_id, hold_ids=ending, held_from=held_from, held_until=workflow.now(),
+                remaining=[] if still_held else list(self._issued.reminders[self._next_step:]), actor=actor,
+                reason=reason,
+            ),
+            result_type=ReleasePlan,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="Release dunning hold",
+        )
+        if still_held:
+            self._note("dunning.hold_released", f"{', '.join(ending)} ({reason}); still held")
+        else:
+            self._issued.reminders = self._issued.reminders[: self._next_step] + plan.send
+            self._held_since = None
+            skipped = ", ".join(reminder_step_id(s) for s in plan.skipped)
+            self._note("dunning.hold_released", f"{reason}; skipped: {skipped or 'none'}")
+        self._wake = True
+
+    @workflow.update
+    async def hold(self, hold: HoldSpec) -> InvoiceState:
+        """Pause dunning (a dispute, a payment in flight): no reminder goes out until the hold ends.
+        Money is untouched; payments are still taken."""
+        async with self._lock:
+            if self._status in FINAL_STATUSES:
+                raise ApplicationError(f"invoice is {self._status}; there is no dunning to hold", type="InvoiceClosed")
+            if hold.hold_id in self._holds or hold.hold_id in self._ended_holds:
+                return self.state()  # a repeated request (a redelivered webhook): already done
+            workflow.patched(HOLDS_PATCH)
+            await workflow.execute_activity(
+                ActivityName.PLACE_DUNNING_HOLD,
+                PlaceHoldRequest(invoice_id=self._input.invoice_id, hold=hold, at=workflow.now()),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="Place dunning hold",
+            )
+            if not self._holds:
+                self._held_since = workflow.now()
+            self._holds[hold.hold_id] = hold
+            self._note("dunning.hold_placed", f"{hold.kind}: {hold.reason}".strip())
+            self._wake = True
+        return self.state()
+
+    @hold.validator
+    def _validate_hold(self, hold: HoldSpec) -> None:
+        if self._issued is None:
+            raise ValueError("invoice is not issued yet; dunning holds apply to open invoices")
+        if self._status in FINAL_STATUSES:
+            raise ValueError(f"invoice is {self._status}; there is no dunning to hold")
+        if hold.kind not in ("dispute", "payment"):
+            raise ValueError(f"kind: 'dispute' or 'payment', got {hold.kind!r}")
+
+    @workflow.update
+    async def release(self, request: ReleaseInput) -> InvoiceState:
+        """End holds (all of this invoice's own dispute holds when none is named)."""
+        async with self._lock:
+            ids = request.hold_ids or [
+                h.hold_id for h in self._holds.values() if h.kind == "dispute" and not h.customer_wide
+            ]
+            if self._status not in FINAL_STATUSES:
+                await self._end_holds(ids, actor=request.actor, reason=request.reason or "released")
+        return self.state()
+
+    @release.validator
+    def _validate_release(self, request: ReleaseInput) -> None:
+        if request.hold_ids:
+            if not any(i in self._holds for i in request.hold_ids):
+                raise ValueError("no such active hold on this invoice")
+        elif not any(h.kind == "dispute" and not h.customer_wide for h in self._holds.values()):
+            raise ValueError("this invoice has no dispute hold of its own (a customer-wide hold is released on the customer)")
 
     # ------------------------------------------------------------------ side effects
 
@@ -493,6 +676,11 @@ class InvoiceWorkflow:
         approval: ApprovalLinkSpec | None = None,
         comment: str = "",
         credit_note_id: str | None = None,
+        template: str = "",
+        tone: str = "",
+        audience: str = "",
+        recipients: list[str] | None = None,
+        step_index: int | None = None,
     ) -> EmailResult:
         result = await workflow.execute_activity(
             ActivityName.SEND_EMAIL,
@@ -506,6 +694,11 @@ class InvoiceWorkflow:
                 approval=approval,
                 comment=comment,
                 credit_note_id=credit_note_id,
+                template=template,
+                tone=tone,
+                audience=audience,
+                recipients=list(recipients or []),
+                step_index=step_index,
             ),
             result_type=EmailResult,
             start_to_close_timeout=EMAIL_TIMEOUT,
@@ -596,6 +789,10 @@ class InvoiceWorkflow:
                 self._status = status
                 self._note(f"status.{status}", "payment")
             self._publish()
+            settled = [h.hold_id for h in self._holds.values() if h.payment_key and h.payment_key == payment.idempotency_key]
+            if settled and self._status not in FINAL_STATUSES:
+                # The payment that was in flight arrived (in part): dunning resumes for what is left.
+                await self._end_holds(settled, actor=payment.actor, reason="payment")
             return outcome
 
     @record_payment.validator
@@ -866,6 +1063,9 @@ class InvoiceWorkflow:
             accounting_status=self._sync_status,
             accounting_error=self._sync_error,
             amount_credited=str(self._credited),
+            holds=list(self._holds.values()),
+            reminders=list(self._issued.reminders) if self._issued else [],
+            reminders_sent=self._next_step,
         )
 
     def _awaiting_approvers(self) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, Operator
 from api.schemas import CustomerCreate, CustomerOut
 from persistence import customer_credit
+from persistence.dunning import get_policy
 from persistence.models import Customer, CustomerExternalId
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -32,12 +33,18 @@ def customer_out(c: Customer) -> CustomerOut:
         reminder_offsets=c.reminder_offsets,
         external_ids={x.system: x.external_id for x in c.external_ids},
         created_at=c.created_at,
+        dunning_policy=c.dunning_policy,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
 async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> CustomerOut:
     def tx(session: Session) -> CustomerOut:
+        if body.dunning_policy is not None and get_policy(session, body.dunning_policy) is None:
+            raise HTTPException(
+                422,
+                detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {body.dunning_policy!r} does not exist", "type": "value_error"}],
+            )
         customer = Customer(
             name=body.name,
             emails=[str(e) for e in body.emails],
@@ -49,6 +56,7 @@ async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> Custo
             tax_id=body.tax_id,
             owner_email=str(body.owner_email) if body.owner_email else None,
             reminder_offsets=body.reminder_offsets,
+            dunning_policy=body.dunning_policy,
             external_ids=[CustomerExternalId(system=k, external_id=v) for k, v in body.external_ids.items()],
         )
         session.add(customer)

@@ -37,6 +37,7 @@ from api.schemas import (
     DraftEdit,
     ApproveCreate,
     EventOut,
+    HoldOut,
     InvoiceCreate,
     InvoiceOut,
     InvoicePage,
@@ -51,6 +52,7 @@ from billing.errors import MoneyError
 from billing.money import require_minor_units
 from billing.status import InvoiceStatus
 from billing.totals import LineInput
+from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
@@ -98,6 +100,7 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         notes=invoice.notes,
         pdf_url=f"/invoices/{invoice.id}/pdf" if invoice.pdf_key else None,
         created_at=invoice.created_at,
+        dunning_policy=(invoice.dunning_snapshot or {}).get("name") if invoice.issued_at else dunning.requested_policy(invoice),
     )
     if detail:
         out.lines = [
@@ -189,6 +192,11 @@ async def create_invoice(
                 detail=[{"loc": ["body", "customer_id"], "msg": f"customer {body.customer_id} does not exist", "type": "value_error"}],
             )
         currency = body.currency or customer.currency
+        if body.dunning_policy is not None and dunning.get_policy(session, body.dunning_policy) is None:
+            raise HTTPException(
+                422,
+                detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {body.dunning_policy!r} does not exist", "type": "value_error"}],
+            )
         new = repo.NewInvoice(
             customer=customer,
             currency=currency,
@@ -208,6 +216,7 @@ async def create_invoice(
             notes=body.notes,
             source="api",
             reminder_offsets=body.reminder_offsets,
+            dunning_policy=body.dunning_policy,
         )
         invoice = repo.create_invoice(session, new)
         out = invoice_out(invoice, detail=True)
@@ -266,6 +275,7 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
         out.timeline = [EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data) for e in repo.timeline(session, invoice_id)]
         out.credit_notes = credit_notes_out(session, invoice_id)
         out.refunds = refunds_out(session, invoice_id)
+        out.holds = [HoldOut(**hold) for hold in dunning.holds_out(session, invoice)]
         sync = session.scalars(
             select(AccountingSync).where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
             .order_by(AccountingSync.updated_at.desc())

@@ -10,6 +10,11 @@
   Amounts are integers in minor units, converted with the currency's exponent, never through a float.
 - A Checkout session paid by an asynchronous method (`payment_status: unpaid`) records nothing until
   `checkout.session.async_payment_succeeded`.
+- A payment in flight holds the invoice's reminders (issue #7, ``billing.dunning.payment_hold``):
+  `payment_intent.processing` and a Checkout session completed with `payment_status: unpaid` (an async
+  method) put a hold keyed by the payment on the invoice; it ends when that payment is recorded,
+  when `payment_intent.payment_failed` or `checkout.session.async_payment_failed` arrives, or after
+  the grace period at the latest.
 - An event we cannot match (no metadata, unknown invoice) is kept in the webhook inbox as unmatched and
   answered 202; a payment that arrives before the invoice is open is a 409, so Stripe retries it later.
 - Refunds: `refund.created` / `refund.updated` (a Refund object) and `charge.refunded` (a Charge with
@@ -39,13 +44,14 @@ from temporalio.service import RPCError
 from api.deps import Db
 from api.webhooks import signatures
 from billing.currency import normalize_currency
+from billing.dunning import payment_hold
 from billing.errors import MoneyError
 from billing.money import from_minor
 from persistence import webhook_inbox as inbox
 from persistence import refunds as refund_repo
 from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
-from workflows.contracts import PaymentInput, RefundInput
+from workflows.contracts import HoldSpec, PaymentInput, RefundInput, ReleaseInput
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -109,6 +115,78 @@ def parse_payment(event: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+IN_FLIGHT_EVENTS = {"payment_intent.processing", "checkout.session.completed"}
+FAILED_EVENTS = {"payment_intent.payment_failed", "checkout.session.async_payment_failed"}
+
+
+def parse_in_flight(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A payment that started (``hold``) or failed (``release``): our invoice id and the payment's key
+    (the same key its success records the payment under). None for every other event."""
+    kind = event.get("type")
+    if kind not in IN_FLIGHT_EVENTS and kind not in FAILED_EVENTS:
+        return None
+    obj = (event.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        raise _malformed("data.object: expected an object")
+    if kind == "checkout.session.completed" and obj.get("payment_status") != "unpaid":
+        return None  # paid at once: parse_payment records it
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    invoice_id = metadata.get(METADATA_KEY) or (obj.get("client_reference_id") if kind.startswith("checkout.") else None)
+    object_id = obj.get("id")
+    if not isinstance(object_id, str):
+        raise _malformed("data.object.id: expected a string")
+    intent = object_id if kind.startswith("payment_intent.") else obj.get("payment_intent")
+    intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    key = f"stripe:{intent_id or object_id}"
+    created = event.get("created")
+    return {
+        "invoice_id": str(invoice_id) if invoice_id else None,
+        "key": key,
+        "hold_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"invoiceflow:payment-hold:{key}")),
+        "action": "hold" if kind in IN_FLIGHT_EVENTS else "release",
+        "reference": intent_id or object_id,
+        "started_at": datetime.fromtimestamp(created, UTC) if isinstance(created, int) and not isinstance(created, bool) else None,
+    }
+
+
+async def _payment_in_flight(request: Request, event: dict[str, Any], flight: dict[str, Any]) -> JSONResponse:
+    db: Db = request.app.state.db
+    invoice_id = _uuid(flight["invoice_id"])
+
+    def match(session: Session) -> tuple[Invoice | None, bool]:
+        invoice = session.get(Invoice, invoice_id) if invoice_id else None
+        arrived = session.scalars(select(Payment.id).where(Payment.idempotency_key == flight["key"])).first() is not None
+        return invoice, arrived
+
+    invoice, arrived = await db.run(match)
+    if invoice is None:
+        return JSONResponse({"status": "unmatched", "event": event["id"]}, status_code=202)
+    if arrived and flight["action"] == "hold":  # out of order: the payment succeeded already
+        return JSONResponse({"status": "duplicate", "event": event["id"]})
+    if invoice.number is None or invoice.status in ("paid", "void", "uncollectible"):
+        return JSONResponse({"status": "ignored", "event": event["id"], "invoice_status": invoice.status})
+    handle = request.app.state.temporal.get_workflow_handle(invoice.workflow_id)
+    if flight["action"] == "hold":
+        _, until = payment_hold(flight["started_at"] or datetime.now(UTC))
+        update: Any = InvoiceWorkflow.hold
+        arg: Any = HoldSpec(
+            hold_id=flight["hold_id"], kind="payment", reason=f"Stripe payment {flight['reference']} processing",
+            resume_at=until, payment_key=flight["key"], actor="stripe",
+        )
+    else:
+        update, arg = InvoiceWorkflow.release, ReleaseInput(hold_ids=[flight["hold_id"]], actor="stripe", reason="payment_failed")
+    try:
+        await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as exc:
+        # No such hold (a failure reported twice, or before its processing event): nothing to do.
+        return JSONResponse({"status": "ignored", "event": event["id"],
+                             "detail": getattr(exc.cause, "message", None) or str(exc.cause)})
+    except (RPCError, RuntimeError) as exc:
+        raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
+    return JSONResponse({"status": "held" if flight["action"] == "hold" else "released", "event": event["id"],
+                         "invoice_id": str(invoice.id)})
+
+
 @router.post("/stripe", summary="Stripe: invoice.paid, payment_intent.succeeded, checkout.session.completed")
 async def stripe(request: Request) -> JSONResponse:
     settings = request.app.state.settings
@@ -128,6 +206,9 @@ async def stripe(request: Request) -> JSONResponse:
         raise _malformed("body: a Stripe event has a string id and type")
     if event["type"] in REFUND_EVENTS:
         return await _refunds(request, event)
+    flight = parse_in_flight(event)
+    if flight is not None:
+        return await _payment_in_flight(request, event, flight)
     payment = parse_payment(event)
     if payment is None:
         return JSONResponse({"status": "ignored", "type": event["type"]})
