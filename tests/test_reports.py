@@ -24,6 +24,7 @@ import pytest
 from api.main import create_app
 from api.routes.reports import next_action
 from billing.aging import BUCKETS
+from billing.dunning import policy_from_dict, policy_to_dict
 from billing.money import format_money
 from invoiceflow.settings import Settings
 from persistence.db import session_scope
@@ -322,6 +323,19 @@ def test_next_action_rule() -> None:
     # Reminders go out at the send hour in the client's timezone (10:00 IST is 04:30 UTC).
     kolkata = plan(timezone="Asia/Kolkata", send_hour=10)
     assert kolkata.at == utc(2026, 6, 12, 4, 30)
+
+
+def test_next_action_follows_the_dunning_policy_frozen_on_the_invoice() -> None:
+    """With a policy on the invoice, the next reminder is the policy's (send window included), not the
+    default offsets'. 2026-06-13 is a Saturday: a step due then goes out on Monday at the window start."""
+    policy = policy_to_dict(policy_from_dict({
+        "name": "weekday mornings", "steps": [{"offset_days": -2, "template": "reminder"}],
+        "send_window": {"start": "10:30", "end": "16:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+    }))
+    step = plan(policy=policy, timezone="Europe/Berlin", now=utc(2026, 6, 12, 12))
+    assert (step.kind, step.offset_days, step.at) == ("reminder", -2, utc(2026, 6, 15, 8, 30))  # Mon 10:30 CEST
+    # Once that step is behind us, what is left is becoming overdue (no escalation in this policy).
+    assert plan(policy=policy, timezone="Europe/Berlin", now=utc(2026, 6, 15, 9)).kind == "overdue"
 
 
 # ---------------------------------------------------------------- the page in Chromium

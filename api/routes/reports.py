@@ -15,17 +15,19 @@ any proxy in front of the API, so open such links only on devices and networks y
 answers with ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` and links nowhere else.
 
 The next action is recomputed from stored facts with the very functions the workflow's plan comes from
-(``persistence.invoices.issue`` → ``billing.reminders.reminder_schedule``, and ``overdue_instant``), with
-the same offsets precedence (invoice, then customer, then ``Settings.reminder_offsets()``). The workflow
-fixes its plan when it issues the invoice, so the list can only differ from it if the customer's
-offsets or the reminder settings were changed after the invoice was issued.
+(``persistence.invoices.issue`` → ``billing.dunning.dunning_schedule`` for the dunning policy frozen on
+the invoice, else ``billing.reminders.reminder_schedule``, and ``overdue_instant``), with the same offsets
+precedence (invoice, then customer, then ``Settings.reminder_offsets()``). The workflow fixes its plan
+when it issues the invoice, so the list can only differ from it if, without a policy, the customer's
+offsets or the reminder settings were changed after the invoice was issued, or while a dunning hold
+keeps a reminder back (holds are not read here).
 """
 
 from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -43,6 +45,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, Operator, SettingsDep, require_operator
 from billing.aging import BUCKETS, AgingReport, AgingRow, aging_report
 from billing.money import format_money
+from billing.dunning import dunning_schedule, policy_from_dict
 from billing.reminders import MAX_OFFSET, reminder_schedule
 from billing.status import InvoiceStatus
 from invoiceflow.settings import Settings
@@ -130,6 +133,7 @@ def next_action(
     default_offsets: Sequence[int],
     send_hour: int,
     now: datetime,
+    policy: Mapping[str, Any] | None = None,
 ) -> PlannedAction | None:
     """The first thing the invoice's workflow does after ``now``, or None if nothing is left.
 
@@ -144,7 +148,10 @@ def next_action(
         candidates.append(PlannedAction("overdue", overdue_at, None))
     # The workflow drops steps up to its issue instant and has fired every step up to now.
     cutoff = max(issued_at, now) if issued_at is not None else now
-    steps = reminder_schedule(due_date, list(offsets), timezone, send_hour=send_hour, not_before=cutoff)
+    if policy is not None and issued_at is not None:  # the dunning policy frozen on the invoice at issue
+        steps = [s for s in dunning_schedule(policy_from_dict(policy), due_date, timezone, issued_at) if s.send_at > cutoff]
+    else:
+        steps = reminder_schedule(due_date, list(offsets), timezone, send_hour=send_hour, not_before=cutoff)
     if steps:
         kind: ActionKind = "escalation" if steps[0].kind == "escalation" else "reminder"
         candidates.append(PlannedAction(kind, steps[0].send_at, steps[0].offset_days))
@@ -166,6 +173,7 @@ def _receivables() -> Select[Any]:
             Invoice.due_date,
             Invoice.issued_at,
             Invoice.reminder_offsets.label("invoice_offsets"),
+            Invoice.dunning_snapshot,
             Customer.id.label("customer_id"),
             Customer.name.label("customer_name"),
             Customer.timezone,
@@ -198,6 +206,7 @@ def load_next_actions(session: Session, settings: Settings, now: datetime, hours
             status=r.status, due_date=r.due_date, issued_at=r.issued_at, timezone=r.timezone,
             invoice_offsets=r.invoice_offsets, customer_offsets=r.customer_offsets,
             default_offsets=settings.reminder_offsets(), send_hour=settings.reminder_send_hour, now=now,
+            policy=r.dunning_snapshot,
         )
         if action is None or action.at > until:
             continue
