@@ -208,6 +208,11 @@ class FreshBooksConnector:
         )
         subtotal = sum((line.line_amount for line in lines), Decimal(0))
         total = _money(invoice.get("amount"))
+        credited = Decimal(0)
+        if _money(invoice.get("paid")) > 0:  # credit applied is a payment there; money paid is what we compare
+            found = await self._call("GET", "payments/payments", params={"search[invoiceid]": str(invoice["id"])})
+            credited = sum((_money(p.get("amount")) for p in found.get("payments") or []
+                            if p.get("type") == CREDIT_PAYMENT_TYPE and p.get("vis_state", 0) != DELETED), Decimal(0))
         if invoice.get("vis_state", 0) == DELETED:
             state = RemoteState.VOIDED
         elif invoice.get("payment_status") == "paid":
@@ -228,7 +233,7 @@ class FreshBooksConnector:
             subtotal=subtotal,
             tax=total - subtotal,
             total=total,
-            amount_paid=_money(invoice.get("paid")),
+            amount_paid=_money(invoice.get("paid")) - credited,
             amount_due=_money(invoice.get("outstanding")),
         )
 

@@ -16,6 +16,7 @@ line ``account_code`` to an Item id (identity when absent); ``tax_code`` is a Ta
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -257,6 +258,7 @@ class QboConnector:
             ))
         total = to_decimal(invoice.get("TotalAmt", 0))
         balance = to_decimal(invoice.get("Balance", 0))
+        credited = await self._credit_applied(invoice) if balance < total else Decimal(0)
         if _is_voided(invoice):
             state = RemoteState.VOIDED
         elif balance == 0 and total > 0:
@@ -275,10 +277,29 @@ class QboConnector:
             subtotal=sum((line.line_amount for line in lines), to_decimal(0)),
             tax=to_decimal((invoice.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
             total=total,
-            amount_paid=total - balance,
+            amount_paid=total - balance - credited,  # money received, as Xero's AmountPaid (credit apart)
             amount_due=balance,
             version=str(invoice.get("SyncToken", "")),
         )
+
+    async def _credit_applied(self, invoice: Mapping[str, Any]) -> Decimal:
+        """How much of the invoice's Balance reduction is credit memos, not money: read from the payments
+        linked to it, each counting the lesser of the credit it uses and what it applies here (exact for
+        the zero payments ``record_credit_note`` makes; one extra read per linked payment)."""
+        credited = Decimal(0)
+        for linked in invoice.get("LinkedTxn") or []:
+            if linked.get("TxnType") != "Payment":
+                continue
+            payment = (await self._get(f"payment/{linked['TxnId']}"))["Payment"]
+            here = used = Decimal(0)
+            for line in payment.get("Line") or []:
+                for txn in line.get("LinkedTxn") or []:
+                    if txn.get("TxnType") == "CreditMemo":
+                        used += to_decimal(line.get("Amount", 0))
+                    elif txn.get("TxnType") == "Invoice" and str(txn.get("TxnId")) == str(invoice["Id"]):
+                        here += to_decimal(line.get("Amount", 0))
+            credited += min(used, here)
+        return credited
 
     # Payments -------------------------------------------------------------------------------------
 

@@ -197,7 +197,7 @@ class _Handlers:
     def get(self, table: str, entity: str, entity_id: str) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             found = getattr(self.s, table).get(entity_id)
-            return (200, {entity: found, "time": _time()}) if found else _not_found(entity, entity_id)
+            return (200, {entity: self._public(found), "time": _time()}) if found else _not_found(entity, entity_id)
         return run
 
     # invoices

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from accounting.reconcile import reconcile
 from accounting.tokens import TokenGrant, save_connection, token_cipher
 from standins.server import serve
 from tests.accounting.test_invoice_sync_e2e import _accounting, _invoice, xero, xero_settings  # noqa: F401 (fixture)
@@ -117,3 +118,4 @@ async def test_a_credit_note_is_in_qbo_and_freshbooks_once_and_applied_to_its_in
             await client.get_workflow_handle(invoice["workflow_id"]).result()  # ends once the books have it all
         assert books(state, number, note["number"]) == (Decimal("50.00"), Decimal(0), 1, Decimal(0))
         assert len(state.payments) == 3  # two payments and one application of the credit
+        assert await reconcile(settings) == []  # the credit applied there is not counted as money paid

@@ -184,6 +184,7 @@ async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
     assert (application["type"], application["amount"]["amount"]) == ("Credit", "450.00")
     remote_invoice = await freshbooks.fetch_invoice(created.external_id)
     assert remote_invoice.amount_due == remote_invoice.total - D("450.00")
+    assert remote_invoice.amount_paid == 0  # credit applied is not money received (reconcile compares money)
 
     # Beyond what the invoice still owes, the rest stays the client's credit.
     rest = AccountingPayment("pay_1", created.external_id, remote_invoice.amount_due - D("100.00"),
@@ -193,7 +194,8 @@ async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
                                                  idempotency_key="credit_note:cn_2")
     assert (second.status, second.remote_status) == (SyncStatus.CREATED, "applied")
     assert state.credit_notes[int(second.external_id)]["paid"]["amount"] == "100.00"
-    assert (await freshbooks.fetch_invoice(created.external_id)).state == RemoteState.PAID
+    remote_invoice = await freshbooks.fetch_invoice(created.external_id)
+    assert (remote_invoice.state, remote_invoice.amount_paid) == (RemoteState.PAID, rest.amount)
     assert len(state.credit_notes) == 2 and len(state.payments) == 3
     await freshbooks.aclose()
     await impatient.aclose()

@@ -276,6 +276,7 @@ async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(served: 
         "Invoice", "CreditMemo"]
     remote = await qbo.fetch_invoice(created.external_id)
     assert (remote.total, remote.amount_due) == (D("2151.27"), D("2151.27") - D("408.28"))
+    assert remote.amount_paid == 0  # credit applied is not money received (reconcile compares money)
 
     # What is beyond the invoice's balance stays unapplied credit, as with us.
     rest = AccountingPayment("pay_1", created.external_id, D("1600.00"), date(2024, 6, 12), "WIRE", "USD",
@@ -286,7 +287,8 @@ async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(served: 
     assert (result.status, result.remote_status) == (SyncStatus.CREATED, "Applied")
     memo2 = state.credit_memos[result.external_id]
     assert memo2["Balance"] == D("408.28") - D("142.99")  # 2151.27 − 408.28 − 1600.00 = 142.99 was due
-    assert (await qbo.fetch_invoice(created.external_id)).amount_due == 0
+    remote = await qbo.fetch_invoice(created.external_id)
+    assert (remote.amount_due, remote.amount_paid, remote.state) == (0, D("1600.00"), RemoteState.PAID)
     assert len(state.credit_memos) == 2 and len(state.payments) == 3
     await qbo.aclose()
     await impatient.aclose()
