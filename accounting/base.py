@@ -191,6 +191,11 @@ class AccountingConnector(Protocol):
         """Void the invoice; voiding a voided invoice is a no-op."""
         ...
 
+    async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
+        """Create the credit note once (found by number on a retry) and apply up to ``note.allocate`` of it
+        to its invoice, once; what is not applied stays the customer's credit at the provider."""
+        ...
+
     async def fetch_invoice(self, external_id: str) -> RemoteInvoice:
         """Read the provider's copy (lines, totals, paid state) for a drift check."""
         ...

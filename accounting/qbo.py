@@ -3,8 +3,11 @@
 Every write carries ``requestid`` (QBO replays the original response for a repeated id) and every call
 ``minorversion``. Updates are sparse and need the current ``SyncToken``; a stale one (fault 5010) is
 settled here by re-reading and retrying under a derived request id, since reusing the first id would
-only replay the stale error. ``DocNumber`` is not unique in QBO by default, so an invoice without a
-known id is looked up by number before it is created.
+only replay the stale error. ``DocNumber`` is not unique in QBO by default, so an invoice or a credit
+memo without a known id is looked up by number before it is created.
+
+A credit note is a ``CreditMemo`` with the invoice's line shape; QBO applies it to an invoice through a
+ReceivePayment of ``TotalAmt`` 0 whose two lines link the Invoice and the CreditMemo for the same amount.
 
 QBO has no account code on an invoice line: the Item decides the income account. ``item_refs`` maps our
 line ``account_code`` to an Item id (identity when absent); ``tax_code`` is a TaxCode id.
@@ -13,11 +16,13 @@ line ``account_code`` to an Item id (identity when absent); ``tax_code`` is a Ta
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from accounting.base import (
+    AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
     AccountingPayment,
@@ -253,6 +258,7 @@ class QboConnector:
             ))
         total = to_decimal(invoice.get("TotalAmt", 0))
         balance = to_decimal(invoice.get("Balance", 0))
+        credited = await self._credit_applied(invoice) if balance < total else Decimal(0)
         if _is_voided(invoice):
             state = RemoteState.VOIDED
         elif balance == 0 and total > 0:
@@ -271,10 +277,29 @@ class QboConnector:
             subtotal=sum((line.line_amount for line in lines), to_decimal(0)),
             tax=to_decimal((invoice.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
             total=total,
-            amount_paid=total - balance,
+            amount_paid=total - balance - credited,  # money received, as Xero's AmountPaid (credit apart)
             amount_due=balance,
             version=str(invoice.get("SyncToken", "")),
         )
+
+    async def _credit_applied(self, invoice: Mapping[str, Any]) -> Decimal:
+        """How much of the invoice's Balance reduction is credit memos, not money: read from the payments
+        linked to it, each counting the lesser of the credit it uses and what it applies here (exact for
+        the zero payments ``record_credit_note`` makes; one extra read per linked payment)."""
+        credited = Decimal(0)
+        for linked in invoice.get("LinkedTxn") or []:
+            if linked.get("TxnType") != "Payment":
+                continue
+            payment = (await self._get(f"payment/{linked['TxnId']}"))["Payment"]
+            here = used = Decimal(0)
+            for line in payment.get("Line") or []:
+                for txn in line.get("LinkedTxn") or []:
+                    if txn.get("TxnType") == "CreditMemo":
+                        used += to_decimal(line.get("Amount", 0))
+                    elif txn.get("TxnType") == "Invoice" and str(txn.get("TxnId")) == str(invoice["Id"]):
+                        here += to_decimal(line.get("Amount", 0))
+            credited += min(used, here)
+        return credited
 
     # Payments -------------------------------------------------------------------------------------
 
@@ -302,3 +327,50 @@ class QboConnector:
         saved = (await self._post("payment", body, idempotency_key))["Payment"]
         return SyncResult(saved["Id"], SyncStatus.RECORDED, version=saved.get("SyncToken", ""))
 
+    # Credit notes ---------------------------------------------------------------------------------
+
+    async def _find_credit_memo(self, number: str, private_note: str, customer_id: str) -> dict[str, Any] | None:
+        found = await self._query(f"select * from CreditMemo where DocNumber = {_quote(number)}")
+        mine = [m for m in found.get("CreditMemo") or []
+                if m.get("PrivateNote") == private_note or (m.get("CustomerRef") or {}).get("value") == customer_id]
+        return mine[0] if mine else None
+
+    async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
+        """The CreditMemo once per number (looked up first, ``requestid`` on the create), then applied to
+        the invoice (at most ``note.allocate``, the invoice's Balance and the memo's unapplied Balance) by a
+        zero payment; what is left stays the customer's credit in QBO, as it does with us. A memo whose
+        Balance is already below its total has been applied: not applied twice."""
+        doc = note.document
+        customer_id = doc.customer.external_id or (
+            await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:customer")
+        ).external_id
+        body = self._invoice_body(doc, customer_id)
+        body.pop("DueDate")  # a CreditMemo has none
+        body["PrivateNote"] = f"invoiceflow:{note.credit_note_id} credits {doc.reference}".strip()
+        memo = await self._find_credit_memo(doc.number, body["PrivateNote"], customer_id)
+        status = SyncStatus.EXISTING
+        if memo is None:
+            memo = (await self._post("creditmemo", body, idempotency_key))["CreditMemo"]
+            status = SyncStatus.CREATED
+        memo_id = str(memo["Id"])
+        total, unapplied = to_decimal(memo.get("TotalAmt", 0)), to_decimal(memo.get("Balance", 0))
+        applied = unapplied < total
+        if note.allocate > 0 and not applied:
+            invoice = (await self._get(f"invoice/{note.invoice_external_id}"))["Invoice"]
+            amount = min(note.allocate, to_decimal(invoice.get("Balance", 0)), unapplied)
+            if amount > 0:
+                application: dict[str, Any] = {
+                    "CustomerRef": {"value": customer_id},
+                    "TotalAmt": 0,
+                    "TxnDate": doc.issue_date.isoformat(),
+                    "CurrencyRef": {"value": doc.currency},
+                    "PrivateNote": f"invoiceflow:{note.credit_note_id} applies {doc.number}",
+                    "Line": [
+                        {"Amount": amount, "LinkedTxn": [{"TxnId": note.invoice_external_id, "TxnType": "Invoice"}]},
+                        {"Amount": amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"}]},
+                    ],
+                }
+                await self._post("payment", application, derived_key(idempotency_key, "apply"))
+                applied = True
+                status = SyncStatus.RECORDED if status == SyncStatus.EXISTING else status
+        return SyncResult(memo_id, status, "Applied" if applied else "Unapplied", version=str(memo.get("SyncToken", "")))

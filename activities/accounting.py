@@ -168,8 +168,6 @@ class AccountingActivities:
                 credit_note_id = uuid.UUID(request.credit_note_id or "")
             except ValueError as exc:
                 raise _refused(f"a credit note sync needs credit_note_id: {exc}") from exc
-            if not hasattr(connection.connector, "record_credit_note"):
-                return await self._skip_credit_note(connection, invoice_id, credit_note_id)
         target = _Target("invoice", invoice_id, invoice_id)
         with tokens_used() as used:
             try:
@@ -348,20 +346,11 @@ class AccountingActivities:
 
     # --- credit note -------------------------------------------------------------------------------
 
-    async def _skip_credit_note(
-        self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: uuid.UUID
-    ) -> AccountingSyncResult:
-        """A connector without credit notes (QBO and FreshBooks, for now): record that on the credit
-        note's sync row (``skipped`` with the reason, shown by ``GET /invoices/{id}``) so nobody mistakes
-        it for synced."""
-        reason = f"credit notes are not synced to {connection.provider} yet; enter this one in the books by hand"
-        await self._upsert(connection, _Target("credit_note", credit_note_id, invoice_id), status="skipped", last_error=reason)
-        return AccountingSyncResult(status="skipped", provider=connection.provider, detail=reason)
-
     async def _sync_credit_note(
         self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: uuid.UUID, target: _Target
     ) -> SyncResult:
-        """The credit note once (the connector finds it by number), allocated to the synced invoice."""
+        """The credit note once (the connector finds it by number), applied to the synced invoice: Xero
+        allocates an ACCRECCREDIT, QBO links a CreditMemo by a zero payment, FreshBooks pays from credit."""
         provider, tenant_id = connection.provider, connection.tenant_id
         row = await self._db(lambda s: self._row(s, provider, tenant_id, "credit_note", credit_note_id))
         if row is not None and row.status == SYNCED and row.external_id:
@@ -381,9 +370,7 @@ class AccountingActivities:
             return credit_note_for_sync(note, self._settings, provider, tenant_id, invoice_external_id)
 
         note = await self._db(load)
-        result = await connection.connector.record_credit_note(  # type: ignore[attr-defined]
-            note, idempotency_key=f"credit_note:{credit_note_id}"
-        )
+        result = await connection.connector.record_credit_note(note, idempotency_key=f"credit_note:{credit_note_id}")
         await self._succeed(connection, target, result)
         return result
 

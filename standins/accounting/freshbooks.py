@@ -1,4 +1,4 @@
-"""FreshBooks stand-in: ``/accounting/account/{account_id}/`` clients, invoices and payments.
+"""FreshBooks stand-in: ``/accounting/account/{account_id}/`` clients, invoices, credit notes and payments.
 
 Faithful where our connector depends on it: bearer auth (401 with the OAuth error body), requests
 wrapped as ``{"invoice": {...}}`` and answers as ``{"response": {"result": {...}}}``, money as decimal
@@ -9,6 +9,10 @@ and no idempotency key at all (a repeated POST creates a second object, as the r
 FreshBooks accepts any tax name on a line; ``known_taxes`` (off by default) makes the stand-in refuse
 unknown ones, to exercise the connector's validation path. Its rate limit is undocumented; ``quota``
 is off by default and 429s come from ``faults``. Error numbers marked [K] are plausible, not verified.
+
+Credit notes (``credit_notes/credit_notes``, wrapped as ``credit_note``, listed by ``search[clientid]``
+and paged) are the client's credit; a payment of type "Credit" applies that credit to an invoice, taken
+from the client's notes oldest first and refused beyond what they have left [K].
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class FreshBooksState:
     clients: dict[int, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[int, dict[str, Any]] = field(default_factory=dict)
     payments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    credit_notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1000
 
     def __post_init__(self) -> None:
@@ -246,6 +251,82 @@ class _Handlers:
             return _result("invoice", self._public(updated, lines=True))
         return run
 
+    def list_credit_notes(self, client_id: str | None, page: int, per_page: int) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            rows = [self._public(r, lines=False) for r in self.s.credit_notes.values()
+                    if client_id is None or str(r["clientid"]) == client_id]
+            size = max(1, min(per_page, 100))
+            pages = max(1, -(-len(rows) // size))
+            chunk = rows[(page - 1) * size:page * size]
+            return 200, {"response": {"result": {"credit_notes": chunk, "page": page, "pages": pages,
+                                                 "per_page": size, "total": len(rows)}}}
+        return run
+
+    def get_credit_note(self, credit_id: str) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            note = self.s.credit_notes.get(int(credit_id)) if credit_id.isdigit() else None
+            if note is None:
+                return _errors(404, _error(1012, "Credit not found.", "creditid", "credit_note", credit_id))  # [K]
+            return _result("credit_note", self._public(note, lines=True))
+        return run
+
+    def create_credit_note(self, body: Any) -> HandlerResult:
+        data = dict((body or {}).get("credit_note") or {})
+        client = self.s.clients.get(int(data.get("clientid") or 0))
+        if client is None:
+            return _errors(404, _error(1012, "Client not found.", "clientid", "credit_note", data.get("clientid")))
+        if not data.get("lines"):
+            return _errors(422, _error(1001, "A credit note needs at least one line.", "lines", "credit_note"))  # [K]
+        currency = str(data.get("currency_code") or client["currency_code"])
+        try:
+            lines = self._lines(list(data["lines"]), currency)
+        except _Refused as refused:
+            return refused.result
+        new_id = self.s.new_id()
+        note: dict[str, Any] = {
+            "id": new_id, "creditid": new_id, "clientid": client["id"], "currency_code": currency,
+            "credit_number": str(data.get("credit_number") or f"{len(self.s.credit_notes) + 1:07d}"),
+            "create_date": str(data.get("create_date") or date.today().isoformat()),
+            "credit_type": data.get("credit_type", "goodwill"), "notes": data.get("notes", ""),
+            "terms": data.get("terms", ""), "language": data.get("language", "en"), "vis_state": 0,
+            "lines": lines, "currency": currency, "_used": Decimal(0),
+        }
+        self._recompute_credit(note)
+        self.s.credit_notes[new_id] = note
+        return _result("credit_note", self._public(note, lines=True))
+
+    @staticmethod
+    def _recompute_credit(note: dict[str, Any]) -> None:
+        """Total like an invoice's (tax once per name and rate); ``paid`` is the credit used so far [K]."""
+        currency = note["currency_code"]
+        places = MINOR_UNITS.get(currency, 2)
+        subtotal, groups = Decimal(0), dict[tuple[str, Decimal], Decimal]()
+        for line in note["lines"]:
+            net = to_decimal(line["amount"]["amount"])
+            subtotal += net
+            if line["taxName1"]:
+                key = (line["taxName1"], to_decimal(line["taxAmount1"]))
+                groups[key] = groups.get(key, Decimal(0)) + net
+        tax = sum((money(base * rate / 100, places) for (_, rate), base in groups.items()), Decimal(0))
+        total = money(subtotal + tax, places)
+        note["amount"] = _amount(total, currency)
+        note["paid"] = _amount(money(note["_used"], places), currency)
+        note["display_status"] = "applied" if note["_used"] >= total else ("partial" if note["_used"] else "sent")
+
+    def _use_credit(self, client_id: int, amount: Decimal) -> None:
+        """Take ``amount`` from the client's credit notes, oldest first; refused beyond what is left."""
+        notes = [n for n in self.s.credit_notes.values() if n["clientid"] == client_id and n["vis_state"] == 0]
+        left = sum((to_decimal(n["amount"]["amount"]) - n["_used"] for n in notes), Decimal(0))
+        if amount > left:
+            raise _Refused(_errors(422, _error(1001, f"The client has {format(left, 'f')} credit available; "
+                                               f"{format(amount, 'f')} cannot be applied.", "amount", "payment")))  # [K]
+        for note in notes:
+            take = min(amount, to_decimal(note["amount"]["amount"]) - note["_used"])
+            if take > 0:
+                note["_used"] += take
+                amount -= take
+                self._recompute_credit(note)
+
     def create_payment(self, body: Any) -> HandlerResult:
         data = dict((body or {}).get("payment") or {})
         invoice = self.s.invoices.get(int(data.get("invoiceid") or 0))
@@ -255,6 +336,11 @@ class _Handlers:
         if amount <= 0:
             return _errors(422, _error(1001, "Payment amount must be greater than zero.", "amount",
                                        "payment"))  # [K]
+        if data.get("type") == "Credit":
+            try:
+                self._use_credit(invoice["customerid"], amount)
+            except _Refused as refused:
+                return refused.result
         new_id = self.s.new_id()
         currency = invoice["currency_code"]
         payment = {
@@ -335,12 +421,28 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             return await run(request, handlers.list_rows("payments", "payments", wanted), write=False)
         return await run(request, handlers.create_payment, write=True)
 
+    async def credit_notes(request: Request) -> Response:
+        if request.method == "GET":
+            page = request.query_params.get("page", "1")
+            per_page = request.query_params.get("per_page", "15")
+            listing = handlers.list_credit_notes(
+                request.query_params.get("search[clientid]"), int(page) if page.isdigit() and int(page) > 0 else 1,
+                int(per_page) if per_page.isdigit() else 15,
+            )
+            return await run(request, listing, write=False)
+        return await run(request, handlers.create_credit_note, write=True)
+
+    async def credit_note(request: Request) -> Response:
+        return await run(request, handlers.get_credit_note(request.path_params["id"]), write=False)
+
     base = "/accounting/account/{account}"
     app = Starlette(routes=[
         Route(f"{base}/users/clients", clients, methods=["GET", "POST"]),
         Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
         Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
         Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
+        Route(f"{base}/credit_notes/credit_notes", credit_notes, methods=["GET", "POST"]),
+        Route(f"{base}/credit_notes/credit_notes/{{id}}", credit_note, methods=["GET"]),
         Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
     ])
     return app, state

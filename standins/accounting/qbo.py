@@ -1,11 +1,14 @@
-"""QuickBooks Online stand-in: ``/v3/company/{realmId}/`` customer, invoice, payment and query.
+"""QuickBooks Online stand-in: ``/v3/company/{realmId}/`` customer, invoice, creditmemo, payment and query.
 
 Faithful where our connector depends on it: bearer auth (401 with the lower-case ``fault`` body),
 ``requestid`` replay with no expiry, ``SyncToken`` checked on every update and void (stale → 400 Fault
 5010) and incremented on every write, Fault/Error bodies with codes (2500 unknown reference, 6070 amount
 ≠ qty × price, 6240 duplicate name, 610 not found, 2050 too long), 500/min + 10 concurrent per realm
 answered with 429 ThrottleExceeded (no Retry-After: QBO's docs just say wait 60 s), voided invoices with
-zero amounts and "Voided" in the private note. Messages marked [K] are plausible, not verified.
+zero amounts and "Voided" in the private note. A CreditMemo has invoice lines and a Balance (its credit
+not yet applied); a payment's lines may link Invoices (amounts applied to them) and CreditMemos (credit
+used), TotalAmt = invoices − credit memos, so a TotalAmt 0 payment applies a credit memo to an invoice.
+Messages marked [K] are plausible, not verified.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class QboState:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credit_memos: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 100
     send_retry_after: bool = False  # QBO documents no Retry-After on 429; tests may turn it on
     stale_next: int = 0  # the next N invoice updates/voids race a concurrent edit (→ 5010)
@@ -155,7 +159,9 @@ class _Handlers:
                 return _fault("4000", "Error parsing query",
                               f"QueryParserError: Encountered an unsupported query: {statement}")  # [K]
             entity, column, value = match.group(1).capitalize(), match.group(2), match.group(3)
-            table = {"Customer": self.s.customers, "Invoice": self.s.invoices, "Payment": self.s.payments}.get(entity)
+            entity = {"Creditmemo": "CreditMemo"}.get(entity, entity)
+            table = {"Customer": self.s.customers, "Invoice": self.s.invoices, "Payment": self.s.payments,
+                     "CreditMemo": self.s.credit_memos}.get(entity)
             if table is None:
                 return _fault("4001", "Invalid query", f"Unsupported entity {entity}")  # [K]
             rows = [self._public(row) for row in table.values()]
@@ -191,7 +197,7 @@ class _Handlers:
     def get(self, table: str, entity: str, entity_id: str) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             found = getattr(self.s, table).get(entity_id)
-            return (200, {entity: found, "time": _time()}) if found else _not_found(entity, entity_id)
+            return (200, {entity: self._public(found), "time": _time()}) if found else _not_found(entity, entity_id)
         return run
 
     # invoices
@@ -290,6 +296,26 @@ class _Handlers:
         self.s.invoices[invoice["Id"]] = invoice
         return 200, {"Invoice": self._public(invoice), "time": _time()}
 
+    def create_credit_memo(self, body: Any) -> HandlerResult:
+        """A new CreditMemo (updates are not modelled: the connector never changes one)."""
+        body = dict(body or {})
+        if body.get("Id"):
+            return _fault("6000", "A business validation error has occurred while processing your request",
+                          "Business Validation Error: credit memo updates are not modelled by this stand-in")
+        if "CustomerRef" not in body:
+            return _fault("2020", "Required param missing, need to supply the required value for the API",
+                          "Required parameter CustomerRef is missing in the request", "CustomerRef")
+        memo: dict[str, Any] = {"Id": self.s.new_id(), "SyncToken": "0", "domain": "QBO", "sparse": False,
+                                "TxnDate": date.today().isoformat(), "CurrencyRef": {"value": "USD"},
+                                "LinkedTxn": [], "MetaData": _meta()}
+        try:
+            self._apply(memo, {k: v for k, v in body.items() if k != "DueDate"})
+        except _Refused as refused:
+            return refused.result
+        memo["RemainingCredit"] = memo["Balance"]
+        self.s.credit_memos[memo["Id"]] = memo
+        return 200, {"CreditMemo": self._public(memo), "time": _time()}
+
     def _current(self, body: dict[str, Any]) -> dict[str, Any]:
         invoice = self.s.invoices.get(str(body.get("Id")))
         if invoice is None:
@@ -351,22 +377,27 @@ class _Handlers:
         for line in body.get("Line") or []:
             amount = to_decimal(line.get("Amount", 0))
             for linked in line.get("LinkedTxn") or []:
-                invoice = self.s.invoices.get(str(linked.get("TxnId")))
-                if invoice is None or linked.get("TxnType") != "Invoice":
-                    return _invalid_ref("Invoice", str(linked.get("TxnId")), "Line.LinkedTxn")
-                if invoice["CustomerRef"]["value"] != customer:
+                kind, txn_id = linked.get("TxnType"), str(linked.get("TxnId"))
+                table = {"Invoice": self.s.invoices, "CreditMemo": self.s.credit_memos}.get(str(kind))
+                target = table.get(txn_id) if table is not None else None
+                if target is None:
+                    return _invalid_ref(str(kind or "Invoice"), txn_id, "Line.LinkedTxn")
+                if target["CustomerRef"]["value"] != customer:
                     return _fault("6000", "A business validation error has occurred while processing your "
-                                  "request", "Business Validation Error: The invoice belongs to another "
+                                  "request", f"Business Validation Error: The {kind} belongs to another "
                                   "customer.")  # [K]
-                if amount > invoice["Balance"]:
+                if amount > target["Balance"]:
+                    what = "invoice's open balance" if kind == "Invoice" else "credit memo's available credit"
                     return _fault("6000", "A business validation error has occurred while processing your "
-                                  "request", "Business Validation Error: The payment amount exceeds the "
-                                  "invoice's open balance.")  # [K]
-                updates.append((invoice, amount))
-            applied += amount
+                                  "request", f"Business Validation Error: The amount exceeds the {what}.")  # [K]
+                updates.append((target, amount))
+                applied += amount if kind == "Invoice" else -amount
         if applied > total:
             return _fault("6000", "A business validation error has occurred while processing your request",
                           "Business Validation Error: The amount applied is more than the payment total.")  # [K]
+        if applied < 0:
+            return _fault("6000", "A business validation error has occurred while processing your request",
+                          "Business Validation Error: More credit is used than is applied to invoices.")  # [K]
         payment: dict[str, Any] = {
             "Id": self.s.new_id(), "SyncToken": "0", "domain": "QBO", "sparse": False,
             "CustomerRef": {"value": customer, "name": self.s.customers[customer]["DisplayName"]},
@@ -378,11 +409,13 @@ class _Handlers:
         for key in ("PaymentRefNum", "PrivateNote", "DepositToAccountRef"):
             if key in body:
                 payment[key] = body[key]
-        for invoice, amount in updates:
-            invoice["_paid"] = invoice.get("_paid", Decimal(0)) + amount
-            invoice["Balance"] = invoice["Balance"] - amount
-            invoice["LinkedTxn"] = [*invoice.get("LinkedTxn", []), {"TxnId": payment["Id"], "TxnType": "Payment"}]
-            invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
+        for target, amount in updates:  # an invoice's Balance falls by what is applied, a memo's by what is used
+            target["_paid"] = target.get("_paid", Decimal(0)) + amount
+            target["Balance"] = target["Balance"] - amount
+            if "RemainingCredit" in target:
+                target["RemainingCredit"] = target["Balance"]
+            target["LinkedTxn"] = [*target.get("LinkedTxn", []), {"TxnId": payment["Id"], "TxnType": "Payment"}]
+            target["SyncToken"] = str(int(target["SyncToken"]) + 1)
         self.s.payments[payment["Id"]] = payment
         return 200, {"Payment": payment, "time": _time()}
 
@@ -454,6 +487,12 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
     async def invoice_by_id(request: Request) -> Response:
         return await run(request, handlers.get("invoices", "Invoice", request.path_params["id"]), write=False)
 
+    async def credit_memo(request: Request) -> Response:
+        return await run(request, handlers.create_credit_memo, write=True)
+
+    async def credit_memo_by_id(request: Request) -> Response:
+        return await run(request, handlers.get("credit_memos", "CreditMemo", request.path_params["id"]), write=False)
+
     async def payment(request: Request) -> Response:
         return await run(request, handlers.create_payment, write=True)
 
@@ -467,6 +506,8 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         Route(f"{base}/customer/{{id}}", customer_by_id, methods=["GET"]),
         Route(f"{base}/invoice", invoice, methods=["POST"]),
         Route(f"{base}/invoice/{{id}}", invoice_by_id, methods=["GET"]),
+        Route(f"{base}/creditmemo", credit_memo, methods=["POST"]),
+        Route(f"{base}/creditmemo/{{id}}", credit_memo_by_id, methods=["GET"]),
         Route(f"{base}/payment", payment, methods=["POST"]),
         Route(f"{base}/payment/{{id}}", payment_by_id, methods=["GET"]),
         Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),

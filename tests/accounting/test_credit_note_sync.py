@@ -1,6 +1,7 @@
 """Credit notes reach the books through the invoice's workflow: into the Xero stand-in as one ACCRECCREDIT
-credit note allocated to the synced invoice (so a later payment of the rest is accepted there); a
-provider whose connector has no credit notes yet (QBO) records the sync as ``skipped`` with the reason."""
+credit note allocated to the synced invoice (so a later payment of the rest is accepted there); into the
+QBO stand-in as a CreditMemo applied by a zero payment, into the FreshBooks one as a credit note applied by
+a "Credit" payment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from accounting.reconcile import reconcile
 from accounting.tokens import TokenGrant, save_connection, token_cipher
 from standins.server import serve
 from tests.accounting.test_invoice_sync_e2e import _accounting, _invoice, xero, xero_settings  # noqa: F401 (fixture)
@@ -59,24 +63,59 @@ async def test_a_credit_note_is_in_xero_once_and_allocated_to_its_invoice(tempor
     assert sum(1 for c in state.credit_notes.values() if c["CreditNoteNumber"] == note["number"]) == 1
 
 
-async def test_a_provider_without_credit_notes_records_the_sync_as_skipped(temporal_env, make_settings) -> None:  # type: ignore[no-untyped-def]
+def _qbo_books(state: Any, invoice_number: str, note_number: str) -> tuple[Decimal, Decimal, int, Decimal]:
+    """(credit total, credit left unapplied, how many with this number, invoice balance) in the QBO stand-in."""
+    memos = [m for m in state.credit_memos.values() if m["DocNumber"] == note_number]
+    [invoice] = [i for i in state.invoices.values() if i["DocNumber"] == invoice_number]
+    return memos[0]["TotalAmt"], memos[0]["Balance"], len(memos), invoice["Balance"]
+
+
+def _freshbooks_books(state: Any, invoice_number: str, note_number: str) -> tuple[Decimal, Decimal, int, Decimal]:
+    notes = [n for n in state.credit_notes.values() if n["credit_number"] == note_number]
+    [invoice] = [i for i in state.invoices.values() if i["invoice_number"] == invoice_number]
+    total = Decimal(notes[0]["amount"]["amount"])
+    return total, total - Decimal(notes[0]["paid"]["amount"]), len(notes), Decimal(invoice["outstanding"]["amount"])
+
+
+@pytest.mark.parametrize("provider", ["qbo", "freshbooks"])
+async def test_a_credit_note_is_in_qbo_and_freshbooks_once_and_applied_to_its_invoice(
+    temporal_env, make_settings, provider: str  # type: ignore[no-untyped-def]
+) -> None:
     from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
-    dev = PROVIDERS["qbo"]
-    app, _ = dev.app()
+    dev = PROVIDERS[provider]
+    app, state = dev.app()
+    books = _qbo_books if provider == "qbo" else _freshbooks_books
     with serve(app) as served:
         overrides = {key.removeprefix("INVOICEFLOW_").lower(): value for key, value in dev.env(served.base_url).items()}
-        overrides |= {"accounting_sales_account": "1", "accounting_tax_codes": "0=NON"}
+        if provider == "qbo":
+            overrides |= {"accounting_sales_account": "1", "accounting_tax_codes": "0=NON"}
         client = temporal_env.client
-        settings = make_settings(client, accounting_provider="qbo", accounting_timeout_s=5.0, **overrides)
-        save_connection(settings.require_database_url(), token_cipher(settings), "qbo", dev.tenant,
+        settings = make_settings(client, accounting_provider=provider, accounting_timeout_s=5.0, **overrides)
+        save_connection(settings.require_database_url(), token_cipher(settings), provider, dev.tenant,
                         TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(hours=1)))
         async with build_worker(client, settings), api_client(settings, client) as api:
-            invoice = await _invoice(api, [{"description": "Audit", "unit_price": "500.00"}])
-            await _accounting(api, invoice["id"], "synced")
-            issued = await api.post(f"/invoices/{invoice['id']}/credit-notes",
-                                    json={"reason": "Goodwill", "idempotency_key": "g", "lines": [{"description": "Goodwill", "unit_price": "50.00"}]})
+            invoice = await _invoice(api, [{"description": "Audit", "quantity": "4", "unit_price": "125.00"}])
+            number = (await _accounting(api, invoice["id"], "synced"))["number"]
+            tag = uuid.uuid4().hex[:8]
+            paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "100.00"},
+                                  headers={"Idempotency-Key": f"cn-1-{tag}"})
+            assert paid.status_code == 201, paid.text
+            issued = await api.post(f"/invoices/{invoice['id']}/credit-notes", json={
+                "reason": "Goodwill", "idempotency_key": f"g-{tag}",
+                "lines": [{"description": "Goodwill", "quantity": "2", "unit_price": "25.00"}]})
             assert issued.status_code == 201, issued.text
-            body = await _credit_note_accounting(api, invoice["id"], "skipped")
-            assert "not synced to qbo yet" in body["credit_notes"][0]["accounting"]["error"]
-            assert body["accounting"]["status"] == "synced"  # the invoice itself is in the books
+            assert issued.json()["amount_due"] == "350.00"  # 500 − 100 paid − 50 credited
+
+            body = await _credit_note_accounting(api, invoice["id"], "synced")
+            note = body["credit_notes"][0]
+            assert note["accounting"]["provider"] == provider and note["accounting"]["external_id"]
+            assert books(state, number, note["number"]) == (Decimal("50.00"), Decimal(0), 1, Decimal("350.00"))
+
+            rest = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "350.00"},
+                                  headers={"Idempotency-Key": f"cn-2-{tag}"})
+            assert rest.status_code == 201 and rest.json()["status"] == "paid"
+            await client.get_workflow_handle(invoice["workflow_id"]).result()  # ends once the books have it all
+        assert books(state, number, note["number"]) == (Decimal("50.00"), Decimal(0), 1, Decimal(0))
+        assert len(state.payments) == 3  # two payments and one application of the credit
+        assert await reconcile(settings) == []  # the credit applied there is not counted as money paid

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.base import AccountingPayment, RemoteState, SyncStatus, drift
+from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, RemoteState, SyncStatus, drift
 from accounting.errors import AuthExpired, NotFound, Transient, ValidationFailed
 from accounting.freshbooks import FreshBooksConnector
 from accounting.http import HttpSettings
@@ -145,3 +145,66 @@ async def test_expired_token(served: ServedApp, state: FreshBooksState) -> None:
     with pytest.raises(AuthExpired, match="requires authentication"):
         await freshbooks.ensure_customer(customer(), idempotency_key="k")
     await freshbooks.aclose()
+
+
+def credit_note(number: str, invoice_external_id: str, ours: AccountingInvoice, allocate: Decimal | None = None,
+                ) -> AccountingCreditNote:
+    """Two and a half days of consulting credited (375.00 + 20 % = 450.00)."""
+    doc = replace(invoice(number, who=ours.customer, lines=[
+        LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("20"), "200", "OUTPUT2")]), reference=ours.number)
+    return AccountingCreditNote(f"cn_{number}", invoice_external_id, doc,
+                                doc.totals.total if allocate is None else allocate)
+
+
+async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
+    served: ServedApp, state: FreshBooksState
+) -> None:
+    freshbooks = connector(served)
+    impatient = connector(served, settings=HttpSettings(timeout_s=0.5))  # gives up on the hang
+    ours = invoice()
+    client = await freshbooks.ensure_customer(ours.customer, idempotency_key="cus")
+    ours = replace(ours, customer=replace(ours.customer, external_id=client.external_id))
+    created = await freshbooks.upsert_invoice(ours, idempotency_key="inv:create:r1")
+    note = credit_note("CN-2024-000001", created.external_id, ours)
+    assert note.document.totals.total == D("450.00")
+
+    state.faults.commit_then_hang(1.2, count=2)  # the credit note commits, then the credit payment commits
+    with pytest.raises(Transient):
+        await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    with pytest.raises(Transient):  # found by number, not created again; the application hangs
+        await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    again = await freshbooks.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    [remote] = state.credit_notes.values()
+    assert (again.external_id, again.status, again.remote_status) == (str(remote["id"]), SyncStatus.EXISTING, "applied")
+    assert remote["credit_number"] == "CN-2024-000001" and remote["clientid"] == int(client.external_id)
+    assert [(l["name"], l["qty"], l["unit_cost"]["amount"], l["taxName1"]) for l in remote["lines"]] == [
+        ("Consulting not delivered", "2.5", "150.00", "OUTPUT2")]
+    assert (remote["amount"]["amount"], remote["paid"]["amount"]) == ("450.00", "450.00")
+    [application] = state.payments.values()
+    assert (application["type"], application["amount"]["amount"]) == ("Credit", "450.00")
+    remote_invoice = await freshbooks.fetch_invoice(created.external_id)
+    assert remote_invoice.amount_due == remote_invoice.total - D("450.00")
+    assert remote_invoice.amount_paid == 0  # credit applied is not money received (reconcile compares money)
+
+    # Beyond what the invoice still owes, the rest stays the client's credit.
+    rest = AccountingPayment("pay_1", created.external_id, remote_invoice.amount_due - D("100.00"),
+                             date(2024, 6, 12), "WIRE", "USD")
+    await freshbooks.record_payment(rest, idempotency_key="pay_1")
+    second = await freshbooks.record_credit_note(credit_note("CN-2024-000002", created.external_id, ours),
+                                                 idempotency_key="credit_note:cn_2")
+    assert (second.status, second.remote_status) == (SyncStatus.CREATED, "applied")
+    assert state.credit_notes[int(second.external_id)]["paid"]["amount"] == "100.00"
+    remote_invoice = await freshbooks.fetch_invoice(created.external_id)
+    assert (remote_invoice.state, remote_invoice.amount_paid) == (RemoteState.PAID, rest.amount)
+    assert len(state.credit_notes) == 2 and len(state.payments) == 3
+    await freshbooks.aclose()
+    await impatient.aclose()
+
+
+async def test_credit_beyond_what_the_client_has_is_refused(freshbooks: FreshBooksConnector, state: FreshBooksState) -> None:
+    ours = invoice()
+    created = await freshbooks.upsert_invoice(ours, idempotency_key="inv:create:r1")
+    body = {"payment": {"invoiceid": int(created.external_id), "amount": {"amount": "10.00"}, "type": "Credit"}}
+    with pytest.raises(ValidationFailed, match="credit available"):
+        await freshbooks.http.request("POST", freshbooks._path("payments/payments"), body=body)
+    assert not state.payments

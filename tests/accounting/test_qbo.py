@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.base import AccountingInvoice, AccountingPayment, RemoteState, SyncStatus, drift
+from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, RemoteState, SyncStatus, drift
 from accounting.errors import AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
 from accounting.http import HttpSettings
 from accounting.mapping import LineSpec
@@ -237,3 +237,68 @@ async def test_outage_is_transient(qbo: QboConnector, state: QboState) -> None:
     with pytest.raises(Transient) as raised:
         await qbo.ensure_customer(customer(), idempotency_key="cus")
     assert raised.value.status_code == 503 and state.customers == {}
+
+
+def credit_note(number: str, invoice_external_id: str, ours: AccountingInvoice, allocate: Decimal | None = None,
+                ) -> AccountingCreditNote:
+    """Two and a half days of consulting credited (375.00 + 8.875 % = 408.28)."""
+    doc = replace(invoice(number, who=ours.customer, lines=[
+        LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("8.875"), "1", "TAX")]), reference=ours.number)
+    return AccountingCreditNote(f"cn_{number}", invoice_external_id, doc,
+                                doc.totals.total if allocate is None else allocate)
+
+
+async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(served: ServedApp, state: QboState) -> None:
+    qbo = connector(served)
+    impatient = connector(served, settings=HttpSettings(timeout_s=0.5))  # gives up on the hang
+    ours = invoice()
+    created = await qbo.upsert_invoice(ours, idempotency_key="inv_1042:create:r1")
+    ours = replace(ours, customer=replace(ours.customer,
+                                          external_id=state.invoices[created.external_id]["CustomerRef"]["value"]))
+    note = credit_note("CN-2024-000001", created.external_id, ours)
+    assert note.document.totals.total == D("408.28")
+
+    state.faults.commit_then_hang(1.2, count=2)  # the memo commits, then the application commits
+    with pytest.raises(Transient):
+        await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    with pytest.raises(Transient):  # found by DocNumber, not created again; the application hangs
+        await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    again = await qbo.record_credit_note(note, idempotency_key="credit_note:cn_1")
+    [memo] = state.credit_memos.values()
+    assert (again.external_id, again.status, again.remote_status) == (memo["Id"], SyncStatus.EXISTING, "Applied")
+    assert memo["DocNumber"] == "CN-2024-000001" and memo["CustomerRef"]["value"] == ours.customer.external_id
+    assert [(l["Description"], l["SalesItemLineDetail"]["Qty"], l["SalesItemLineDetail"]["UnitPrice"], l["Amount"])
+            for l in memo["Line"] if l["DetailType"] == "SalesItemLineDetail"] == [
+        ("Consulting not delivered", D("2.5"), D("150.00"), D("375.00"))]
+    assert (memo["TotalAmt"], memo["Balance"]) == (D("408.28"), D(0))
+    [application] = state.payments.values()
+    assert application["TotalAmt"] == 0 and [t["TxnType"] for l in application["Line"] for t in l["LinkedTxn"]] == [
+        "Invoice", "CreditMemo"]
+    remote = await qbo.fetch_invoice(created.external_id)
+    assert (remote.total, remote.amount_due) == (D("2151.27"), D("2151.27") - D("408.28"))
+    assert remote.amount_paid == 0  # credit applied is not money received (reconcile compares money)
+
+    # What is beyond the invoice's balance stays unapplied credit, as with us.
+    rest = AccountingPayment("pay_1", created.external_id, D("1600.00"), date(2024, 6, 12), "WIRE", "USD",
+                             customer_external_id=ours.customer.external_id)
+    await qbo.record_payment(rest, idempotency_key="pay_1")
+    second = credit_note("CN-2024-000002", created.external_id, ours)
+    result = await qbo.record_credit_note(second, idempotency_key="credit_note:cn_2")
+    assert (result.status, result.remote_status) == (SyncStatus.CREATED, "Applied")
+    memo2 = state.credit_memos[result.external_id]
+    assert memo2["Balance"] == D("408.28") - D("142.99")  # 2151.27 − 408.28 − 1600.00 = 142.99 was due
+    remote = await qbo.fetch_invoice(created.external_id)
+    assert (remote.amount_due, remote.amount_paid, remote.state) == (0, D("1600.00"), RemoteState.PAID)
+    assert len(state.credit_memos) == 2 and len(state.payments) == 3
+    await qbo.aclose()
+    await impatient.aclose()
+
+
+async def test_credit_memo_with_nothing_to_apply_stays_credit(qbo: QboConnector, state: QboState) -> None:
+    ours = invoice()
+    created = await qbo.upsert_invoice(ours, idempotency_key="inv_1042:create:r1")
+    note = credit_note("CN-2024-000009", created.external_id, ours, allocate=D(0))
+    result = await qbo.record_credit_note(note, idempotency_key="credit_note:cn_9")
+    assert (result.status, result.remote_status) == (SyncStatus.CREATED, "Unapplied")
+    assert state.credit_memos[result.external_id]["Balance"] == D("408.28") and not state.payments
+    assert state.core.calls_to("POST", "/creditmemo")[0].query["requestid"] == "credit_note:cn_9"
