@@ -76,6 +76,30 @@ class CustomerCreate(Strict):
     )
 
 
+class CustomerUpdate(Strict):
+    """Fields to change; only those present change (``null`` clears the optional ones). Currency and
+    external ids are fixed once set: invoices and the books already use them. Issued invoices keep the
+    timezone, terms and dunning plan they were issued with."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    emails: list[EmailStr] | None = Field(default=None, min_length=1, max_length=20)
+    timezone: Timezone | None = None
+    payment_terms: Terms | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] | None = Field(default=None, max_length=50)
+    address: str | None = Field(default=None, max_length=2000)
+    tax_id: str | None = Field(default=None, max_length=64)
+    owner_email: EmailStr | None = None
+    reminder_offsets: Offsets | None = None
+    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120)
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> CustomerUpdate:
+        for name in ("name", "emails", "timezone", "payment_terms", "tags", "address", "tax_id"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name}: cannot be null (leave it out to keep it)")
+        return self
+
+
 class CustomerOut(BaseModel):
     id: uuid.UUID
     name: str

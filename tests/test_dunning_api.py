@@ -159,6 +159,22 @@ async def test_policy_frozen_at_issue_and_previewed_exactly(env) -> None:  # typ
     later = await open_invoice(api, customer["id"])
     assert [r["offset_days"] for r in (await api.get(f"/invoices/{later['id']}/reminders")).json()["reminders"]] == [1]
 
+    # The customer's policy changes through PATCH: invoices issued from then on follow it, issued ones
+    # keep theirs; an unknown policy, a fixed field and a null required field are refused.
+    for bad in ({"dunning_policy": "no such policy"}, {"currency": "EUR"}, {"name": None}, {"emails": []}):
+        refused = await api.patch(f"/customers/{customer['id']}", json=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+    assert (await api.patch(f"/customers/{uuid.uuid4()}", json={"dunning_policy": override})).status_code == 404
+    patched = await api.patch(f"/customers/{customer['id']}", json={"dunning_policy": override, "owner_email": "am@firm.example.com"})
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["dunning_policy"], patched.json()["owner_email"], patched.json()["name"]) == (
+        override, "am@firm.example.com", customer["name"])
+    after_patch = await open_invoice(api, customer["id"])
+    assert after_patch["dunning_policy"] == override
+    assert (await api.get(f"/invoices/{issued['id']}/reminders")).json()["reminders"] == reminders
+    cleared = (await api.patch(f"/customers/{customer['id']}", json={"dunning_policy": None})).json()
+    assert cleared["dunning_policy"] is None
+
     # No policy anywhere: today's default offsets, unchanged.
     plain = (await api.post("/customers", json=customer_body(timezone=tz))).json()
     default = (await api.get(f"/invoices/{(await open_invoice(api, plain['id']))['id']}/reminders")).json()

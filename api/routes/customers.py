@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator
-from api.schemas import CustomerCreate, CustomerOut
+from api.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from persistence import customer_credit
 from persistence.dunning import get_policy
 from persistence.models import Customer, CustomerExternalId
@@ -37,14 +37,17 @@ def customer_out(c: Customer) -> CustomerOut:
     )
 
 
+def _check_policy(session: Session, name: str | None) -> None:
+    if name is not None and get_policy(session, name) is None:
+        raise HTTPException(
+            422, detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {name!r} does not exist", "type": "value_error"}],
+        )
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
 async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> CustomerOut:
     def tx(session: Session) -> CustomerOut:
-        if body.dunning_policy is not None and get_policy(session, body.dunning_policy) is None:
-            raise HTTPException(
-                422,
-                detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {body.dunning_policy!r} does not exist", "type": "value_error"}],
-            )
+        _check_policy(session, body.dunning_policy)
         customer = Customer(
             name=body.name,
             emails=[str(e) for e in body.emails],
@@ -97,6 +100,33 @@ async def get_customer(customer_id: uuid.UUID, db: DbDep, _: Operator) -> Custom
         out = customer_out(c)
         out.credit = {cur: str(amount) for cur, amount in customer_credit.balances(session, c.id).items()}
         return out
+
+    found = await db.run(tx)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"customer {customer_id} does not exist")
+    return found
+
+
+@router.patch("/{customer_id}", response_model=CustomerOut)
+async def update_customer(customer_id: uuid.UUID, body: CustomerUpdate, db: DbDep, _: Operator) -> CustomerOut:
+    """Change the fields given. What an issued invoice was issued with (timezone, terms, its frozen
+    dunning plan) stays as it was; invoices issued from now on use the new values."""
+    changes = body.model_dump(include=body.model_fields_set)
+
+    def tx(session: Session) -> CustomerOut | None:
+        customer = session.get(Customer, customer_id, with_for_update=True)
+        if customer is None:
+            return None
+        if "dunning_policy" in changes:
+            _check_policy(session, changes["dunning_policy"])
+        for name, value in changes.items():
+            if name == "emails":
+                value = [str(e) for e in value]
+            elif name == "owner_email" and value is not None:
+                value = str(value)
+            setattr(customer, name, value)
+        session.flush()
+        return customer_out(customer)
 
     found = await db.run(tx)
     if found is None:
