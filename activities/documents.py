@@ -3,6 +3,7 @@ every amount was computed by ``billing.totals`` when the invoice was created."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
@@ -11,7 +12,7 @@ from billing.money import format_money
 from billing.status import InvoiceStatus
 from invoiceflow.links import sign_invoice_page
 from invoiceflow.settings import Settings
-from persistence.models import CreditNote, Estimate, Invoice
+from persistence.models import CreditNote, CreditNoteLine, Estimate, Invoice, InvoiceLine
 
 CREDIT_METHOD = "customer_credit"  # persistence.invoices.CREDIT_METHOD: credit applied at issue
 
@@ -45,10 +46,8 @@ def terms_label(code: str) -> str:
     return code
 
 
-def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "") -> InvoiceDocument:
-    cur = invoice.currency
-    customer = invoice.customer
-    lines = tuple(
+def _document_lines(lines: Iterable[InvoiceLine | CreditNoteLine], cur: str) -> tuple[DocumentLine, ...]:
+    return tuple(
         DocumentLine(
             description=line.description,
             quantity=_qty(line.quantity),
@@ -57,13 +56,27 @@ def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "")
             tax_rate=_rate(line.tax_rate),
             amount=format_money(line.net, cur),
         )
-        for line in invoice.lines
+        for line in lines
     )
-    totals: list[DocumentTotal] = [DocumentTotal("Subtotal", format_money(invoice.subtotal, cur))]
-    rates = sorted({line.tax_rate for line in invoice.lines if line.tax_rate})
-    if invoice.tax_total or rates:
+
+
+def _subtotal_and_tax(
+    lines: Iterable[InvoiceLine | CreditNoteLine], subtotal: Decimal, tax_total: Decimal, cur: str
+) -> list[DocumentTotal]:
+    """Subtotal, then one tax row naming every rate used (an invoice and its credit note alike)."""
+    totals = [DocumentTotal("Subtotal", format_money(subtotal, cur))]
+    rates = sorted({line.tax_rate for line in lines if line.tax_rate})
+    if tax_total or rates:
         label = "Tax " + ", ".join(_rate(r) for r in rates) if rates else "Tax"
-        totals.append(DocumentTotal(label, format_money(invoice.tax_total, cur)))
+        totals.append(DocumentTotal(label, format_money(tax_total, cur)))
+    return totals
+
+
+def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "") -> InvoiceDocument:
+    cur = invoice.currency
+    customer = invoice.customer
+    lines = _document_lines(invoice.lines, cur)
+    totals = _subtotal_and_tax(invoice.lines, invoice.subtotal, invoice.tax_total, cur)
     credited = invoice.amount_credited or Decimal(0)
     reduced = bool(invoice.amount_paid) or bool(credited)
     totals.append(DocumentTotal("Total", format_money(invoice.total, cur), emphasis=not reduced))
@@ -108,22 +121,8 @@ def credit_note_document(note: CreditNote, settings: Settings) -> InvoiceDocumen
     invoice = note.invoice
     cur = note.currency
     customer = invoice.customer
-    lines = tuple(
-        DocumentLine(
-            description=line.description,
-            quantity=_qty(line.quantity),
-            unit_price=_unit_price(line.unit_price, cur),
-            discount=("-" + format_money(line.discount, cur)) if line.discount else "",
-            tax_rate=_rate(line.tax_rate),
-            amount=format_money(line.net, cur),
-        )
-        for line in note.lines
-    )
-    totals: list[DocumentTotal] = [DocumentTotal("Subtotal", format_money(note.subtotal, cur))]
-    rates = sorted({line.tax_rate for line in note.lines if line.tax_rate})
-    if note.tax_total or rates:
-        label = "Tax " + ", ".join(_rate(r) for r in rates) if rates else "Tax"
-        totals.append(DocumentTotal(label, format_money(note.tax_total, cur)))
+    lines = _document_lines(note.lines, cur)
+    totals = _subtotal_and_tax(note.lines, note.subtotal, note.tax_total, cur)
     totals.append(DocumentTotal("Total credited", format_money(note.total, cur), emphasis=True))
     if note.to_customer_credit:
         totals.append(DocumentTotal("Of which credit for your next invoice", format_money(note.to_customer_credit, cur)))
