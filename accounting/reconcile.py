@@ -104,18 +104,7 @@ def accounting_invoice(
     if invoice.number is None or invoice.issue_date is None or invoice.due_date is None:
         raise ValidationFailed(f"invoice {invoice.id} is not issued yet; only issued invoices are synced",
                                provider=provider, status_code=None)
-    specs: list[LineSpec] = []
-    for index, line in enumerate(invoice.lines):
-        code = tax_codes.get(line.tax_rate)
-        if code is None and line.tax_rate == 0:
-            code = NO_TAX[provider]
-        if code is None:
-            raise ValidationFailed(
-                f"no {provider} tax code for {line.tax_rate.normalize():f} % (line {index + 1}): add it to "
-                "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
-            )
-        description, quantity, unit_price = _net_line(line, invoice.currency)
-        specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, sales_account, code))
+    specs = _line_specs(invoice.lines, invoice.currency, tax_codes, provider, sales_account, label="line")
     built = build_invoice(
         invoice_id=str(invoice.id), number=invoice.number,
         customer=accounting_customer(invoice.customer, customer_external_id),
@@ -128,6 +117,26 @@ def accounting_invoice(
             status_code=None,
         )
     return built
+
+
+def _line_specs(
+    lines: Any, currency: str, tax_codes: Mapping[Decimal, str], provider: str, sales_account: str, *, label: str
+) -> list[LineSpec]:
+    """Each line at its net amount with the provider's tax code for its rate (0 % falls back to the
+    provider's no-tax code); a rate without a code is a validation error naming the line."""
+    specs: list[LineSpec] = []
+    for index, line in enumerate(lines):
+        code = tax_codes.get(line.tax_rate)
+        if code is None and line.tax_rate == 0:
+            code = NO_TAX[provider]
+        if code is None:
+            raise ValidationFailed(
+                f"no {provider} tax code for {line.tax_rate.normalize():f} % ({label} {index + 1}): add it to "
+                "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
+            )
+        description, quantity, unit_price = _net_line(line, currency)
+        specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, sales_account, code))
+    return specs
 
 
 def _net_line(line: Any, currency: str) -> tuple[str, Decimal, Decimal]:
@@ -155,18 +164,8 @@ def credit_note_for_sync(
     system = customer_system(provider, tenant_id)
     external = next((e.external_id for e in invoice.customer.external_ids if e.system == system), None)
     tax_codes = tax_code_map(settings)
-    specs: list[LineSpec] = []
-    for index, line in enumerate(note.lines):
-        code = tax_codes.get(line.tax_rate)
-        if code is None and line.tax_rate == 0:
-            code = NO_TAX[provider]
-        if code is None:
-            raise ValidationFailed(
-                f"no {provider} tax code for {line.tax_rate.normalize():f} % (credit note line {index + 1}): add it to "
-                "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
-            )
-        description, quantity, unit_price = _net_line(line, note.currency)
-        specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, settings.accounting_sales_account, code))
+    specs = _line_specs(note.lines, note.currency, tax_codes, provider, settings.accounting_sales_account,
+                        label="credit note line")
     built = build_invoice(
         invoice_id=str(note.id), number=note.number, customer=accounting_customer(invoice.customer, external),
         issue_date=note.issue_date, due_date=note.issue_date, currency=note.currency, lines=specs,

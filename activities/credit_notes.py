@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.documents import credit_note_document
 from activities.invoices import non_retryable
-from activities.pdf import RenderPool, store_document
+from activities.pdf import RenderPool, render_and_store
+from activities.rendering import InvoiceDocument
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings
 from persistence import credit_notes as notes
@@ -56,20 +58,18 @@ class CreditNoteActivities:
 
     @activity.defn(name=ActivityName.RENDER_CREDIT_NOTE_PDF)
     def render_credit_note_pdf(self, request: CreditNoteRenderRequest) -> RenderedPdf:
-        try:
-            with session_scope(self._url) as session:
-                note = notes.get_credit_note(session, uuid.UUID(request.credit_note_id))
-                document = credit_note_document(note, self._settings)
-                key = credit_note_pdf_key(note)
-        except repo.InvoiceNotFound as exc:
-            raise non_retryable(exc) from exc
-        content = self._pool.render(document, self._settings.template_dir)
-        with session_scope(self._url) as session:
-            digest = store_document(session, key, content, "application/pdf")
-            stored = session.get(CreditNote, uuid.UUID(request.credit_note_id))
+        note_id = uuid.UUID(request.credit_note_id)
+
+        def load(session: Session) -> tuple[InvoiceDocument, str]:
+            note = notes.get_credit_note(session, note_id)
+            return credit_note_document(note, self._settings), credit_note_pdf_key(note)
+
+        def record(session: Session, key: str) -> None:
+            stored = session.get(CreditNote, note_id)
             assert stored is not None
             stored.pdf_key = key
-        return RenderedPdf(key=key, sha256=digest, size=len(content))
+
+        return render_and_store(self._url, self._pool, self._settings, load, record)
 
     @activity.defn(name=ActivityName.APPLY_REFUND)
     def apply_refund(self, request: RefundRequest) -> RefundOutcome:

@@ -15,9 +15,11 @@ import threading
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.documents import invoice_document
@@ -31,6 +33,28 @@ from workflows.contracts import ActivityName, RenderedPdf, RenderRequest
 
 
 log = logging.getLogger("invoiceflow.pdf")
+
+
+def render_and_store(
+    url: str,
+    pool: RenderPool,
+    settings: Settings,
+    load: Callable[[Session], tuple[InvoiceDocument, str]],
+    record: Callable[[Session, str], None],
+) -> RenderedPdf:
+    """Read what to render (``load``: the document and its storage key), render it outside any
+    transaction (the slow part, needing no lock), then store the PDF under its key and let ``record``
+    note the key on its owner. The same key and content on a retry: storing is idempotent."""
+    try:
+        with session_scope(url) as session:
+            document, key = load(session)
+    except repo.InvoiceNotFound as exc:
+        raise non_retryable(exc) from exc
+    content = pool.render(document, settings.template_dir)
+    with session_scope(url) as session:
+        digest = store_document(session, key, content, "application/pdf")
+        record(session, key)
+    return RenderedPdf(key=key, sha256=digest, size=len(content))
 
 
 class RenderPool:
@@ -129,18 +153,15 @@ class PdfActivities:
 
     @activity.defn(name=ActivityName.RENDER_INVOICE_PDF)
     def render_invoice_pdf(self, request: RenderRequest) -> RenderedPdf:
-        try:
-            with session_scope(self._url) as session:
-                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
-                document = invoice_document(invoice, self._settings)
-                key = pdf_key(invoice)
-        except repo.InvoiceNotFound as exc:
-            raise non_retryable(exc) from exc
-        # Render outside the transaction: it is the slow part and needs no lock.
-        content = self._pool.render(document, self._settings.template_dir)
-        with session_scope(self._url) as session:
-            digest = store_document(session, key, content, "application/pdf")
-            stored = session.get(Invoice, uuid.UUID(request.invoice_id))
+        invoice_id = uuid.UUID(request.invoice_id)
+
+        def load(session: Session) -> tuple[InvoiceDocument, str]:
+            invoice = repo.get_invoice(session, invoice_id)
+            return invoice_document(invoice, self._settings), pdf_key(invoice)
+
+        def record(session: Session, key: str) -> None:
+            stored = session.get(Invoice, invoice_id)
             assert stored is not None
             stored.pdf_key = key
-        return RenderedPdf(key=key, sha256=digest, size=len(content))
+
+        return render_and_store(self._url, self._pool, self._settings, load, record)
