@@ -18,6 +18,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
@@ -41,11 +42,18 @@ log = logging.getLogger("invoiceflow.worker")
 WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow, ProjectBillingWorkflow]
 
 
-#: Workflows kept in memory between their tasks. Each costs roughly 0.2 MB, and an invoice spends most of its
-#: life parked on a timer, so Temporal's default (1,000) made memory grow with the invoices waiting; an
-#: evicted invoice replays its (short) history when its next timer or message comes. Large enough that
-#: the invoices in flight in a burst stay cached.
-MAX_CACHED_WORKFLOWS = 500
+def workflow_runner(*packages: str) -> SandboxedWorkflowRunner:
+    """Temporal's sandbox, with our workflow ``packages`` passed through instead of re-imported.
+
+    By default the sandbox executes a workflow's module afresh for every workflow it creates, or
+    re-creates after eviction from the cache, so that module state cannot leak between runs. Our workflow
+    modules hold only constants, so that isolation buys nothing here, and py-spy showed the re-import
+    (module body, ``@workflow.defn``, type hints) at 18 % of a busy worker's CPU (issue #9). The
+    sandbox's runtime checks stay on: ``datetime.now()``, I/O and the like still fail a workflow task."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*packages))
+
+
+WORKFLOW_RUNNER = workflow_runner("workflows")
 
 
 def activities(settings: Settings, render_pool: RenderPool | None = None) -> list[object]:
@@ -111,7 +119,7 @@ def build_worker(
     settings: Settings,
     *,
     max_concurrent_activities: int = 16,
-    max_cached_workflows: int = MAX_CACHED_WORKFLOWS,
+    max_cached_workflows: int | None = None,
     interceptors: Sequence[Interceptor] = (),
     **worker_kwargs: object,
 ) -> InvoiceflowWorker:
@@ -121,10 +129,11 @@ def build_worker(
         render_pool=render_pool,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
         activities=activities(settings, render_pool),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_concurrent_activities,
-        max_cached_workflows=max_cached_workflows,
+        max_cached_workflows=settings.max_cached_workflows if max_cached_workflows is None else max_cached_workflows,
         max_concurrent_workflow_tasks=settings.workflow_task_slots,
         interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),

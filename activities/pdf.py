@@ -125,7 +125,8 @@ def _render_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["activities.rendering"])
+    # The renderer and the libraries it imports on first use, so that a render process starts warm.
+    context.set_forkserver_preload(["activities.rendering", "xhtml2pdf.pisa", "xhtml2pdf.config.resources", "pypdf"])
     return context
 
 

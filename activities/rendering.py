@@ -83,11 +83,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import reportlab
 from jinja2 import (
     BaseLoader,
     ChainableUndefined,
@@ -102,16 +102,18 @@ from jinja2 import (
 )
 from jinja2.loaders import split_template_path
 from markupsafe import Markup, escape
-from pypdf import PdfReader
-from xhtml2pdf import pisa
-from xhtml2pdf.config.resources import ResourceAccessPolicy
-from xhtml2pdf.default import PML_ERROR
+
+if TYPE_CHECKING:
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 log = logging.getLogger("invoiceflow.rendering")
 
 BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent / "templates"
 #: The TrueType fonts shipped inside the reportlab wheel; ``fonts/<name>.ttf`` falls back to them.
-BUNDLED_FONT_DIR: Path = Path(reportlab.__file__).resolve().parent / "fonts"
+#: Found without importing reportlab: xhtml2pdf, reportlab and pypdf (about 40 MB) are imported by the
+#: first PDF render (``_xhtml2pdf``), so a worker process, whose PDFs render in its render processes,
+#: and the API, until it renders a preview, do not hold them.
+BUNDLED_FONT_DIR: Path = Path(str(find_spec("reportlab").origin)).resolve().parent / "fonts"  # type: ignore[union-attr]
 
 EMAIL_KINDS: tuple[str, ...] = (
     "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected", "estimate",
@@ -157,6 +159,8 @@ _COUNTS_ITS_OWN_PAGES = re.compile(r"<pdf:(pagecount|resetpagenumber)\b|-pdf-fra
 #: first page, and xhtml2pdf's own two passes cost less than a single pass that has to be redone.
 SINGLE_PASS_MAX_LINES = 20
 _REFUSED_NAME = ".invoiceflow-refused-resource"
+#: ``xhtml2pdf.default.PML_ERROR``, written here so that reading a render's log needs no import.
+PML_ERROR_LEVEL = "error"
 
 
 class RenderError(Exception):
@@ -393,7 +397,16 @@ def _pisa_link_callback(folders: Sequence[Path]) -> Callable[..., str]:
     return callback
 
 
+def _xhtml2pdf() -> Any:
+    """xhtml2pdf's ``pisa``, imported on first use (see ``BUNDLED_FONT_DIR``)."""
+    from xhtml2pdf import pisa
+
+    return pisa
+
+
 def _resource_policy(folders: Sequence[Path]) -> ResourceAccessPolicy:
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
+
     roots = [Path(folder).resolve() for folder in folders]
     return ResourceAccessPolicy.server(
         base_dir=roots[0],
@@ -412,6 +425,8 @@ def _pisa_options(folders: tuple[Path, ...]) -> tuple[Callable[..., str], Resour
 
 def _page_count_of(pdf: bytes) -> int:
     """Pages in a PDF just rendered (pypdf is a dependency of xhtml2pdf; a 1-page read takes ~1 ms)."""
+    from pypdf import PdfReader
+
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
@@ -419,14 +434,14 @@ def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
     link_callback, policy = _pisa_options(folders)
     out = io.BytesIO()
     try:
-        status = pisa.CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy)
+        status = _xhtml2pdf().CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy)
     except Exception as exc:  # xhtml2pdf raises a wide range of exceptions on malformed input
         raise RenderError(f"xhtml2pdf failed rendering invoice {number}: {type(exc).__name__}: {exc}") from exc
     if status.err:
         details = "; ".join(
             (f"line {line}: {message}" if line else str(message))
             for level, line, message, _fragment in getattr(status, "log", [])
-            if level == PML_ERROR
+            if level == PML_ERROR_LEVEL
         )
         raise RenderError(
             f"xhtml2pdf reported {status.err} error(s) rendering invoice {number}" + (f": {details}" if details else "")

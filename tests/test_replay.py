@@ -6,6 +6,7 @@ timer) fails here with a NondeterminismError; guard such changes with ``workflow
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
-from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
-from workflows.project import ProjectBillingWorkflow
-from workflows.subscription import SubscriptionWorkflow
+
+with workflow.unsafe.imports_passed_through():  # this module is sandboxed below (ChangedInvoiceWorkflow)
+    from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -30,9 +31,24 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow, ProjectBillingWorkflow])
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER)  # the worker's own sandbox setup
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+async def test_all_histories_replay_one_after_another_in_one_worker() -> None:
+    """The worker passes the workflow modules through its sandbox (``worker.workflow_runner``), so runs
+    share one module: replaying every history twice in one replayer proves no run leaves state behind."""
+    histories = [WorkflowHistory.from_json(p.stem, json.loads(p.read_text())) for p in HISTORIES] * 2
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for history in histories:
+            yield history
+
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER)
+    async with replayer.workflow_replay_iterator(each()) as results:
+        outcomes = [r async for r in results]
+    assert len(outcomes) == len(histories) and [r.replay_failure for r in outcomes if r.replay_failure] == []
 
 
 @workflow.defn(name="InvoiceWorkflow")

@@ -224,7 +224,7 @@ def test_xhtml2pdf_error_status_becomes_render_error(monkeypatch: pytest.MonkeyP
         status.error("simulated failure in a table")
         return status
 
-    monkeypatch.setattr(rendering.pisa, "CreatePDF", failing)
+    monkeypatch.setattr(pisa, "CreatePDF", failing)
     with pytest.raises(RenderError, match=r"1 error\(s\).*simulated failure in a table"):
         render_invoice_pdf(document())
 
@@ -333,3 +333,18 @@ def test_override_added_later_shadows_the_cached_builtin(tmp_path: Path) -> None
     assert render_invoice_html(document(), tmp_path) == f"<p>mine {NUMBER}</p>"
     (tmp_path / "invoice.html").unlink()
     assert "Unit price" in render_invoice_html(document(), tmp_path)
+
+
+def test_worker_and_api_processes_do_not_import_the_pdf_libraries() -> None:
+    """xhtml2pdf, reportlab and pypdf (about 40 MB) load on the first render: a worker renders in its
+    render processes, so its own memory never holds them (issue #9, parked-invoice memory)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, worker, api.main\n"
+        "print(sorted(m for m in ('xhtml2pdf', 'reportlab', 'pypdf') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]"
