@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -128,17 +128,8 @@ def trigger_for(row: WebhookEvent, target: Route) -> ProjectTrigger:
     )
 
 
-def mark(session: Session, event_id: uuid.UUID, status: str, *, project_id: uuid.UUID | None = None,
-         milestone_key: str | None = None, note: str = "") -> None:
-    values: dict[str, Any] = {"status": status, "note": note}
-    if project_id is not None:
-        values |= {"project_id": project_id, "milestone_key": milestone_key}
-    stmt = update(WebhookEvent).where(WebhookEvent.id == event_id)
-    if status == "dispatched":
-        values["dispatched_at"] = datetime.now(UTC)
-        # The workflow may already have put it back to unmatched (a won deal the CRM does not know).
-        stmt = stmt.where(WebhookEvent.status != "unmatched")
-    session.execute(stmt.values(**values))
+def mark(session: Session, event_id: uuid.UUID, status: str, *, note: str = "") -> None:
+    session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(status=status, note=note))
 
 
 def claim(session: Session, *, lease_s: float, limit: int, ids: Sequence[uuid.UUID] | None = None,
