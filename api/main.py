@@ -28,6 +28,7 @@ from api.routes import (
     subscriptions,
 )
 from api.webhooks import receivers, stripe
+from api.webhooks.dispatcher import InboxDispatcher
 from billing.errors import MoneyError
 from invoiceflow.settings import Settings, get_settings
 
@@ -42,7 +43,12 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             app.state.temporal = await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
             )
-        yield
+        # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left.
+        app.state.dispatcher.start()
+        try:
+            yield
+        finally:
+            await app.state.dispatcher.stop()
 
     app = FastAPI(
         title="invoiceflow",
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.state.db = Db(settings.require_database_url())
     if temporal is not None:
         app.state.temporal = temporal
+    app.state.dispatcher = InboxDispatcher(app.state.db, lambda: app.state.temporal, settings)
 
     @app.exception_handler(MoneyError)
     async def _money_error(_: Request, exc: MoneyError) -> JSONResponse:

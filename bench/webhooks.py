@@ -93,8 +93,10 @@ async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: flo
     }
     api = _api_process(env, port)
     try:
-        # Ingestion first, with no worker polling: the receivers' work (verify, record, hand to Temporal)
-        # is what a provider waits on, and on a 2-core machine a worker rendering the invoices of 100
+        # Ingestion first, with no worker polling: the receivers' work (verify, record and route) is what a
+        # provider waits on; the API's inbox dispatcher hands the events to Temporal meanwhile (the API
+        # process stays up through the drain, so it finishes). On a 2-core machine a worker rendering the
+        # invoices of 100
         # events a second would take the CPU the API needs (each invoice costs ~0.4 CPU-seconds; in
         # production API and workers run on hosts of their own). Temporal keeps what it was handed.
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

@@ -484,8 +484,9 @@ class ProjectRef(Base):
 class WebhookEvent(Base):
     """The durable inbox of verified webhook deliveries that matter for billing.
 
-    A delivery is written here before the 2xx; ``dispatched`` once its project workflow has it.
-    ``unmatched`` events (no project knows the ref yet) stay until an operator replays them."""
+    A delivery is written here (and routed: ``project_id``) before the 2xx; the inbox dispatcher marks it
+    ``dispatched`` once its project workflow has it. ``unmatched`` events (no project knows the ref yet)
+    stay until an operator replays them."""
 
     __tablename__ = "webhook_events"
     __table_args__ = (UniqueConstraint("provider", "dedupe_key", name="uq_webhook_events_provider_dedupe"),)
@@ -506,6 +507,8 @@ class WebhookEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A dispatcher's claim (or, after a failed hand-over, when to retry): no other one takes the row before.
+    dispatching_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookSecret(Base):

@@ -1,19 +1,22 @@
 """The webhook inbox: every verified delivery that matters for billing is a row before it is a 2xx.
 
-A delivery is recorded (deduplicated on the provider's delivery/event id), routed to its project through
-`project_refs`, and marked ``dispatched`` once its project workflow has the trigger. One that no project
-knows stays ``unmatched`` until an operator adds the mapping and replays it; one whose hand-over to
-Temporal failed stays ``received`` and the provider's redelivery (or a replay) dispatches it.
+A delivery is recorded (deduplicated on the provider's delivery/event id) and routed to its project
+through `project_refs` in the receiver's transaction: it stays ``received``, with its project, until the
+inbox dispatcher (`api.webhooks.dispatcher`) claims it, hands the trigger to the project workflow and
+marks it ``dispatched``. A failed hand-over leaves it ``received`` with the error in its note, for the
+dispatcher's next attempt. One that no project knows stays ``unmatched`` until an operator adds the
+mapping and replays it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -97,6 +100,27 @@ def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Ro
     return None
 
 
+def routed(session: Session, row: WebhookEvent, target: Route) -> None:
+    """Keep the event's route on its row, ``received``: the dispatcher hands it over from there. A row
+    already waiting keeps its note (the last hand-over error)."""
+    values: dict[str, Any] = {"status": "received", "project_id": target.project_id, "milestone_key": target.milestone_key}
+    if row.status != "received":
+        values["note"] = ""
+    session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(**values))
+
+
+def route_of(row: WebhookEvent) -> Route:
+    """The route `routed` kept on the row. A won deal routed to the project its deal id derives to
+    carries the deal, so a workflow that is not running builds the project first (it checks whether
+    the project exists already, so a deal whose project was built meanwhile is only billed)."""
+    assert row.project_id is not None
+    deal = None
+    if (row.kind == TriggerKind.DEAL_WON and row.provider in CRM_DEAL_SYSTEMS
+            and row.project_id == projects.project_id_for_deal(row.provider, row.ref)):
+        deal = DealSource(row.provider, row.ref)
+    return Route(row.project_id, row.milestone_key, deal=deal)
+
+
 def trigger_for(row: WebhookEvent, target: Route) -> ProjectTrigger:
     return ProjectTrigger(
         event_key=f"{row.provider}:{row.dedupe_key}", kind=row.kind, provider=row.provider, ref=row.ref,
@@ -104,17 +128,57 @@ def trigger_for(row: WebhookEvent, target: Route) -> ProjectTrigger:
     )
 
 
-def mark(session: Session, event_id: uuid.UUID, status: str, *, project_id: uuid.UUID | None = None,
-         milestone_key: str | None = None, note: str = "") -> None:
-    values: dict[str, Any] = {"status": status, "note": note}
-    if project_id is not None:
-        values |= {"project_id": project_id, "milestone_key": milestone_key}
-    stmt = update(WebhookEvent).where(WebhookEvent.id == event_id)
-    if status == "dispatched":
-        values["dispatched_at"] = datetime.now(UTC)
-        # The workflow may already have put it back to unmatched (a won deal the CRM does not know).
-        stmt = stmt.where(WebhookEvent.status != "unmatched")
-    session.execute(stmt.values(**values))
+def mark(session: Session, event_id: uuid.UUID, status: str, *, note: str = "") -> None:
+    session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(status=status, note=note))
+
+
+def claim(session: Session, *, lease_s: float, limit: int, ids: Sequence[uuid.UUID] | None = None,
+          ignore_leases: bool = False) -> list[tuple[uuid.UUID, Route, ProjectTrigger]]:
+    """Lease up to `limit` routed events still ``received``, oldest first, with what to hand over.
+
+    One statement: rows another dispatcher is claiming right now are skipped (``SKIP LOCKED``), and rows
+    another one has leased (``dispatching_until`` ahead) are left to it, so API replicas never hand over
+    the same row at once. `ignore_leases` is for an operator's replay, which does not wait for a lease or
+    a retry delay (a second hand-over is harmless, the workflow skips event keys it has seen)."""
+    now = func.now()
+    candidates = select(WebhookEvent.id).where(WebhookEvent.status == "received", WebhookEvent.project_id.is_not(None))
+    if not ignore_leases:
+        candidates = candidates.where(or_(WebhookEvent.dispatching_until.is_(None), WebhookEvent.dispatching_until <= now))
+    if ids is not None:
+        candidates = candidates.where(WebhookEvent.id.in_(ids))
+    candidates = candidates.order_by(WebhookEvent.received_at).limit(limit).with_for_update(skip_locked=True)
+    rows = session.scalars(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(candidates.scalar_subquery()))
+        .values(dispatching_until=now + timedelta(seconds=lease_s))
+        .returning(WebhookEvent),
+        execution_options={"populate_existing": True},
+    ).all()
+    claimed = []
+    for row in sorted(rows, key=lambda r: r.received_at):
+        target = route_of(row)
+        claimed.append((row.id, target, trigger_for(row, target)))
+    return claimed
+
+
+def mark_dispatched(session: Session, ids: Sequence[uuid.UUID], *, note: str = "") -> None:
+    """The project workflows have these events: one UPDATE for the batch. A row the workflow has put back
+    to ``unmatched`` meanwhile (a won deal the CRM does not know) stays so."""
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(ids), WebhookEvent.status == "received")
+        .values(status="dispatched", dispatched_at=func.now(), dispatching_until=None, note=note)
+    )
+
+
+def hand_over_failed(session: Session, ids: Sequence[uuid.UUID], error: str, *, retry_in_s: float) -> None:
+    """The hand-over failed: the rows stay ``received``, note the error, and wait `retry_in_s` (their
+    lease becomes the retry time) so one event Temporal refuses does not hold up the others."""
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(ids), WebhookEvent.status == "received")
+        .values(note=error[:2000], dispatching_until=func.now() + timedelta(seconds=retry_in_s))
+    )
 
 
 def unroute_deal(session: Session, system: str, deal_id: str, reason: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -19,13 +20,16 @@ from invoiceflow.settings import Settings
 T = TypeVar("T")
 
 
-def api_client(settings: Settings, temporal: Client) -> httpx.AsyncClient:
+@asynccontextmanager
+async def api_client(settings: Settings, temporal: Client) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in this process, with its lifespan (so the webhook inbox dispatcher runs, as in uvicorn)."""
     app = create_app(settings, temporal)
-    return httpx.AsyncClient(
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://invoiceflow.test",
         headers={"Authorization": f"Bearer {settings.api_token}"},
-    )
+    ) as client:
+        yield client
 
 
 def customer_body(**overrides: Any) -> dict[str, Any]:

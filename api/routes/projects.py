@@ -13,7 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
 from api.schemas import Currency, DecimalStr, Strict, Terms
-from api.webhooks.receivers import TemporalUnavailable, _dispatch
+from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
 from billing.projects import DepositSpec
 from billing.totals import compute_totals, LineInput
@@ -247,7 +247,7 @@ class ManualTrigger(Strict):
 async def _manual(db: Db, temporal: TemporalDep, settings: SettingsDep, project_id: uuid.UUID, trigger: ProjectTrigger) -> ProjectOut:
     await _load(db, project_id)  # 404 for an unknown project
     try:
-        await _dispatch(temporal, settings, Route(project_id, trigger.milestone_key), trigger)
+        await signal_with_start(temporal, settings, Route(project_id, trigger.milestone_key), trigger)
     except TemporalUnavailable as exc:
         raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from exc
     return await _load(db, project_id)
@@ -301,42 +301,55 @@ def event_out(row: WebhookEvent) -> WebhookEventOut:
 
 @router.get("/webhooks/unmatched", response_model=list[WebhookEventOut], tags=["webhooks"])
 async def list_unmatched(db: DbDep, _: Operator) -> list[WebhookEventOut]:
-    """Events no project knew when they arrived (and ones whose hand-over to Temporal failed)."""
+    """Events no project knew when they arrived (and accepted ones still waiting for their hand-over to
+    Temporal, with the last error in their note)."""
     return await db.run(lambda s: [event_out(r) for r in inbox.pending(s)])
 
 
-async def _replay(db: Db, temporal: TemporalDep, settings: SettingsDep, event_id: uuid.UUID) -> WebhookEventOut:
-    def route(session: Session) -> tuple[Route | None, ProjectTrigger | None]:
-        row = inbox.get(session, event_id)
-        if row is None:
-            raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
-        if row.status == "dispatched":
-            return None, None
-        target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
-        if target is None:
-            inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
-            return None, None
-        inbox.mark(session, row.id, "received", project_id=target.project_id, milestone_key=target.milestone_key)
-        return target, inbox.trigger_for(row, target)
+def get_dispatcher(request: Request) -> InboxDispatcher:
+    return request.app.state.dispatcher
 
-    target, trigger = await db.run(route)
-    if target is not None and trigger is not None:
-        try:
-            await _dispatch(temporal, settings, target, trigger)
-        except TemporalUnavailable as exc:
-            raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from exc
-        await db.run(lambda s: inbox.mark(s, event_id, "dispatched", project_id=target.project_id,
-                                          milestone_key=target.milestone_key, note="replayed"))
-    return await db.run(lambda s: event_out(inbox.get(s, event_id)))  # type: ignore[arg-type]
+
+DispatcherDep = Annotated[InboxDispatcher, Depends(get_dispatcher)]
+
+
+async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID]) -> list[WebhookEventOut]:
+    """Route kept events again (an operator's replay confirms an unconfirmed one) and have the inbox
+    dispatcher hand the routed ones over now, so the answer says what became of each."""
+
+    def route(session: Session) -> list[uuid.UUID]:
+        routed = []
+        for event_id in event_ids:
+            row = inbox.get(session, event_id)
+            if row is None:
+                raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
+            if row.status == "dispatched":
+                continue
+            target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
+            if target is None:
+                inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
+                continue
+            inbox.routed(session, row, target)
+            routed.append(row.id)
+        return routed
+
+    routed = await db.run(route)
+    if routed:
+        result = await dispatcher.dispatch(routed, note="replayed", ignore_leases=True)
+        if result.failed:
+            raise HTTPException(503, detail=f"{next(iter(result.failed.values()))}; the event stays received and "
+                                            "the inbox dispatcher retries it")
+    return await db.run(lambda s: [event_out(inbox.get(s, i)) for i in event_ids])  # type: ignore[arg-type]
 
 
 @router.post("/webhooks/events/{event_id}/replay", response_model=WebhookEventOut, tags=["webhooks"])
-async def replay_event(event_id: uuid.UUID, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> WebhookEventOut:
+async def replay_event(event_id: uuid.UUID, db: DbDep, dispatcher: DispatcherDep, _: Operator) -> WebhookEventOut:
     """Route a kept event again (after adding the project or ref it needed) and hand it to its workflow."""
-    return await _replay(db, temporal, settings, event_id)
+    [event] = await _replay(db, dispatcher, [event_id])
+    return event
 
 
 @router.post("/webhooks/unmatched/replay", response_model=list[WebhookEventOut], tags=["webhooks"])
-async def replay_unmatched(db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> list[WebhookEventOut]:
+async def replay_unmatched(db: DbDep, dispatcher: DispatcherDep, _: Operator) -> list[WebhookEventOut]:
     ids = await db.run(lambda s: [r.id for r in inbox.pending(s)])
-    return [await _replay(db, temporal, settings, event_id) for event_id in ids]
+    return await _replay(db, dispatcher, ids)

@@ -6,11 +6,14 @@ Every receiver does the same four steps, in this order, so nothing is lost and n
    window). A provider with no secret configured answers 404; a bad or stale signature 401.
 2. **Parse and normalise** the body into `InboundEvent`s (422 naming the field when it is not the shape
    the provider sends; 200 with ``ignored`` for deliveries that bill nothing).
-3. **Record** each event in the webhook inbox (deduplicated on the provider's delivery/event id) and
-   route it to its project; an event no project knows is kept as ``unmatched`` (202).
-4. **Hand it to Temporal** with signal-with-start on the project's workflow, then mark it dispatched and
-   answer 2xx. If Temporal is unreachable the answer is 503 and the provider redelivers; the event is
-   already in the inbox, so an operator replay works too.
+3. **Record and route**, in one transaction: each event goes into the webhook inbox (deduplicated on
+   the provider's delivery/event id) and is routed to its project; an event no project knows is kept as
+   ``unmatched`` (202).
+4. **Answer** 2xx (``accepted``) as soon as that transaction commits: the event is durably accepted.
+   The inbox dispatcher (`api.webhooks.dispatcher`, a background task of the API) is woken and hands it
+   to Temporal with signal-with-start on the project's workflow, then marks it dispatched. No Temporal
+   call is on the request's path: while Temporal is unreachable the answer is still 2xx, the event waits
+   ``received`` in the inbox (with the error in its note) and the dispatcher retries with backoff.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import hmac
 import json
 import time
-import uuid
 from datetime import datetime
 from collections.abc import Callable
 from typing import Any
@@ -26,19 +28,16 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
-from temporalio.client import Client
-from temporalio.service import RPCError
 
 from api.deps import Db
 from api.webhooks import normalize, signatures
+from api.webhooks.dispatcher import InboxDispatcher
 from api.webhooks.normalize import MalformedPayload
 from integrations import asana as asana_api
 from invoiceflow.settings import Settings, split_secrets
 from persistence import webhook_inbox as inbox
 from persistence.models import WebhookSecret
-from persistence.webhook_inbox import InboundEvent, Route
-from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
-from workflows.project import ProjectBillingWorkflow
+from persistence.webhook_inbox import InboundEvent
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -89,59 +88,32 @@ def _normalise(fn: Callable[[], list[InboundEvent]]) -> list[InboundEvent]:
         raise _malformed(str(exc)) from None
 
 
-class TemporalUnavailable(Exception):
-    """The hand-over to Temporal failed (server down, not yet connected, overloaded)."""
+async def ingest(db: Db, dispatcher: InboxDispatcher, events: list[InboundEvent], payload: Any) -> dict[str, Any]:
+    """Record and route the events in one transaction, then wake the dispatcher; the result lists what
+    became of each (for the 2xx body): ``accepted`` (routed, the dispatcher hands it over), ``duplicate``
+    (already handed over) or ``unmatched``."""
 
-
-async def _dispatch(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
-    """Signal-with-start: the project's workflow gets the trigger whether or not it is running."""
-    try:
-        await _signal_with_start(temporal, settings, target, trigger)
-    except RPCError as exc:
-        raise TemporalUnavailable(exc.message) from exc
-    except RuntimeError as exc:  # a lazy client that cannot connect raises this, not an RPCError
-        raise TemporalUnavailable(str(exc)) from exc
-
-
-async def _signal_with_start(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
-    await temporal.start_workflow(
-        ProjectBillingWorkflow.run,
-        ProjectWorkflowInput(project_id=str(target.project_id), deal=target.deal),
-        id=project_workflow_id(str(target.project_id)),
-        task_queue=settings.task_queue,
-        start_signal="trigger",
-        start_signal_args=[trigger],
-    )
-
-
-async def ingest(db: Db, temporal: Client, settings: Settings, events: list[InboundEvent], payload: Any) -> dict[str, Any]:
-    """Record, route and dispatch events; the result lists what became of each (for the 2xx body)."""
-    results: list[dict[str, str]] = []
-    for event in events:
-
-        def record(session: Session, event: InboundEvent = event) -> tuple[str, str, Route | None, ProjectTrigger | None]:
+    def record(session: Session) -> list[dict[str, str]]:
+        results: dict[int, dict[str, str]] = {}
+        # Rows are locked in one order whatever the provider's order, so two batches cannot deadlock.
+        for i, event in sorted(enumerate(events), key=lambda e: (e[1].provider, e[1].dedupe_key)):
             row = inbox.record(session, event, payload)
             if row.status == "dispatched":
-                return str(row.id), "duplicate", None, None
+                results[i] = {"event": str(row.id), "status": "duplicate"}
+                continue
             target = inbox.route(session, row)
             if target is None:
                 reason = inbox.hints_of(row).get("unconfirmed") or f"no project is linked to {row.system} {row.ref!r}"
                 inbox.mark(session, row.id, "unmatched", note=reason)
-                return str(row.id), "unmatched", None, None
-            return str(row.id), "route", target, inbox.trigger_for(row, target)
+                results[i] = {"event": str(row.id), "status": "unmatched"}
+                continue
+            inbox.routed(session, row, target)
+            results[i] = {"event": str(row.id), "status": "accepted", "project_id": str(target.project_id)}
+        return [results[i] for i in range(len(events))]
 
-        event_id, status, target, trigger = await db.run(record)
-        if target is not None and trigger is not None:
-            try:
-                await _dispatch(temporal, settings, target, trigger)
-            except TemporalUnavailable as exc:
-                raise HTTPException(503, detail=f"event recorded ({event_id}) but Temporal is unavailable: {exc}") from None
-            await db.run(lambda s, t=target, i=event_id: inbox.mark(s, uuid.UUID(i), "dispatched", project_id=t.project_id,
-                                                                 milestone_key=t.milestone_key))
-            status = "dispatched"
-            results.append({"event": event_id, "status": status, "project_id": str(target.project_id)})
-        else:
-            results.append({"event": event_id, "status": status})
+    results = await db.run(record) if events else []
+    if any(r["status"] == "accepted" for r in results):
+        dispatcher.wake()
     return {"status": "ok" if events else "ignored", "events": results}
 
 
@@ -150,8 +122,8 @@ def _respond(result: dict[str, Any]) -> JSONResponse:
     return JSONResponse(result, status_code=202 if unmatched else 200)
 
 
-def _deps(request: Request) -> tuple[Db, Client, Settings]:
-    return request.app.state.db, request.app.state.temporal, request.app.state.settings
+def _deps(request: Request) -> tuple[Db, InboxDispatcher]:
+    return request.app.state.db, request.app.state.dispatcher
 
 
 async def _receive(

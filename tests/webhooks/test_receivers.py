@@ -376,26 +376,66 @@ async def test_operator_triggers_and_validation(stack: Stack) -> None:
     assert invoice["number"] and invoice["total"] == "400.00" and invoice["lines"][0]["description"].endswith(": A")
 
 
-async def test_temporal_down_answers_503_keeps_the_event_and_a_redelivery_bills_it(stack: Stack, make_settings) -> None:  # type: ignore[no-untyped-def]
-    """No 2xx before Temporal has the event: the provider retries, and the inbox already holds it."""
+def dead_temporal_address() -> str:
     from socket import socket
-
-    from temporalio.client import Client
 
     with socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
-    dead = await Client.connect(f"127.0.0.1:{dead_port}", lazy=True)
-    ref = f"PORT-{uuid.uuid4().int % 10**6}"
-    project = await new_project(stack.api, **_milestone("jira")(ref))
-    delivery = send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"])
-    async with api_client(stack.settings, dead) as down:
-        response = await send(down, delivery)
-    assert response.status_code == 503 and "recorded" in response.text
-    kept = [e for e in (await stack.api.get("/webhooks/unmatched")).json() if e["ref"] == ref]
-    assert len(kept) == 1 and kept[0]["status"] == "received"
+        return f"127.0.0.1:{sock.getsockname()[1]}"
 
-    assert (await send(stack.api, delivery)).status_code == 200  # the provider's retry, Temporal back
-    body = await settled(stack.api, project["id"], invoices=1)
-    assert body["milestones"][0]["status"] == "billed"
-    assert not [e for e in (await stack.api.get("/webhooks/unmatched")).json() if e["ref"] == ref]
+
+async def test_temporal_down_still_accepts_keeps_the_event_and_bills_it_once_temporal_is_back(  # type: ignore[no-untyped-def]
+        temporal_env, make_settings) -> None:
+    """The 2xx needs only PostgreSQL: with Temporal unreachable the event is accepted and waits in the
+    inbox, ``received``, with the error noted, while the dispatcher backs off; an API whose dispatcher
+    reaches Temporal hands it over, and the milestone bills once."""
+    from temporalio.client import Client
+
+    client = temporal_env.client
+    settings = make_settings(client, public_url=PUBLIC_URL, **SECRETS)
+    dead = await Client.connect(dead_temporal_address(), lazy=True)
+    ref = f"PORT-{uuid.uuid4().int % 10**6}"
+    delivery = send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"])
+    async with build_worker(client, settings):
+        async with api_client(settings, client) as live:
+            project = await new_project(live, **_milestone("jira")(ref))
+
+        async with api_client(settings, dead) as down:
+            response = await send(down, delivery)
+            assert response.status_code == 200, response.text
+            [event] = response.json()["events"]
+            assert event["status"] == "accepted" and event["project_id"] == project["id"]
+
+            async def noted():  # type: ignore[no-untyped-def]
+                rows = [e for e in (await down.get("/webhooks/unmatched")).json() if e["ref"] == ref]
+                return rows if rows and "Temporal is unavailable" in rows[0]["note"] else None
+
+            [kept] = await eventually(noted, what="the hand-over error noted on the event")
+            assert kept["status"] == "received" and kept["project_id"] == project["id"]
+            replay = await down.post(f"/webhooks/events/{kept['id']}/replay")  # an operator's replay says so
+            assert replay.status_code == 503 and "Temporal is unavailable" in replay.text
+            redelivered = await send(down, delivery)  # the provider retrying meanwhile: accepted, counted
+            assert redelivered.status_code == 200 and redelivered.json()["events"][0]["status"] == "accepted"
+            assert (await down.get(f"/projects/{project['id']}")).json()["invoices"] == []
+
+        # Temporal reachable again: the new API's dispatcher sweeps the inbox and hands the event over.
+        async with api_client(settings, client) as live:
+            stack = Stack(live, settings, client)
+            body = await settled(live, project["id"], invoices=1)
+            assert body["milestones"][0]["status"] == "billed"
+            again = await send(live, delivery)  # a late redelivery: a duplicate now
+            assert again.status_code == 200 and again.json()["events"][0]["status"] == "duplicate"
+            await _assert_single_invoice(stack, project["id"])
+            assert not [e for e in (await live.get("/webhooks/unmatched")).json() if e["ref"] == ref]
+            [row] = [r for r in await _events(settings, ref)]
+            assert (row.status, row.deliveries, row.note, row.dispatching_until) == ("dispatched", 3, "", None)
+
+
+async def _events(settings, ref: str) -> list[Any]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from persistence.db import session_scope
+    from persistence.models import WebhookEvent
+
+    with session_scope(settings.require_database_url()) as session:
+        return list(session.scalars(select(WebhookEvent).where(WebhookEvent.ref == ref)))
