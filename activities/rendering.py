@@ -80,8 +80,8 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -455,13 +455,48 @@ def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
 # --- public API ------------------------------------------------------------------------------------
 
 
+#: The faces the built-in template draws with before its fallback: PDF standard fonts in WinAnsi encoding.
+_STANDARD_FACES = ("Helvetica", "Helvetica-Bold")
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif is_dataclass(value):
+        for field in fields(value):
+            yield from _strings(getattr(value, field.name))
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _strings(item)
+
+
+def needs_fallback_font(doc: InvoiceDocument) -> bool:
+    """Whether some text of ``doc`` has a character Helvetica cannot draw (upper-cased too: the template
+    prints some fields with ``| upper``). Asked of xhtml2pdf's own coverage table, the one it picks a
+    face per character by, so the answer is the one the render would come to. The built-in template
+    declares its fallback font only then: loading it costs every render, and a document Helvetica
+    covers never draws with it (the PDF is the same either way). White space is drawn by no face."""
+    from xhtml2pdf.util import font_has_glyph
+
+    text = "".join(_strings(doc))
+    return any(
+        not char.isspace() and not all(font_has_glyph(face, char) for face in _STANDARD_FACES)
+        for char in set(text) | set(text.upper())
+    )
+
+
+def _render_invoice(env: Environment, doc: InvoiceDocument, page_count: int | None, fallback_font: bool) -> str:
+    return _render(env, "invoice.html", doc=doc, page_count=page_count, fallback_font=fallback_font)
+
+
 def render_invoice_html(
     doc: InvoiceDocument, template_dir: Path | None = None, *, page_count: int | None = None
 ) -> str:
     """The invoice as HTML (the input of the PDF renderer; also usable for a web preview). ``page_count``
-    None lets xhtml2pdf count the pages (``<pdf:pagecount>``); see ``render_invoice_pdf``."""
+    None lets xhtml2pdf count the pages (``<pdf:pagecount>``); see ``render_invoice_pdf``. Templates also
+    get ``fallback_font`` (see ``needs_fallback_font``)."""
     env = _environment(template_folders(template_dir), strict=True)
-    return _render(env, "invoice.html", doc=doc, page_count=page_count)
+    return _render_invoice(env, doc, page_count, needs_fallback_font(doc))
 
 
 def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
@@ -477,20 +512,21 @@ def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -
     """
     folders = template_folders(template_dir)
     env = _environment(folders, strict=True)
+    fallback_font = needs_fallback_font(doc)
     if len(doc.lines) <= SINGLE_PASS_MAX_LINES:
-        html = _render(env, "invoice.html", doc=doc, page_count=1)
+        html = _render_invoice(env, doc, 1, fallback_font)
         if not _COUNTS_ITS_OWN_PAGES.search(html):
             pdf = _html_to_pdf(html, folders, doc.number)
             pages = _page_count_of(pdf)
             if pages == 1:
                 return pdf
-            again = _render(env, "invoice.html", doc=doc, page_count=pages)
+            again = _render_invoice(env, doc, pages, fallback_font)
             if again == html:  # the template prints no page count: nothing to correct
                 return pdf
             pdf = _html_to_pdf(again, folders, doc.number)
             if _page_count_of(pdf) == pages:
                 return pdf
-    return _html_to_pdf(_render(env, "invoice.html", doc=doc, page_count=None), folders, doc.number)
+    return _html_to_pdf(_render_invoice(env, doc, None, fallback_font), folders, doc.number)
 
 
 def render_email(kind: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:

@@ -77,6 +77,33 @@ def test_letters_helvetica_lacks_come_from_the_bundled_fallback_font() -> None:
     assert any("BitstreamVeraSans" in name for name in font_names(pdf))
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"lines": (line("Łukasz: montage"),)},
+        {"notes": "Płatność w terminie"},
+        {"terms": "Net 30 — Łódź"},
+        {"totals": (DocumentTotal("Razem ł", "1,00 EUR", emphasis=True),)},
+        {"seller": Party(name="Acme", address="ul. Łąkowa 1")},
+        {"status_stamp": "void ş"},
+    ],
+    ids=["line", "notes", "terms", "total", "seller-address", "stamp"],
+)
+def test_fallback_font_is_declared_when_any_field_needs_it(overrides: dict[str, object]) -> None:
+    doc = document(**overrides)
+    assert rendering.needs_fallback_font(doc)
+    assert "@font-face" in render_invoice_html(doc)
+    assert any("BitstreamVeraSans" in name for name in font_names(render_invoice_pdf(doc)))
+
+
+def test_fallback_font_is_left_out_when_helvetica_covers_everything() -> None:
+    doc = document(notes="€ £ ¥ – “ ” • ™ © Œuvre Ärger ß", customer=Party(name="Société Générale"))
+    assert not rendering.needs_fallback_font(doc)
+    assert "@font-face" not in render_invoice_html(doc) and "InvoiceFallback" not in render_invoice_html(doc)
+    # the upper-cased title has a letter Helvetica lacks although the title itself has none
+    assert rendering.needs_fallback_font(document(title="Rechnung µ"))
+
+
 def test_user_text_is_escaped_in_html_and_printed_literally_in_pdf() -> None:
     doc = document(
         lines=(line(HOSTILE),),
