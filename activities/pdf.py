@@ -126,7 +126,9 @@ def _render_context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     # The renderer and the libraries it imports on first use, so that a render process starts warm.
-    context.set_forkserver_preload(["activities.rendering", "xhtml2pdf.pisa", "xhtml2pdf.config.resources", "pypdf"])
+    context.set_forkserver_preload(
+        ["activities.rendering", "xhtml2pdf.pisa", "xhtml2pdf.config.resources", "pypdf", "activities.css_cache"]
+    )
     return context
 
 

@@ -398,9 +398,13 @@ def _pisa_link_callback(folders: Sequence[Path]) -> Callable[..., str]:
 
 
 def _xhtml2pdf() -> Any:
-    """xhtml2pdf's ``pisa``, imported on first use (see ``BUNDLED_FONT_DIR``)."""
+    """xhtml2pdf's ``pisa``, imported on first use (see ``BUNDLED_FONT_DIR``), with the stylesheet
+    cache installed (``activities.css_cache``)."""
     from xhtml2pdf import pisa
 
+    from activities import css_cache
+
+    css_cache.install()
     return pisa
 
 
