@@ -508,7 +508,7 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
         window_start: datetime | None = None
         if wave_customer is not None:
             now = datetime.now(UTC)
-            ahead = timedelta(seconds=len(wave_ids) / rate * 1.5 + wave_margin_s)
+            ahead = timedelta(seconds=len(wave_ids) / rate * 1.15 + wave_margin_s)
             zone = _wave_zone(now, ahead)
             local_start = (now + ahead).astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0) + timedelta(minutes=1)
             window_start = local_start.astimezone(UTC)
