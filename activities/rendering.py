@@ -7,8 +7,15 @@ API's PDF preview calls ``render_invoice_pdf`` on a thread.
 Speed
     jinja2 environments (and so compiled templates), the link callback and the resource policy are built
     once per template folder and process. A one-page invoice is laid out in one pass instead of two (see
-    ``render_invoice_pdf``). What is left is xhtml2pdf parsing the HTML and CSS and laying the page out,
-    once per invoice: it depends on the invoice's text.
+    ``render_invoice_pdf``). Stylesheets without at-rules (xhtml2pdf's own defaults, the template's plain
+    ``<style>``) are parsed once per process (``activities.css_cache``): they are the same text render
+    after render, and the cache is keyed by the document's stylesheet texts, so an edited or overriding
+    template is parsed afresh; at-rules (``@page``, ``@font-face``) are parsed per document because they
+    build that document's page templates and load its fonts. The fallback font is declared only for a
+    document that needs it (``needs_fallback_font``). The rest is xhtml2pdf parsing the HTML and laying
+    the page out, once per invoice: it depends on the invoice's text, and costs in proportion to table
+    cells and elements (a cell is wrapped several times and drawn inside a keep-in-frame box), which is
+    why the built-in template is written with as few of both as its layout allows.
 
 Inputs are already formatted: every amount, date and percentage arrives as the string to print. Nothing
 here does arithmetic or formats money.
@@ -56,7 +63,8 @@ Fonts
     • ™ ©. xhtml2pdf picks a font per character from the ``font-family`` list, so characters Helvetica
     lacks fall back to Bitstream Vera (``fonts/Vera.ttf``, ``fonts/VeraBd.ttf``), which ships inside the
     reportlab wheel that xhtml2pdf depends on, so it exists wherever this code runs. Vera adds Ł ł Č č Ć ć
-    Đ đ Ğ ğ İ ı Ş ş Œ œ and is embedded (subset) only when used. Still NOT covered, and drawn as blank
+    Đ đ Ğ ğ İ ı Ş ş and is embedded (subset) only when used; the template declares it only for documents
+    with such characters (``needs_fallback_font``). Still NOT covered, and drawn as blank
     boxes with a logged warning: most other Central European letters (ą ę ń ś ź ż ř ě ů ő ű ...), Greek,
     Cyrillic, CJK, Arabic, Hebrew and currency signs such as ₹ ₽ ₩ ₪ ₺. Users who need them put a TTF
     that covers them (e.g. DejaVuSans.ttf, Noto Sans) into their template folder and declare it with
