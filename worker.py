@@ -30,8 +30,8 @@ from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities, RenderPool
 from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
-from invoiceflow.settings import Settings
-from invoiceflow.temporal import connect
+from core.settings import Settings
+from core.temporal import connect
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.project import ProjectBillingWorkflow
@@ -48,9 +48,11 @@ def workflow_runner(*packages: str) -> SandboxedWorkflowRunner:
     By default the sandbox executes a workflow's module afresh for every workflow it creates, or
     re-creates after eviction from the cache, so that module state cannot leak between runs. Our workflow
     modules hold only constants, so that isolation buys nothing here, and py-spy showed the re-import
-    (module body, ``@workflow.defn``, type hints) at 18 % of a busy worker's CPU (issue #9). The
+    (module body, ``@workflow.defn``, type hints) at 18 % of a busy worker's CPU. The
     sandbox's runtime checks stay on: ``datetime.now()``, I/O and the like still fail a workflow task."""
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*packages))
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*packages)
+    )
 
 
 WORKFLOW_RUNNER = workflow_runner("workflows")
@@ -131,9 +133,13 @@ def build_worker(
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
         activities=activities(settings, render_pool),
-        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
+        activity_executor=ThreadPoolExecutor(
+            max_workers=max_concurrent_activities, thread_name_prefix="activity"
+        ),
         max_concurrent_activities=max_concurrent_activities,
-        max_cached_workflows=settings.max_cached_workflows if max_cached_workflows is None else max_cached_workflows,
+        max_cached_workflows=settings.max_cached_workflows
+        if max_cached_workflows is None
+        else max_cached_workflows,
         max_concurrent_workflow_tasks=settings.workflow_task_slots,
         interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -155,7 +161,7 @@ async def run(settings: Settings, *, interceptors: Sequence[Interceptor] = ()) -
 
 
 if __name__ == "__main__":
-    from invoiceflow.settings import get_settings
+    from core.settings import get_settings
 
     logging.basicConfig(level=logging.INFO)
     asyncio.run(run(get_settings()))

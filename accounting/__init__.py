@@ -1,4 +1,4 @@
-"""Native accounting sync (issue #8): one connector interface, clients for QuickBooks Online, Xero and
+"""Native accounting sync: one connector interface, clients for QuickBooks Online, Xero and
 FreshBooks, their error hierarchy and a shared per-organisation rate limiter."""
 
 from accounting.base import (

@@ -25,7 +25,12 @@ class RateLimited(AccountingError):
     """The provider answered 429 more often than the connector waits inline; retry after the delay."""
 
     def __init__(
-        self, message: str, *, retry_after_seconds: float, problem: str = "", provider: str = "",
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float,
+        problem: str = "",
+        provider: str = "",
         status_code: int | None = 429,
     ) -> None:
         super().__init__(message, provider=provider, status_code=status_code)

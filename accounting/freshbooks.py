@@ -101,8 +101,14 @@ class FreshBooksConnector:
         self.account_id = account_id
         self.payment_type = payment_type
         self.http = ProviderHttp(
-            provider=self.provider, base_url=base_url, tenant=account_id, token_provider=token_provider,
-            policy=policy, error_parser=parse_freshbooks_error, settings=settings or HttpSettings(), limiter=limiter,
+            provider=self.provider,
+            base_url=base_url,
+            tenant=account_id,
+            token_provider=token_provider,
+            policy=policy,
+            error_parser=parse_freshbooks_error,
+            settings=settings or HttpSettings(),
+            limiter=limiter,
             client=client,
         )
 
@@ -128,11 +134,13 @@ class FreshBooksConnector:
         for client in found.get("clients") or []:
             if client.get("vis_state", 0) == 0 and client.get("organization") == customer.name:
                 return SyncResult(str(client["id"]), SyncStatus.EXISTING)
-        body = {"client": {
-            "organization": customer.name,
-            "email": customer.email,
-            "currency_code": customer.currency,
-        }}
+        body = {
+            "client": {
+                "organization": customer.name,
+                "email": customer.email,
+                "currency_code": customer.currency,
+            }
+        }
         saved = (await self._call("POST", "users/clients", body=body))["client"]
         return SyncResult(str(saved["id"]), SyncStatus.CREATED)
 
@@ -175,9 +183,12 @@ class FreshBooksConnector:
     async def upsert_invoice(
         self, invoice: AccountingInvoice, *, idempotency_key: str, external_id: str | None = None
     ) -> SyncResult:
-        customer_id = invoice.customer.external_id or (
-            await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:client")
-        ).external_id
+        customer_id = (
+            invoice.customer.external_id
+            or (
+                await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:client")
+            ).external_id
+        )
         body = {"invoice": self._invoice_body(invoice, customer_id)}
         if external_id is None:
             existing = await self._find_by_number(invoice.number)
@@ -209,10 +220,20 @@ class FreshBooksConnector:
         subtotal = sum((line.line_amount for line in lines), Decimal(0))
         total = _money(invoice.get("amount"))
         credited = Decimal(0)
-        if _money(invoice.get("paid")) > 0:  # credit applied is a payment there; money paid is what we compare
-            found = await self._call("GET", "payments/payments", params={"search[invoiceid]": str(invoice["id"])})
-            credited = sum((_money(p.get("amount")) for p in found.get("payments") or []
-                            if p.get("type") == CREDIT_PAYMENT_TYPE and p.get("vis_state", 0) != DELETED), Decimal(0))
+        if (
+            _money(invoice.get("paid")) > 0
+        ):  # credit applied is a payment there; money paid is what we compare
+            found = await self._call(
+                "GET", "payments/payments", params={"search[invoiceid]": str(invoice["id"])}
+            )
+            credited = sum(
+                (
+                    _money(p.get("amount"))
+                    for p in found.get("payments") or []
+                    if p.get("type") == CREDIT_PAYMENT_TYPE and p.get("vis_state", 0) != DELETED
+                ),
+                Decimal(0),
+            )
         if invoice.get("vis_state", 0) == DELETED:
             state = RemoteState.VOIDED
         elif invoice.get("payment_status") == "paid":
@@ -253,13 +274,15 @@ class FreshBooksConnector:
         for existing in found.get("payments") or []:
             if str(existing.get("note", "")).startswith(marker) and existing.get("vis_state", 0) != DELETED:
                 return SyncResult(str(existing["id"]), SyncStatus.EXISTING)
-        body = {"payment": {
-            "invoiceid": int(payment.invoice_external_id),
-            "amount": {"amount": format(payment.amount, "f"), "code": payment.currency},
-            "date": payment.date.isoformat(),
-            "type": self.payment_type,
-            "note": f"{marker} {payment.reference}".strip(),
-        }}
+        body = {
+            "payment": {
+                "invoiceid": int(payment.invoice_external_id),
+                "amount": {"amount": format(payment.amount, "f"), "code": payment.currency},
+                "date": payment.date.isoformat(),
+                "type": self.payment_type,
+                "note": f"{marker} {payment.reference}".strip(),
+            }
+        }
         saved = (await self._call("POST", "payments/payments", body=body))["payment"]
         return SyncResult(str(saved["id"]), SyncStatus.RECORDED)
 
@@ -271,7 +294,8 @@ class FreshBooksConnector:
         page, pages = 1, 1
         while page <= pages:
             found = await self.http.request(
-                "GET", self._path("credit_notes/credit_notes"),
+                "GET",
+                self._path("credit_notes/credit_notes"),
                 params={"search[clientid]": client_id, "page": str(page), "per_page": str(PER_PAGE)},
             )
             result = ((found or {}).get("response") or {}).get("result") or {}
@@ -286,40 +310,51 @@ class FreshBooksConnector:
         ``note.allocate`` (and the invoice's outstanding amount) applied to the invoice as a "Credit"
         payment, once (found by its marker); the rest stays the client's credit in FreshBooks too."""
         doc = note.document
-        client_id = doc.customer.external_id or (
-            await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:client")
-        ).external_id
+        client_id = (
+            doc.customer.external_id
+            or (
+                await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:client")
+            ).external_id
+        )
         saved = await self._find_credit_note(client_id, doc.number)
         status = SyncStatus.EXISTING
         if saved is None:
             lines = self._invoice_body(doc, client_id)["lines"]
-            body = {"credit_note": {
-                "clientid": int(client_id),
-                "credit_number": doc.number,
-                "create_date": doc.issue_date.isoformat(),
-                "currency_code": doc.currency,
-                "credit_type": "goodwill",  # [K] the other documented value is "prepayment"
-                "notes": f"{_credit_marker(note.credit_note_id)} credits {doc.reference}".strip(),
-                "lines": lines,
-            }}
+            body = {
+                "credit_note": {
+                    "clientid": int(client_id),
+                    "credit_number": doc.number,
+                    "create_date": doc.issue_date.isoformat(),
+                    "currency_code": doc.currency,
+                    "credit_type": "goodwill",  # [K] the other documented value is "prepayment"
+                    "notes": f"{_credit_marker(note.credit_note_id)} credits {doc.reference}".strip(),
+                    "lines": lines,
+                }
+            }
             saved = (await self._call("POST", "credit_notes/credit_notes", body=body))["credit_note"]
             status = SyncStatus.CREATED
         credit_id = str(saved.get("creditid") or saved["id"])
         marker = _credit_marker(note.credit_note_id)
-        found = await self._call("GET", "payments/payments", params={"search[invoiceid]": note.invoice_external_id})
-        applied = any(str(p.get("note", "")).startswith(marker) and p.get("vis_state", 0) != DELETED
-                      for p in found.get("payments") or [])
+        found = await self._call(
+            "GET", "payments/payments", params={"search[invoiceid]": note.invoice_external_id}
+        )
+        applied = any(
+            str(p.get("note", "")).startswith(marker) and p.get("vis_state", 0) != DELETED
+            for p in found.get("payments") or []
+        )
         if note.allocate > 0 and not applied:
             invoice = await self._get_invoice(note.invoice_external_id)
             amount = min(note.allocate, _money(invoice.get("outstanding")))
             if amount > 0:
-                body = {"payment": {
-                    "invoiceid": int(note.invoice_external_id),
-                    "amount": {"amount": format(amount, "f"), "code": doc.currency},
-                    "date": doc.issue_date.isoformat(),
-                    "type": CREDIT_PAYMENT_TYPE,
-                    "note": f"{marker} applies {doc.number}",
-                }}
+                body = {
+                    "payment": {
+                        "invoiceid": int(note.invoice_external_id),
+                        "amount": {"amount": format(amount, "f"), "code": doc.currency},
+                        "date": doc.issue_date.isoformat(),
+                        "type": CREDIT_PAYMENT_TYPE,
+                        "note": f"{marker} applies {doc.number}",
+                    }
+                }
                 await self._call("POST", "payments/payments", body=body)
                 applied = True
                 status = SyncStatus.RECORDED if status == SyncStatus.EXISTING else status

@@ -119,13 +119,18 @@ class ProviderHttp:
             async with self.limiter.slot():
                 try:
                     response = await self._client.request(
-                        method, self._base_url + path, params=params, content=content,
-                        headers=request_headers, timeout=self.settings.timeout_s,
+                        method,
+                        self._base_url + path,
+                        params=params,
+                        content=content,
+                        headers=request_headers,
+                        timeout=self.settings.timeout_s,
                     )
                 except httpx.TimeoutException as exc:
                     raise Transient(
                         f"{self.provider}: {method} {path} timed out ({type(exc).__name__}); the write may "
-                        "have happened, retry with the same idempotency key", provider=self.provider,
+                        "have happened, retry with the same idempotency key",
+                        provider=self.provider,
                     ) from exc
                 except httpx.TransportError as exc:
                     raise Transient(
@@ -135,13 +140,17 @@ class ProviderHttp:
                 return self._result(method, path, response)
             problem = response.headers.get("X-Rate-Limit-Problem", "")
             # Xero sends no Retry-After for its concurrency limit, which clears as soon as a call ends.
-            fallback = CONCURRENT_FALLBACK_S if problem == "concurrent" else self.settings.rate_limit_fallback_s
+            fallback = (
+                CONCURRENT_FALLBACK_S if problem == "concurrent" else self.settings.rate_limit_fallback_s
+            )
             wait = retry_after_seconds(response, fallback)
             self.limiter.pause(wait)
             if attempt >= self.settings.max_rate_limit_retries or wait > self.settings.max_inline_wait_s:
                 raise RateLimited(
                     f"{self.provider}: rate limited ({problem or 'throttled'}); retry after {wait:g}s",
-                    retry_after_seconds=wait, problem=problem, provider=self.provider,
+                    retry_after_seconds=wait,
+                    problem=problem,
+                    provider=self.provider,
                 )
             await asyncio.sleep(0)  # the limiter's pause does the waiting, for every task alike
         raise AssertionError("unreachable")

@@ -23,8 +23,10 @@ def line_tax_shares(nets: Sequence[Decimal], rates: Sequence[Decimal], currency:
     """
     code = normalize_currency(currency)
     totals = compute_totals(
-        [LineInput(description="x", quantity=Decimal(1), unit_price=net, tax_rate=rate)
-         for net, rate in zip(nets, rates)],
+        [
+            LineInput(description="x", quantity=Decimal(1), unit_price=net, tax_rate=rate)
+            for net, rate in zip(nets, rates)
+        ],
         code,
     )
     group_tax = {group.rate: to_minor(group.tax, code) for group in totals.tax_groups}
@@ -72,8 +74,12 @@ def build_invoice(
     rules), with each line's tax share filled in. Discounts are not mapped yet: providers differ."""
     code = normalize_currency(currency)
     totals = compute_totals(
-        [LineInput(description=l.description, quantity=l.quantity, unit_price=l.unit_price,
-                   tax_rate=l.tax_rate) for l in lines],
+        [
+            LineInput(
+                description=l.description, quantity=l.quantity, unit_price=l.unit_price, tax_rate=l.tax_rate
+            )
+            for l in lines
+        ],
         code,
     )
     nets = [line.net for line in totals.lines]

@@ -56,7 +56,9 @@ def parse_qbo_error(response: httpx.Response, body: Any) -> AccountingError:
     code = str(first.get("code", ""))
     message = str(first.get("Message") or first.get("message") or "")
     detail = str(first.get("Detail") or first.get("detail") or "")
-    text = detail if detail.startswith(message) else f"{message}: {detail}" if detail else message or str(body)
+    text = (
+        detail if detail.startswith(message) else f"{message}: {detail}" if detail else message or str(body)
+    )
     if first.get("element"):
         text = f"{text} ({first['element']})"
     status = response.status_code
@@ -102,8 +104,15 @@ class QboConnector:
         self.deposit_account_id = deposit_account_id  # else QBO puts payments in Undeposited Funds
         self.max_stale_retries = max_stale_retries
         self.http = ProviderHttp(
-            provider=self.provider, base_url=base_url, tenant=realm_id, token_provider=token_provider,
-            policy=policy, error_parser=parse_qbo_error, settings=settings or HttpSettings(), limiter=limiter, client=client,
+            provider=self.provider,
+            base_url=base_url,
+            tenant=realm_id,
+            token_provider=token_provider,
+            policy=policy,
+            error_parser=parse_qbo_error,
+            settings=settings or HttpSettings(),
+            limiter=limiter,
+            client=client,
         )
         self._item_accounts = {item: code for code, item in self.item_refs.items()}
 
@@ -126,7 +135,10 @@ class QboConnector:
         return dict((await self._get("query", query=statement)).get("QueryResponse") or {})
 
     async def _with_fresh_token(
-        self, entity_id: str, key: str, write: Callable[[dict[str, Any], str], Awaitable[Any]],
+        self,
+        entity_id: str,
+        key: str,
+        write: Callable[[dict[str, Any], str], Awaitable[Any]],
         current: dict[str, Any] | None = None,
     ) -> Any:
         """Run a write that needs the current SyncToken, re-reading on 5010 under a new request id."""
@@ -204,16 +216,21 @@ class QboConnector:
     async def upsert_invoice(
         self, invoice: AccountingInvoice, *, idempotency_key: str, external_id: str | None = None
     ) -> SyncResult:
-        customer_id = invoice.customer.external_id or (
-            await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:customer")
-        ).external_id
+        customer_id = (
+            invoice.customer.external_id
+            or (
+                await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:customer")
+            ).external_id
+        )
         body = self._invoice_body(invoice, customer_id)
         current: dict[str, Any] | None = None
         if external_id is None:
             found = await self._query(f"select * from Invoice where DocNumber = {_quote(invoice.number)}")
             mine = [
-                i for i in found.get("Invoice") or []
-                if i.get("PrivateNote") == body["PrivateNote"] or i.get("CustomerRef", {}).get("value") == customer_id
+                i
+                for i in found.get("Invoice") or []
+                if i.get("PrivateNote") == body["PrivateNote"]
+                or i.get("CustomerRef", {}).get("value") == customer_id
             ]
             if not mine:
                 saved = (await self._post("invoice", body, idempotency_key))["Invoice"]
@@ -231,7 +248,9 @@ class QboConnector:
     async def void_invoice(self, external_id: str, *, idempotency_key: str) -> SyncResult:
         current = (await self._get(f"invoice/{external_id}"))["Invoice"]
         if _is_voided(current):
-            return SyncResult(external_id, SyncStatus.EXISTING, "Voided", version=current.get("SyncToken", ""))
+            return SyncResult(
+                external_id, SyncStatus.EXISTING, "Voided", version=current.get("SyncToken", "")
+            )
 
         async def void(latest: dict[str, Any], key: str) -> Any:
             body = {"Id": external_id, "SyncToken": latest["SyncToken"]}
@@ -248,14 +267,16 @@ class QboConnector:
                 continue  # SubTotalLineDetail and friends are summaries, not lines
             detail = line.get("SalesItemLineDetail") or {}
             item = (detail.get("ItemRef") or {}).get("value", "")
-            lines.append(RemoteLine(
-                description=line.get("Description", ""),
-                quantity=to_decimal(detail.get("Qty", 0)),
-                unit_price=to_decimal(detail.get("UnitPrice", 0)),
-                line_amount=to_decimal(line.get("Amount", 0)),
-                account_code=self._item_accounts.get(item, item),
-                tax_code=(detail.get("TaxCodeRef") or {}).get("value", ""),
-            ))
+            lines.append(
+                RemoteLine(
+                    description=line.get("Description", ""),
+                    quantity=to_decimal(detail.get("Qty", 0)),
+                    unit_price=to_decimal(detail.get("UnitPrice", 0)),
+                    line_amount=to_decimal(line.get("Amount", 0)),
+                    account_code=self._item_accounts.get(item, item),
+                    tax_code=(detail.get("TaxCodeRef") or {}).get("value", ""),
+                )
+            )
         total = to_decimal(invoice.get("TotalAmt", 0))
         balance = to_decimal(invoice.get("Balance", 0))
         credited = await self._credit_applied(invoice) if balance < total else Decimal(0)
@@ -272,7 +293,9 @@ class QboConnector:
             number=invoice.get("DocNumber", ""),
             currency=(invoice.get("CurrencyRef") or {}).get("value", ""),
             state=state,
-            remote_status="Voided" if state == RemoteState.VOIDED else ("Paid" if state == RemoteState.PAID else "Open"),
+            remote_status="Voided"
+            if state == RemoteState.VOIDED
+            else ("Paid" if state == RemoteState.PAID else "Open"),
             lines=tuple(lines),
             subtotal=sum((line.line_amount for line in lines), to_decimal(0)),
             tax=to_decimal((invoice.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
@@ -317,10 +340,12 @@ class QboConnector:
             "CurrencyRef": {"value": payment.currency},
             "PaymentRefNum": reference[:PAYMENT_REF_MAX],
             "PrivateNote": f"invoiceflow:{payment.payment_id} {reference}",
-            "Line": [{
-                "Amount": payment.amount,
-                "LinkedTxn": [{"TxnId": payment.invoice_external_id, "TxnType": "Invoice"}],
-            }],
+            "Line": [
+                {
+                    "Amount": payment.amount,
+                    "LinkedTxn": [{"TxnId": payment.invoice_external_id, "TxnType": "Invoice"}],
+                }
+            ],
         }
         if self.deposit_account_id:
             body["DepositToAccountRef"] = {"value": self.deposit_account_id}
@@ -329,10 +354,16 @@ class QboConnector:
 
     # Credit notes ---------------------------------------------------------------------------------
 
-    async def _find_credit_memo(self, number: str, private_note: str, customer_id: str) -> dict[str, Any] | None:
+    async def _find_credit_memo(
+        self, number: str, private_note: str, customer_id: str
+    ) -> dict[str, Any] | None:
         found = await self._query(f"select * from CreditMemo where DocNumber = {_quote(number)}")
-        mine = [m for m in found.get("CreditMemo") or []
-                if m.get("PrivateNote") == private_note or (m.get("CustomerRef") or {}).get("value") == customer_id]
+        mine = [
+            m
+            for m in found.get("CreditMemo") or []
+            if m.get("PrivateNote") == private_note
+            or (m.get("CustomerRef") or {}).get("value") == customer_id
+        ]
         return mine[0] if mine else None
 
     async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
@@ -341,9 +372,12 @@ class QboConnector:
         zero payment; what is left stays the customer's credit in QBO, as it does with us. A memo whose
         Balance is already below its total has been applied: not applied twice."""
         doc = note.document
-        customer_id = doc.customer.external_id or (
-            await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:customer")
-        ).external_id
+        customer_id = (
+            doc.customer.external_id
+            or (
+                await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:customer")
+            ).external_id
+        )
         body = self._invoice_body(doc, customer_id)
         body.pop("DueDate")  # a CreditMemo has none
         body["PrivateNote"] = f"invoiceflow:{note.credit_note_id} credits {doc.reference}".strip()
@@ -366,11 +400,16 @@ class QboConnector:
                     "CurrencyRef": {"value": doc.currency},
                     "PrivateNote": f"invoiceflow:{note.credit_note_id} applies {doc.number}",
                     "Line": [
-                        {"Amount": amount, "LinkedTxn": [{"TxnId": note.invoice_external_id, "TxnType": "Invoice"}]},
+                        {
+                            "Amount": amount,
+                            "LinkedTxn": [{"TxnId": note.invoice_external_id, "TxnType": "Invoice"}],
+                        },
                         {"Amount": amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"}]},
                     ],
                 }
                 await self._post("payment", application, derived_key(idempotency_key, "apply"))
                 applied = True
                 status = SyncStatus.RECORDED if status == SyncStatus.EXISTING else status
-        return SyncResult(memo_id, status, "Applied" if applied else "Unapplied", version=str(memo.get("SyncToken", "")))
+        return SyncResult(
+            memo_id, status, "Applied" if applied else "Unapplied", version=str(memo.get("SyncToken", ""))
+        )

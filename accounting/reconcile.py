@@ -34,7 +34,7 @@ from accounting.mapping import LineSpec, build_invoice
 from accounting.tokens import Connection, open_connection, resolve_tenant, tokens_used
 from billing.money import format_money, quantize
 from billing.status import InvoiceStatus
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import AccountingSync, CreditNote, Customer, Invoice
 
@@ -85,13 +85,20 @@ def customer_system(provider: str, tenant_id: str) -> str:
 
 def accounting_customer(customer: Customer, external_id: str | None) -> AccountingCustomer:
     return AccountingCustomer(
-        customer_id=str(customer.id), name=customer.name, email=(customer.emails or [""])[0],
-        currency=customer.currency, external_id=external_id,
+        customer_id=str(customer.id),
+        name=customer.name,
+        email=(customer.emails or [""])[0],
+        currency=customer.currency,
+        external_id=external_id,
     )
 
 
 def accounting_invoice(
-    invoice: Invoice, *, provider: str, sales_account: str, tax_codes: Mapping[Decimal, str],
+    invoice: Invoice,
+    *,
+    provider: str,
+    sales_account: str,
+    tax_codes: Mapping[Decimal, str],
     customer_external_id: str | None,
 ) -> AccountingInvoice:
     """Every line of an issued invoice with the organisation's account and tax codes.
@@ -102,25 +109,39 @@ def accounting_invoice(
     discounts differently or not at all, and the net is what the books must hold.
     """
     if invoice.number is None or invoice.issue_date is None or invoice.due_date is None:
-        raise ValidationFailed(f"invoice {invoice.id} is not issued yet; only issued invoices are synced",
-                               provider=provider, status_code=None)
+        raise ValidationFailed(
+            f"invoice {invoice.id} is not issued yet; only issued invoices are synced",
+            provider=provider,
+            status_code=None,
+        )
     specs = _line_specs(invoice.lines, invoice.currency, tax_codes, provider, sales_account, label="line")
     built = build_invoice(
-        invoice_id=str(invoice.id), number=invoice.number,
+        invoice_id=str(invoice.id),
+        number=invoice.number,
         customer=accounting_customer(invoice.customer, customer_external_id),
-        issue_date=invoice.issue_date, due_date=invoice.due_date, currency=invoice.currency, lines=specs,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        currency=invoice.currency,
+        lines=specs,
     )
     ours = (invoice.subtotal, invoice.tax_total, invoice.total)
     if (built.totals.subtotal, built.totals.tax, built.totals.total) != ours:
         raise ValidationFailed(
-            f"mapped totals {built.totals} differ from the invoice's {ours}; not synced", provider=provider,
+            f"mapped totals {built.totals} differ from the invoice's {ours}; not synced",
+            provider=provider,
             status_code=None,
         )
     return built
 
 
 def _line_specs(
-    lines: Any, currency: str, tax_codes: Mapping[Decimal, str], provider: str, sales_account: str, *, label: str
+    lines: Any,
+    currency: str,
+    tax_codes: Mapping[Decimal, str],
+    provider: str,
+    sales_account: str,
+    *,
+    label: str,
 ) -> list[LineSpec]:
     """Each line at its net amount with the provider's tax code for its rate (0 % falls back to the
     provider's no-tax code); a rate without a code is a validation error naming the line."""
@@ -132,7 +153,9 @@ def _line_specs(
         if code is None:
             raise ValidationFailed(
                 f"no {provider} tax code for {line.tax_rate.normalize():f} % ({label} {index + 1}): add it to "
-                "INVOICEFLOW_ACCOUNTING_TAX_CODES", provider=provider, status_code=None,
+                "INVOICEFLOW_ACCOUNTING_TAX_CODES",
+                provider=provider,
+                status_code=None,
             )
         description, quantity, unit_price = _net_line(line, currency)
         specs.append(LineSpec(description, quantity, unit_price, line.tax_rate, sales_account, code))
@@ -147,8 +170,10 @@ def _net_line(line: Any, currency: str) -> tuple[str, Decimal, Decimal]:
     what the discount was, so the books read the same as the invoice."""
     if not line.discount:
         return line.description, line.quantity, line.unit_price
-    note = (f"{line.description} ({line.quantity.normalize():f} × {format_money(line.unit_price, currency)}, "
-            f"less {format_money(line.discount, currency)} discount)")
+    note = (
+        f"{line.description} ({line.quantity.normalize():f} × {format_money(line.unit_price, currency)}, "
+        f"less {format_money(line.discount, currency)} discount)"
+    )
     unit = line.net / line.quantity
     if unit == quantize(unit, currency):
         return note, line.quantity, quantize(unit, currency)
@@ -164,27 +189,54 @@ def credit_note_for_sync(
     system = customer_system(provider, tenant_id)
     external = next((e.external_id for e in invoice.customer.external_ids if e.system == system), None)
     tax_codes = tax_code_map(settings)
-    specs = _line_specs(note.lines, note.currency, tax_codes, provider, settings.accounting_sales_account,
-                        label="credit note line")
+    specs = _line_specs(
+        note.lines,
+        note.currency,
+        tax_codes,
+        provider,
+        settings.accounting_sales_account,
+        label="credit note line",
+    )
     built = build_invoice(
-        invoice_id=str(note.id), number=note.number, customer=accounting_customer(invoice.customer, external),
-        issue_date=note.issue_date, due_date=note.issue_date, currency=note.currency, lines=specs,
+        invoice_id=str(note.id),
+        number=note.number,
+        customer=accounting_customer(invoice.customer, external),
+        issue_date=note.issue_date,
+        due_date=note.issue_date,
+        currency=note.currency,
+        lines=specs,
         reference=invoice.number or "",
     )
-    if (built.totals.subtotal, built.totals.tax, built.totals.total) != (note.subtotal, note.tax_total, note.total):
-        raise ValidationFailed(f"mapped credit note totals {built.totals} differ from ours; not synced",
-                               provider=provider, status_code=None)
-    return AccountingCreditNote(credit_note_id=str(note.id), invoice_external_id=invoice_external_id, document=built,
-                                allocate=note.total - note.to_customer_credit)
+    if (built.totals.subtotal, built.totals.tax, built.totals.total) != (
+        note.subtotal,
+        note.tax_total,
+        note.total,
+    ):
+        raise ValidationFailed(
+            f"mapped credit note totals {built.totals} differ from ours; not synced",
+            provider=provider,
+            status_code=None,
+        )
+    return AccountingCreditNote(
+        credit_note_id=str(note.id),
+        invoice_external_id=invoice_external_id,
+        document=built,
+        allocate=note.total - note.to_customer_credit,
+    )
 
 
-def invoice_for_sync(invoice: Invoice, settings: Settings, provider: str, tenant_id: str) -> AccountingInvoice:
+def invoice_for_sync(
+    invoice: Invoice, settings: Settings, provider: str, tenant_id: str
+) -> AccountingInvoice:
     """``accounting_invoice`` with the settings' codes and the customer's stored external id."""
     system = customer_system(provider, tenant_id)
     external = next((e.external_id for e in invoice.customer.external_ids if e.system == system), None)
     return accounting_invoice(
-        invoice, provider=provider, sales_account=settings.accounting_sales_account,
-        tax_codes=tax_code_map(settings), customer_external_id=external,
+        invoice,
+        provider=provider,
+        sales_account=settings.accounting_sales_account,
+        tax_codes=tax_code_map(settings),
+        customer_external_id=external,
     )
 
 
@@ -218,16 +270,22 @@ class _Synced:
 
 def _synced_invoices(settings: Settings, provider: str, tenant_id: str) -> list[_Synced]:
     with session_scope(settings.require_database_url()) as session:
-        rows = session.execute(
-            select(AccountingSync, Invoice)
-            .join(Invoice, Invoice.id == AccountingSync.invoice_id)
-            .where(
-                AccountingSync.provider == provider, AccountingSync.tenant_id == tenant_id,
-                AccountingSync.kind == "invoice", AccountingSync.status == "synced",
-                AccountingSync.external_id.is_not(None),
+        rows = (
+            session.execute(
+                select(AccountingSync, Invoice)
+                .join(Invoice, Invoice.id == AccountingSync.invoice_id)
+                .where(
+                    AccountingSync.provider == provider,
+                    AccountingSync.tenant_id == tenant_id,
+                    AccountingSync.kind == "invoice",
+                    AccountingSync.status == "synced",
+                    AccountingSync.external_id.is_not(None),
+                )
+                .order_by(Invoice.number)
             )
-            .order_by(Invoice.number)
-        ).unique().all()
+            .unique()
+            .all()
+        )
         found: list[_Synced] = []
         for sync, invoice in rows:
             try:
@@ -235,10 +293,17 @@ def _synced_invoices(settings: Settings, provider: str, tenant_id: str) -> list[
                 problem = ""
             except AccountingError as exc:
                 ours, problem = None, f"cannot be compared: {exc.message}"
-            found.append(_Synced(
-                str(invoice.id), invoice.number or "", str(sync.external_id), invoice.status,
-                invoice.amount_paid, ours, problem,
-            ))
+            found.append(
+                _Synced(
+                    str(invoice.id),
+                    invoice.number or "",
+                    str(sync.external_id),
+                    invoice.status,
+                    invoice.amount_paid,
+                    ours,
+                    problem,
+                )
+            )
         return found
 
 

@@ -42,7 +42,7 @@ from accounting.freshbooks import FreshBooksConnector
 from accounting.http import HttpSettings
 from accounting.qbo import QboConnector
 from accounting.xero import XeroConnector
-from invoiceflow.settings import Settings, split_secrets
+from core.settings import Settings, split_secrets
 from persistence.db import session_scope
 from persistence.models import AccountingConnection
 
@@ -82,12 +82,21 @@ _OAUTH = {
         ("offline_access", "accounting.transactions", "accounting.contacts", "accounting.settings"),
         "basic",
     ),
-    "qbo": _ProviderOAuth("https://appcenter.intuit.com/connect/oauth2", ("com.intuit.quickbooks.accounting",), "basic"),
+    "qbo": _ProviderOAuth(
+        "https://appcenter.intuit.com/connect/oauth2", ("com.intuit.quickbooks.accounting",), "basic"
+    ),
     # FreshBooks' own SDK and docs post JSON with the client credentials in the body.
     "freshbooks": _ProviderOAuth(
         "https://auth.freshbooks.com/oauth/authorize",
-        ("user:profile:read", "user:clients:read", "user:clients:write", "user:invoices:read",
-         "user:invoices:write", "user:payments:read", "user:payments:write"),
+        (
+            "user:profile:read",
+            "user:clients:read",
+            "user:clients:write",
+            "user:invoices:read",
+            "user:invoices:write",
+            "user:payments:read",
+            "user:payments:write",
+        ),
         "json",
     ),
 }
@@ -133,9 +142,14 @@ def oauth_app(settings: Settings, provider: str) -> OAuthApp:
         )
     facts = _OAUTH[provider]
     return OAuthApp(
-        provider=provider, client_id=client_id, client_secret=client_secret,
-        token_url=getattr(settings, f"{provider}_token_url"), redirect_uri=redirect_uri(settings),
-        authorize_url=facts.authorize_url, scopes=facts.scopes, credentials_in=facts.credentials_in,
+        provider=provider,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_url=getattr(settings, f"{provider}_token_url"),
+        redirect_uri=redirect_uri(settings),
+        authorize_url=facts.authorize_url,
+        scopes=facts.scopes,
+        credentials_in=facts.credentials_in,
     )
 
 
@@ -195,7 +209,11 @@ class TokenGrant:
 
 
 def request_tokens(
-    app: OAuthApp, form: Mapping[str, str], *, timeout_s: float = 30.0, now: datetime | None = None,
+    app: OAuthApp,
+    form: Mapping[str, str],
+    *,
+    timeout_s: float = 30.0,
+    now: datetime | None = None,
     client: httpx.Client | None = None,
 ) -> TokenGrant:
     """POST one grant to the provider's token endpoint. ``invalid_grant`` → ``ReconnectRequired``,
@@ -208,11 +226,15 @@ def request_tokens(
             response = http.post(app.token_url, json=body, headers={"Accept": "application/json"})
         else:
             response = http.post(
-                app.token_url, data=dict(form), auth=(app.client_id, app.client_secret),
+                app.token_url,
+                data=dict(form),
+                auth=(app.client_id, app.client_secret),
                 headers={"Accept": "application/json"},
             )
     except httpx.HTTPError as exc:
-        raise Transient(f"{app.provider}: token endpoint unreachable: {exc!r}", provider=app.provider) from exc
+        raise Transient(
+            f"{app.provider}: token endpoint unreachable: {exc!r}", provider=app.provider
+        ) from exc
     finally:
         if client is None:
             http.close()
@@ -224,22 +246,28 @@ def request_tokens(
         payload = {}
     status = response.status_code
     if status >= 500 or status in (408, 429):
-        raise Transient(f"{app.provider}: token endpoint answered {status}", provider=app.provider, status_code=status)
+        raise Transient(
+            f"{app.provider}: token endpoint answered {status}", provider=app.provider, status_code=status
+        )
     error = str(payload.get("error") or "")
     described = f"{error}: {payload['error_description']}" if payload.get("error_description") else error
     if error == "invalid_grant":
         raise ReconnectRequired(
             f"{app.provider}: the provider refused the grant ({described}); run `invoiceflow connect "
-            f"{app.provider}` again", provider=app.provider, status_code=status,
+            f"{app.provider}` again",
+            provider=app.provider,
+            status_code=status,
         )
     if error == "invalid_client" or status == 401:
         raise ConnectionProblem(
             f"{app.provider}: the token endpoint refused our client id/secret ({described or status})",
-            provider=app.provider, status_code=status,
+            provider=app.provider,
+            status_code=status,
         )
     if status != 200 or not payload.get("access_token"):
         raise ConnectionProblem(
-            f"{app.provider}: token endpoint answered {status} {described}".strip(), provider=app.provider,
+            f"{app.provider}: token endpoint answered {status} {described}".strip(),
+            provider=app.provider,
             status_code=status,
         )
     return TokenGrant(
@@ -253,8 +281,11 @@ def request_tokens(
 def authorization_url(app: OAuthApp, state: str) -> str:
     """Where the person who owns the books clicks "Allow" (the consent screen)."""
     params = {
-        "response_type": "code", "client_id": app.client_id, "redirect_uri": app.redirect_uri,
-        "scope": " ".join(app.scopes), "state": state,
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uri,
+        "scope": " ".join(app.scopes),
+        "state": state,
     }
     return f"{app.authorize_url}?{urllib.parse.urlencode(params, quote_via=urllib.parse.quote)}"
 
@@ -274,9 +305,13 @@ def parse_redirect(pasted: str, expected_state: str | None) -> dict[str, str]:
     query = urllib.parse.urlsplit(text).query if "://" in text or text.startswith("/") else text.lstrip("?")
     params = dict(urllib.parse.parse_qsl(query))
     if "error" in params:
-        raise ConnectionProblem(f"the provider answered {params['error']}: {params.get('error_description', '')}".strip())
+        raise ConnectionProblem(
+            f"the provider answered {params['error']}: {params.get('error_description', '')}".strip()
+        )
     if expected_state is not None and params.get("state") not in (None, expected_state):
-        raise ValueError("the pasted URL belongs to another authorisation (its state does not match); start again")
+        raise ValueError(
+            "the pasted URL belongs to another authorisation (its state does not match); start again"
+        )
     if not params.get("code"):
         raise ValueError("the pasted URL has no code= parameter")
     return params
@@ -285,7 +320,9 @@ def parse_redirect(pasted: str, expected_state: str | None) -> dict[str, str]:
 def exchange_code(app: OAuthApp, code: str, *, timeout_s: float = 30.0) -> TokenGrant:
     """The authorization_code grant: the code from the redirect → the first access and refresh tokens."""
     grant = request_tokens(
-        app, {"grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri}, timeout_s=timeout_s
+        app,
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri},
+        timeout_s=timeout_s,
     )
     if not grant.refresh_token:
         raise ConnectionProblem(f"{app.provider}: no refresh token was granted (is offline access allowed?)")
@@ -301,19 +338,25 @@ def save_connection(
     """Store (or replace, on reconnect) the tokens of one organisation."""
     _check_provider(provider)
     values = {
-        "provider": provider, "tenant_id": tenant_id,
+        "provider": provider,
+        "tenant_id": tenant_id,
         "access_token": cipher.encrypt(grant.access_token.encode()),
         "refresh_token": cipher.encrypt(grant.refresh_token.encode()),
-        "expires_at": grant.expires_at, "scope": grant.scope, "generation": 0,
+        "expires_at": grant.expires_at,
+        "scope": grant.scope,
+        "generation": 0,
         "refreshed_at": datetime.now(UTC),
     }
     stmt = insert(AccountingConnection).values(**values)
     stmt = stmt.on_conflict_do_update(
         constraint="uq_accounting_connections_provider_tenant",
         set_={
-            "access_token": stmt.excluded.access_token, "refresh_token": stmt.excluded.refresh_token,
-            "expires_at": stmt.excluded.expires_at, "scope": stmt.excluded.scope,
-            "refreshed_at": stmt.excluded.refreshed_at, "generation": AccountingConnection.generation + 1,
+            "access_token": stmt.excluded.access_token,
+            "refresh_token": stmt.excluded.refresh_token,
+            "expires_at": stmt.excluded.expires_at,
+            "scope": stmt.excluded.scope,
+            "refreshed_at": stmt.excluded.refreshed_at,
+            "generation": AccountingConnection.generation + 1,
         },
     )
     with session_scope(database_url) as session:
@@ -322,10 +365,13 @@ def save_connection(
 
 def connected_tenants(database_url: str, provider: str) -> list[str]:
     with session_scope(database_url) as session:
-        return list(session.scalars(
-            select(AccountingConnection.tenant_id).where(AccountingConnection.provider == provider)
-            .order_by(AccountingConnection.id)
-        ))
+        return list(
+            session.scalars(
+                select(AccountingConnection.tenant_id)
+                .where(AccountingConnection.provider == provider)
+                .order_by(AccountingConnection.id)
+            )
+        )
 
 
 def configured_tenant(settings: Settings, provider: str) -> str | None:
@@ -346,12 +392,18 @@ def resolve_tenant(settings: Settings, provider: str | None = None) -> str:
         return tenants[0]
     setting = "INVOICEFLOW_" + _TENANT_SETTING[provider].upper()
     if not tenants:
-        raise NotConnected(f"{provider} is not connected: run `invoiceflow connect {provider}`", provider=provider)
-    raise ConnectionProblem(f"{len(tenants)} {provider} organisations are connected: set {setting}", provider=provider)
+        raise NotConnected(
+            f"{provider} is not connected: run `invoiceflow connect {provider}`", provider=provider
+        )
+    raise ConnectionProblem(
+        f"{len(tenants)} {provider} organisations are connected: set {setting}", provider=provider
+    )
 
 
 # Which access tokens the current activity (asyncio task) was handed, so a 401 can name the one refused.
-_handed_out: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("accounting_tokens", default=None)
+_handed_out: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "accounting_tokens", default=None
+)
 
 
 @contextmanager
@@ -376,8 +428,14 @@ class TokenStore:
     due. One per organisation per process; the in-memory copy saves a database read per API call."""
 
     def __init__(
-        self, *, database_url: str, cipher: MultiFernet, app: OAuthApp, tenant_id: str,
-        refresh_margin: timedelta = REFRESH_MARGIN, timeout_s: float = 30.0,
+        self,
+        *,
+        database_url: str,
+        cipher: MultiFernet,
+        app: OAuthApp,
+        tenant_id: str,
+        refresh_margin: timedelta = REFRESH_MARGIN,
+        timeout_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database_url = database_url
@@ -457,7 +515,8 @@ class TokenStore:
     def _not_connected(self) -> NotConnected:
         return NotConnected(
             f"{self.provider} organisation {self.tenant_id} is not connected: run `invoiceflow connect "
-            f"{self.provider}`", provider=self.provider,
+            f"{self.provider}`",
+            provider=self.provider,
         )
 
 
@@ -483,24 +542,35 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
     provider = _check_provider(settings.accounting_provider)
     app = oauth_app(settings, provider)
     store = TokenStore(
-        database_url=settings.require_database_url(), cipher=token_cipher(settings), app=app, tenant_id=tenant_id,
+        database_url=settings.require_database_url(),
+        cipher=token_cipher(settings),
+        app=app,
+        tenant_id=tenant_id,
         timeout_s=settings.accounting_timeout_s,
     )
     http = HttpSettings(timeout_s=settings.accounting_timeout_s)
     connector: AccountingConnector
     if provider == "xero":
         connector = XeroConnector(
-            tenant_id=tenant_id, token_provider=store.access_token, base_url=settings.xero_base_url,
-            payment_account_code=settings.accounting_payment_account or "090", settings=http,
+            tenant_id=tenant_id,
+            token_provider=store.access_token,
+            base_url=settings.xero_base_url,
+            payment_account_code=settings.accounting_payment_account or "090",
+            settings=http,
         )
     elif provider == "qbo":
         connector = QboConnector(
-            realm_id=tenant_id, token_provider=store.access_token, base_url=settings.qbo_base_url,
-            deposit_account_id=settings.accounting_payment_account, settings=http,
+            realm_id=tenant_id,
+            token_provider=store.access_token,
+            base_url=settings.qbo_base_url,
+            deposit_account_id=settings.accounting_payment_account,
+            settings=http,
         )
     else:
         connector = FreshBooksConnector(
-            account_id=tenant_id, token_provider=store.access_token, base_url=settings.freshbooks_base_url,
+            account_id=tenant_id,
+            token_provider=store.access_token,
+            base_url=settings.freshbooks_base_url,
             settings=http,
         )
     return Connection(provider=provider, tenant_id=tenant_id, store=store, connector=connector)

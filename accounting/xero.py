@@ -90,9 +90,16 @@ class XeroConnector:
         self.tenant_id = tenant_id
         self.payment_account_code = payment_account_code  # a BANK account, or one with payments enabled
         self.http = ProviderHttp(
-            provider=self.provider, base_url=base_url, tenant=tenant_id, token_provider=token_provider,
-            policy=policy, error_parser=parse_xero_error, settings=settings or HttpSettings(),
-            headers={"xero-tenant-id": tenant_id}, limiter=limiter, client=client,
+            provider=self.provider,
+            base_url=base_url,
+            tenant=tenant_id,
+            token_provider=token_provider,
+            policy=policy,
+            error_parser=parse_xero_error,
+            settings=settings or HttpSettings(),
+            headers={"xero-tenant-id": tenant_id},
+            limiter=limiter,
+            client=client,
         )
 
     async def aclose(self) -> None:
@@ -100,7 +107,10 @@ class XeroConnector:
 
     async def _write(self, method: str, path: str, body: Any, key: str, **params: str) -> Any:
         return await self.http.request(
-            method, path, params=params or None, body=body,
+            method,
+            path,
+            params=params or None,
+            body=body,
             headers={"Idempotency-Key": bounded_key(key, IDEMPOTENCY_KEY_MAX)},
         )
 
@@ -112,14 +122,21 @@ class XeroConnector:
         # Not GET /Contacts/{ContactNumber}: our ids are UUIDs, which Xero would take for a ContactID.
         found = await self.http.request("GET", "/Contacts", params={"searchTerm": customer.customer_id})
         for contact in found.get("Contacts") or []:
-            if contact.get("ContactNumber") == customer.customer_id and contact.get("ContactStatus") == "ACTIVE":
+            if (
+                contact.get("ContactNumber") == customer.customer_id
+                and contact.get("ContactStatus") == "ACTIVE"
+            ):
                 return SyncResult(contact["ContactID"], SyncStatus.EXISTING, "ACTIVE")
-        body = {"Contacts": [{
-            "Name": customer.name,
-            "ContactNumber": customer.customer_id,  # "used to identify contacts in external systems"
-            "EmailAddress": customer.email,
-            "DefaultCurrency": customer.currency,
-        }]}
+        body = {
+            "Contacts": [
+                {
+                    "Name": customer.name,
+                    "ContactNumber": customer.customer_id,  # "used to identify contacts in external systems"
+                    "EmailAddress": customer.email,
+                    "DefaultCurrency": customer.currency,
+                }
+            ]
+        }
         created = await self._write("PUT", "/Contacts", body, idempotency_key, summarizeErrors="true")
         contact = created["Contacts"][0]
         return SyncResult(contact["ContactID"], SyncStatus.CREATED, contact.get("ContactStatus", ""))
@@ -131,7 +148,8 @@ class XeroConnector:
             if decimals_of(line.unit_price) > UNIT_DP:
                 raise ValidationFailed(
                     f"lines[{index}].unit_price: Xero keeps at most {UNIT_DP} decimals, got {line.unit_price}",
-                    provider=self.provider, status_code=None,
+                    provider=self.provider,
+                    status_code=None,
                 )
         return {
             "Type": "ACCREC",
@@ -165,14 +183,21 @@ class XeroConnector:
     async def upsert_invoice(
         self, invoice: AccountingInvoice, *, idempotency_key: str, external_id: str | None = None
     ) -> SyncResult:
-        contact_id = invoice.customer.external_id or (
-            await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:contact")
-        ).external_id
+        contact_id = (
+            invoice.customer.external_id
+            or (
+                await self.ensure_customer(invoice.customer, idempotency_key=f"{idempotency_key}:contact")
+            ).external_id
+        )
         body = self._invoice_body(invoice, contact_id)
         if external_id is None:
             try:
                 created = await self._write(
-                    "PUT", "/Invoices", {"Invoices": [body]}, idempotency_key, summarizeErrors="true",
+                    "PUT",
+                    "/Invoices",
+                    {"Invoices": [body]},
+                    idempotency_key,
+                    summarizeErrors="true",
                     unitdp=str(UNIT_DP),
                 )
             except ValidationFailed as error:
@@ -186,8 +211,11 @@ class XeroConnector:
                 saved = created["Invoices"][0]
                 return SyncResult(saved["InvoiceID"], SyncStatus.CREATED, saved.get("Status", ""))
         updated = await self._write(
-            "POST", f"/Invoices/{external_id}", {"Invoices": [{**body, "InvoiceID": external_id}]},
-            f"{idempotency_key}:update", unitdp=str(UNIT_DP),
+            "POST",
+            f"/Invoices/{external_id}",
+            {"Invoices": [{**body, "InvoiceID": external_id}]},
+            f"{idempotency_key}:update",
+            unitdp=str(UNIT_DP),
         )
         saved = updated["Invoices"][0]
         return SyncResult(saved["InvoiceID"], SyncStatus.UPDATED, saved.get("Status", ""))
@@ -227,7 +255,9 @@ class XeroConnector:
     async def void_invoice(self, external_id: str, *, idempotency_key: str) -> SyncResult:
         body = {"Invoices": [{"InvoiceID": external_id, "Status": "VOIDED"}]}
         try:
-            saved = (await self._write("POST", f"/Invoices/{external_id}", body, idempotency_key))["Invoices"][0]
+            saved = (await self._write("POST", f"/Invoices/{external_id}", body, idempotency_key))[
+                "Invoices"
+            ][0]
         except ValidationFailed:
             current = await self._get_invoice(external_id)
             if current.get("Status") in ("VOIDED", "DELETED"):
@@ -247,18 +277,21 @@ class XeroConnector:
                 and existing.get("Status", "AUTHORISED") != "DELETED"
             ):
                 return SyncResult(existing["PaymentID"], SyncStatus.EXISTING, invoice.get("Status", ""))
-        body = {"Payments": [{
-            "Invoice": {"InvoiceID": payment.invoice_external_id},
-            "Account": {"Code": self.payment_account_code},
-            "Date": payment.date.isoformat(),
-            "Amount": payment.amount,
-            "Reference": reference,
-        }]}
-        saved = (await self._write("PUT", "/Payments", body, idempotency_key, summarizeErrors="true"))
+        body = {
+            "Payments": [
+                {
+                    "Invoice": {"InvoiceID": payment.invoice_external_id},
+                    "Account": {"Code": self.payment_account_code},
+                    "Date": payment.date.isoformat(),
+                    "Amount": payment.amount,
+                    "Reference": reference,
+                }
+            ]
+        }
+        saved = await self._write("PUT", "/Payments", body, idempotency_key, summarizeErrors="true")
         recorded = saved["Payments"][0]
         invoice_status = (recorded.get("Invoice") or {}).get("Status", "")
         return SyncResult(recorded["PaymentID"], SyncStatus.RECORDED, invoice_status)
-
 
     # Credit notes ---------------------------------------------------------------------------------
 
@@ -274,30 +307,54 @@ class XeroConnector:
         most ``note.allocate`` and what the invoice still has due there); the rest stays credit on the
         contact, as it does with us."""
         doc = note.document
-        contact_id = doc.customer.external_id or (
-            await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:contact")
-        ).external_id
+        contact_id = (
+            doc.customer.external_id
+            or (
+                await self.ensure_customer(doc.customer, idempotency_key=f"{idempotency_key}:contact")
+            ).external_id
+        )
         saved = await self._find_credit_note(doc.number)
         status = SyncStatus.EXISTING
         if saved is None:
             body = self._invoice_body(doc, contact_id)
             for key in ("InvoiceNumber", "DueDate"):
                 body.pop(key)
-            body |= {"Type": "ACCRECCREDIT", "CreditNoteNumber": doc.number, "Reference": doc.reference or doc.invoice_id}
+            body |= {
+                "Type": "ACCRECCREDIT",
+                "CreditNoteNumber": doc.number,
+                "Reference": doc.reference or doc.invoice_id,
+            }
             created = await self._write(
-                "PUT", "/CreditNotes", {"CreditNotes": [body]}, idempotency_key, summarizeErrors="true", unitdp=str(UNIT_DP)
+                "PUT",
+                "/CreditNotes",
+                {"CreditNotes": [body]},
+                idempotency_key,
+                summarizeErrors="true",
+                unitdp=str(UNIT_DP),
             )
             saved, status = created["CreditNotes"][0], SyncStatus.CREATED
         credit_id = saved["CreditNoteID"]
-        allocated = [a for a in saved.get("Allocations") or []
-                     if (a.get("Invoice") or {}).get("InvoiceID") == note.invoice_external_id]
+        allocated = [
+            a
+            for a in saved.get("Allocations") or []
+            if (a.get("Invoice") or {}).get("InvoiceID") == note.invoice_external_id
+        ]
         if not allocated and note.allocate > 0:
             invoice = await self._get_invoice(note.invoice_external_id)
             remaining = to_decimal(saved.get("RemainingCredit", doc.totals.total))
             amount = min(note.allocate, to_decimal(invoice.get("AmountDue", 0)), remaining)
             if amount > 0:
-                body = {"Allocations": [{"Invoice": {"InvoiceID": note.invoice_external_id}, "Amount": amount,
-                                         "Date": doc.issue_date.isoformat()}]}
-                await self._write("PUT", f"/CreditNotes/{credit_id}/Allocations", body, f"{idempotency_key}:allocate")
+                body = {
+                    "Allocations": [
+                        {
+                            "Invoice": {"InvoiceID": note.invoice_external_id},
+                            "Amount": amount,
+                            "Date": doc.issue_date.isoformat(),
+                        }
+                    ]
+                }
+                await self._write(
+                    "PUT", f"/CreditNotes/{credit_id}/Allocations", body, f"{idempotency_key}:allocate"
+                )
                 status = SyncStatus.RECORDED if status == SyncStatus.EXISTING else status
         return SyncResult(credit_id, status, saved.get("Status", ""))

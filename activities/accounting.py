@@ -44,7 +44,7 @@ from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingP
 from accounting.errors import AccessDenied, AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
 from accounting.reconcile import credit_note_for_sync, customer_system, invoice_for_sync
 from accounting.tokens import Connection, ConnectionProblem, open_connection, resolve_tenant, tokens_used
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import AccountingSync, CreditNote, CustomerExternalId, Payment
@@ -186,7 +186,9 @@ class AccountingActivities:
             except RateLimited as exc:
                 await self._note(connection, target, exc.message)
                 delay = timedelta(seconds=max(1, math.ceil(exc.retry_after_seconds)))
-                raise ApplicationError(exc.message, type="AccountingRateLimited", next_retry_delay=delay) from exc
+                raise ApplicationError(
+                    exc.message, type="AccountingRateLimited", next_retry_delay=delay
+                ) from exc
             except AuthExpired as exc:
                 await self._note(connection, target, exc.message)
                 try:
@@ -196,8 +198,9 @@ class AccountingActivities:
                     raise _refused(problem.message) from problem
                 except Transient as transient:
                     raise ApplicationError(transient.message, type="AccountingTransient") from transient
-                raise ApplicationError(f"{exc.message}; token refreshed, the retry uses it",
-                                       type="AccountingAuthExpired") from exc
+                raise ApplicationError(
+                    f"{exc.message}; token refreshed, the retry uses it", type="AccountingAuthExpired"
+                ) from exc
             except (Transient, StaleObject) as exc:
                 await self._note(connection, target, exc.message)
                 raise ApplicationError(exc.message, type=f"Accounting{type(exc).__name__}") from exc
@@ -210,48 +213,71 @@ class AccountingActivities:
             except repo.InvoiceNotFound as exc:  # nothing to record a failure on (the row needs the invoice)
                 raise _refused(str(exc)) from exc
         return AccountingSyncResult(
-            status=SYNCED, provider=connection.provider, external_id=result.external_id,
+            status=SYNCED,
+            provider=connection.provider,
+            external_id=result.external_id,
             detail=f"{result.status} {result.remote_status}".strip(),
         )
 
     # --- invoice -----------------------------------------------------------------------------------
 
-    async def _sync_invoice(self, connection: Connection, invoice_id: uuid.UUID, target: _Target) -> SyncResult:
+    async def _sync_invoice(
+        self, connection: Connection, invoice_id: uuid.UUID, target: _Target
+    ) -> SyncResult:
         target.kind, target.object_id = "invoice", invoice_id
         provider, tenant_id = connection.provider, connection.tenant_id
         snap = await self._db(lambda s: self._load_invoice(s, invoice_id, provider, tenant_id))
         ours = snap.invoice
         row = snap.row
-        if row is not None and row.status == SYNCED and row.external_id and row.revision == snap.revision \
-                and row.fingerprint == fingerprint(ours):
+        if (
+            row is not None
+            and row.status == SYNCED
+            and row.external_id
+            and row.revision == snap.revision
+            and row.fingerprint == fingerprint(ours)
+        ):
             return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
         await self._mark_pending(connection, target)
         if ours.customer.external_id is None:
             customer = await connection.connector.ensure_customer(
                 ours.customer, idempotency_key=f"customer:{snap.customer_id}"
             )
-            await self._db(lambda s: self._store_customer_id(s, snap.customer_id, provider, tenant_id,
-                                                             customer.external_id))
+            await self._db(
+                lambda s: self._store_customer_id(
+                    s, snap.customer_id, provider, tenant_id, customer.external_id
+                )
+            )
             ours = replace(ours, customer=replace(ours.customer, external_id=customer.external_id))
         digest = fingerprint(ours)
         result = await connection.connector.upsert_invoice(
-            ours, idempotency_key=f"{invoice_id}:invoice:r{snap.revision}:{digest[:16]}",
+            ours,
+            idempotency_key=f"{invoice_id}:invoice:r{snap.revision}:{digest[:16]}",
             external_id=row.external_id if row else None,
         )
         await self._succeed(connection, target, result, revision=snap.revision, digest=digest)
         return result
 
     @staticmethod
-    def _row(session: Session, provider: str, tenant_id: str, kind: str, object_id: uuid.UUID) -> _SyncRow | None:
-        found = session.scalars(select(AccountingSync).where(
-            AccountingSync.provider == provider, AccountingSync.tenant_id == tenant_id,
-            AccountingSync.kind == kind, AccountingSync.object_id == object_id,
-        )).one_or_none()
+    def _row(
+        session: Session, provider: str, tenant_id: str, kind: str, object_id: uuid.UUID
+    ) -> _SyncRow | None:
+        found = session.scalars(
+            select(AccountingSync).where(
+                AccountingSync.provider == provider,
+                AccountingSync.tenant_id == tenant_id,
+                AccountingSync.kind == kind,
+                AccountingSync.object_id == object_id,
+            )
+        ).one_or_none()
         if found is None:
             return None
-        return _SyncRow(found.status, found.external_id, found.remote_status, found.revision, found.fingerprint)
+        return _SyncRow(
+            found.status, found.external_id, found.remote_status, found.revision, found.fingerprint
+        )
 
-    def _load_invoice(self, session: Session, invoice_id: uuid.UUID, provider: str, tenant_id: str) -> _InvoiceSnapshot:
+    def _load_invoice(
+        self, session: Session, invoice_id: uuid.UUID, provider: str, tenant_id: str
+    ) -> _InvoiceSnapshot:
         invoice = repo.get_invoice(session, invoice_id)
         return _InvoiceSnapshot(
             invoice=invoice_for_sync(invoice, self._settings, provider, tenant_id),
@@ -261,13 +287,18 @@ class AccountingActivities:
         )
 
     @staticmethod
-    def _store_customer_id(session: Session, customer_id: str, provider: str, tenant_id: str, external_id: str) -> None:
+    def _store_customer_id(
+        session: Session, customer_id: str, provider: str, tenant_id: str, external_id: str
+    ) -> None:
         """Keep the provider's customer id. Unique per (system, external id): when the provider matched
         two of our customers to one of its own (QBO matches by display name), the first keeps it."""
         session.execute(
             insert(CustomerExternalId)
-            .values(customer_id=uuid.UUID(customer_id), system=customer_system(provider, tenant_id),
-                    external_id=external_id)
+            .values(
+                customer_id=uuid.UUID(customer_id),
+                system=customer_system(provider, tenant_id),
+                external_id=external_id,
+            )
             .on_conflict_do_nothing(constraint="uq_customer_external_ids_system_id")
         )
 
@@ -296,9 +327,13 @@ class AccountingActivities:
         # matches an earlier payment by reference + amount when its idempotency window has passed).
         reference = f"{snap.reference} [{short}]" if snap.reference else str(payment_id)
         payment = AccountingPayment(
-            payment_id=str(payment_id), invoice_external_id=invoice_external_id, amount=snap.amount,
-            date=snap.received_at.astimezone(ZoneInfo(timezone)).date(), reference=reference,
-            currency=snap.currency, customer_external_id=customer_external,
+            payment_id=str(payment_id),
+            invoice_external_id=invoice_external_id,
+            amount=snap.amount,
+            date=snap.received_at.astimezone(ZoneInfo(timezone)).date(),
+            reference=reference,
+            currency=snap.currency,
+            customer_external_id=customer_external,
         )
         result = await connection.connector.record_payment(payment, idempotency_key=f"payment:{payment_id}")
         await self._succeed(connection, target, result)
@@ -311,8 +346,12 @@ class AccountingActivities:
         if payment is None or payment.invoice_id != invoice_id:
             raise repo.InvoiceNotFound(f"payment {payment_id} of invoice {invoice_id} does not exist")
         return _PaymentSnapshot(
-            payment_id=payment.id, amount=payment.amount, currency=payment.currency, reference=payment.reference,
-            received_at=payment.received_at, row=self._row(session, provider, tenant_id, "payment", payment_id),
+            payment_id=payment.id,
+            amount=payment.amount,
+            currency=payment.currency,
+            reference=payment.reference,
+            received_at=payment.received_at,
+            row=self._row(session, provider, tenant_id, "payment", payment_id),
             invoice_row=self._row(session, provider, tenant_id, "invoice", invoice_id),
         )
 
@@ -323,7 +362,9 @@ class AccountingActivities:
         """The customer's timezone (a payment's date is the customer's local date) and provider id."""
         customer = repo.get_invoice(session, invoice_id).customer
         system = customer_system(provider, tenant_id)
-        return customer.timezone, next((e.external_id for e in customer.external_ids if e.system == system), None)
+        return customer.timezone, next(
+            (e.external_id for e in customer.external_ids if e.system == system), None
+        )
 
     # --- void --------------------------------------------------------------------------------------
 
@@ -366,23 +407,36 @@ class AccountingActivities:
         def load(session: Session) -> AccountingCreditNote:
             note = session.get(CreditNote, credit_note_id)
             if note is None or note.invoice_id != invoice_id:
-                raise repo.InvoiceNotFound(f"credit note {credit_note_id} of invoice {invoice_id} does not exist")
+                raise repo.InvoiceNotFound(
+                    f"credit note {credit_note_id} of invoice {invoice_id} does not exist"
+                )
             return credit_note_for_sync(note, self._settings, provider, tenant_id, invoice_external_id)
 
         note = await self._db(load)
-        result = await connection.connector.record_credit_note(note, idempotency_key=f"credit_note:{credit_note_id}")
+        result = await connection.connector.record_credit_note(
+            note, idempotency_key=f"credit_note:{credit_note_id}"
+        )
         await self._succeed(connection, target, result)
         return result
 
     # --- sync state --------------------------------------------------------------------------------
 
-    async def _upsert(self, connection: Connection, target: _Target, *, attempts_inc: int = 0, **values: Any) -> None:
+    async def _upsert(
+        self, connection: Connection, target: _Target, *, attempts_inc: int = 0, **values: Any
+    ) -> None:
         """Insert or update the target's row with ``values`` (one statement, so concurrent retries of
         the same sync cannot create two rows)."""
         row = {
-            "provider": connection.provider, "tenant_id": connection.tenant_id, "kind": target.kind,
-            "object_id": target.object_id, "invoice_id": target.invoice_id, "status": PENDING,
-            "remote_status": "", "fingerprint": "", "attempts": attempts_inc, **values,
+            "provider": connection.provider,
+            "tenant_id": connection.tenant_id,
+            "kind": target.kind,
+            "object_id": target.object_id,
+            "invoice_id": target.invoice_id,
+            "status": PENDING,
+            "remote_status": "",
+            "fingerprint": "",
+            "attempts": attempts_inc,
+            **values,
         }
 
         def write(session: Session) -> None:
@@ -407,12 +461,20 @@ class AccountingActivities:
         await self._upsert(connection, target, status=SYNC_FAILED, last_error=message[:2000])
 
     async def _succeed(
-        self, connection: Connection, target: _Target, result: SyncResult, *, revision: int | None = None,
+        self,
+        connection: Connection,
+        target: _Target,
+        result: SyncResult,
+        *,
+        revision: int | None = None,
         digest: str | None = None,
     ) -> None:
         values: dict[str, Any] = {
-            "status": SYNCED, "external_id": result.external_id, "remote_status": result.remote_status[:40],
-            "last_error": None, "synced_at": datetime.now(UTC),
+            "status": SYNCED,
+            "external_id": result.external_id,
+            "remote_status": result.remote_status[:40],
+            "last_error": None,
+            "synced_at": datetime.now(UTC),
         }
         if revision is not None:
             values["revision"] = revision

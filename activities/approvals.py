@@ -11,7 +11,7 @@ from temporalio import activity
 from activities.invoices import non_retryable
 from billing.approval_rules import route
 from billing.errors import MoneyError
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import approval_rules as rules_repo
 from persistence import invoices as repo
 from persistence.db import session_scope
@@ -28,16 +28,29 @@ class ApprovalActivities:
         try:
             with session_scope(self._url) as session:
                 invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
-                decision = route([rule for _, rule in rules_repo.load_all(session)], rules_repo.facts_for_invoice(session, invoice))
+                decision = route(
+                    [rule for _, rule in rules_repo.load_all(session)],
+                    rules_repo.facts_for_invoice(session, invoice),
+                )
                 repo.add_event(
-                    session, invoice.id, "approval.routed", actor="workflow",
-                    data={"rule": decision.rule or "", "revision": str(invoice.revision), "reasons": " | ".join(decision.reasons)},
+                    session,
+                    invoice.id,
+                    "approval.routed",
+                    actor="workflow",
+                    data={
+                        "rule": decision.rule or "",
+                        "revision": str(invoice.revision),
+                        "reasons": " | ".join(decision.reasons),
+                    },
                     dedupe_key=f"invoice:{invoice.id}:routed:{invoice.revision}",
                 )
                 return ApprovalChain(
                     rule=decision.rule,
                     revision=invoice.revision,
-                    steps=[ApprovalStepSpec(approvers=list(s.approvers), mode=s.mode, delegate=s.delegate) for s in decision.steps],
+                    steps=[
+                        ApprovalStepSpec(approvers=list(s.approvers), mode=s.mode, delegate=s.delegate)
+                        for s in decision.steps
+                    ],
                     remind_after_s=self._settings.approval_remind_after_hours * 3600,
                     escalate_after_s=self._settings.approval_escalate_after_hours * 3600,
                 )
@@ -48,6 +61,8 @@ class ApprovalActivities:
     def revise_draft(self, request: RevisionRequest) -> int:
         try:
             with session_scope(self._url) as session:
-                return repo.revise_draft(session, uuid.UUID(request.invoice_id), request.revision, request.changes)
+                return repo.revise_draft(
+                    session, uuid.UUID(request.invoice_id), request.revision, request.changes
+                )
         except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
             raise non_retryable(exc) from exc

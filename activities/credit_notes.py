@@ -9,12 +9,12 @@ import uuid
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from activities.documents import credit_note_document
 from activities.invoices import non_retryable
 from activities.pdf import RenderPool, render_and_store
-from activities.rendering import InvoiceDocument
 from billing.errors import MoneyError
-from invoiceflow.settings import Settings
+from core.settings import Settings
+from documents.builders import credit_note_document
+from documents.rendering import InvoiceDocument
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 from persistence import refunds
@@ -75,6 +75,8 @@ class CreditNoteActivities:
     def apply_refund(self, request: RefundRequest) -> RefundOutcome:
         try:
             with session_scope(self._url) as session:
-                return refunds.apply_refund(session, uuid.UUID(request.invoice_id), request.refund, past_due=request.past_due)
+                return refunds.apply_refund(
+                    session, uuid.UUID(request.invoice_id), request.refund, past_due=request.past_due
+                )
         except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
             raise non_retryable(exc) from exc

@@ -1,4 +1,4 @@
-"""Dunning activities of the invoice workflow (issue #7): record a hold, at its end decide what happens to
+"""Dunning activities of the invoice workflow: record a hold, at its end decide what happens to
 the reminders it held back, charge a late fee. One transaction each, idempotent by hold id, step and
 fee sequence."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.invoices import non_retryable
-from invoiceflow.settings import Settings
+from billing.errors import MoneyError
+from core.settings import Settings
 from persistence import dunning
 from persistence import invoices as repo
 from persistence.db import session_scope
-from billing.errors import MoneyError
 from workflows.contracts import (
     ActivityName,
     LateFeeOutcome,

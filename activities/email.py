@@ -26,12 +26,12 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.documents import credit_note_context, email_context, estimate_context
 from activities.invoices import non_retryable
-from activities.rendering import RenderedEmail, render_email, render_named_email
 from billing.status import FINAL_STATUSES
-from invoiceflow.links import ApprovalToken, sign_approval, sign_estimate, token_id_for
-from invoiceflow.settings import Settings
+from core.links import ApprovalToken, sign_approval, sign_estimate, token_id_for
+from core.settings import Settings
+from documents.builders import credit_note_context, email_context, estimate_context
+from documents.rendering import RenderedEmail, render_email, render_named_email
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import CreditNote, Document, Estimate, OutboxEntry
@@ -98,7 +98,9 @@ class EmailActivities:
             except repo.InvoiceNotFound as exc:
                 raise non_retryable(exc) from exc
             if row is None:
-                row = OutboxEntry(key=request.key, kind=f"email.{request.kind}", invoice_id=invoice.id, attempts=0)
+                row = OutboxEntry(
+                    key=request.key, kind=f"email.{request.kind}", invoice_id=invoice.id, attempts=0
+                )
                 session.add(row)
             uncertain = row.status == "sending"
 
@@ -115,14 +117,22 @@ class EmailActivities:
                 if request.audience == "internal":
                     skip = f"no address for {', '.join(r for r in request.recipients if r != 'client')}"
                 else:
-                    skip = "no account owner" if request.kind in ("escalation", "approval_rejected") else "no recipient"
+                    skip = (
+                        "no account owner"
+                        if request.kind in ("escalation", "approval_rejected")
+                        else "no recipient"
+                    )
             if skip is not None:
                 row.status = "skipped"
                 row.last_error = skip
                 row.completed_at = datetime.now(UTC)
                 repo.add_event(
-                    session, invoice.id, f"email.{request.kind}.skipped", actor="workflow",
-                    data={"key": request.key, "reason": skip}, dedupe_key=f"email:{request.key}:skipped",
+                    session,
+                    invoice.id,
+                    f"email.{request.kind}.skipped",
+                    actor="workflow",
+                    data={"key": request.key, "reason": skip},
+                    dedupe_key=f"email:{request.key}:skipped",
                 )
                 return EmailResult(key=request.key, status="skipped", detail=skip)
 
@@ -139,7 +149,11 @@ class EmailActivities:
             if request.credit_note_id is not None:
                 note = session.get(CreditNote, uuid.UUID(request.credit_note_id))
                 if note is None or note.invoice_id != invoice.id:
-                    raise non_retryable(repo.InvoiceNotFound(f"credit note {request.credit_note_id} of invoice {invoice.id} does not exist"))
+                    raise non_retryable(
+                        repo.InvoiceNotFound(
+                            f"credit note {request.credit_note_id} of invoice {invoice.id} does not exist"
+                        )
+                    )
                 context |= credit_note_context(note)
                 filename = f"{note.number}.pdf"
             if request.audience:
@@ -150,8 +164,12 @@ class EmailActivities:
             if request.attach_pdf_key:
                 document = session.get(Document, request.attach_pdf_key)
                 if document is None:
-                    raise ApplicationError(f"document {request.attach_pdf_key} is missing", type="MissingDocument")
-                message.add_attachment(document.content, maintype="application", subtype="pdf", filename=filename)
+                    raise ApplicationError(
+                        f"document {request.attach_pdf_key} is missing", type="MissingDocument"
+                    )
+                message.add_attachment(
+                    document.content, maintype="application", subtype="pdf", filename=filename
+                )
 
             row.status = "sending"
             row.attempts += 1
@@ -175,14 +193,18 @@ class EmailActivities:
         assert request.estimate_id is not None
         estimate = session.get(Estimate, uuid.UUID(request.estimate_id))
         if estimate is None:
-            raise ApplicationError(f"estimate {request.estimate_id} does not exist", type="InvoiceNotFound", non_retryable=True)
+            raise ApplicationError(
+                f"estimate {request.estimate_id} does not exist", type="InvoiceNotFound", non_retryable=True
+            )
         if row is None:
             row = OutboxEntry(key=request.key, kind="email.estimate", invoice_id=None, attempts=0)
             session.add(row)
         uncertain = row.status == "sending"
         recipients = [str(Address(addr_spec=e)) for e in estimate.customer.emails]
         link = f"{self._settings.public_url.rstrip('/')}/estimates/view/{sign_estimate(self._settings.secret_key, str(estimate.id))}"
-        rendered = render_email(request.kind, estimate_context(estimate, self._settings, link), self._settings.template_dir)
+        rendered = render_email(
+            request.kind, estimate_context(estimate, self._settings, link), self._settings.template_dir
+        )
         message = self._message(rendered, recipients, request.key)
         row.status = "sending"
         row.attempts += 1
@@ -195,7 +217,10 @@ class EmailActivities:
         token = sign_approval(
             self._settings.secret_key,
             ApprovalToken(
-                invoice_id=request.invoice_id, revision=spec.revision, step=spec.step, approver=spec.approver,
+                invoice_id=request.invoice_id,
+                revision=spec.revision,
+                step=spec.step,
+                approver=spec.approver,
                 token_id=token_id_for(request.key),
             ),
         )
@@ -250,9 +275,13 @@ class EmailActivities:
                 smtp.login(s.smtp_username, s.smtp_password or "")
             smtp.send_message(message, to_addrs=recipients)
 
-    def _record_sent(self, request: EmailRequest, message_id: str, recipients: list[str], uncertain: bool) -> EmailResult:
+    def _record_sent(
+        self, request: EmailRequest, message_id: str, recipients: list[str], uncertain: bool
+    ) -> EmailResult:
         with session_scope(self._url) as session:
-            row = session.scalars(select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()).one()
+            row = session.scalars(
+                select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()
+            ).one()
             row.status = "done"
             row.completed_at = datetime.now(UTC)
             row.result = {"message_id": message_id, "to": recipients}
@@ -261,22 +290,32 @@ class EmailActivities:
                 data["note"] = "resent after an attempt with unknown outcome; same Message-ID"
             if request.estimate_id is None:
                 repo.add_event(
-                    session, uuid.UUID(request.invoice_id), f"email.{request.kind}.sent", actor="workflow",
-                    data=data, dedupe_key=f"email:{request.key}:sent",
+                    session,
+                    uuid.UUID(request.invoice_id),
+                    f"email.{request.kind}.sent",
+                    actor="workflow",
+                    data=data,
+                    dedupe_key=f"email:{request.key}:sent",
                 )
         return EmailResult(key=request.key, status="sent", message_id=message_id)
 
     def _fail(self, request: EmailRequest, error: str) -> EmailResult:
         """A permanent SMTP refusal: retrying cannot help; record it where operators look."""
         with session_scope(self._url) as session:
-            row = session.scalars(select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()).one()
+            row = session.scalars(
+                select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()
+            ).one()
             row.status = "failed"
             row.last_error = error
             row.completed_at = datetime.now(UTC)
             if request.estimate_id is not None:
                 return EmailResult(key=request.key, status="failed", detail=error)
             repo.add_event(
-                session, uuid.UUID(request.invoice_id), f"email.{request.kind}.failed", actor="workflow",
-                data={"key": request.key, "error": error}, dedupe_key=f"email:{request.key}:failed",
+                session,
+                uuid.UUID(request.invoice_id),
+                f"email.{request.kind}.failed",
+                actor="workflow",
+                data={"key": request.key, "error": error},
+                dedupe_key=f"email:{request.key}:failed",
             )
         return EmailResult(key=request.key, status="failed", detail=error)

@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.errors import MoneyError
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import estimates as repo
 from persistence.db import session_scope
 from workflows.contracts import ActivityName, ConvertedEstimate, ConvertRequest, EstimateStatusChange
@@ -22,7 +22,9 @@ class EstimateActivities:
     def convert_estimate(self, request: ConvertRequest) -> ConvertedEstimate:
         try:
             with session_scope(self._url) as session:
-                return repo.convert(session, uuid.UUID(request.estimate_id), actor=request.actor, note=request.note)
+                return repo.convert(
+                    session, uuid.UUID(request.estimate_id), actor=request.actor, note=request.note
+                )
         except (repo.EstimateNotFound, repo.InvalidEstimateOperation, MoneyError) as exc:
             raise ApplicationError(str(exc), type="InvalidEstimate", non_retryable=True) from exc
 

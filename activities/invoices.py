@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from billing.errors import MoneyError
 from billing.status import InvoiceStatus
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
 from workflows.contracts import (
@@ -74,8 +74,12 @@ class InvoiceActivities:
     def record_invoice_event(self, record: EventRecord) -> None:
         with session_scope(self._url) as session:
             repo.add_event(
-                session, uuid.UUID(record.invoice_id), record.kind, actor=record.actor,
-                data=dict(record.data), dedupe_key=record.dedupe_key,
+                session,
+                uuid.UUID(record.invoice_id),
+                record.kind,
+                actor=record.actor,
+                data=dict(record.data),
+                dedupe_key=record.dedupe_key,
             )
 
     @activity.defn(name=ActivityName.APPLY_PAYMENT)

@@ -13,24 +13,28 @@ import logging
 import multiprocessing
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from activities.documents import invoice_document
 from activities.invoices import non_retryable
-from activities.rendering import InvoiceDocument, render_invoice_pdf, render_invoice_pdf_from_dict, render_process_init
-from invoiceflow.settings import Settings
+from core.settings import Settings
+from documents.builders import invoice_document
+from documents.rendering import (
+    InvoiceDocument,
+    render_invoice_pdf,
+    render_invoice_pdf_from_dict,
+    render_process_init,
+)
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import Document, Invoice
 from workflows.contracts import ActivityName, RenderedPdf, RenderRequest
-
 
 log = logging.getLogger("invoiceflow.pdf")
 
@@ -127,7 +131,13 @@ def _render_context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     # The renderer and the libraries it imports on first use, so that a render process starts warm.
     context.set_forkserver_preload(
-        ["activities.rendering", "xhtml2pdf.pisa", "xhtml2pdf.config.resources", "pypdf", "activities.css_cache"]
+        [
+            "documents.rendering",
+            "xhtml2pdf.pisa",
+            "xhtml2pdf.config.resources",
+            "pypdf",
+            "documents.css_cache",
+        ]
     )
     return context
 

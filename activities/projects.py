@@ -20,16 +20,21 @@ from billing.errors import MoneyError
 from billing.money import quantize
 from billing.projects import DepositSpec
 from billing.totals import LineInput, compute_totals
+from core.settings import Settings
 from integrations.crm import CrmAuthFailed, CrmDeal, CrmNotFound, CrmRateLimited
 from integrations.hubspot import HubSpotClient
 from integrations.pipedrive import PipedriveClient
-from invoiceflow.settings import Settings
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.db import session_scope
 from persistence.models import Project
-from workflows.contracts import ActivityName, BillOutcome, BillTriggerRequest, ProjectFromDealRequest, ProjectReady
-
+from workflows.contracts import (
+    ActivityName,
+    BillOutcome,
+    BillTriggerRequest,
+    ProjectFromDealRequest,
+    ProjectReady,
+)
 
 
 class PlanError(ValueError):
@@ -57,13 +62,27 @@ def deal_project(settings: Settings, project_id: uuid.UUID, deal: CrmDeal, custo
             raise MoneyError(f"deal {deal.deal_id} has neither line items nor an amount to bill")
         lines = [LineInput(description=deal.name, quantity=Decimal(1), unit_price=amount)]
     if deposit is None:
-        milestone = repo.NewMilestone(key="deal", name=deal.name, amount=_lines_net(lines, currency), lines=lines, bill_on="deal_won")
+        milestone = repo.NewMilestone(
+            key="deal", name=deal.name, amount=_lines_net(lines, currency), lines=lines, bill_on="deal_won"
+        )
     else:
-        milestone = repo.NewMilestone(key="completion", name=f"{deal.name}: balance on completion",
-                                      amount=_lines_net(lines, currency), lines=lines, bill_on="milestone")
+        milestone = repo.NewMilestone(
+            key="completion",
+            name=f"{deal.name}: balance on completion",
+            amount=_lines_net(lines, currency),
+            lines=lines,
+            bill_on="milestone",
+        )
     return repo.NewProject(
-        customer=customer, name=deal.name, currency=currency, milestones=[milestone], payment_terms=customer.payment_terms,
-        deposit=deposit, deposit_on="deal_won", refs={f"{deal.provider}_deal": deal.deal_id}, source=deal.provider,
+        customer=customer,
+        name=deal.name,
+        currency=currency,
+        milestones=[milestone],
+        payment_terms=customer.payment_terms,
+        deposit=deposit,
+        deposit_on="deal_won",
+        refs={f"{deal.provider}_deal": deal.deal_id},
+        source=deal.provider,
         project_id=project_id,
     )
 
@@ -71,11 +90,18 @@ def deal_project(settings: Settings, project_id: uuid.UUID, deal: CrmDeal, custo
 def _line(item, currency: str) -> LineInput:  # type: ignore[no-untyped-def]
     """A CRM line item as an invoice line; the CRM's own line total wins (a discount shows as one)."""
     if item.tax_inclusive:
-        raise MoneyError(f"line item {item.name!r} has a tax-inclusive price; invoiceflow bills net prices plus tax")
+        raise MoneyError(
+            f"line item {item.name!r} has a tax-inclusive price; invoiceflow bills net prices plus tax"
+        )
     gross = quantize(item.quantity * item.unit_price, currency)
     discount = gross - item.amount if Decimal(0) <= item.amount < gross else Decimal(0)
-    return LineInput(description=item.name, quantity=item.quantity, unit_price=item.unit_price,
-                     discount_amount=quantize(discount, currency), tax_rate=item.tax_rate or Decimal(0))
+    return LineInput(
+        description=item.name,
+        quantity=item.quantity,
+        unit_price=item.unit_price,
+        discount_amount=quantize(discount, currency),
+        tax_rate=item.tax_rate or Decimal(0),
+    )
 
 
 def _lines_net(lines: list[LineInput], currency: str) -> Decimal:
@@ -122,11 +148,15 @@ class ProjectActivities:
                 str(exc), type="CrmRateLimited", next_retry_delay=timedelta(seconds=max(exc.retry_after, 1))
             ) from exc
         except CrmNotFound as exc:
-            return await asyncio.to_thread(self._not_built, request, f"{request.deal.provider} deal {request.deal.deal_id}: {exc}")
+            return await asyncio.to_thread(
+                self._not_built, request, f"{request.deal.provider} deal {request.deal.deal_id}: {exc}"
+            )
         try:
             return await asyncio.to_thread(self._build, project_id, deal)
         except (MoneyError, PlanError) as exc:
-            return await asyncio.to_thread(self._not_built, request, f"cannot bill deal {deal.deal_id}: {exc}")
+            return await asyncio.to_thread(
+                self._not_built, request, f"cannot bill deal {deal.deal_id}: {exc}"
+            )
 
     def _exists(self, project_id: uuid.UUID) -> bool:
         with session_scope(self._url) as session:
@@ -138,14 +168,20 @@ class ProjectActivities:
                 return ProjectReady(project_id=str(project_id), created=True, detail="already built")
             contact = deal.contact
             customer = repo.customer_for_deal(
-                session, provider=deal.provider, company_id=deal.company_id,
+                session,
+                provider=deal.provider,
+                company_id=deal.company_id,
                 name=deal.company_name or (contact.name if contact else None) or deal.name,
                 email=contact.email if contact else None,
                 currency=(deal.currency or self._settings.default_currency).upper(),
                 terms=self._settings.default_payment_terms,
             )
             repo.create_project(session, deal_project(self._settings, project_id, deal, customer))
-            return ProjectReady(project_id=str(project_id), created=True, detail=f"built from {deal.provider} deal {deal.deal_id}")
+            return ProjectReady(
+                project_id=str(project_id),
+                created=True,
+                detail=f"built from {deal.provider} deal {deal.deal_id}",
+            )
 
     def _not_built(self, request: ProjectFromDealRequest, reason: str) -> ProjectReady:
         """The won deal cannot become a project: put its webhook event back where operators look."""

@@ -10,10 +10,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.errors import MoneyError
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import subscriptions as repo
 from persistence.db import session_scope
-from workflows.contracts import ActivityName, CycleInvoice, CycleInvoiceRequest, SubscriptionEvent, TermsChange
+from workflows.contracts import (
+    ActivityName,
+    CycleInvoice,
+    CycleInvoiceRequest,
+    SubscriptionEvent,
+    TermsChange,
+)
 
 
 class SubscriptionActivities:
@@ -25,7 +31,10 @@ class SubscriptionActivities:
         try:
             with session_scope(self._url) as session:
                 return repo.create_cycle_invoice(
-                    session, uuid.UUID(request.subscription_id), request.cycle, date.fromisoformat(request.period_date)
+                    session,
+                    uuid.UUID(request.subscription_id),
+                    request.cycle,
+                    date.fromisoformat(request.period_date),
                 )
         except (repo.SubscriptionNotFound, MoneyError) as exc:
             raise ApplicationError(str(exc), type="InvalidSubscription", non_retryable=True) from exc
@@ -43,7 +52,11 @@ class SubscriptionActivities:
         try:
             with session_scope(self._url) as session:
                 repo.add_terms(
-                    session, uuid.UUID(change.subscription_id), change.version, change.effective_from_cycle, change.lines
+                    session,
+                    uuid.UUID(change.subscription_id),
+                    change.version,
+                    change.effective_from_cycle,
+                    change.lines,
                 )
         except MoneyError as exc:
             raise ApplicationError(str(exc), type="InvalidSubscription", non_retryable=True) from exc

@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence.db import session_scope
 
 T = TypeVar("T")

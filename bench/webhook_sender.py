@@ -28,14 +28,26 @@ async def run(url: str, secret: str, plan: list[dict[str, str]], rate: float) ->
 
         async def one(i: int, item: dict[str, str]) -> None:
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            delivery = send_as.generic_event(item["event_id"], "milestone.completed", secret,
-                                             project_id=item["project_id"], milestone_key=item["milestone_key"])
+            delivery = send_as.generic_event(
+                item["event_id"],
+                "milestone.completed",
+                secret,
+                project_id=item["project_id"],
+                milestone_key=item["milestone_key"],
+            )
             began = time.perf_counter()
             try:
                 status = (await send_as.send(client, delivery)).status_code
             except httpx.HTTPError as exc:
                 status = f"error: {type(exc).__name__}"
-            results.append({"i": i, "event_id": item["event_id"], "ms": (time.perf_counter() - began) * 1000, "status": status})
+            results.append(
+                {
+                    "i": i,
+                    "event_id": item["event_id"],
+                    "ms": (time.perf_counter() - began) * 1000,
+                    "status": status,
+                }
+            )
 
         await asyncio.gather(*(one(i, item) for i, item in enumerate(plan)))
     return results

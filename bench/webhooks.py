@@ -18,9 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
-from decimal import Decimal
-from pathlib import Path
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -44,16 +43,35 @@ def _seed(url: str, events: int) -> list[dict[str, str]]:
     """Projects in PostgreSQL (their workflows start with their first webhook) and the event plan."""
     plan: list[dict[str, str]] = []
     with session_scope(url) as session:
-        customer = Customer(name="Webhook Bench", emails=["ap@webhook-bench.example.com"], currency="EUR",
-                            timezone="UTC", payment_terms="net_30", tags=[], reminder_offsets=[])
+        customer = Customer(
+            name="Webhook Bench",
+            emails=["ap@webhook-bench.example.com"],
+            currency="EUR",
+            timezone="UTC",
+            payment_terms="net_30",
+            tags=[],
+            reminder_offsets=[],
+        )
         session.add(customer)
         session.flush()
         for p in range((events + MILESTONES_PER_PROJECT - 1) // MILESTONES_PER_PROJECT):
             keys = [f"m{i}" for i in range(MILESTONES_PER_PROJECT)]
-            project = projects_repo.create_project(session, projects_repo.NewProject(
-                customer=customer, name=f"Bench project {p}", currency="EUR", payment_terms="net_30",
-                milestones=[projects_repo.NewMilestone(key=k, name=k, amount=Decimal("100.00")) for k in keys]))
-            plan += [{"project_id": str(project.id), "milestone_key": k, "event_id": f"bench-{uuid.uuid4()}"} for k in keys]
+            project = projects_repo.create_project(
+                session,
+                projects_repo.NewProject(
+                    customer=customer,
+                    name=f"Bench project {p}",
+                    currency="EUR",
+                    payment_terms="net_30",
+                    milestones=[
+                        projects_repo.NewMilestone(key=k, name=k, amount=Decimal("100.00")) for k in keys
+                    ],
+                ),
+            )
+            plan += [
+                {"project_id": str(project.id), "milestone_key": k, "event_id": f"bench-{uuid.uuid4()}"}
+                for k in keys
+            ]
     plan = plan[:events]
     redeliveries = [dict(plan[i]) for i in range(0, len(plan), 20)]
     for n, item in enumerate(redeliveries):  # each redelivery follows its original by a few requests
@@ -63,8 +81,10 @@ def _seed(url: str, events: int) -> list[dict[str, str]]:
 
 def _api_process(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoiceflow.cli", "api", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "invoiceflow.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -78,8 +98,14 @@ def _api_process(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the API process did not come up")
 
 
-async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: float,
-                        cpu_s: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+async def webhook_bench(
+    client: Any,
+    settings: Any,
+    *,
+    rate: float,
+    seconds: float,
+    cpu_s: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
     import worker as worker_module
 
     url = settings.require_database_url()
@@ -88,8 +114,10 @@ async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: flo
     unique = {item["event_id"]: item for item in plan}
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": url, "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue, "INVOICEFLOW_GENERIC_WEBHOOK_SECRET": SECRET,
+        "INVOICEFLOW_DATABASE_URL": url,
+        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
+        "INVOICEFLOW_GENERIC_WEBHOOK_SECRET": SECRET,
     }
     api = _api_process(env, port)
     try:
@@ -103,8 +131,18 @@ async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: flo
             json.dump(plan, f)
         cpu_before = cpu_s() if cpu_s else {}
         sender = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.webhook_sender", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
-            "--plan", f.name, "--rate", str(rate), stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bench.webhook_sender",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--secret",
+            SECRET,
+            "--plan",
+            f.name,
+            "--rate",
+            str(rate),
+            stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await sender.communicate()
         os.unlink(f.name)
@@ -119,14 +157,18 @@ async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: flo
             billed = 0
             while time.monotonic() < deadline:
                 with session_scope(url) as session:
-                    billed = session.scalar(select(func.count()).where(ProjectMilestone.status == "billed")) or 0
+                    billed = (
+                        session.scalar(select(func.count()).where(ProjectMilestone.status == "billed")) or 0
+                    )
                 if billed >= len(accepted):
                     break
                 await asyncio.sleep(0.5)
             drained_s = time.monotonic() - drain_began
             with session_scope(url) as session:
                 per_milestone = session.execute(
-                    select(Invoice.project_id, func.count()).where(Invoice.project_id.is_not(None)).group_by(Invoice.project_id)
+                    select(Invoice.project_id, func.count())
+                    .where(Invoice.project_id.is_not(None))
+                    .group_by(Invoice.project_id)
                 ).all()
             invoices = sum(n for _, n in per_milestone)
     finally:
@@ -144,8 +186,11 @@ async def webhook_bench(client: Any, settings: Any, *, rate: float, seconds: flo
         "p99_ms": round(p99, 1),
         "errors": errors,
         "drained_s": round(drained_s, 1),
-        "ingest_cpu_ms_per_request": {role: round((cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(results), 2)
-                                      for role in cpu_after if cpu_after[role] > cpu_before.get(role, 0.0)},
+        "ingest_cpu_ms_per_request": {
+            role: round((cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(results), 2)
+            for role in cpu_after
+            if cpu_after[role] > cpu_before.get(role, 0.0)
+        },
         "lost": max(0, len(expected) - billed),
         "duplicated": max(0, invoices - len(expected)),
     }

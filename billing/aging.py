@@ -1,4 +1,4 @@
-"""Receivables aging (issue #7): how long open amounts have been overdue, per customer and currency.
+"""Receivables aging: how long open amounts have been overdue, per customer and currency.
 
 Buckets count whole days past the due date in the calendar the caller passes (``as_of`` is a date, so
 the caller decides whose "today" it is): not yet overdue or due today is ``current``; 1-30, 31-60 and

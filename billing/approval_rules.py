@@ -93,7 +93,10 @@ def check(rule: ApprovalRule, facts: InvoiceFacts) -> tuple[list[str], list[str]
         test(facts.new_client == m.new_client, "new client" if m.new_client else "returning client")
     if m.client_tags:
         shared = sorted(set(m.client_tags) & set(facts.client_tags))
-        test(bool(shared), f"client tagged {' or '.join(m.client_tags)}" + (f" ({', '.join(shared)})" if shared else ""))
+        test(
+            bool(shared),
+            f"client tagged {' or '.join(m.client_tags)}" + (f" ({', '.join(shared)})" if shared else ""),
+        )
     if m.project_categories:
         test(
             facts.project_category in m.project_categories,
@@ -149,7 +152,15 @@ def parse_rule(data: Mapping[str, Any], *, path: str = "rule") -> ApprovalRule:
     raw_match = data.get("match") or {}
     if not isinstance(raw_match, Mapping):
         raise RuleError(f"{path}.match: expected an object")
-    unknown = set(raw_match) - {"min_amount", "max_amount", "currency", "new_client", "client_tags", "project_categories", "sources"}
+    unknown = set(raw_match) - {
+        "min_amount",
+        "max_amount",
+        "currency",
+        "new_client",
+        "client_tags",
+        "project_categories",
+        "sources",
+    }
     if unknown:
         raise RuleError(f"{path}.match: unknown condition(s) {', '.join(sorted(unknown))}")
 
@@ -218,7 +229,11 @@ def rule_to_dict(rule: ApprovalRule) -> dict[str, Any]:
         "enabled": rule.enabled,
         "match": match,
         "steps": [
-            {"approvers": list(s.approvers), "mode": s.mode, **({"delegate": s.delegate} if s.delegate else {})}
+            {
+                "approvers": list(s.approvers),
+                "mode": s.mode,
+                **({"delegate": s.delegate} if s.delegate else {}),
+            }
             for s in rule.steps
         ],
     }

@@ -1,4 +1,4 @@
-"""Dunning policies (issue #7): when each reminder goes out, which late fees are due, what a hold does.
+"""Dunning policies: when each reminder goes out, which late fees are due, what a hold does.
 
 A policy is data stored as JSON on the customer and frozen on the invoice when it is issued, so a later
 edit never changes what an issued invoice's client receives. Everything here is a pure function of its

@@ -103,7 +103,9 @@ def resolve_plan(
         if deposit.amount is not None:
             deposit_amount = _amount(deposit.amount, currency, "deposit.amount")
         else:
-            deposit_amount = quantize(contract * _percent(deposit.percent, "deposit.percent") / HUNDRED, currency)
+            deposit_amount = quantize(
+                contract * _percent(deposit.percent, "deposit.percent") / HUNDRED, currency
+            )
         if deposit_amount > milestone_total:
             raise MoneyError(
                 f"deposit: {deposit_amount} is more than the milestones it is an advance on ({milestone_total})"

@@ -151,7 +151,9 @@ def due_cycles(rec: Recurrence, *, from_index: int, now: datetime, limit: int = 
     return found
 
 
-def decide_catch_up(due: Sequence[Cycle], policy: str, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> CatchUpDecision:
+def decide_catch_up(
+    due: Sequence[Cycle], policy: str, *, now: datetime, grace: timedelta = DEFAULT_GRACE
+) -> CatchUpDecision:
     """Which due cycles to bill. On-time cycles (within ``grace``) are always billed except under
     ``latest``, which bills exactly one: the most recent."""
     if policy not in CATCH_UP_POLICIES:

@@ -1,4 +1,4 @@
-"""Clients for the third-party systems invoiceflow reads from (CRMs first, issue #4).
+"""Clients for the third-party systems invoiceflow reads from (CRMs first).
 
 Each client returns the boundary types of ``integrations.crm`` and raises its typed errors, so workflows
 and activities never see a provider's JSON. Local stand-ins with the same HTTP surface live in

@@ -35,16 +35,25 @@ async def fetch_task(base_url: str, token: str, gid: str, *, timeout: float = 5.
     url = f"{base_url.rstrip('/')}/api/1.0/tasks/{gid}"
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
-            response = await http.get(url, params={"opt_fields": "completed,completed_at,name"},
-                                      headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+            response = await http.get(
+                url,
+                params={"opt_fields": "completed,completed_at,name"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
     except httpx.HTTPError as exc:
         raise AsanaError(f"Asana unreachable: {exc}") from exc
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        errors = response.json().get("errors", []) if "json" in response.headers.get("content-type", "") else []
+        errors = (
+            response.json().get("errors", []) if "json" in response.headers.get("content-type", "") else []
+        )
         message = "; ".join(str(e.get("message", "")) for e in errors) or response.text[:200]
         raise AsanaError(f"Asana answered {response.status_code}: {message}")
     data = response.json().get("data") or {}
-    return AsanaTask(gid=str(data.get("gid", gid)), name=str(data.get("name", "")), completed=bool(data.get("completed")),
-                     completed_at=data.get("completed_at"))
+    return AsanaTask(
+        gid=str(data.get("gid", gid)),
+        name=str(data.get("name", "")),
+        completed=bool(data.get("completed")),
+        completed_at=data.get("completed_at"),
+    )

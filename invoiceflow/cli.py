@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from invoiceflow.settings import get_settings
+from core.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -20,15 +20,20 @@ def _logging() -> None:
 
 @app.command()
 def dev(
-    data_dir: Annotated[Path, typer.Option(help="PostgreSQL data, Temporal state, mail and logs.")] = Path(".invoiceflow"),
+    data_dir: Annotated[Path, typer.Option(help="PostgreSQL data, Temporal state, mail and logs.")] = Path(
+        ".invoiceflow"
+    ),
     api_port: Annotated[int, typer.Option()] = 8000,
     temporal_port: Annotated[int, typer.Option()] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI.")] = 8233,
     smtp_port: Annotated[int, typer.Option(help="Dev mailbox SMTP port.")] = 1025,
     mail_ui_port: Annotated[int, typer.Option(help="Dev mailbox web viewer.")] = 8025,
-    crm_port: Annotated[int, typer.Option(help="Where `invoiceflow demo` serves its HubSpot stand-in.")] = 8091,
+    crm_port: Annotated[
+        int, typer.Option(help="Where `invoiceflow demo` serves its HubSpot stand-in.")
+    ] = 8091,
     accounting: Annotated[
-        str | None, typer.Option(help="Sync to a local stand-in of xero, qbo or freshbooks (on --accounting-port).")
+        str | None,
+        typer.Option(help="Sync to a local stand-in of xero, qbo or freshbooks (on --accounting-port)."),
     ] = None,
     accounting_port: Annotated[int, typer.Option()] = 8092,
 ) -> None:
@@ -40,8 +45,15 @@ def dev(
         raise typer.Exit(2)
     stack = DevStack(
         data_dir=data_dir.resolve(),
-        ports=DevPorts(api=api_port, temporal=temporal_port, ui=ui_port, smtp=smtp_port, mail_ui=mail_ui_port, crm=crm_port,
-                       accounting=accounting_port),
+        ports=DevPorts(
+            api=api_port,
+            temporal=temporal_port,
+            ui=ui_port,
+            smtp=smtp_port,
+            mail_ui=mail_ui_port,
+            crm=crm_port,
+            accounting=accounting_port,
+        ),
         accounting=accounting,
         settings=get_settings(),
         say=lambda m: typer.echo(m, err=True),
@@ -65,9 +77,15 @@ def dev(
 
 @app.command()
 def demo(
-    api_url: Annotated[str, typer.Option(help="The API of a running `invoiceflow dev`.")] = "http://127.0.0.1:8000",
-    token: Annotated[str | None, typer.Option(help="Bearer token (default: INVOICEFLOW_API_TOKEN or dev-token).")] = None,
-    secret: Annotated[str, typer.Option(help="Webhook secret the dev stack was given.")] = "dev-webhook-secret",
+    api_url: Annotated[
+        str, typer.Option(help="The API of a running `invoiceflow dev`.")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token (default: INVOICEFLOW_API_TOKEN or dev-token).")
+    ] = None,
+    secret: Annotated[
+        str, typer.Option(help="Webhook secret the dev stack was given.")
+    ] = "dev-webhook-secret",
     crm_port: Annotated[int, typer.Option(help="The dev stack's --crm-port.")] = 8091,
 ) -> None:
     """Fire realistic signed webhooks (DocuSign, GitHub, Jira, HubSpot, ...) at a running `invoiceflow dev`."""
@@ -137,7 +155,9 @@ def migrate() -> None:
 
 @app.command("approval-rules")
 def approval_rules(
-    file: Annotated[Path, typer.Argument(help="YAML file with a top-level 'rules:' list.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="YAML file with a top-level 'rules:' list.", exists=True, dir_okay=False)
+    ],
 ) -> None:
     """Replace the approval rules with those in a YAML file (all or nothing)."""
     from billing.errors import MoneyError
@@ -173,7 +193,9 @@ def connect(
     provider: Annotated[str, typer.Argument(help="xero, qbo or freshbooks.")],
     tenant: Annotated[
         str | None,
-        typer.Option(help="Organisation id (Xero tenant, FreshBooks account); default: its setting, or QBO's realmId."),
+        typer.Option(
+            help="Organisation id (Xero tenant, FreshBooks account); default: its setting, or QBO's realmId."
+        ),
     ] = None,
 ) -> None:
     """Connect an accounting organisation: allow access in the browser, paste where it sent you."""
@@ -184,24 +206,32 @@ def connect(
     try:
         oauth = tokens.oauth_app(settings, provider)
         state = tokens.new_state()
-        typer.echo(f"1. Open this address, sign in to {provider} and allow access:\n\n   "
-                   f"{tokens.authorization_url(oauth, state)}\n")
+        typer.echo(
+            f"1. Open this address, sign in to {provider} and allow access:\n\n   "
+            f"{tokens.authorization_url(oauth, state)}\n"
+        )
         typer.echo(f"2. The browser is then sent to {oauth.redirect_uri}?code=... (that page need not load).")
         params = tokens.parse_redirect(typer.prompt("   Paste that address (or only the code)"), state)
         tenant_id = tenant or params.get("realmId") or tokens.configured_tenant(settings, provider)
         if not tenant_id:
-            raise ValueError(f"which {provider} organisation? pass --tenant (Xero lists yours at "
-                             "GET https://api.xero.com/connections with the new token)")
+            raise ValueError(
+                f"which {provider} organisation? pass --tenant (Xero lists yours at "
+                "GET https://api.xero.com/connections with the new token)"
+            )
         grant = tokens.exchange_code(oauth, params["code"], timeout_s=settings.accounting_timeout_s)
-        tokens.save_connection(settings.require_database_url(), tokens.token_cipher(settings), provider, tenant_id, grant)
+        tokens.save_connection(
+            settings.require_database_url(), tokens.token_cipher(settings), provider, tenant_id, grant
+        )
     except AccountingError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
     except (ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"connected {provider} organisation {tenant_id}; tokens stored encrypted, access token valid "
-               f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC (refreshed automatically)")
+    typer.echo(
+        f"connected {provider} organisation {tenant_id}; tokens stored encrypted, access token valid "
+        f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC (refreshed automatically)"
+    )
     if settings.accounting_provider != provider:
         typer.echo(f"set INVOICEFLOW_ACCOUNTING_PROVIDER={provider} to start syncing to it")
 
@@ -225,8 +255,10 @@ def reconcile() -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     for difference in differences:
-        typer.echo(f"{difference.number} (invoice {difference.invoice_id}, {difference.provider} "
-                   f"{difference.external_id}):")
+        typer.echo(
+            f"{difference.number} (invoice {difference.invoice_id}, {difference.provider} "
+            f"{difference.external_id}):"
+        )
         for problem in difference.problems:
             typer.echo(f"  - {problem}")
     if differences:

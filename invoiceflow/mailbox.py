@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
-import uvicorn
 
 __all__ = [
     "AcceptGate",
@@ -73,8 +73,11 @@ ACCEPTED_REPLY = "250 Message accepted for delivery"
 _ID_RE = re.compile(r"^(\d{8}T\d{6}\.\d{6})Z-[0-9a-f]{32}$")
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%f"
 _ENVELOPE_RE = re.compile(
-    rb"\A" + ENVELOPE_FROM_HEADER.encode() + rb": ?([^\r\n]*)\r?\n"
-    + ENVELOPE_TO_HEADER.encode() + rb": ?([^\r\n]*)\r?\n"
+    rb"\A"
+    + ENVELOPE_FROM_HEADER.encode()
+    + rb": ?([^\r\n]*)\r?\n"
+    + ENVELOPE_TO_HEADER.encode()
+    + rb": ?([^\r\n]*)\r?\n"
 )
 _PATH_RE = re.compile(r"<([^<>]*)>")
 # Characters left as they are in the envelope headers; everything else (%, <, >, comma, space, quotes,

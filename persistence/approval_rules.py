@@ -15,7 +15,9 @@ from persistence.models import ApprovalRuleRow, Customer, Invoice, Project
 
 
 def load_all(session: Session) -> list[tuple[ApprovalRuleRow, ApprovalRule]]:
-    rows = session.scalars(select(ApprovalRuleRow).order_by(ApprovalRuleRow.position, ApprovalRuleRow.created_at))
+    rows = session.scalars(
+        select(ApprovalRuleRow).order_by(ApprovalRuleRow.position, ApprovalRuleRow.created_at)
+    )
     return [(row, parse_rule(row.definition)) for row in rows]
 
 
@@ -23,7 +25,9 @@ def add(session: Session, rule: ApprovalRule, position: int | None = None) -> Ap
     """Append (or insert at ``position``, shifting the rules after it)."""
     count = session.scalar(select(func.count()).select_from(ApprovalRuleRow)) or 0
     at = count if position is None else max(0, min(position, count))
-    for row in session.scalars(select(ApprovalRuleRow).where(ApprovalRuleRow.position >= at).with_for_update()):
+    for row in session.scalars(
+        select(ApprovalRuleRow).where(ApprovalRuleRow.position >= at).with_for_update()
+    ):
         row.position += 1
     row = ApprovalRuleRow(name=rule.name, position=at, definition=rule_to_dict(rule))
     session.add(row)
@@ -34,7 +38,10 @@ def add(session: Session, rule: ApprovalRule, position: int | None = None) -> Ap
 def replace_all(session: Session, rules: list[ApprovalRule]) -> list[ApprovalRuleRow]:
     """Atomically swap the whole rule set (YAML import): all of it or none of it."""
     session.execute(delete(ApprovalRuleRow))
-    rows = [ApprovalRuleRow(name=rule.name, position=i, definition=rule_to_dict(rule)) for i, rule in enumerate(rules)]
+    rows = [
+        ApprovalRuleRow(name=rule.name, position=i, definition=rule_to_dict(rule))
+        for i, rule in enumerate(rules)
+    ]
     session.add_all(rows)
     session.flush()
     return rows
@@ -64,7 +71,9 @@ def is_new_client(session: Session, customer_id: uuid.UUID) -> bool:
     return not paid
 
 
-def facts_for_invoice(session: Session, invoice: Invoice, *, project_category: str | None = None) -> InvoiceFacts:
+def facts_for_invoice(
+    session: Session, invoice: Invoice, *, project_category: str | None = None
+) -> InvoiceFacts:
     """Facts the rules see; a project invoice carries its project's category unless one is given."""
     if project_category is None and invoice.project_id is not None:
         project = session.get(Project, invoice.project_id)
@@ -80,7 +89,13 @@ def facts_for_invoice(session: Session, invoice: Invoice, *, project_category: s
 
 
 def facts_for(
-    session: Session, customer: Customer, total: Decimal, currency: str, *, project_category: str | None, source: str
+    session: Session,
+    customer: Customer,
+    total: Decimal,
+    currency: str,
+    *,
+    project_category: str | None,
+    source: str,
 ) -> InvoiceFacts:
     return InvoiceFacts(
         total=total,

@@ -44,8 +44,12 @@ def requested_lines(invoice: Invoice, request: CreditNoteInput) -> list[LineInpu
     if request.full:
         return [
             LineInput(
-                description=line.description, quantity=line.quantity, unit_price=line.unit_price,
-                discount_percent=line.discount_percent, discount_amount=line.discount_amount, tax_rate=line.tax_rate,
+                description=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                discount_percent=line.discount_percent,
+                discount_amount=line.discount_amount,
+                tax_rate=line.tax_rate,
             )
             for line in invoice.lines
         ]
@@ -54,21 +58,34 @@ def requested_lines(invoice: Invoice, request: CreditNoteInput) -> list[LineInpu
 
 def _outcome(invoice: Invoice, note: CreditNote, *, duplicate: bool) -> CreditNoteOutcome:
     return CreditNoteOutcome(
-        credit_note_id=str(note.id), number=note.number, duplicate=duplicate, total=str(note.total),
-        to_customer_credit=str(note.to_customer_credit), status=invoice.status, amount_paid=str(invoice.amount_paid),
-        amount_credited=str(invoice.amount_credited), amount_due=str(invoice.amount_due), credit=str(invoice.credit_amount),
+        credit_note_id=str(note.id),
+        number=note.number,
+        duplicate=duplicate,
+        total=str(note.total),
+        to_customer_credit=str(note.to_customer_credit),
+        status=invoice.status,
+        amount_paid=str(invoice.amount_paid),
+        amount_credited=str(invoice.amount_credited),
+        amount_due=str(invoice.amount_due),
+        credit=str(invoice.credit_amount),
     )
 
 
 def find(session: Session, invoice_id: uuid.UUID, idempotency_key: str) -> CreditNote | None:
     return session.scalars(
-        select(CreditNote).where(CreditNote.invoice_id == invoice_id, CreditNote.idempotency_key == idempotency_key)
+        select(CreditNote).where(
+            CreditNote.invoice_id == invoice_id, CreditNote.idempotency_key == idempotency_key
+        )
     ).one_or_none()
 
 
 def for_invoice(session: Session, invoice_id: uuid.UUID) -> list[CreditNote]:
     return list(
-        session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice_id).order_by(CreditNote.created_at, CreditNote.number))
+        session.scalars(
+            select(CreditNote)
+            .where(CreditNote.invoice_id == invoice_id)
+            .order_by(CreditNote.created_at, CreditNote.number)
+        )
     )
 
 
@@ -101,8 +118,12 @@ def issue_credit_note(
     totals = compute_totals(lines, invoice.currency)
     try:
         check_credit_amount(
-            totals.total, total=invoice.total, credited=invoice.amount_credited, currency=invoice.currency,
-            number=invoice.number, full=request.full,
+            totals.total,
+            total=invoice.total,
+            credited=invoice.amount_credited,
+            currency=invoice.currency,
+            number=invoice.number,
+            full=request.full,
         )
     except CreditRefused as exc:
         raise InvalidInvoiceOperation(str(exc)) from None
@@ -117,16 +138,34 @@ def issue_credit_note(
     due, credit = split(invoice.total, invoice.amount_paid, credited)
     excess = max(credit - invoice.credit_amount, quantize(Decimal(0), cur))
     note = CreditNote(
-        invoice_id=invoice.id, customer_id=customer.id, series=series, number=number, currency=cur,
-        reason=request.reason.strip(), full=request.full, subtotal=totals.subtotal, tax_total=totals.tax_total,
-        total=totals.total, to_customer_credit=excess, issue_date=issue_date,
-        idempotency_key=request.idempotency_key, request_hash=request.request_hash, actor=request.actor,
+        invoice_id=invoice.id,
+        customer_id=customer.id,
+        series=series,
+        number=number,
+        currency=cur,
+        reason=request.reason.strip(),
+        full=request.full,
+        subtotal=totals.subtotal,
+        tax_total=totals.tax_total,
+        total=totals.total,
+        to_customer_credit=excess,
+        issue_date=issue_date,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash,
+        actor=request.actor,
     )
     note.lines = [
         CreditNoteLine(
-            position=position, description=line.description.strip(), quantity=line.quantity, unit_price=line.unit_price,
-            discount_percent=line.discount_percent, discount_amount=line.discount_amount, tax_rate=line.tax_rate,
-            gross=computed.gross, discount=computed.discount, net=computed.net,
+            position=position,
+            description=line.description.strip(),
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            discount_percent=line.discount_percent,
+            discount_amount=line.discount_amount,
+            tax_rate=line.tax_rate,
+            gross=computed.gross,
+            discount=computed.discount,
+            net=computed.net,
         )
         for position, (line, computed) in enumerate(zip(lines, totals.lines, strict=True))
     ]
@@ -135,30 +174,52 @@ def issue_credit_note(
 
     invoice.amount_credited, invoice.amount_due, invoice.credit_amount = credited, due, credit
     add_event(
-        session, invoice.id, "credit_note.issued", actor=request.actor,
+        session,
+        invoice.id,
+        "credit_note.issued",
+        actor=request.actor,
         data={
-            "credit_note_id": str(note.id), "number": number, "amount": str(totals.total), "reason": note.reason,
-            "amount_due": str(due), "to_customer_credit": str(excess),
+            "credit_note_id": str(note.id),
+            "number": number,
+            "amount": str(totals.total),
+            "reason": note.reason,
+            "amount_due": str(due),
+            "to_customer_credit": str(excess),
         },
         dedupe_key=f"credit_note:{note.id}:issued",
     )
     if excess > 0:
         customer_credit.record(
-            session, customer_id=customer.id, currency=cur, amount=excess, kind="credit_note",
-            dedupe_key=f"credit_note:{note.id}:credit", invoice_id=invoice.id, credit_note_id=note.id,
+            session,
+            customer_id=customer.id,
+            currency=cur,
+            amount=excess,
+            kind="credit_note",
+            dedupe_key=f"credit_note:{note.id}:credit",
+            invoice_id=invoice.id,
+            credit_note_id=note.id,
         )
         add_event(
-            session, invoice.id, "credit.created", actor=request.actor,
+            session,
+            invoice.id,
+            "credit.created",
+            actor=request.actor,
             data={"amount": str(excess), "reason": f"credit note {number} beyond the amount due"},
             dedupe_key=f"credit_note:{note.id}:credit",
         )
-    status = settle_status(total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due, amount_credited=credited)
+    status = settle_status(
+        total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due, amount_credited=credited
+    )
     if status != invoice.status:
         invoice.status = str(status)
         if status in FINAL_STATUSES:
             invoice.closed_at = as_of
         add_event(
-            session, invoice.id, f"status.{status}", actor=request.actor, data={"reason": f"credit note {number}"},
+            session,
+            invoice.id,
+            f"status.{status}",
+            actor=request.actor,
+            data={"reason": f"credit note {number}"},
             dedupe_key=f"credit_note:{note.id}:status",
         )
     return _outcome(invoice, note, duplicate=False)

@@ -59,8 +59,13 @@ def record(
     inserted = session.execute(
         insert(CustomerCreditEntry)
         .values(
-            customer_id=customer_id, currency=currency, amount=amount, kind=kind, dedupe_key=dedupe_key,
-            invoice_id=invoice_id, credit_note_id=credit_note_id,
+            customer_id=customer_id,
+            currency=currency,
+            amount=amount,
+            kind=kind,
+            dedupe_key=dedupe_key,
+            invoice_id=invoice_id,
+            credit_note_id=credit_note_id,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(CustomerCreditEntry.id)

@@ -1,4 +1,4 @@
-"""Dunning on the database (issue #7): named policies, the plan an invoice's reminders follow, holds.
+"""Dunning on the database: named policies, the plan an invoice's reminders follow, holds.
 
 The rules themselves are pure (``billing.dunning``); this module picks the policy (invoice, then
 customer, then none = the default offsets of ``billing.reminders``), freezes it on the invoice at issue,
@@ -127,16 +127,23 @@ def reminder_plan(
 
 def default_offsets(invoice: Invoice, fallback: tuple[int, ...]) -> list[int]:
     return next(
-        (o for o in (invoice.reminder_offsets, invoice.customer.reminder_offsets) if o is not None), list(fallback)
+        (o for o in (invoice.reminder_offsets, invoice.customer.reminder_offsets) if o is not None),
+        list(fallback),
     )
 
 
-def invoice_plan(invoice: Invoice, *, fallback_offsets: tuple[int, ...], send_hour: int) -> list[ReminderPlanStep]:
+def invoice_plan(
+    invoice: Invoice, *, fallback_offsets: tuple[int, ...], send_hour: int
+) -> list[ReminderPlanStep]:
     """The plan of an issued invoice, from its frozen policy (or the default offsets)."""
     assert invoice.due_date is not None and invoice.issued_at is not None
     return reminder_plan(
-        _policy(invoice.dunning_snapshot), invoice.due_date, invoice.customer.timezone, invoice.issued_at,
-        offsets=default_offsets(invoice, fallback_offsets), send_hour=send_hour,
+        _policy(invoice.dunning_snapshot),
+        invoice.due_date,
+        invoice.customer.timezone,
+        invoice.issued_at,
+        offsets=default_offsets(invoice, fallback_offsets),
+        send_hour=send_hour,
     )
 
 
@@ -145,19 +152,29 @@ def invoice_plan(invoice: Invoice, *, fallback_offsets: tuple[int, ...], send_ho
 
 def hold_spec(row: DunningHold) -> HoldSpec:
     return HoldSpec(
-        hold_id=str(row.id), kind=row.kind, reason=row.reason, resume_at=row.resume_at, payment_key=row.payment_key,
-        actor=row.actor, customer_wide=row.customer_id is not None,
+        hold_id=str(row.id),
+        kind=row.kind,
+        reason=row.reason,
+        resume_at=row.resume_at,
+        payment_key=row.payment_key,
+        actor=row.actor,
+        customer_wide=row.customer_id is not None,
     )
 
 
 def _active(at: datetime):  # type: ignore[no-untyped-def]
-    return (DunningHold.released_at.is_(None), or_(DunningHold.resume_at.is_(None), DunningHold.resume_at > at))
+    return (
+        DunningHold.released_at.is_(None),
+        or_(DunningHold.resume_at.is_(None), DunningHold.resume_at > at),
+    )
 
 
 def active_customer_holds(session: Session, customer_id: uuid.UUID, at: datetime) -> list[DunningHold]:
     return list(
         session.scalars(
-            select(DunningHold).where(DunningHold.customer_id == customer_id, *_active(at)).order_by(DunningHold.started_at)
+            select(DunningHold)
+            .where(DunningHold.customer_id == customer_id, *_active(at))
+            .order_by(DunningHold.started_at)
         )
     )
 
@@ -176,8 +193,16 @@ def active_invoice_holds(session: Session, invoice: Invoice, at: datetime) -> li
     )
 
 
-def add_hold_event(session: Session, invoice_id: uuid.UUID, kind: str, hold: HoldSpec | DunningHold, *, actor: str,
-                   at: datetime | None = None, extra: dict[str, str] | None = None) -> None:
+def add_hold_event(
+    session: Session,
+    invoice_id: uuid.UUID,
+    kind: str,
+    hold: HoldSpec | DunningHold,
+    *,
+    actor: str,
+    at: datetime | None = None,
+    extra: dict[str, str] | None = None,
+) -> None:
     from persistence.invoices import add_event
 
     hold_id = hold.hold_id if isinstance(hold, HoldSpec) else str(hold.id)
@@ -185,7 +210,15 @@ def add_hold_event(session: Session, invoice_id: uuid.UUID, kind: str, hold: Hol
     resume_at = hold.resume_at
     if resume_at is not None and kind == "dunning.hold_placed":
         data["resume_at"] = resume_at.isoformat()
-    add_event(session, invoice_id, kind, actor=actor, data=data, dedupe_key=f"hold:{hold_id}:{invoice_id}:{kind}", at=at)
+    add_event(
+        session,
+        invoice_id,
+        kind,
+        actor=actor,
+        data=data,
+        dedupe_key=f"hold:{hold_id}:{invoice_id}:{kind}",
+        at=at,
+    )
 
 
 def place_hold(session: Session, request: PlaceHoldRequest) -> None:
@@ -197,8 +230,14 @@ def place_hold(session: Session, request: PlaceHoldRequest) -> None:
         session.execute(
             insert(DunningHold)
             .values(
-                id=uuid.UUID(hold.hold_id), invoice_id=invoice_id, kind=hold.kind, reason=hold.reason,
-                payment_key=hold.payment_key, actor=hold.actor, started_at=request.at, resume_at=hold.resume_at,
+                id=uuid.UUID(hold.hold_id),
+                invoice_id=invoice_id,
+                kind=hold.kind,
+                reason=hold.reason,
+                payment_key=hold.payment_key,
+                actor=hold.actor,
+                started_at=request.at,
+                resume_at=hold.resume_at,
             )
             .on_conflict_do_nothing(index_elements=["id"])
         )
@@ -209,9 +248,14 @@ def _scheduled(steps: list[ReminderPlanStep], zone: ZoneInfo) -> list[ScheduledR
     """Plan steps as ``billing.dunning`` sees them; ``step_index`` carries the position in ``steps``."""
     return [
         ScheduledReminder(
-            step_index=i, kind="escalation" if s.kind == "escalation" else "step", offset_days=s.offset_days,
-            template=s.template or s.kind, tone=s.tone, recipients=tuple(s.recipients) or ("client",),
-            local_date=s.send_at.astimezone(zone).date(), send_at=s.send_at,
+            step_index=i,
+            kind="escalation" if s.kind == "escalation" else "step",
+            offset_days=s.offset_days,
+            template=s.template or s.kind,
+            tone=s.tone,
+            recipients=tuple(s.recipients) or ("client",),
+            local_date=s.send_at.astimezone(zone).date(),
+            send_at=s.send_at,
         )
         for i, s in enumerate(steps)
     ]
@@ -231,23 +275,39 @@ def release_holds(session: Session, request: ReleaseHoldsRequest, *, send_hour: 
             continue
         if row.invoice_id == invoice.id and row.released_at is None:
             row.released_at, row.released_by = request.held_until, request.actor
-        add_hold_event(session, invoice.id, "dunning.hold_released", row, actor=request.actor, at=request.held_until,
-                       extra={"why": request.reason})
+        add_hold_event(
+            session,
+            invoice.id,
+            "dunning.hold_released",
+            row,
+            actor=request.actor,
+            at=request.held_until,
+            extra={"why": request.reason},
+        )
     policy = _policy(invoice.dunning_snapshot)
     window = policy.send_window if policy is not None else _legacy_window(send_hour)
     remaining = list(request.remaining)
     decision = reminders_after_hold(
-        _scheduled(remaining, zone), request.held_from, request.held_until, request.held_until,
-        window=window, timezone=invoice.customer.timezone,
+        _scheduled(remaining, zone),
+        request.held_from,
+        request.held_until,
+        request.held_until,
+        window=window,
+        timezone=invoice.customer.timezone,
     )
     tag = f"{request.held_from.isoformat()}"
     send: list[ReminderPlanStep] = []
     for entry in decision.send:
         step = remaining[entry.step_index]
         if entry.send_at != step.send_at:
-            step = replace(step, send_at=entry.send_at, local_date=entry.local_date.isoformat() if step.template else "")
+            step = replace(
+                step, send_at=entry.send_at, local_date=entry.local_date.isoformat() if step.template else ""
+            )
             add_event(
-                session, invoice.id, "dunning.reminder_rescheduled", actor=request.actor,
+                session,
+                invoice.id,
+                "dunning.reminder_rescheduled",
+                actor=request.actor,
                 data={"step": reminder_step_id(step), "send_at": entry.send_at.isoformat()},
                 dedupe_key=f"invoice:{invoice.id}:dunning:rescheduled:{reminder_step_id(step)}:{tag}",
                 at=request.held_until,
@@ -256,7 +316,10 @@ def release_holds(session: Session, request: ReleaseHoldsRequest, *, send_hour: 
     skipped = [remaining[entry.step_index] for entry in decision.skipped]
     for step in skipped:
         add_event(
-            session, invoice.id, "dunning.reminder_skipped", actor=request.actor,
+            session,
+            invoice.id,
+            "dunning.reminder_skipped",
+            actor=request.actor,
             data={"step": reminder_step_id(step), "planned_at": step.send_at.isoformat(), "reason": "held"},
             dedupe_key=f"invoice:{invoice.id}:dunning:skipped:{reminder_step_id(step)}",
             at=request.held_until,
@@ -296,7 +359,9 @@ def _outbox_status(session: Session, keys: list[str]) -> str | None:
     return None
 
 
-def preview(session: Session, invoice: Invoice, *, now: datetime, fallback_offsets: tuple[int, ...], send_hour: int) -> Preview:
+def preview(
+    session: Session, invoice: Invoice, *, now: datetime, fallback_offsets: tuple[int, ...], send_hour: int
+) -> Preview:
     """The exact reminders of an issued invoice (with what holds changed, and what went out), or, for a
     draft, what it would get if it were issued ``now``."""
     customer: Customer = invoice.customer
@@ -313,15 +378,23 @@ def preview(session: Session, invoice: Invoice, *, now: datetime, fallback_offse
         source = "policy" if policy is not None else "default"
         issue_date = now.astimezone(zone).date()
         due = invoice.requested_due_date or compute_due_date(parse_terms(invoice.payment_terms), issue_date)
-        steps = reminder_plan(policy, due, customer.timezone, now, offsets=default_offsets(invoice, fallback_offsets),
-                              send_hour=send_hour)
+        steps = reminder_plan(
+            policy,
+            due,
+            customer.timezone,
+            now,
+            offsets=default_offsets(invoice, fallback_offsets),
+            send_hour=send_hour,
+        )
     moved: dict[str, datetime] = {}
     skipped: set[str] = set()
     if invoice.issued_at is not None:
         events = session.scalars(
             select(InvoiceEvent)
-            .where(InvoiceEvent.invoice_id == invoice.id,
-                   InvoiceEvent.kind.in_(("dunning.reminder_rescheduled", "dunning.reminder_skipped")))
+            .where(
+                InvoiceEvent.invoice_id == invoice.id,
+                InvoiceEvent.kind.in_(("dunning.reminder_rescheduled", "dunning.reminder_skipped")),
+            )
             .order_by(InvoiceEvent.id)
         )
         for event in events:
@@ -329,8 +402,10 @@ def preview(session: Session, invoice: Invoice, *, now: datetime, fallback_offse
                 skipped.add(event.data["step"])
             else:
                 moved[event.data["step"]] = datetime.fromisoformat(event.data["send_at"])
-    held = invoice.issued_at is not None and invoice.status not in FINAL_STATUSES and bool(
-        active_invoice_holds(session, invoice, now)
+    held = (
+        invoice.issued_at is not None
+        and invoice.status not in FINAL_STATUSES
+        and bool(active_invoice_holds(session, invoice, now))
     )
     entries: list[PreviewEntry] = []
     for step in steps:
@@ -347,8 +422,10 @@ def preview(session: Session, invoice: Invoice, *, now: datetime, fallback_offse
                 status = "held"
         entries.append(PreviewEntry(step=step, status=status, local_time=step.send_at.astimezone(zone)))
     entries.sort(key=lambda e: e.step.send_at)
-    name = (invoice.dunning_snapshot or {}).get("name") if source == "frozen" else (
-        requested_policy(invoice) if source == "policy" else None
+    name = (
+        (invoice.dunning_snapshot or {}).get("name")
+        if source == "frozen"
+        else (requested_policy(invoice) if source == "policy" else None)
     )
     fees: list[dict[str, Any]] = []
     if invoice.issued_at is not None:
@@ -356,10 +433,23 @@ def preview(session: Session, invoice: Invoice, *, now: datetime, fallback_offse
         for sequence, at in enumerate(late_fee_instants(invoice), start=1):
             row = charged.get(sequence)
             pending = at > now and invoice.status not in FINAL_STATUSES
-            fees.append({"sequence": sequence, "assess_at": at, "status": "applied" if row else ("pending" if pending else "none"),
-                         "amount": str(row.amount) if row else None})
-    return Preview(source=source, policy=name, timezone=customer.timezone, due_date=due, entries=entries, held=held,
-                   late_fees=fees)
+            fees.append(
+                {
+                    "sequence": sequence,
+                    "assess_at": at,
+                    "status": "applied" if row else ("pending" if pending else "none"),
+                    "amount": str(row.amount) if row else None,
+                }
+            )
+    return Preview(
+        source=source,
+        policy=name,
+        timezone=customer.timezone,
+        due_date=due,
+        entries=entries,
+        held=held,
+        late_fees=fees,
+    )
 
 
 def resume_instant(day: date, timezone: str) -> datetime:
@@ -371,9 +461,15 @@ def hold_out(row: DunningHold, now: datetime) -> dict[str, Any]:
     """A hold as the API shows it (``HoldOut``)."""
     active = row.released_at is None and (row.resume_at is None or row.resume_at > now)
     return {
-        "id": row.id, "kind": row.kind, "reason": row.reason, "scope": "customer" if row.customer_id else "invoice",
-        "started_at": row.started_at, "resume_at": row.resume_at, "released_at": row.released_at,
-        "released_by": row.released_by, "active": active,
+        "id": row.id,
+        "kind": row.kind,
+        "reason": row.reason,
+        "scope": "customer" if row.customer_id else "invoice",
+        "started_at": row.started_at,
+        "resume_at": row.resume_at,
+        "released_at": row.released_at,
+        "released_by": row.released_by,
+        "active": active,
     }
 
 
@@ -389,7 +485,10 @@ def holds_out(session: Session, invoice: Invoice, now: datetime | None = None) -
     return [
         hold_out(row, now)
         for row in rows
-        if row.invoice_id == invoice.id or since is None or row.released_at is None or row.released_at >= since
+        if row.invoice_id == invoice.id
+        or since is None
+        or row.released_at is None
+        or row.released_at >= since
     ]
 
 
@@ -416,7 +515,13 @@ def late_fee_instants(invoice: Invoice) -> list[datetime]:
 
 
 def late_fee_rows(session: Session, invoice_id: uuid.UUID) -> list[LateFeeCharge]:
-    return list(session.scalars(select(LateFeeCharge).where(LateFeeCharge.invoice_id == invoice_id).order_by(LateFeeCharge.sequence)))
+    return list(
+        session.scalars(
+            select(LateFeeCharge)
+            .where(LateFeeCharge.invoice_id == invoice_id)
+            .order_by(LateFeeCharge.sequence)
+        )
+    )
 
 
 def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
@@ -430,8 +535,15 @@ def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
     rows = late_fee_rows(session, invoice.id)
 
     def outcome(applied: bool, amount: Decimal = Decimal(0), detail: str = "") -> LateFeeOutcome:
-        return LateFeeOutcome(applied=applied, sequence=request.sequence, amount=str(amount), total=str(invoice.total),
-                              amount_due=str(invoice.amount_due), status=invoice.status, detail=detail)
+        return LateFeeOutcome(
+            applied=applied,
+            sequence=request.sequence,
+            amount=str(amount),
+            total=str(invoice.total),
+            amount_due=str(invoice.amount_due),
+            status=invoice.status,
+            detail=detail,
+        )
 
     done = next((r for r in rows if r.sequence == request.sequence), None)
     if done is not None:
@@ -444,29 +556,66 @@ def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
     charged = sum((r.amount for r in rows), Decimal(0))
     principal = max(invoice.total - charged - invoice.amount_paid - invoice.amount_credited, Decimal(0))
     principal = quantize(principal, invoice.currency)  # exactly the currency's minor units
-    assessed_on = invoice.due_date + timedelta(days=policy.late_fee.after_days + (request.sequence - 1) * policy.late_fee.period_days)
+    assessed_on = invoice.due_date + timedelta(
+        days=policy.late_fee.after_days + (request.sequence - 1) * policy.late_fee.period_days
+    )
     due_now = late_fees(
-        policy.late_fee, principal, invoice.currency, invoice.due_date, assessed_on, len(rows),
+        policy.late_fee,
+        principal,
+        invoice.currency,
+        invoice.due_date,
+        assessed_on,
+        len(rows),
         applied_total=quantize(charged, invoice.currency),
     )
     charge = next((c for c in due_now if c.sequence == request.sequence), None)
     if charge is None:
         return outcome(False, detail="nothing to charge (no principal outstanding, or not due)")
-    session.add(LateFeeCharge(invoice_id=invoice.id, sequence=charge.sequence, assessed_on=charge.assessed_on,
-                              base=charge.base, amount=charge.amount, currency=charge.currency))
+    session.add(
+        LateFeeCharge(
+            invoice_id=invoice.id,
+            sequence=charge.sequence,
+            assessed_on=charge.assessed_on,
+            base=charge.base,
+            amount=charge.amount,
+            currency=charge.currency,
+        )
+    )
     lines = [_line_input(line) for line in invoice.lines]
-    label = f"Late fee ({policy.late_fee.value.normalize():f}%)" if policy.late_fee.kind == "percent" else "Late fee"
-    lines.append(LineInput(description=f"{label}, {charge.assessed_on.isoformat()}", quantity=Decimal(1), unit_price=charge.amount))
+    label = (
+        f"Late fee ({policy.late_fee.value.normalize():f}%)"
+        if policy.late_fee.kind == "percent"
+        else "Late fee"
+    )
+    lines.append(
+        LineInput(
+            description=f"{label}, {charge.assessed_on.isoformat()}",
+            quantity=Decimal(1),
+            unit_price=charge.amount,
+        )
+    )
     totals = _replace_lines(session, invoice, lines)
-    status = settle_status(total=invoice.total, amount_paid=invoice.amount_paid, past_due=request.past_due,
-                           amount_credited=invoice.amount_credited)
+    status = settle_status(
+        total=invoice.total,
+        amount_paid=invoice.amount_paid,
+        past_due=request.past_due,
+        amount_credited=invoice.amount_credited,
+    )
     invoice.status = str(status)
     session.flush()
     add_event(
-        session, invoice.id, "late_fee.applied", actor="workflow",
-        data={"sequence": str(charge.sequence), "amount": str(charge.amount), "assessed_on": charge.assessed_on.isoformat(),
-              "base": "" if charge.base is None else str(charge.base), "total": str(totals.total),
-              "amount_due": str(invoice.amount_due)},
+        session,
+        invoice.id,
+        "late_fee.applied",
+        actor="workflow",
+        data={
+            "sequence": str(charge.sequence),
+            "amount": str(charge.amount),
+            "assessed_on": charge.assessed_on.isoformat(),
+            "base": "" if charge.base is None else str(charge.base),
+            "total": str(totals.total),
+            "amount_due": str(invoice.amount_due),
+        },
         dedupe_key=f"invoice:{invoice.id}:late_fee:{charge.sequence}",
     )
     return outcome(True, charge.amount)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from datetime import UTC, date, datetime, timedelta, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -16,8 +16,7 @@ from billing.errors import MoneyError
 from billing.projects import DepositSpec
 from billing.totals import LineInput, compute_totals, parse_lines
 from persistence import invoices as repo
-from persistence import projects
-from persistence import numbering
+from persistence import numbering, projects
 from persistence.models import Customer, Estimate
 from persistence.subscriptions import terms_json
 from workflows.contracts import ConvertedEstimate, estimate_workflow_id
@@ -52,27 +51,47 @@ def _single_tax_rate(lines: list[LineInput]) -> Decimal:
     return lines[0].tax_rate
 
 
-def project_from_plan(estimate_id: uuid.UUID, customer: Customer, currency: str, lines: list[LineInput],
-                      plan: dict[str, Any], payment_terms: str, name: str) -> projects.NewProject:
+def project_from_plan(
+    estimate_id: uuid.UUID,
+    customer: Customer,
+    currency: str,
+    lines: list[LineInput],
+    plan: dict[str, Any],
+    payment_terms: str,
+    name: str,
+) -> projects.NewProject:
     """The project an accepted estimate becomes: the contract is the estimate's net total, its milestones
     the plan's (or one "completion" milestone for all of it), its deposit billed at acceptance."""
     contract = compute_totals(lines, currency).subtotal
     milestones = [
         projects.NewMilestone(
-            key=m["key"], name=m["name"], amount=Decimal(m["amount"]) if m.get("amount") is not None else None,
+            key=m["key"],
+            name=m["name"],
+            amount=Decimal(m["amount"]) if m.get("amount") is not None else None,
             percent=Decimal(m["percent"]) if m.get("percent") is not None else None,
-            refs=dict(m.get("external_refs") or {}), bill_on=m.get("bill_on", "milestone"),
+            refs=dict(m.get("external_refs") or {}),
+            bill_on=m.get("bill_on", "milestone"),
         )
         for m in plan.get("milestones") or []
     ] or [projects.NewMilestone(key="completion", name="Completion", amount=contract)]
     deposit = plan.get("deposit") or None
     return projects.NewProject(
-        customer=customer, name=plan.get("name") or name, currency=currency, milestones=milestones,
-        payment_terms=payment_terms, category=plan.get("category"), contract_amount=contract,
-        deposit=DepositSpec(percent=Decimal(deposit["percent"]) if deposit.get("percent") is not None else None,
-                            amount=Decimal(deposit["amount"]) if deposit.get("amount") is not None else None)
-        if deposit else None,
-        deposit_on="signature", tax_rate=_single_tax_rate(lines), source="estimate",
+        customer=customer,
+        name=plan.get("name") or name,
+        currency=currency,
+        milestones=milestones,
+        payment_terms=payment_terms,
+        category=plan.get("category"),
+        contract_amount=contract,
+        deposit=DepositSpec(
+            percent=Decimal(deposit["percent"]) if deposit.get("percent") is not None else None,
+            amount=Decimal(deposit["amount"]) if deposit.get("amount") is not None else None,
+        )
+        if deposit
+        else None,
+        deposit_on="signature",
+        tax_rate=_single_tax_rate(lines),
+        source="estimate",
         project_id=uuid.uuid5(ESTIMATE_NAMESPACE, f"project:{estimate_id}"),
     )
 
@@ -104,7 +123,9 @@ def create(session: Session, new: NewEstimate, today: date) -> Estimate:
 
 def expires_at(estimate: Estimate) -> datetime:
     """An estimate is valid through its valid-until day, in the client's timezone."""
-    local = datetime.combine(estimate.valid_until + timedelta(days=1), time(0), ZoneInfo(estimate.customer.timezone))
+    local = datetime.combine(
+        estimate.valid_until + timedelta(days=1), time(0), ZoneInfo(estimate.customer.timezone)
+    )
     return local.astimezone(UTC)
 
 
@@ -150,8 +171,12 @@ def convert(session: Session, estimate_id: uuid.UUID, *, actor: str, note: str) 
             ),
         )
         repo.add_event(
-            session, invoice.id, "estimate.converted", actor=actor,
-            data={"estimate": estimate.number, "note": note}, dedupe_key=f"estimate:{estimate.id}:converted",
+            session,
+            invoice.id,
+            "estimate.converted",
+            actor=actor,
+            data={"estimate": estimate.number, "note": note},
+            dedupe_key=f"estimate:{estimate.id}:converted",
         )
         estimate.invoice_id = invoice.id
         estimate.status = "accepted"
@@ -163,7 +188,10 @@ def convert(session: Session, estimate_id: uuid.UUID, *, actor: str, note: str) 
         invoice_row = repo.get_invoice(session, estimate.invoice_id)
         total, customer_id = invoice_row.total, invoice_row.customer_id
     return ConvertedEstimate(
-        invoice_id=str(estimate.invoice_id), customer_id=str(customer_id), currency=estimate.currency, total=str(total)
+        invoice_id=str(estimate.invoice_id),
+        customer_id=str(customer_id),
+        currency=estimate.currency,
+        total=str(total),
     )
 
 
@@ -174,8 +202,15 @@ def _convert_to_project(session: Session, estimate: Estimate, *, actor: str, not
         assert estimate.project_plan is not None
         project = projects.create_project(
             session,
-            project_from_plan(estimate.id, estimate.customer, estimate.currency, parse_lines(estimate.lines),
-                              estimate.project_plan, estimate.payment_terms, f"Estimate {estimate.number}"),
+            project_from_plan(
+                estimate.id,
+                estimate.customer,
+                estimate.currency,
+                parse_lines(estimate.lines),
+                estimate.project_plan,
+                estimate.payment_terms,
+                f"Estimate {estimate.number}",
+            ),
         )
         estimate.project_id = project.id
         estimate.status = "accepted"
@@ -183,6 +218,9 @@ def _convert_to_project(session: Session, estimate: Estimate, *, actor: str, not
         estimate.decided_at = datetime.now(UTC)
         session.flush()
     return ConvertedEstimate(
-        invoice_id="", customer_id=str(estimate.customer_id), currency=estimate.currency, total=str(estimate.total),
+        invoice_id="",
+        customer_id=str(estimate.customer_id),
+        currency=estimate.currency,
+        total=str(estimate.total),
         project_id=str(estimate.project_id),
     )

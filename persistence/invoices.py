@@ -163,14 +163,20 @@ def _replace_lines(session: Session, invoice: Invoice, lines: list[LineInput]) -
     invoice.lines.extend(_line_rows(lines, totals))
     invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
     invoice.tax_total, invoice.total = totals.tax_total, totals.total
-    invoice.amount_due, _ = split(totals.total, invoice.amount_paid, invoice.amount_credited)  # a late fee after a credit note
+    invoice.amount_due, _ = split(
+        totals.total, invoice.amount_paid, invoice.amount_credited
+    )  # a late fee after a credit note
     return totals
 
 
 def _line_input(line: InvoiceLine) -> LineInput:
     return LineInput(
-        description=line.description, quantity=line.quantity, unit_price=line.unit_price,
-        discount_percent=line.discount_percent, discount_amount=line.discount_amount, tax_rate=line.tax_rate,
+        description=line.description,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        discount_percent=line.discount_percent,
+        discount_amount=line.discount_amount,
+        tax_rate=line.tax_rate,
     )
 
 
@@ -206,7 +212,10 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
     for item in items:
         item.invoice_id = invoice.id
     add_event(
-        session, invoice.id, "billable_items.added", actor="workflow",
+        session,
+        invoice.id,
+        "billable_items.added",
+        actor="workflow",
         data={"items": ",".join(str(i.id) for i in items), "total": str(totals.total)},
         dedupe_key=f"invoice:{invoice.id}:billable_items",
     )
@@ -265,7 +274,10 @@ def issue(
         if requested_policy(invoice) is not None:
             freeze_policy(session, invoice)
             add_event(
-                session, invoice.id, "dunning.policy_frozen", actor="workflow",
+                session,
+                invoice.id,
+                "dunning.policy_frozen",
+                actor="workflow",
                 data={"policy": str((invoice.dunning_snapshot or {}).get("name"))},
                 dedupe_key=f"invoice:{invoice.id}:dunning_policy",
             )
@@ -274,12 +286,16 @@ def issue(
             invoice.id,
             "issued",
             actor="workflow",
-            data={"number": invoice.number, "issue_date": issue_date.isoformat(), "due_date": due.isoformat()},
+            data={
+                "number": invoice.number,
+                "issue_date": issue_date.isoformat(),
+                "due_date": due.isoformat(),
+            },
             dedupe_key=f"invoice:{invoice.id}:issued",
         )
         _apply_customer_credit(session, invoice, as_of)
     assert invoice.due_date is not None and invoice.issued_at is not None
-    # Dunning (issue #7): the plan comes from the policy frozen at numbering (or today's offsets without
+    # Dunning: the plan comes from the policy frozen at numbering (or today's offsets without
     # a policy), and holds on the customer apply at once.
     plan = invoice_plan(invoice, fallback_offsets=default_offsets, send_hour=send_hour)
     # FOR SHARE on the customer: a customer-wide hold being placed (FOR UPDATE) either committed before
@@ -307,7 +323,9 @@ def issue(
     )
 
 
-CREDIT_METHOD = "customer_credit"  # a payment row that is customer credit applied at issue, not money received
+CREDIT_METHOD = (
+    "customer_credit"  # a payment row that is customer credit applied at issue, not money received
+)
 
 
 def _apply_customer_credit(session: Session, invoice: Invoice, as_of: datetime) -> None:
@@ -321,20 +339,33 @@ def _apply_customer_credit(session: Session, invoice: Invoice, as_of: datetime) 
     if amount <= 0:
         return
     if not customer_credit.record(
-        session, customer_id=invoice.customer_id, currency=invoice.currency, amount=-amount, kind="applied",
-        dedupe_key=f"invoice:{invoice.id}:credit_applied", invoice_id=invoice.id,
+        session,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        amount=-amount,
+        kind="applied",
+        dedupe_key=f"invoice:{invoice.id}:credit_applied",
+        invoice_id=invoice.id,
     ):
         return
     row = Payment(
-        invoice_id=invoice.id, idempotency_key=f"credit:{invoice.id}", amount=amount, currency=invoice.currency,
-        method=CREDIT_METHOD, reference="customer credit", received_at=as_of,
+        invoice_id=invoice.id,
+        idempotency_key=f"credit:{invoice.id}",
+        amount=amount,
+        currency=invoice.currency,
+        method=CREDIT_METHOD,
+        reference="customer credit",
+        received_at=as_of,
     )
     session.add(row)
     invoice.amount_paid = invoice.amount_paid + amount
     invoice.amount_due, _ = split(invoice.total, invoice.amount_paid, invoice.amount_credited)
     session.flush()
     add_event(
-        session, invoice.id, "credit.applied", actor="workflow",
+        session,
+        invoice.id,
+        "credit.applied",
+        actor="workflow",
         data={"amount": str(amount), "payment_id": str(row.id), "amount_due": str(invoice.amount_due)},
         dedupe_key=f"invoice:{invoice.id}:credit_applied",
     )
@@ -399,7 +430,9 @@ def apply_payment(
     session.add(row)
     invoice.amount_paid = invoice.amount_paid + amount
     credit_before = invoice.credit_amount
-    invoice.amount_due, invoice.credit_amount = split(invoice.total, invoice.amount_paid, invoice.amount_credited)
+    invoice.amount_due, invoice.credit_amount = split(
+        invoice.total, invoice.amount_paid, invoice.amount_credited
+    )
     session.flush()
     add_event(
         session,
@@ -426,12 +459,19 @@ def apply_payment(
         )
         # The client's credit, applied to their next invoice in this currency (same key as migration 0008).
         customer_credit.record(
-            session, customer_id=invoice.customer_id, currency=invoice.currency,
-            amount=invoice.credit_amount - credit_before, kind="overpayment",
-            dedupe_key=f"invoice:{invoice.id}:overpayment", invoice_id=invoice.id,
+            session,
+            customer_id=invoice.customer_id,
+            currency=invoice.currency,
+            amount=invoice.credit_amount - credit_before,
+            kind="overpayment",
+            dedupe_key=f"invoice:{invoice.id}:overpayment",
+            invoice_id=invoice.id,
         )
     status = settle_status(
-        total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due, amount_credited=invoice.amount_credited
+        total=invoice.total,
+        amount_paid=invoice.amount_paid,
+        past_due=past_due,
+        amount_credited=invoice.amount_credited,
     )
     if status != invoice.status:
         invoice.status = str(status)
@@ -469,7 +509,9 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
     if status == InvoiceStatus.VOID and invoice.amount_paid > 0:
         raise InvalidInvoiceOperation("an invoice with payments cannot be voided")
     if status == InvoiceStatus.VOID and invoice.amount_credited > 0:
-        raise InvalidInvoiceOperation("an invoice with credit notes cannot be voided; credit the rest instead")
+        raise InvalidInvoiceOperation(
+            "an invoice with credit notes cannot be voided; credit the rest instead"
+        )
     data = {"reason": reason}
     if status == InvoiceStatus.UNCOLLECTIBLE:
         data["written_off"] = str(invoice.amount_due)
@@ -483,7 +525,14 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
         ).rowcount
         if released:
             data["released_billable_items"] = str(released)
-    add_event(session, invoice.id, f"status.{status}", actor=actor, data=data, dedupe_key=f"invoice:{invoice.id}:{status}")
+    add_event(
+        session,
+        invoice.id,
+        f"status.{status}",
+        actor=actor,
+        data=data,
+        dedupe_key=f"invoice:{invoice.id}:{status}",
+    )
 
 
 def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes: DraftChanges) -> int:
@@ -506,7 +555,11 @@ def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes
         changed["due_date"] = changes.due_date
     invoice.revision = revision
     add_event(
-        session, invoice.id, "draft.revised", actor=changes.actor, data={"revision": str(revision), **changed},
+        session,
+        invoice.id,
+        "draft.revised",
+        actor=changes.actor,
+        data={"revision": str(revision), **changed},
         dedupe_key=f"invoice:{invoice.id}:revision:{revision}",
     )
     return revision

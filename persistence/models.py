@@ -67,7 +67,7 @@ class Customer(Base):
     tax_id: Mapped[str] = mapped_column(String(64), default="")
     owner_email: Mapped[str | None] = mapped_column(String(320))
     reminder_offsets: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
-    # Named dunning policy (issue #7); None: the default reminder offsets above apply.
+    # Named dunning policy; None: the default reminder offsets above apply.
     dunning_policy: Mapped[str | None] = mapped_column(ForeignKey("dunning_policies.name"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -129,7 +129,7 @@ class Invoice(Base):
     subscription_cycle: Mapped[int | None] = mapped_column(Integer)
     period_date: Mapped[date | None] = mapped_column(Date)
     project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"), index=True)
-    # Dunning (issue #7): the policy asked for at creation (wins over the customer's), and the copy of the
+    # Dunning: the policy asked for at creation (wins over the customer's), and the copy of the
     # policy frozen at issue, so a later edit of the named policy never changes an issued invoice.
     dunning_policy: Mapped[str | None] = mapped_column(ForeignKey("dunning_policies.name"))
     dunning_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -142,7 +142,10 @@ class Invoice(Base):
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     lines: Mapped[list[InvoiceLine]] = relationship(
-        back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position", lazy="selectin"
+        back_populates="invoice",
+        cascade="all, delete-orphan",
+        order_by="InvoiceLine.position",
+        lazy="selectin",
     )
     payments: Mapped[list[Payment]] = relationship(
         back_populates="invoice", order_by="Payment.received_at", lazy="selectin"
@@ -363,7 +366,9 @@ class ApprovalRuleRow(Base):
     position: Mapped[int] = mapped_column(Integer, index=True)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class ApprovalLinkUse(Base):
@@ -399,7 +404,9 @@ class Estimate(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|sent|accepted|declined|expired
     decision_note: Mapped[str] = mapped_column(Text, default="")
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
-    project_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # accepted → a project, its deposit billed
+    project_plan: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB
+    )  # accepted → a project, its deposit billed
     project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"))
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -436,7 +443,10 @@ class Project(Base):
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     milestones: Mapped[list[ProjectMilestone]] = relationship(
-        back_populates="project", cascade="all, delete-orphan", order_by="ProjectMilestone.position", lazy="selectin"
+        back_populates="project",
+        cascade="all, delete-orphan",
+        order_by="ProjectMilestone.position",
+        lazy="selectin",
     )
     refs: Mapped[list[ProjectRef]] = relationship(
         back_populates="project", cascade="all, delete-orphan", order_by="ProjectRef.id", lazy="selectin"
@@ -593,9 +603,7 @@ class CreditNote(Base):
     the part beyond what was still due on the invoice, which became customer credit."""
 
     __tablename__ = "credit_notes"
-    __table_args__ = (
-        UniqueConstraint("invoice_id", "idempotency_key", name="uq_credit_notes_invoice_key"),
-    )
+    __table_args__ = (UniqueConstraint("invoice_id", "idempotency_key", name="uq_credit_notes_invoice_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
@@ -618,7 +626,10 @@ class CreditNote(Base):
 
     invoice: Mapped[Invoice] = relationship(lazy="joined")
     lines: Mapped[list[CreditNoteLine]] = relationship(
-        back_populates="credit_note", cascade="all, delete-orphan", order_by="CreditNoteLine.position", lazy="selectin"
+        back_populates="credit_note",
+        cascade="all, delete-orphan",
+        order_by="CreditNoteLine.position",
+        lazy="selectin",
     )
 
 
@@ -683,7 +694,7 @@ class Refund(Base):
 
 
 class DunningPolicyRow(Base):
-    """A named dunning policy (issue #7); ``definition`` is ``billing.dunning.policy_to_dict`` of the
+    """A named dunning policy; ``definition`` is ``billing.dunning.policy_to_dict`` of the
     validated policy. Invoices copy it at issue (``Invoice.dunning_snapshot``)."""
 
     __tablename__ = "dunning_policies"
@@ -692,7 +703,9 @@ class DunningPolicyRow(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class DunningHold(Base):
@@ -722,7 +735,9 @@ class LateFeeCharge(Base):
     so a retried activity charges it once; the fee is also a line of the invoice (its total grows)."""
 
     __tablename__ = "late_fee_charges"
-    __table_args__ = (UniqueConstraint("invoice_id", "sequence", name="uq_late_fee_charges_invoice_sequence"),)
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "sequence", name="uq_late_fee_charges_invoice_sequence"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))

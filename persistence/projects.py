@@ -17,17 +17,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.money import format_money, quantize
-from billing.projects import DepositSpec, MilestoneSpec, ResolvedPlan, deposit_to_bill, recoupment, resolve_plan
+from billing.projects import (
+    DepositSpec,
+    MilestoneSpec,
+    ResolvedPlan,
+    deposit_to_bill,
+    recoupment,
+    resolve_plan,
+)
 from billing.totals import LineInput, parse_lines
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.subscriptions import terms_json
-from workflows.contracts import BillOutcome, InvoiceWorkflowInput, ProjectTrigger, TriggerKind, project_workflow_id
+from workflows.contracts import (
+    BillOutcome,
+    InvoiceWorkflowInput,
+    ProjectTrigger,
+    TriggerKind,
+    project_workflow_id,
+)
 
 PROJECT_NAMESPACE = uuid.UUID("5f0c2d7e-3b1a-4c8e-9a6d-2e4f8b1c7a90")
 
 # Where a ref may point: the deal and the signature envelope identify a project, PM-tool objects a milestone.
-PROJECT_REF_SYSTEMS = frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
+PROJECT_REF_SYSTEMS = frozenset(
+    {"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"}
+)
 MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
 BILL_ON = ("milestone", "deal_won", "signature")
 
@@ -110,8 +125,15 @@ def create_project(session: Session, new: NewProject) -> Project:
     )
     project.milestones = [
         ProjectMilestone(
-            key=m.key, name=m.name.strip(), position=i, amount=plan.milestones[m.key], percent=m.percent,
-            lines=terms_json(m.lines) if m.lines else None, bill_on=m.bill_on, status="pending", recouped=Decimal(0),
+            key=m.key,
+            name=m.name.strip(),
+            position=i,
+            amount=plan.milestones[m.key],
+            percent=m.percent,
+            lines=terms_json(m.lines) if m.lines else None,
+            bill_on=m.bill_on,
+            status="pending",
+            recouped=Decimal(0),
         )
         for i, m in enumerate(new.milestones)
     ]
@@ -144,17 +166,28 @@ def project_exists(session: Session, project_id: uuid.UUID) -> bool:
 
 
 def resolve(session: Session, system: str, ref: str) -> ProjectRef | None:
-    return session.scalars(select(ProjectRef).where(ProjectRef.system == system, ProjectRef.ref == ref.strip())).first()
+    return session.scalars(
+        select(ProjectRef).where(ProjectRef.system == system, ProjectRef.ref == ref.strip())
+    ).first()
 
 
 def customer_for_deal(
-    session: Session, *, provider: str, company_id: str | None, name: str, email: str | None, currency: str, terms: str
+    session: Session,
+    *,
+    provider: str,
+    company_id: str | None,
+    name: str,
+    email: str | None,
+    currency: str,
+    terms: str,
 ) -> Customer:
     """The CRM company's customer: by its external id, else by the contact's email, else a new one."""
     system = f"{provider}_company"
     if company_id:
         linked = session.scalars(
-            select(CustomerExternalId).where(CustomerExternalId.system == system, CustomerExternalId.external_id == company_id)
+            select(CustomerExternalId).where(
+                CustomerExternalId.system == system, CustomerExternalId.external_id == company_id
+            )
         ).first()
         if linked is not None:
             return linked.customer
@@ -165,7 +198,12 @@ def customer_for_deal(
         ).first()
     if customer is None:
         customer = Customer(
-            name=name, emails=[email] if email else [], currency=currency, timezone="UTC", payment_terms=terms, tags=[]
+            name=name,
+            emails=[email] if email else [],
+            currency=currency,
+            timezone="UTC",
+            payment_terms=terms,
+            tags=[],
         )
         session.add(customer)
         session.flush()
@@ -180,17 +218,27 @@ def customer_for_deal(
 
 def _invoice_input(invoice: Invoice) -> InvoiceWorkflowInput:
     return InvoiceWorkflowInput(
-        invoice_id=str(invoice.id), customer_id=str(invoice.customer_id), currency=invoice.currency,
+        invoice_id=str(invoice.id),
+        customer_id=str(invoice.customer_id),
+        currency=invoice.currency,
         requires_approval=invoice.requires_approval,
     )
 
 
-def _new_invoice(session: Session, project: Project, what: str, lines: list[LineInput], notes: str) -> Invoice:
+def _new_invoice(
+    session: Session, project: Project, what: str, lines: list[LineInput], notes: str
+) -> Invoice:
     invoice = repo.create_invoice(
         session,
         repo.NewInvoice(
-            customer=project.customer, currency=project.currency, lines=lines, payment_terms=project.payment_terms,
-            notes=notes, source="project", invoice_id=_invoice_id(project.id, what), project_id=project.id,
+            customer=project.customer,
+            currency=project.currency,
+            lines=lines,
+            payment_terms=project.payment_terms,
+            notes=notes,
+            source="project",
+            invoice_id=_invoice_id(project.id, what),
+            project_id=project.id,
         ),
     )
     return invoice
@@ -213,17 +261,37 @@ def _bill_deposit(session: Session, project: Project, trigger: ProjectTrigger, o
         return
     label = f"Deposit ({project.deposit_percent.normalize():f}%)" if project.deposit_percent else "Deposit"
     invoice = _new_invoice(
-        session, project, "deposit",
-        [LineInput(description=f"{project.name}: {label}", quantity=Decimal(1), unit_price=amount, tax_rate=project.tax_rate)],
+        session,
+        project,
+        "deposit",
+        [
+            LineInput(
+                description=f"{project.name}: {label}",
+                quantity=Decimal(1),
+                unit_price=amount,
+                tax_rate=project.tax_rate,
+            )
+        ],
         notes="Advance payment, deducted from the milestone invoices that follow.",
     )
-    project.deposit_invoice_id, project.deposit_billed, project.deposit_event = invoice.id, amount, trigger.event_key
-    repo.add_event(session, invoice.id, "project.deposit", actor=trigger.actor,
-                   data={"project_id": str(project.id), "event": trigger.event_key, "provider": trigger.provider})
+    project.deposit_invoice_id, project.deposit_billed, project.deposit_event = (
+        invoice.id,
+        amount,
+        trigger.event_key,
+    )
+    repo.add_event(
+        session,
+        invoice.id,
+        "project.deposit",
+        actor=trigger.actor,
+        data={"project_id": str(project.id), "event": trigger.event_key, "provider": trigger.provider},
+    )
     out.invoices.append(_invoice_input(invoice))
 
 
-def _bill_milestone(session: Session, project: Project, milestone: ProjectMilestone, trigger: ProjectTrigger, out: BillOutcome) -> None:
+def _bill_milestone(
+    session: Session, project: Project, milestone: ProjectMilestone, trigger: ProjectTrigger, out: BillOutcome
+) -> None:
     if milestone.status == "billed":
         if milestone.billed_event == trigger.event_key and milestone.invoice_id is not None:
             out.invoices.append(_invoice_input(repo.get_invoice(session, milestone.invoice_id)))
@@ -232,22 +300,43 @@ def _bill_milestone(session: Session, project: Project, milestone: ProjectMilest
         return
     pending = [m for m in project.milestones if m.status == "pending"]
     recoup = recoupment(
-        currency=project.currency, milestone_amount=milestone.amount, deposit_billed=project.deposit_billed,
-        deposit_recouped=project.deposit_recouped, unbilled_milestones=_unbilled(project), is_last=len(pending) == 1,
+        currency=project.currency,
+        milestone_amount=milestone.amount,
+        deposit_billed=project.deposit_billed,
+        deposit_recouped=project.deposit_recouped,
+        unbilled_milestones=_unbilled(project),
+        is_last=len(pending) == 1,
     )
     if milestone.lines:
         lines = _apply_recoupment(parse_lines(milestone.lines), recoup, project.currency)
     else:
-        lines = [LineInput(description=f"{project.name}: {milestone.name}", quantity=Decimal(1), unit_price=milestone.amount,
-                           discount_amount=recoup, tax_rate=project.tax_rate)]
+        lines = [
+            LineInput(
+                description=f"{project.name}: {milestone.name}",
+                quantity=Decimal(1),
+                unit_price=milestone.amount,
+                discount_amount=recoup,
+                tax_rate=project.tax_rate,
+            )
+        ]
     notes = f"Deposit applied: {format_money(recoup, project.currency)}." if recoup > 0 else ""
     invoice = _new_invoice(session, project, f"milestone:{milestone.key}", lines, notes)
     milestone.status, milestone.invoice_id, milestone.recouped = "billed", invoice.id, recoup
     milestone.billed_event, milestone.billed_at = trigger.event_key, datetime.now(UTC)
     project.deposit_recouped += recoup
-    repo.add_event(session, invoice.id, "project.milestone", actor=trigger.actor,
-                   data={"project_id": str(project.id), "milestone": milestone.key, "event": trigger.event_key,
-                         "provider": trigger.provider, "ref": trigger.ref})
+    repo.add_event(
+        session,
+        invoice.id,
+        "project.milestone",
+        actor=trigger.actor,
+        data={
+            "project_id": str(project.id),
+            "milestone": milestone.key,
+            "event": trigger.event_key,
+            "provider": trigger.provider,
+            "ref": trigger.ref,
+        },
+    )
     out.invoices.append(_invoice_input(invoice))
 
 
@@ -258,8 +347,16 @@ def _apply_recoupment(lines: list[LineInput], recoup: Decimal, currency: str) ->
         room = quantize(line.quantity * line.unit_price, currency) - line.discount_amount
         take = min(recoup, max(room, Decimal(0))) if line.discount_percent == 0 else Decimal(0)
         recoup -= take
-        result.append(LineInput(line.description, line.quantity, line.unit_price, line.discount_percent,
-                                line.discount_amount + take, line.tax_rate))
+        result.append(
+            LineInput(
+                line.description,
+                line.quantity,
+                line.unit_price,
+                line.discount_percent,
+                line.discount_amount + take,
+                line.tax_rate,
+            )
+        )
     return result
 
 
@@ -278,7 +375,9 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
     elif trigger.kind == TriggerKind.MILESTONE_DONE:
         milestone = next((m for m in project.milestones if m.key == trigger.milestone_key), None)
         if milestone is None:
-            return BillOutcome(outcome="unknown_milestone", detail=f"project has no milestone {trigger.milestone_key!r}")
+            return BillOutcome(
+                outcome="unknown_milestone", detail=f"project has no milestone {trigger.milestone_key!r}"
+            )
         _bill_milestone(session, project, milestone, trigger, out)
     else:
         return BillOutcome(outcome="nothing_to_bill", detail=f"unknown trigger kind {trigger.kind!r}")

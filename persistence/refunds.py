@@ -38,7 +38,9 @@ CLOSED_PAID_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.CREDITED)
 
 def refunded(session: Session, payment_id: uuid.UUID) -> Decimal:
     return Decimal(
-        session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.payment_id == payment_id))
+        session.scalar(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.payment_id == payment_id)
+        )
     )
 
 
@@ -47,13 +49,20 @@ def find(session: Session, idempotency_key: str) -> Refund | None:
 
 
 def for_invoice(session: Session, invoice_id: uuid.UUID) -> list[Refund]:
-    return list(session.scalars(select(Refund).where(Refund.invoice_id == invoice_id).order_by(Refund.created_at)))
+    return list(
+        session.scalars(select(Refund).where(Refund.invoice_id == invoice_id).order_by(Refund.created_at))
+    )
 
 
 def outcome(invoice, row: Refund, *, duplicate: bool) -> RefundOutcome:  # type: ignore[no-untyped-def]
     return RefundOutcome(
-        refund_id=str(row.id), duplicate=duplicate, kind=row.kind, status=invoice.status,
-        amount_paid=str(invoice.amount_paid), amount_due=str(invoice.amount_due), credit=str(invoice.credit_amount),
+        refund_id=str(row.id),
+        duplicate=duplicate,
+        kind=row.kind,
+        status=invoice.status,
+        amount_paid=str(invoice.amount_paid),
+        amount_due=str(invoice.amount_due),
+        credit=str(invoice.credit_amount),
     )
 
 
@@ -66,7 +75,9 @@ def apply_refund(
     existing = find(session, refund.idempotency_key)
     if existing is not None:
         if existing.invoice_id != invoice.id:
-            raise InvalidInvoiceOperation(f"idempotency key {refund.idempotency_key!r} already refunded a payment of another invoice")
+            raise InvalidInvoiceOperation(
+                f"idempotency key {refund.idempotency_key!r} already refunded a payment of another invoice"
+            )
         return outcome(invoice, existing, duplicate=True)
     try:
         payment_id = uuid.UUID(refund.payment_id)
@@ -74,9 +85,13 @@ def apply_refund(
         raise InvalidInvoiceOperation(f"payment_id: {refund.payment_id!r} is not a payment id") from None
     payment = session.get(Payment, payment_id)
     if payment is None or payment.invoice_id != invoice.id:
-        raise InvalidInvoiceOperation(f"payment_id: invoice {invoice.number or invoice.id} has no payment {refund.payment_id}")
+        raise InvalidInvoiceOperation(
+            f"payment_id: invoice {invoice.number or invoice.id} has no payment {refund.payment_id}"
+        )
     if payment.method == CREDIT_METHOD:
-        raise InvalidInvoiceOperation("payment_id: customer credit applied to the invoice is not money received; it cannot be refunded")
+        raise InvalidInvoiceOperation(
+            "payment_id: customer credit applied to the invoice is not money received; it cannot be refunded"
+        )
     cur = invoice.currency
     try:
         amount = require_minor_units(parse_decimal(refund.amount, field="amount"), cur, field="amount")
@@ -106,35 +121,66 @@ def apply_refund(
         raise InvalidInvoiceOperation(f"invoice is {invoice.status}; it has nothing to refund")
 
     row = Refund(
-        invoice_id=invoice.id, payment_id=payment.id, idempotency_key=refund.idempotency_key, amount=amount, currency=cur,
-        kind=kind, reason=refund.reason.strip(), reference=refund.reference, actor=refund.actor,
+        invoice_id=invoice.id,
+        payment_id=payment.id,
+        idempotency_key=refund.idempotency_key,
+        amount=amount,
+        currency=cur,
+        kind=kind,
+        reason=refund.reason.strip(),
+        reference=refund.reference,
+        actor=refund.actor,
     )
     session.add(row)
     session.flush()
     invoice.amount_paid = invoice.amount_paid - amount
-    invoice.amount_due, invoice.credit_amount = split(invoice.total, invoice.amount_paid, invoice.amount_credited)
+    invoice.amount_due, invoice.credit_amount = split(
+        invoice.total, invoice.amount_paid, invoice.amount_credited
+    )
     add_event(
-        session, invoice.id, "refund.recorded", actor=refund.actor,
-        data={"refund_id": str(row.id), "payment_id": str(payment.id), "amount": str(amount), "kind": kind,
-              "reason": row.reason, "reference": refund.reference, "amount_due": str(invoice.amount_due)},
+        session,
+        invoice.id,
+        "refund.recorded",
+        actor=refund.actor,
+        data={
+            "refund_id": str(row.id),
+            "payment_id": str(payment.id),
+            "amount": str(amount),
+            "kind": kind,
+            "reason": row.reason,
+            "reference": refund.reference,
+            "amount_due": str(invoice.amount_due),
+        },
         dedupe_key=f"refund:{refund.idempotency_key}",
     )
     if kind == "credit":
         customer_credit.record(
-            session, customer_id=invoice.customer_id, currency=cur, amount=-amount, kind="refund",
-            dedupe_key=f"refund:{row.id}", invoice_id=invoice.id,
+            session,
+            customer_id=invoice.customer_id,
+            currency=cur,
+            amount=-amount,
+            kind="refund",
+            dedupe_key=f"refund:{row.id}",
+            invoice_id=invoice.id,
         )
     else:
         assert past_due is not None
         status = settle_status(
-            total=invoice.total, amount_paid=invoice.amount_paid, past_due=past_due, amount_credited=invoice.amount_credited
+            total=invoice.total,
+            amount_paid=invoice.amount_paid,
+            past_due=past_due,
+            amount_credited=invoice.amount_credited,
         )
         if status != invoice.status:
             invoice.status = str(status)
             if status not in FINAL_STATUSES:
                 invoice.closed_at = None
             add_event(
-                session, invoice.id, f"status.{status}", actor=refund.actor, data={"reason": "refund"},
+                session,
+                invoice.id,
+                f"status.{status}",
+                actor=refund.actor,
+                data={"reason": "refund"},
                 dedupe_key=f"refund:{refund.idempotency_key}:status",
             )
     return outcome(invoice, row, duplicate=False)

@@ -103,7 +103,11 @@ def create(session: Session, new: NewSubscription) -> Subscription:
     )
     session.add(sub)
     session.flush()
-    session.add(SubscriptionTerms(subscription_id=sub.id, version=1, effective_from_cycle=0, lines=terms_json(new.lines)))
+    session.add(
+        SubscriptionTerms(
+            subscription_id=sub.id, version=1, effective_from_cycle=0, lines=terms_json(new.lines)
+        )
+    )
     session.flush()
     return sub
 
@@ -123,7 +127,9 @@ def terms_for_cycle(sub: Subscription, cycle: int) -> SubscriptionTerms:
     return max(applicable, key=lambda t: t.version)
 
 
-def create_cycle_invoice(session: Session, subscription_id: uuid.UUID, cycle: int, period_date: date) -> CycleInvoice:
+def create_cycle_invoice(
+    session: Session, subscription_id: uuid.UUID, cycle: int, period_date: date
+) -> CycleInvoice:
     sub = get(session, subscription_id, lock=True)
     invoice_id = cycle_invoice_id(sub.id, cycle)
     invoice = session.get(Invoice, invoice_id)
@@ -149,8 +155,12 @@ def create_cycle_invoice(session: Session, subscription_id: uuid.UUID, cycle: in
             ),
         )
         repo.add_event(
-            session, invoice.id, "subscription.terms", actor="subscription",
-            data={"version": str(terms.version), "cycle": str(cycle)}, dedupe_key=f"invoice:{invoice.id}:terms",
+            session,
+            invoice.id,
+            "subscription.terms",
+            actor="subscription",
+            data={"version": str(terms.version), "cycle": str(cycle)},
+            dedupe_key=f"invoice:{invoice.id}:terms",
         )
     return CycleInvoice(
         invoice_id=str(invoice.id),
@@ -161,7 +171,13 @@ def create_cycle_invoice(session: Session, subscription_id: uuid.UUID, cycle: in
     )
 
 
-def add_terms(session: Session, subscription_id: uuid.UUID, version: int, effective_from_cycle: int, lines: list[TermsLine]) -> None:
+def add_terms(
+    session: Session,
+    subscription_id: uuid.UUID,
+    version: int,
+    effective_from_cycle: int,
+    lines: list[TermsLine],
+) -> None:
     session.execute(
         insert(SubscriptionTerms)
         .values(
@@ -182,7 +198,11 @@ def record_event(session: Session, event: SubscriptionEvent) -> None:
     if event.status in ("canceled", "ended") and sub.ended_at is None:
         sub.ended_at = datetime.now(UTC)
     stmt = insert(SubscriptionEventRow).values(
-        subscription_id=sub.id, kind=event.kind, cycle=event.cycle, data=dict(event.detail), dedupe_key=event.dedupe_key
+        subscription_id=sub.id,
+        kind=event.kind,
+        cycle=event.cycle,
+        data=dict(event.detail),
+        dedupe_key=event.dedupe_key,
     )
     if event.dedupe_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -202,6 +222,8 @@ def history(session: Session, subscription_id: uuid.UUID) -> list[SubscriptionEv
 def invoices_of(session: Session, subscription_id: uuid.UUID) -> list[Invoice]:
     return list(
         session.scalars(
-            select(Invoice).where(Invoice.subscription_id == subscription_id).order_by(Invoice.subscription_cycle)
+            select(Invoice)
+            .where(Invoice.subscription_id == subscription_id)
+            .order_by(Invoice.subscription_cycle)
         ).unique()
     )

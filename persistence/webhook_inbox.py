@@ -53,9 +53,17 @@ class Route:
 def record(session: Session, event: InboundEvent, payload: Any) -> WebhookEvent:
     """Insert the delivery, or count a redelivery of one already recorded."""
     stmt = insert(WebhookEvent).values(
-        id=uuid.uuid4(), provider=event.provider, dedupe_key=event.dedupe_key, kind=event.kind, system=event.system,
-        ref=event.ref, status="received", summary=event.summary | {f"hint.{k}": v for k, v in event.hints.items()},
-        payload=payload, deliveries=1, note="",
+        id=uuid.uuid4(),
+        provider=event.provider,
+        dedupe_key=event.dedupe_key,
+        kind=event.kind,
+        system=event.system,
+        ref=event.ref,
+        status="received",
+        summary=event.summary | {f"hint.{k}": v for k, v in event.hints.items()},
+        payload=payload,
+        deliveries=1,
+        note="",
     )
     # ON CONFLICT DO UPDATE locks the row it touched until commit, and RETURNING gives it back whichever
     # way it went: one round trip where an insert and a SELECT ... FOR UPDATE took two.
@@ -96,14 +104,20 @@ def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Ro
             if linked is not None:
                 return Route(linked.project_id)
     if row.kind == TriggerKind.DEAL_WON and row.provider in CRM_DEAL_SYSTEMS:
-        return Route(projects.project_id_for_deal(row.provider, row.ref), deal=DealSource(row.provider, row.ref))
+        return Route(
+            projects.project_id_for_deal(row.provider, row.ref), deal=DealSource(row.provider, row.ref)
+        )
     return None
 
 
 def routed(session: Session, row: WebhookEvent, target: Route) -> None:
     """Keep the event's route on its row, ``received``: the dispatcher hands it over from there. A row
     already waiting keeps its note (the last hand-over error)."""
-    values: dict[str, Any] = {"status": "received", "project_id": target.project_id, "milestone_key": target.milestone_key}
+    values: dict[str, Any] = {
+        "status": "received",
+        "project_id": target.project_id,
+        "milestone_key": target.milestone_key,
+    }
     if row.status != "received":
         values["note"] = ""
     session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(**values))
@@ -115,16 +129,24 @@ def route_of(row: WebhookEvent) -> Route:
     the project exists already, so a deal whose project was built meanwhile is only billed)."""
     assert row.project_id is not None
     deal = None
-    if (row.kind == TriggerKind.DEAL_WON and row.provider in CRM_DEAL_SYSTEMS
-            and row.project_id == projects.project_id_for_deal(row.provider, row.ref)):
+    if (
+        row.kind == TriggerKind.DEAL_WON
+        and row.provider in CRM_DEAL_SYSTEMS
+        and row.project_id == projects.project_id_for_deal(row.provider, row.ref)
+    ):
         deal = DealSource(row.provider, row.ref)
     return Route(row.project_id, row.milestone_key, deal=deal)
 
 
 def trigger_for(row: WebhookEvent, target: Route) -> ProjectTrigger:
     return ProjectTrigger(
-        event_key=f"{row.provider}:{row.dedupe_key}", kind=row.kind, provider=row.provider, ref=row.ref,
-        milestone_key=target.milestone_key, actor=f"webhook:{row.provider}", webhook_event_id=str(row.id),
+        event_key=f"{row.provider}:{row.dedupe_key}",
+        kind=row.kind,
+        provider=row.provider,
+        ref=row.ref,
+        milestone_key=target.milestone_key,
+        actor=f"webhook:{row.provider}",
+        webhook_event_id=str(row.id),
     )
 
 
@@ -132,8 +154,14 @@ def mark(session: Session, event_id: uuid.UUID, status: str, *, note: str = "") 
     session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(status=status, note=note))
 
 
-def claim(session: Session, *, lease_s: float, limit: int, ids: Sequence[uuid.UUID] | None = None,
-          ignore_leases: bool = False) -> list[tuple[uuid.UUID, Route, ProjectTrigger]]:
+def claim(
+    session: Session,
+    *,
+    lease_s: float,
+    limit: int,
+    ids: Sequence[uuid.UUID] | None = None,
+    ignore_leases: bool = False,
+) -> list[tuple[uuid.UUID, Route, ProjectTrigger]]:
     """Lease up to `limit` routed events still ``received``, oldest first, with what to hand over.
 
     One statement: rows another dispatcher is claiming right now are skipped (``SKIP LOCKED``), and rows
@@ -141,9 +169,13 @@ def claim(session: Session, *, lease_s: float, limit: int, ids: Sequence[uuid.UU
     the same row at once. `ignore_leases` is for an operator's replay, which does not wait for a lease or
     a retry delay (a second hand-over is harmless, the workflow skips event keys it has seen)."""
     now = func.now()
-    candidates = select(WebhookEvent.id).where(WebhookEvent.status == "received", WebhookEvent.project_id.is_not(None))
+    candidates = select(WebhookEvent.id).where(
+        WebhookEvent.status == "received", WebhookEvent.project_id.is_not(None)
+    )
     if not ignore_leases:
-        candidates = candidates.where(or_(WebhookEvent.dispatching_until.is_(None), WebhookEvent.dispatching_until <= now))
+        candidates = candidates.where(
+            or_(WebhookEvent.dispatching_until.is_(None), WebhookEvent.dispatching_until <= now)
+        )
     if ids is not None:
         candidates = candidates.where(WebhookEvent.id.in_(ids))
     candidates = candidates.order_by(WebhookEvent.received_at).limit(limit).with_for_update(skip_locked=True)
@@ -185,15 +217,24 @@ def unroute_deal(session: Session, system: str, deal_id: str, reason: str) -> No
     """A won deal that cannot become a project: its events go back to ``unmatched``, with the reason."""
     session.execute(
         update(WebhookEvent)
-        .where(WebhookEvent.system == system, WebhookEvent.ref == deal_id, WebhookEvent.kind == TriggerKind.DEAL_WON)
+        .where(
+            WebhookEvent.system == system,
+            WebhookEvent.ref == deal_id,
+            WebhookEvent.kind == TriggerKind.DEAL_WON,
+        )
         .values(status="unmatched", note=reason)
     )
 
 
-def pending(session: Session, statuses: tuple[str, ...] = ("unmatched", "received"), limit: int = 500) -> list[WebhookEvent]:
+def pending(
+    session: Session, statuses: tuple[str, ...] = ("unmatched", "received"), limit: int = 500
+) -> list[WebhookEvent]:
     return list(
         session.scalars(
-            select(WebhookEvent).where(WebhookEvent.status.in_(statuses)).order_by(WebhookEvent.received_at).limit(limit)
+            select(WebhookEvent)
+            .where(WebhookEvent.status.in_(statuses))
+            .order_by(WebhookEvent.received_at)
+            .limit(limit)
         )
     )
 

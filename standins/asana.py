@@ -18,14 +18,28 @@ class AsanaState:
     calls: int = 0
 
     def add_task(self, gid: str, name: str, *, completed: bool) -> None:
-        self.tasks[gid] = {"gid": gid, "resource_type": "task", "name": name, "completed": completed,
-                           "completed_at": "2026-11-25T09:00:00.000Z" if completed else None}
+        self.tasks[gid] = {
+            "gid": gid,
+            "resource_type": "task",
+            "name": name,
+            "completed": completed,
+            "completed_at": "2026-11-25T09:00:00.000Z" if completed else None,
+        }
 
 
 def _errors(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "help": "For more information on API status codes and how to handle "
-                                                                 "them, read the docs on errors: https://developers.asana.com/docs/errors"}]},
-                        status_code=status)
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": message,
+                    "help": "For more information on API status codes and how to handle "
+                    "them, read the docs on errors: https://developers.asana.com/docs/errors",
+                }
+            ]
+        },
+        status_code=status,
+    )
 
 
 def create_asana_standin(token: str = DEFAULT_TOKEN) -> tuple[FastAPI, AsanaState]:

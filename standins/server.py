@@ -21,7 +21,9 @@ def free_port() -> int:
 class ServedApp:
     """A running uvicorn server; `base_url` is where clients point their base-URL setting."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None, lifespan: str = "off") -> None:
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int | None = None, lifespan: str = "off"
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.app = app
@@ -34,7 +36,7 @@ class ServedApp:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "ServedApp":
+    def start(self, timeout: float = 10.0) -> ServedApp:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

@@ -22,9 +22,9 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from core.settings import Settings
+from core.temporal import register_search_attributes
 from invoiceflow.mailbox import DevMailbox
-from invoiceflow.settings import Settings
-from invoiceflow.temporal import register_search_attributes
 from persistence.db import normalize_url
 from persistence.migrate import upgrade
 from workflows import search_attributes as sa
@@ -33,7 +33,9 @@ from workflows import search_attributes as sa
 def binary(name: str) -> str:
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(path).exists():
-        pytest.exit(f"`{name}` is not installed; run the suite with ./scripts/test, which installs it", returncode=2)
+        pytest.exit(
+            f"`{name}` is not installed; run the suite with ./scripts/test, which installs it", returncode=2
+        )
     return path
 
 
@@ -93,9 +95,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """Per test: time skipping is global to the server, so tests must not share one."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary("temporal-test-server"))
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
     async with env:
-        await register_search_attributes(env.client)
+        await register_search_attributes(env.client, sa.ALL)
         yield env
 
 

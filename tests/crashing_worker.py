@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 import worker
-from invoiceflow.settings import Settings
+from core.settings import Settings
 
 
 class _DieAfterEmail(ActivityInboundInterceptor):

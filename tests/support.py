@@ -14,8 +14,8 @@ from pypdf import PdfReader
 from temporalio.client import Client
 
 from api.main import create_app
+from core.settings import Settings
 from invoiceflow.mailbox import StoredMessage
-from invoiceflow.settings import Settings
 
 T = TypeVar("T")
 
@@ -24,11 +24,14 @@ T = TypeVar("T")
 async def api_client(settings: Settings, temporal: Client) -> AsyncIterator[httpx.AsyncClient]:
     """The API in this process, with its lifespan (so the webhook inbox dispatcher runs, as in uvicorn)."""
     app = create_app(settings, temporal)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://invoiceflow.test",
-        headers={"Authorization": f"Bearer {settings.api_token}"},
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://invoiceflow.test",
+            headers={"Authorization": f"Bearer {settings.api_token}"},
+        ) as client,
+    ):
         yield client
 
 
@@ -47,7 +50,9 @@ def customer_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition"
+) -> T:
     """Poll an async probe until it returns something truthy (visibility and projections lag a little)."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: T | None = None

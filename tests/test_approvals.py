@@ -5,16 +5,15 @@ links change nothing. Deadlines remind and escalate to the delegate."""
 
 from __future__ import annotations
 
-import pytest
-
 import hashlib
 import re
 import time
 from datetime import timedelta
 
+import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from invoiceflow.links import APPROVAL_SALT
+from core.links import APPROVAL_SALT
 from tests.support import api_client, customer_body, eventually, record_history, to, wait_mail
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
@@ -33,7 +32,9 @@ LINK = re.compile(r"https?://[^\s\"<>]+(/approvals/[A-Za-z0-9._\-]+)")
 
 
 async def link_for(mailbox, approver: str, *, count: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
-    messages = await wait_mail(mailbox, count, where=lambda m: approver in m.rcpt_tos and "Approval needed" in m.subject)
+    messages = await wait_mail(
+        mailbox, count, where=lambda m: approver in m.rcpt_tos and "Approval needed" in m.subject
+    )
     return [LINK.search(m.text_body() or "").group(1) for m in messages]  # type: ignore[union-attr]
 
 
@@ -41,10 +42,21 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
     client = time_env.client
     settings = make_settings(client)
     async with build_worker(client, settings), api_client(settings, client) as api:
-        assert (await api.put("/approval-rules", content=RULES, headers={"Content-Type": "application/yaml"})).status_code == 200
+        assert (
+            await api.put("/approval-rules", content=RULES, headers={"Content-Type": "application/yaml"})
+        ).status_code == 200
         customer = (await api.post("/customers", json=customer_body(tags=["enterprise"]))).json()
-        invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [
-            {"description": "Platform migration", "quantity": "1", "unit_price": "12000.00"}]})).json()
+        invoice = (
+            await api.post(
+                "/invoices",
+                json={
+                    "customer_id": customer["id"],
+                    "lines": [
+                        {"description": "Platform migration", "quantity": "1", "unit_price": "12000.00"}
+                    ],
+                },
+            )
+        ).json()
         handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
 
         async def at_step(step: int):  # type: ignore[no-untyped-def]
@@ -55,7 +67,9 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert state.approval_rule == "large-new-client" and state.approval_steps == 2
         [pm_link] = await link_for(mailbox, "pm@firm.example.com")
         [pm2_link] = await link_for(mailbox, "pm2@firm.example.com")
-        assert not mailbox.store.list() or all(customer["emails"][0] not in m.rcpt_tos for m in mailbox.store.list())
+        assert not mailbox.store.list() or all(
+            customer["emails"][0] not in m.rcpt_tos for m in mailbox.store.list()
+        )
 
         shown = await api.get(pm_link)
         assert shown.status_code == 200 and "12,000.00 USD" in shown.text and "Approve" in shown.text
@@ -63,7 +77,9 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert (await api.get(f"{pm_link}/preview.pdf")).headers["content-type"] == "application/pdf"
         assert (await handle.query(InvoiceWorkflow.state)).approval_step == 1  # looking changed nothing
 
-        approved = await api.post(pm_link, data={"decision": "approve"}, headers={"User-Agent": "pytest-browser/1.0"})
+        approved = await api.post(
+            pm_link, data={"decision": "approve"}, headers={"User-Agent": "pytest-browser/1.0"}
+        )
         assert approved.status_code == 200 and "Approved" in approved.text
         await eventually(lambda: at_step(2), what="waiting on step 2")
         # The same link again, the other PM's link (step done), and both as GET: nothing changes.
@@ -92,8 +108,13 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert "Rejected" in owner_note.subject and "PO number missing" in (owner_note.text_body() or "")
 
         # Edit and resubmit: a new revision; links of the old one are superseded.
-        edited = await api.patch(f"/invoices/{invoice['id']}", json={
-            "lines": [{"description": "Platform migration (PO 4711)", "unit_price": "11000.00"}], "notes": "PO 4711"})
+        edited = await api.patch(
+            f"/invoices/{invoice['id']}",
+            json={
+                "lines": [{"description": "Platform migration (PO 4711)", "unit_price": "11000.00"}],
+                "notes": "PO 4711",
+            },
+        )
         assert edited.status_code == 200 and edited.json()["total"] == "11000.00"
         assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
         await eventually(lambda: at_step(1), what="second round, step 1")
@@ -104,11 +125,20 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert (await api.post(pm_link_2, data={"decision": "approve"})).status_code == 200
         await eventually(lambda: at_step(2), what="second round, step 2")
         # Operator API: a wrong approver and a repeated decision are refused by the workflow.
-        wrong = await api.post(f"/invoices/{invoice['id']}/decisions", json={"approver": "pm@firm.example.com", "decision": "approve"})
+        wrong = await api.post(
+            f"/invoices/{invoice['id']}/decisions",
+            json={"approver": "pm@firm.example.com", "decision": "approve"},
+        )
         assert wrong.status_code == 409 and "not an approver of step 2" in wrong.text
-        ok = await api.post(f"/invoices/{invoice['id']}/decisions", json={"approver": "finance@firm.example.com", "decision": "approve"})
+        ok = await api.post(
+            f"/invoices/{invoice['id']}/decisions",
+            json={"approver": "finance@firm.example.com", "decision": "approve"},
+        )
         assert ok.status_code == 200
-        again = await api.post(f"/invoices/{invoice['id']}/decisions", json={"approver": "finance@firm.example.com", "decision": "approve"})
+        again = await api.post(
+            f"/invoices/{invoice['id']}/decisions",
+            json={"approver": "finance@firm.example.com", "decision": "approve"},
+        )
         assert again.status_code == 409 and "already decided" in again.text
         [_, cfo_link_2] = await link_for(mailbox, "cfo@firm.example.com", count=2)
         assert (await api.post(cfo_link_2, data={"decision": "approve"})).status_code == 200
@@ -121,11 +151,18 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert final["number"] and final["total"] == "11000.00"
         [client_email] = await wait_mail(mailbox, 1, where=to(customer["emails"][0]))
         assert final["number"] in client_email.subject
-        decisions = [(e["kind"], e["actor"], e["data"]["via"]) for e in final["timeline"] if e["kind"].startswith("approval.") and e["kind"] != "approval.routed"]
+        decisions = [
+            (e["kind"], e["actor"], e["data"]["via"])
+            for e in final["timeline"]
+            if e["kind"].startswith("approval.") and e["kind"] != "approval.routed"
+        ]
         assert decisions == [
-            ("approval.approved", "pm@firm.example.com", "link"), ("approval.approved", "finance@firm.example.com", "link"),
-            ("approval.rejected", "cfo@firm.example.com", "link"), ("approval.approved", "pm@firm.example.com", "link"),
-            ("approval.approved", "finance@firm.example.com", "api"), ("approval.approved", "cfo@firm.example.com", "link"),
+            ("approval.approved", "pm@firm.example.com", "link"),
+            ("approval.approved", "finance@firm.example.com", "link"),
+            ("approval.rejected", "cfo@firm.example.com", "link"),
+            ("approval.approved", "pm@firm.example.com", "link"),
+            ("approval.approved", "finance@firm.example.com", "api"),
+            ("approval.approved", "cfo@firm.example.com", "link"),
         ]
         first = next(e for e in final["timeline"] if e["kind"] == "approval.approved")
         assert first["data"]["user_agent"] == "pytest-browser/1.0" and first["data"]["ip"]
@@ -135,26 +172,46 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
             def get_timestamp(self) -> int:
                 return int(time.time()) - 10 * 86400
 
-        stale = URLSafeTimedSerializer(settings.secret_key, salt=APPROVAL_SALT, signer=TenDaysAgo,
-                                       signer_kwargs={"digest_method": hashlib.sha256}).dumps(
-            {"i": invoice["id"], "r": 2, "s": 0, "a": "pm@firm.example.com", "j": "x"})
+        stale = URLSafeTimedSerializer(
+            settings.secret_key,
+            salt=APPROVAL_SALT,
+            signer=TenDaysAgo,
+            signer_kwargs={"digest_method": hashlib.sha256},
+        ).dumps({"i": invoice["id"], "r": 2, "s": 0, "a": "pm@firm.example.com", "j": "x"})
         assert (await api.get(f"/approvals/{stale}")).status_code == 410
         await record_history(handle, "approval_chain_rejected_edited_approved")
 
 
-async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(time_env, make_settings, mailbox) -> None:
+async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
+    time_env, make_settings, mailbox
+) -> None:
     client = time_env.client
     settings = make_settings(client)
     async with build_worker(client, settings), api_client(settings, client) as api:
-        rules = RULES.replace("pm@firm", "lead@firm").replace("pm2@firm", "lead2@firm").replace("cto@firm", "deputy@firm")
-        assert (await api.put("/approval-rules", content=rules, headers={"Content-Type": "application/yaml"})).status_code == 200
+        rules = (
+            RULES.replace("pm@firm", "lead@firm")
+            .replace("pm2@firm", "lead2@firm")
+            .replace("cto@firm", "deputy@firm")
+        )
+        assert (
+            await api.put("/approval-rules", content=rules, headers={"Content-Type": "application/yaml"})
+        ).status_code == 200
         customer = (await api.post("/customers", json=customer_body(tags=["enterprise"]))).json()
-        invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [{"description": "x", "unit_price": "20000"}]})).json()
+        invoice = (
+            await api.post(
+                "/invoices",
+                json={"customer_id": customer["id"], "lines": [{"description": "x", "unit_price": "20000"}]},
+            )
+        ).json()
         handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
         await link_for(mailbox, "lead@firm.example.com")
 
         await time_env.sleep(timedelta(hours=25))
-        reminders = await wait_mail(mailbox, 1, where=lambda m: "lead@firm.example.com" in m.rcpt_tos and m.subject.startswith("Reminder:"))
+        reminders = await wait_mail(
+            mailbox,
+            1,
+            where=lambda m: "lead@firm.example.com" in m.rcpt_tos and m.subject.startswith("Reminder:"),
+        )
         assert len(reminders) == 1
         assert not [m for m in mailbox.store.list() if "deputy@firm.example.com" in m.rcpt_tos]
 
@@ -169,5 +226,7 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(time_en
 
         await eventually(step_two, what="delegate's approval completes step 1")
         timeline = (await api.get(f"/invoices/{invoice['id']}")).json()["timeline"]
-        assert [e["actor"] for e in timeline if e["kind"] == "approval.approved"] == ["deputy@firm.example.com"]
+        assert [e["actor"] for e in timeline if e["kind"] == "approval.approved"] == [
+            "deputy@firm.example.com"
+        ]
         await record_history(handle, "approval_reminded_and_escalated")

@@ -14,16 +14,38 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--invoices", "3", "--parked", "12", "--wave-margin-s", "1", "--webhook-rate", "5", "--webhook-seconds", "1",
-         "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=480,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--invoices",
+            "3",
+            "--parked",
+            "12",
+            "--wave-margin-s",
+            "1",
+            "--webhook-rate",
+            "5",
+            "--webhook-seconds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=480,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     throughput = results["throughput"]
     assert throughput["invoices"] == 3 and throughput["invoice_emails_accepted"] == 3
     # Every invoice and its payment reached the books once.
-    assert (throughput["books_invoices"], throughput["books_payments"], throughput["books_duplicate_numbers"]) == (3, 3, 0)
+    assert (
+        throughput["books_invoices"],
+        throughput["books_payments"],
+        throughput["books_duplicate_numbers"],
+    ) == (3, 3, 0)
     assert throughput["request_to_email_p99_ms"] >= throughput["request_to_email_p50_ms"] > 0
     for key in ("invoices_per_s", "bare_wf_per_s", "ratio"):
         assert throughput[key] > 0
@@ -31,7 +53,10 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     parked = results["parked"]
     assert parked["invoices"] == 12 and parked["worker_rss_mb"] > 0 and parked["worker_rss_samples"]
     # 10 invoices park first to measure the rate; the other 2 get the wave's reminder, at the window start or after.
-    assert parked["wave_invoices"] == 2 and parked["wave_all_sent_after_s"] >= parked["wave_first_sent_after_s"] >= 0
+    assert (
+        parked["wave_invoices"] == 2
+        and parked["wave_all_sent_after_s"] >= parked["wave_first_sent_after_s"] >= 0
+    )
     webhook = results["webhook"]
     assert webhook["measured"] is True and webhook["requests"] >= 5 and webhook["errors"] == 0
     assert (webhook["lost"], webhook["duplicated"]) == (0, 0) and webhook["p99_ms"] >= webhook["p50_ms"] > 0

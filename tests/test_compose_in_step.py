@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from workflows.search_attributes import ALL, CLI_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,4 +26,6 @@ def test_compose_app_environment_names_real_settings() -> None:
     fields = {f"INVOICEFLOW_{name.upper()}" for name in Settings.model_fields}
     assert set(env) <= fields, set(env) - fields
     for service in ("migrate", "api", "worker"):
-        assert compose["services"][service]["environment"]["INVOICEFLOW_DATABASE_URL"].startswith("postgresql://")
+        assert compose["services"][service]["environment"]["INVOICEFLOW_DATABASE_URL"].startswith(
+            "postgresql://"
+        )

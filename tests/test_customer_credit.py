@@ -33,7 +33,9 @@ def _invoice(url: str, customer_id: uuid.UUID, price: str, currency: str = "USD"
         return repo.create_invoice(
             session,
             repo.NewInvoice(
-                customer=customer, currency=currency, payment_terms="net_30",
+                customer=customer,
+                currency=currency,
+                payment_terms="net_30",
                 lines=[LineInput(description="Consulting", quantity=Decimal(1), unit_price=Decimal(price))],
             ),
         ).id
@@ -41,7 +43,9 @@ def _invoice(url: str, customer_id: uuid.UUID, price: str, currency: str = "USD"
 
 def _issue(url: str, invoice_id: uuid.UUID):  # type: ignore[no-untyped-def]
     with session_scope(url) as session:
-        return repo.issue(session, invoice_id, as_of=NOW, number_prefix="CRT", default_offsets=(), send_hour=9)
+        return repo.issue(
+            session, invoice_id, as_of=NOW, number_prefix="CRT", default_offsets=(), send_hour=9
+        )
 
 
 def _balance(url: str, customer_id: uuid.UUID, currency: str = "USD") -> Decimal:
@@ -54,7 +58,11 @@ def _overpay(url: str, customer_id: uuid.UUID, total: str, paid: str) -> None:
     _issue(url, invoice_id)
     with session_scope(url) as session:
         outcome = repo.apply_payment(
-            session, invoice_id, PaymentInput(amount=paid, idempotency_key=f"over-{uuid.uuid4()}"), past_due=False, received_at=NOW
+            session,
+            invoice_id,
+            PaymentInput(amount=paid, idempotency_key=f"over-{uuid.uuid4()}"),
+            past_due=False,
+            received_at=NOW,
         )
     assert outcome.status == "paid"
 
@@ -79,12 +87,20 @@ def test_overpayment_is_applied_to_the_next_invoices_once_and_same_currency_only
 
     with session_scope(pg_url) as session:
         applied = session.scalars(select(Payment).where(Payment.invoice_id.in_([small, larger]))).all()
-        assert sorted((p.method, p.amount) for p in applied) == [("customer_credit", Decimal("10.00")), ("customer_credit", Decimal("20.00"))]
+        assert sorted((p.method, p.amount) for p in applied) == [
+            ("customer_credit", Decimal("10.00")),
+            ("customer_credit", Decimal("20.00")),
+        ]
         kinds = [e.kind for e in repo.timeline(session, small)]
         assert kinds.count("credit.applied") == 1
-        entries = session.scalars(select(CustomerCreditEntry).where(CustomerCreditEntry.customer_id == customer_id)).all()
+        entries = session.scalars(
+            select(CustomerCreditEntry).where(CustomerCreditEntry.customer_id == customer_id)
+        ).all()
         assert sorted((e.kind, e.amount) for e in entries) == [
-            ("applied", Decimal("-20.00")), ("applied", Decimal("-10.00")), ("overpayment", Decimal("30.00"))]
+            ("applied", Decimal("-20.00")),
+            ("applied", Decimal("-10.00")),
+            ("overpayment", Decimal("30.00")),
+        ]
 
 
 def test_two_invoices_issued_at_once_never_spend_more_than_the_balance(pg_url: str) -> None:
@@ -98,13 +114,19 @@ def test_two_invoices_issued_at_once_never_spend_more_than_the_balance(pg_url: s
     assert _balance(pg_url, customer_id) == Decimal("0.00")
 
 
-def _note(url: str, invoice_id: uuid.UUID, key: str, amount: str, *, request_hash: str = "h", prefix: str = "CNT"):  # type: ignore[no-untyped-def]
+def _note(
+    url: str, invoice_id: uuid.UUID, key: str, amount: str, *, request_hash: str = "h", prefix: str = "CNT"
+):  # type: ignore[no-untyped-def]
     request = CreditNoteInput(
-        reason="Goodwill", idempotency_key=key, request_hash=request_hash,
+        reason="Goodwill",
+        idempotency_key=key,
+        request_hash=request_hash,
         lines=[TermsLine(description="Goodwill", quantity="1", unit_price=amount)],
     )
     with session_scope(url) as session:
-        return notes.issue_credit_note(session, invoice_id, request, past_due=False, as_of=NOW, number_prefix=prefix)
+        return notes.issue_credit_note(
+            session, invoice_id, request, past_due=False, as_of=NOW, number_prefix=prefix
+        )
 
 
 def test_credit_notes_are_numbered_gaplessly_and_once_per_key(pg_url: str) -> None:
@@ -114,7 +136,9 @@ def test_credit_notes_are_numbered_gaplessly_and_once_per_key(pg_url: str) -> No
     for invoice_id in (first, second):
         _issue(pg_url, invoice_id)
         with session_scope(pg_url) as session:  # what the workflow does once the invoice is sent
-            repo.set_status(session, invoice_id, InvoiceStatus.OPEN, actor="test", event="sent", dedupe_key=None)
+            repo.set_status(
+                session, invoice_id, InvoiceStatus.OPEN, actor="test", event="sent", dedupe_key=None
+            )
     a = _note(pg_url, first, "k1", "10.00", prefix=prefix)
     again = _note(pg_url, first, "k1", "10.00", prefix=prefix)
     assert (a.duplicate, again.duplicate, again.credit_note_id) == (False, True, a.credit_note_id)
@@ -122,7 +146,9 @@ def test_credit_notes_are_numbered_gaplessly_and_once_per_key(pg_url: str) -> No
         _note(pg_url, first, "k1", "10.00", request_hash="other", prefix=prefix)
     with pytest.raises(repo.InvalidInvoiceOperation, match="still creditable"):
         _note(pg_url, first, "too-much", "95.00", prefix=prefix)  # 10 already credited
-    b = _note(pg_url, second, "k1", "100.00", prefix=prefix)  # the same key on another invoice is another note
+    b = _note(
+        pg_url, second, "k1", "100.00", prefix=prefix
+    )  # the same key on another invoice is another note
     assert [a.number, b.number] == [f"{prefix}-2026-000001", f"{prefix}-2026-000002"]
     assert (a.amount_due, a.status) == ("90.00", "open")
     assert (b.amount_due, b.status) == ("0.00", "credited")

@@ -65,7 +65,9 @@ def stop(process: subprocess.Popen[bytes]) -> str:
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree):
+    while time.monotonic() < deadline and any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree
+    ):
         time.sleep(0.2)
     alive = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"processes left behind: {alive}"
@@ -77,7 +79,8 @@ def postgres_running(data_dir: Path, settle_s: float = 10.0) -> bool:
     deadline = time.monotonic() + settle_s
     while True:
         alive = any(
-            p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+            p.info["name"] == "postgres"
+            and str(data_dir) in " ".join(p.info["cmdline"] or [])
             and p.info["status"] != psutil.STATUS_ZOMBIE
             for p in psutil.process_iter(attrs=["name", "cmdline", "status"])
         )
@@ -87,19 +90,32 @@ def postgres_running(data_dir: Path, settle_s: float = 10.0) -> bool:
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
-def paid_by_stripe(api: str, auth: dict[str, str], ports: dict[str, int], invoice: dict, message_id: str) -> None:
+def paid_by_stripe(
+    api: str, auth: dict[str, str], ports: dict[str, int], invoice: dict, message_id: str
+) -> None:
     email = httpx.get(f"http://127.0.0.1:{ports['mail-ui-port']}/api/messages/{message_id}", timeout=5).json()
     [link] = set(re.findall(r"https?://[^\s\"<>]+/i/[A-Za-z0-9._\-]+", email["text"] or ""))
     link = f"{api}{urlsplit(link).path}"  # the emailed page, on the address this test reaches the API by
     objects = stripe_payment_objects(invoice["id"], 285600, "eur")
     delivery = stripe_event("invoice.paid", objects["invoice.paid"], DEV_WEBHOOK_SECRET)
     for _ in range(2):  # Stripe redelivers; one payment either way
-        answer = httpx.post(f"{api}{delivery.path}", content=delivery.body, timeout=10,
-                            headers={"Content-Type": "application/json", **delivery.headers})
+        answer = httpx.post(
+            f"{api}{delivery.path}",
+            content=delivery.body,
+            timeout=10,
+            headers={"Content-Type": "application/json", **delivery.headers},
+        )
         assert answer.status_code == 200, answer.text
     deadline = time.monotonic() + 30
     shown: dict = {}
@@ -140,7 +156,10 @@ def paid_by_stripe(api: str, auth: dict[str, str], ports: dict[str, int], invoic
 
 def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("api-port", "temporal-port", "ui-port", "smtp-port", "mail-ui-port", "crm-port")}
+    ports = {
+        name: free_port()
+        for name in ("api-port", "temporal-port", "ui-port", "smtp-port", "mail-ui-port", "crm-port")
+    }
     api = f"http://127.0.0.1:{ports['api-port']}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -150,18 +169,32 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{ports['ui-port']}/", timeout=5).status_code == 200
         assert httpx.get(f"{api}/docs", timeout=5).status_code == 200
         customer = httpx.post(
-            f"{api}/customers", headers=auth, timeout=10,
-            json={"name": "Initech", "emails": ["ap@initech.example.com"], "currency": "EUR", "timezone": "Europe/Berlin"},
+            f"{api}/customers",
+            headers=auth,
+            timeout=10,
+            json={
+                "name": "Initech",
+                "emails": ["ap@initech.example.com"],
+                "currency": "EUR",
+                "timezone": "Europe/Berlin",
+            },
         ).json()
         invoice = httpx.post(
-            f"{api}/invoices", headers=auth, timeout=10,
-            json={"customer_id": customer["id"], "lines": [{"description": "Managed services", "unit_price": "2400.00", "tax_rate": "19"}]},
+            f"{api}/invoices",
+            headers=auth,
+            timeout=10,
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "Managed services", "unit_price": "2400.00", "tax_rate": "19"}],
+            },
         ).json()
         mail_api = f"http://127.0.0.1:{ports['mail-ui-port']}/api/messages"
         deadline = time.monotonic() + 30
         messages: list[dict] = []
         while time.monotonic() < deadline and not messages:
-            messages = [m for m in httpx.get(mail_api, timeout=5).json() if "ap@initech.example.com" in m["to"]]
+            messages = [
+                m for m in httpx.get(mail_api, timeout=5).json() if "ap@initech.example.com" in m["to"]
+            ]
             time.sleep(0.3)
         assert len(messages) == 1 and messages[0]["attachments"][0]["content_type"] == "application/pdf"
         shown = httpx.get(f"{api}/invoices/{invoice['id']}", headers=auth, timeout=5).json()
@@ -170,17 +203,29 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         # A monthly retainer that started in the past, "latest only": one invoice now, for the latest
         # period, carrying the approved expense; the next dates are shown.
         expense = httpx.post(
-            f"{api}/customers/{customer['id']}/expenses", headers=auth, timeout=10,
+            f"{api}/customers/{customer['id']}/expenses",
+            headers=auth,
+            timeout=10,
             json={"description": "Server rack rail kit", "amount": "120.00", "incurred_on": "2026-11-02"},
         ).json()
         assert expense["status"] == "approved"
         began = (date.today() - timedelta(days=95)).isoformat()
         sub = httpx.post(
-            f"{api}/subscriptions", headers=auth, timeout=10,
-            json={"customer_id": customer["id"], "lines": [{"description": "Managed services", "unit_price": "2400.00"}],
-                  "interval": "month", "start_date": began, "catch_up": "latest"},
+            f"{api}/subscriptions",
+            headers=auth,
+            timeout=10,
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "Managed services", "unit_price": "2400.00"}],
+                "interval": "month",
+                "start_date": began,
+                "catch_up": "latest",
+            },
         ).json()
-        assert sub["next_invoice_dates"] and date.fromisoformat(sub["next_invoice_dates"][0]["date"]) > date.today()
+        assert (
+            sub["next_invoice_dates"]
+            and date.fromisoformat(sub["next_invoice_dates"][0]["date"]) > date.today()
+        )
         deadline = time.monotonic() + 30
         detail: dict = {}
         while time.monotonic() < deadline:
@@ -189,7 +234,10 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
                 break
             time.sleep(0.3)
         [cycle_invoice] = detail["invoices"]
-        assert date.fromisoformat(cycle_invoice["period_date"]) <= date.today() and cycle_invoice["total"] == "2520.00"
+        assert (
+            date.fromisoformat(cycle_invoice["period_date"]) <= date.today()
+            and cycle_invoice["total"] == "2520.00"
+        )
         assert [e["kind"] for e in detail["history"]].count("cycle.skipped") == 3
         items = httpx.get(f"{api}/customers/{customer['id']}/billable-items", headers=auth, timeout=5).json()
         assert [i["invoice_id"] for i in items] == [cycle_invoice["invoice_id"]]
@@ -198,17 +246,32 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         # (a won deal read from the CRM stand-in) → four invoices, each once; one event kept unmatched.
         env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
         demo = subprocess.run(
-            [sys.executable, "-m", "invoiceflow.cli", "demo", "--api-url", api, "--token", TOKEN,
-             "--crm-port", str(ports["crm-port"])],
-            env=env, capture_output=True, text=True, timeout=150,
+            [
+                sys.executable,
+                "-m",
+                "invoiceflow.cli",
+                "demo",
+                "--api-url",
+                api,
+                "--token",
+                TOKEN,
+                "--crm-port",
+                str(ports["crm-port"]),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         invoice_lines = [line for line in demo.stdout.splitlines() if line.strip().startswith("INV-")]
         assert len(invoice_lines) == 4, demo.stdout
-        assert [line.split()[1] for line in invoice_lines] == ["3000.00", "2800.00", "4200.00", "4550.00"], demo.stdout
+        assert [line.split()[1] for line in invoice_lines] == ["3000.00", "2800.00", "4200.00", "4550.00"], (
+            demo.stdout
+        )
         assert "events kept for an operator: 1" in demo.stdout
 
-        # Issue #7 on `invoiceflow dev`: a signed Stripe `invoice.paid` for the open invoice makes it paid and
+        # On `invoiceflow dev`: a signed Stripe `invoice.paid` for the open invoice makes it paid and
         # ends its reminders (the workflow completes); the hosted page from the email, opened in Chromium,
         # shows it paid and the view lands on the timeline; the aging page draws its chart.
         paid_by_stripe(api, auth, ports, invoice, messages[0]["id"])
@@ -226,18 +289,29 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         again = httpx.get(f"{api}/customers/{customer['id']}", headers=auth, timeout=5)
         assert again.status_code == 200 and again.json()["name"] == "Initech"
         synced = httpx.post(
-            f"{api}/invoices", headers=auth, timeout=10,
-            json={"customer_id": customer["id"], "lines": [
-                {"description": "Firewall audit", "quantity": "2", "unit_price": "800.00"},
-                {"description": "Report", "quantity": "1", "unit_price": "250.00"}]},
+            f"{api}/invoices",
+            headers=auth,
+            timeout=10,
+            json={
+                "customer_id": customer["id"],
+                "lines": [
+                    {"description": "Firewall audit", "quantity": "2", "unit_price": "800.00"},
+                    {"description": "Report", "quantity": "1", "unit_price": "250.00"},
+                ],
+            },
         ).json()
         xero = f"http://127.0.0.1:{xero_port}/api.xro/2.0"
         xero_auth = {"Authorization": "Bearer dev-accounting-token", "xero-tenant-id": "dev-xero-tenant"}
 
         def in_xero() -> list[dict]:
             body = httpx.get(f"{xero}/Invoices", headers=xero_auth, timeout=5).json()
-            return [i for i in body.get("Invoices", []) if i.get("Reference") == synced["id"] or
-                    i.get("InvoiceNumber") == httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()["number"]]
+            return [
+                i
+                for i in body.get("Invoices", [])
+                if i.get("Reference") == synced["id"]
+                or i.get("InvoiceNumber")
+                == httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()["number"]
+            ]
 
         deadline = time.monotonic() + 40
         found: list[dict] = []
@@ -246,14 +320,20 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert len(found) == 1, found
         assert [line["Description"] for line in found[0]["LineItems"]] == ["Firewall audit", "Report"]
-        paid = httpx.post(f"{api}/invoices/{synced['id']}/payments", headers=auth | {"Idempotency-Key": "DEV-WIRE-1"},
-                          timeout=10, json={"amount": "1850.00", "reference": "DEV-WIRE-1"})
+        paid = httpx.post(
+            f"{api}/invoices/{synced['id']}/payments",
+            headers=auth | {"Idempotency-Key": "DEV-WIRE-1"},
+            timeout=10,
+            json={"amount": "1850.00", "reference": "DEV-WIRE-1"},
+        )
         assert paid.status_code == 201, paid.text
         deadline = time.monotonic() + 40
         payments: list[dict] = []
         while time.monotonic() < deadline and not payments:
             body = httpx.get(f"{xero}/Payments", headers=xero_auth, timeout=5).json()
-            payments = [p for p in body.get("Payments", []) if p["Invoice"]["InvoiceID"] == found[0]["InvoiceID"]]
+            payments = [
+                p for p in body.get("Payments", []) if p["Invoice"]["InvoiceID"] == found[0]["InvoiceID"]
+            ]
             time.sleep(0.5)
         assert len(payments) == 1 and Decimal(str(payments[0]["Amount"])) == Decimal("1850.00")
         detail = httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()

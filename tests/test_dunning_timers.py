@@ -1,5 +1,5 @@
-"""Dunning policies under the time-skipping test server with the real activities, PostgreSQL and SMTP
-(issue #7): a send window moves a Saturday reminder to Monday 09:00 client time; a 90-day run across
+"""Dunning policies under the time-skipping test server with the real activities, PostgreSQL and SMTP:
+a send window moves a Saturday reminder to Monday 09:00 client time; a 90-day run across
 the end of March in Berlin sends every reminder at 09:00 local on the right days; a dispute hold pauses
 the reminders and its release sends only the latest missed one."""
 
@@ -41,9 +41,16 @@ async def setup(api, tz: str, policy: dict[str, Any]) -> dict[str, Any]:  # type
 
 
 async def open_invoice(api, client, customer: dict[str, Any], due: date):  # type: ignore[no-untyped-def]
-    invoice = (await api.post("/invoices", json={
-        "customer_id": customer["id"], "due_date": due.isoformat(), "lines": [{"description": "Managed services", "unit_price": "2400.00"}],
-    })).json()
+    invoice = (
+        await api.post(
+            "/invoices",
+            json={
+                "customer_id": customer["id"],
+                "due_date": due.isoformat(),
+                "lines": [{"description": "Managed services", "unit_price": "2400.00"}],
+            },
+        )
+    ).json()
     handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
 
     async def is_open() -> InvoiceState | None:
@@ -69,8 +76,21 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
     client, tz = time_env.client, "America/New_York"
     settings = make_settings(client)
     async with build_worker(client, settings), api_client(settings, client) as api:
-        customer = await setup(api, tz, {"name": "Window", "steps": [
-            {"offset_days": 0, "template": "reminder", "tone": "firm", "recipients": ["client", "account_owner"]}]})
+        customer = await setup(
+            api,
+            tz,
+            {
+                "name": "Window",
+                "steps": [
+                    {
+                        "offset_days": 0,
+                        "template": "reminder",
+                        "tone": "firm",
+                        "recipients": ["client", "account_owner"],
+                    }
+                ],
+            },
+        )
         today = (await time_env.get_current_time()).astimezone(ZoneInfo(tz)).date()
         saturday = next_weekday(today + timedelta(days=3), 5)
         monday_nine = local(saturday + timedelta(days=2), tz)
@@ -78,17 +98,23 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
 
         [planned] = (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
         assert datetime.fromisoformat(planned["send_at"]) == monday_nine
-        assert planned["weekday"] == "Monday" and datetime.fromisoformat(planned["local_time"]).time() == time(9, 0)
+        assert planned["weekday"] == "Monday" and datetime.fromisoformat(
+            planned["local_time"]
+        ).time() == time(9, 0)
         assert (planned["template"], planned["tone"], planned["status"]) == ("reminder", "firm", "pending")
         assert planned["recipients"] == ["client", "account_owner"]
 
         client_mail = customer["emails"][0]
         await sleep_until(time_env, local(saturday, tz, time(12, 0)))
         await asyncio.sleep(1)
-        assert dunning_mail(m for m in mailbox.store.list() if client_mail in m.rcpt_tos) == []  # not on Saturday
+        assert (
+            dunning_mail(m for m in mailbox.store.list() if client_mail in m.rcpt_tos) == []
+        )  # not on Saturday
         await sleep_until(time_env, monday_nine - timedelta(minutes=1))
         await asyncio.sleep(1)
-        assert dunning_mail(m for m in mailbox.store.list() if client_mail in m.rcpt_tos) == []  # nor before 09:00
+        assert (
+            dunning_mail(m for m in mailbox.store.list() if client_mail in m.rcpt_tos) == []
+        )  # nor before 09:00
         await sleep_until(time_env, monday_nine + timedelta(hours=1))
         messages = await wait_mail(mailbox, 2, where=to(client_mail))
         assert dunning_mail(messages) == [0]
@@ -104,10 +130,14 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
 
         state = await handle.query(InvoiceWorkflow.state)
         [arrived] = sent_at(state)
-        assert monday_nine <= arrived < monday_nine + timedelta(minutes=5), arrived  # workflow time: Monday 09:00 NY
+        assert monday_nine <= arrived < monday_nine + timedelta(minutes=5), (
+            arrived
+        )  # workflow time: Monday 09:00 NY
         timeline = (await api.get(f"/invoices/{invoice['id']}")).json()["timeline"]
         assert [e["kind"] for e in timeline].count("email.reminder.sent") == 1
-        assert [r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]] == ["sent"]
+        assert [
+            r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
+        ] == ["sent"]
 
         paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "2400.00"})
         assert paid.json()["status"] == "paid"
@@ -115,7 +145,9 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
         await record_history(handle, "dunning_policy_saturday_to_monday")
 
 
-async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(time_env, make_settings, mailbox) -> None:
+async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(
+    time_env, make_settings, mailbox
+) -> None:
     client, tz = time_env.client, "Europe/Berlin"
     settings = make_settings(client, finance_lead_email="finance-lead@firm.example.com")
     # Start in February 2027 (virtual time), so the run crosses the clocks going forward on 28 March.
@@ -126,7 +158,10 @@ async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(time_env
     offsets = list(range(0, 91, 10))
     policy = {
         "name": "Ninety",
-        "steps": [{"offset_days": o, "template": "reminder", "tone": "friendly" if o < 30 else "firm"} for o in offsets],
+        "steps": [
+            {"offset_days": o, "template": "reminder", "tone": "friendly" if o < 30 else "firm"}
+            for o in offsets
+        ],
         "escalation": {"after_days": 3, "recipients": ["account_owner", "finance_lead"]},
     }
     async with build_worker(client, settings), api_client(settings, client) as api:
@@ -142,9 +177,14 @@ async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(time_env
         assert days[2] == date(2027, 3, 8) and days[4] == date(2027, 3, 29)  # Sun 7 Mar, Sat 27 Mar
         escalation_day = workday(days[-1] + timedelta(days=3))
         expected = [local(d, tz) for d in days]
-        assert expected[3] == datetime(2027, 3, 17, 8, tzinfo=UTC) and expected[4] == datetime(2027, 3, 29, 7, tzinfo=UTC)
+        assert expected[3] == datetime(2027, 3, 17, 8, tzinfo=UTC) and expected[4] == datetime(
+            2027, 3, 29, 7, tzinfo=UTC
+        )
         preview = (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
-        assert [datetime.fromisoformat(r["send_at"]) for r in preview] == [*expected, local(escalation_day, tz)]
+        assert [datetime.fromisoformat(r["send_at"]) for r in preview] == [
+            *expected,
+            local(escalation_day, tz),
+        ]
 
         await sleep_until(time_env, local(escalation_day, tz) + timedelta(hours=2))
         client_mail, owner = customer["emails"][0], customer["owner_email"]
@@ -152,7 +192,9 @@ async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(time_env
         assert len(messages) == 1 + len(offsets)  # the invoice and exactly one reminder per step
         assert dunning_mail(messages) == list(range(len(offsets)))
         [escalation] = await wait_mail(mailbox, 1, where=to(owner))
-        assert "finance-lead@firm.example.com" in escalation.rcpt_tos and client_mail not in escalation.rcpt_tos
+        assert (
+            "finance-lead@firm.example.com" in escalation.rcpt_tos and client_mail not in escalation.rcpt_tos
+        )
         assert (escalation.header("X-Invoiceflow-Key") or "").endswith(f":dunning:{len(offsets)}:internal")
 
         state = await handle.query(InvoiceWorkflow.state)
@@ -164,11 +206,15 @@ async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(time_env
         assert [a.astimezone(ZoneInfo(tz)).date() for a in arrivals] == days
         [escalated] = sent_at(state, "email.escalation")
         assert local(escalation_day, tz) <= escalated < local(escalation_day, tz) + timedelta(minutes=5)
-        statuses = [r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]]
+        statuses = [
+            r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
+        ]
         assert statuses == ["sent"] * (len(offsets) + 1)
 
 
-async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(time_env, make_settings, mailbox) -> None:
+async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(
+    time_env, make_settings, mailbox
+) -> None:
     client, tz = time_env.client, "Europe/Berlin"
     settings = make_settings(client)
     policy = {"name": "Weekly", "steps": [{"offset_days": o, "template": "reminder"} for o in (0, 7, 14, 21)]}
@@ -186,8 +232,12 @@ async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(time
         await sleep_until(time_env, thursday_noon)
         await asyncio.sleep(1)
         assert dunning_mail(m for m in mailbox.store.list() if client_mail in m.rcpt_tos) == []
-        assert {r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]} == {"held"}
-        assert (await api.get(f"/invoices/{invoice['id']}")).json()["status"] == "overdue"  # money state unchanged
+        assert {
+            r["status"] for r in (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
+        } == {"held"}
+        assert (await api.get(f"/invoices/{invoice['id']}")).json()[
+            "status"
+        ] == "overdue"  # money state unchanged
 
         released = await api.post(f"/invoices/{invoice['id']}/release", json={"reason": "hours confirmed"})
         assert released.status_code == 200, released.text
@@ -195,7 +245,11 @@ async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(time
         assert dunning_mail(messages) == [1]  # only the latest missed one, at once (inside the window)
         preview = (await api.get(f"/invoices/{invoice['id']}/reminders")).json()["reminders"]
         assert [r["status"] for r in preview] == ["skipped", "sent", "pending", "pending"]
-        assert thursday_noon <= datetime.fromisoformat(preview[1]["send_at"]) < thursday_noon + timedelta(minutes=5)
+        assert (
+            thursday_noon
+            <= datetime.fromisoformat(preview[1]["send_at"])
+            < thursday_noon + timedelta(minutes=5)
+        )
 
         await sleep_until(time_env, local(due + timedelta(days=22), tz))
         messages = await wait_mail(mailbox, 4, where=to(client_mail))
@@ -203,9 +257,18 @@ async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(time
         state = await handle.query(InvoiceWorkflow.state)
         arrivals = sent_at(state)
         assert len(arrivals) == 3
-        assert local(due + timedelta(days=14), tz) <= arrivals[1] < local(due + timedelta(days=14), tz) + timedelta(minutes=5)
+        assert (
+            local(due + timedelta(days=14), tz)
+            <= arrivals[1]
+            < local(due + timedelta(days=14), tz) + timedelta(minutes=5)
+        )
         kinds = [e["kind"] for e in (await api.get(f"/invoices/{invoice['id']}")).json()["timeline"]]
-        assert {"dunning.hold_placed", "dunning.hold_released", "dunning.reminder_skipped", "dunning.reminder_rescheduled"} <= set(kinds)
+        assert {
+            "dunning.hold_placed",
+            "dunning.hold_released",
+            "dunning.reminder_skipped",
+            "dunning.reminder_rescheduled",
+        } <= set(kinds)
 
         paid = await api.post(f"/invoices/{invoice['id']}/payments", json={"amount": "2400.00"})
         assert paid.json()["status"] == "paid"
@@ -223,8 +286,13 @@ async def test_hold_with_a_resume_date_resumes_at_the_window_start(time_env, mak
         due = next_weekday(today + timedelta(days=3), 0)
         invoice, handle = await open_invoice(api, client, customer, due)
         resume_on = due + timedelta(days=3)  # a Thursday
-        held = await api.post(f"/invoices/{invoice['id']}/hold", json={"reason": "PO pending", "resume_on": resume_on.isoformat()})
-        assert held.status_code == 201 and datetime.fromisoformat(held.json()["resume_at"]) == local(resume_on, tz, time(0, 0))
+        held = await api.post(
+            f"/invoices/{invoice['id']}/hold",
+            json={"reason": "PO pending", "resume_on": resume_on.isoformat()},
+        )
+        assert held.status_code == 201 and datetime.fromisoformat(held.json()["resume_at"]) == local(
+            resume_on, tz, time(0, 0)
+        )
 
         await sleep_until(time_env, local(resume_on, tz) + timedelta(hours=1))
         messages = await wait_mail(mailbox, 2, where=to(customer["emails"][0]))
@@ -232,31 +300,57 @@ async def test_hold_with_a_resume_date_resumes_at_the_window_start(time_env, mak
         state = await handle.query(InvoiceWorkflow.state)
         assert state.holds == []
         [arrived] = sent_at(state)
-        assert local(resume_on, tz) <= arrived < local(resume_on, tz) + timedelta(minutes=5)  # 09:00 on the resume day
+        assert (
+            local(resume_on, tz) <= arrived < local(resume_on, tz) + timedelta(minutes=5)
+        )  # 09:00 on the resume day
 
 
 async def test_late_fees_once_or_compounding_as_the_policy_says(time_env, make_settings, mailbox) -> None:
     client, tz = time_env.client, "Europe/Berlin"
     settings = make_settings(client)
     async with build_worker(client, settings), api_client(settings, client) as api:
-        once = await setup(api, tz, {"name": "Fee once", "steps": [{"offset_days": 0, "template": "reminder"}],
-                                     "late_fee": {"kind": "fixed", "value": "25.00", "after_days": 5}})
-        compounding = await setup(api, tz, {"name": "Fee monthly", "steps": [{"offset_days": 0, "template": "reminder"}],
-                                            "late_fee": {"kind": "percent", "value": "1.5", "after_days": 5, "compounding": True,
-                                                         "period_days": 30, "max_applications": 2}})
+        once = await setup(
+            api,
+            tz,
+            {
+                "name": "Fee once",
+                "steps": [{"offset_days": 0, "template": "reminder"}],
+                "late_fee": {"kind": "fixed", "value": "25.00", "after_days": 5},
+            },
+        )
+        compounding = await setup(
+            api,
+            tz,
+            {
+                "name": "Fee monthly",
+                "steps": [{"offset_days": 0, "template": "reminder"}],
+                "late_fee": {
+                    "kind": "percent",
+                    "value": "1.5",
+                    "after_days": 5,
+                    "compounding": True,
+                    "period_days": 30,
+                    "max_applications": 2,
+                },
+            },
+        )
         today = (await time_env.get_current_time()).astimezone(ZoneInfo(tz)).date()
         due = today + timedelta(days=5)
         first, first_handle = await open_invoice(api, client, once, due)
         second, second_handle = await open_invoice(api, client, compounding, due)
         planned = (await api.get(f"/invoices/{second['id']}/reminders")).json()["late_fees"]
         assert [(f["sequence"], f["status"]) for f in planned] == [(1, "pending"), (2, "pending")]
-        assert datetime.fromisoformat(planned[0]["assess_at"]) == local(due + timedelta(days=5), tz, time(0, 0))
+        assert datetime.fromisoformat(planned[0]["assess_at"]) == local(
+            due + timedelta(days=5), tz, time(0, 0)
+        )
 
         await sleep_until(time_env, local(due + timedelta(days=6), tz))
         body = (await api.get(f"/invoices/{first['id']}")).json()
         assert (body["total"], body["amount_due"], body["status"]) == ("2425.00", "2425.00", "overdue")
         assert [line["description"] for line in body["lines"]][-1].startswith("Late fee")
-        assert (await api.get(f"/invoices/{second['id']}")).json()["amount_due"] == "2436.00"  # 1.5 % of 2400.00
+        assert (await api.get(f"/invoices/{second['id']}")).json()[
+            "amount_due"
+        ] == "2436.00"  # 1.5 % of 2400.00
 
         await sleep_until(time_env, local(due + timedelta(days=100), tz))
         body = (await api.get(f"/invoices/{first['id']}")).json()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.settings import Settings
 from invoiceflow.mailbox import AcceptGate, DevMailbox
-from invoiceflow.settings import Settings
 from persistence.db import session_scope
 from persistence.models import OutboxEntry
-from tests.support import api_client, customer_body, eventually, to
+from tests.support import api_client, customer_body, eventually
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 
@@ -41,14 +41,22 @@ def spawn_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
 
 def outbox_row(settings: Settings, invoice_id: str) -> OutboxEntry:
     with session_scope(settings.require_database_url()) as session:
-        return session.scalars(select(OutboxEntry).where(OutboxEntry.key == f"invoice:{invoice_id}:sent")).one()
+        return session.scalars(
+            select(OutboxEntry).where(OutboxEntry.key == f"invoice:{invoice_id}:sent")
+        ).one()
 
 
 async def _create_invoice(settings: Settings, client) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     async with api_client(settings, client) as api:
         customer = (await api.post("/customers", json=customer_body())).json()
         invoice = (
-            await api.post("/invoices", json={"customer_id": customer["id"], "lines": [{"description": "Ops", "unit_price": "42.00"}]})
+            await api.post(
+                "/invoices",
+                json={
+                    "customer_id": customer["id"],
+                    "lines": [{"description": "Ops", "unit_price": "42.00"}],
+                },
+            )
         ).json()
     return customer, invoice
 

@@ -8,13 +8,28 @@ from decimal import Decimal
 
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.support import api_client, customer_body, eventually, kind_of, pdf_text, record_history, to, wait_mail
+from tests.support import (
+    api_client,
+    customer_body,
+    eventually,
+    kind_of,
+    pdf_text,
+    record_history,
+    to,
+    wait_mail,
+)
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 
 LINES = [
     {"description": "Portal rebuild — sprint 1", "quantity": "10", "unit_price": "150.00", "tax_rate": "19"},
-    {"description": "Hosting <managed> & support", "quantity": "1", "unit_price": "99.99", "discount_percent": "10", "tax_rate": "19"},
+    {
+        "description": "Hosting <managed> & support",
+        "quantity": "1",
+        "unit_price": "99.99",
+        "discount_percent": "10",
+        "tax_rate": "19",
+    },
 ]
 # 1500.00 + (99.99 - 10.00) = 1589.99 net; tax 19% on 1589.99 = 302.0981 → 302.10; total 1892.09
 EXPECTED_TOTAL = Decimal("1892.09")
@@ -86,7 +101,14 @@ async def test_invoice_life_through_the_api(temporal_env, make_settings, mailbox
         assert final["status"] == "paid"
         assert [p["reference"] for p in final["payments"]] == ["WIRE-778"]
         kinds = [e["kind"] for e in final["timeline"]]
-        for expected in ("created", "issued", "email.invoice.sent", "status.open", "payment.recorded", "status.paid"):
+        for expected in (
+            "created",
+            "issued",
+            "email.invoice.sent",
+            "status.open",
+            "payment.recorded",
+            "status.paid",
+        ):
             assert expected in kinds, (expected, kinds)
 
         messages = await wait_mail(mailbox, 2, where=to(recipient))
@@ -116,7 +138,9 @@ async def test_same_idempotency_key_creates_one_invoice(temporal_env, make_setti
         listed = (await api.get("/invoices", params={"customer_id": customer["id"]})).json()["items"]
         assert [i["id"] for i in listed] == [first.json()["id"]]
 
-        other = await api.post("/invoices", json={**body, "notes": "different"}, headers={"Idempotency-Key": "k-1"})
+        other = await api.post(
+            "/invoices", json={**body, "notes": "different"}, headers={"Idempotency-Key": "k-1"}
+        )
         assert other.status_code == 422
         assert "different request body" in other.text
 
@@ -129,7 +153,8 @@ async def test_bad_input_is_refused_with_reasons(temporal_env, make_settings) ->
         customer = (await api.post("/customers", json=customer_body())).json()
 
         floaty = await api.post(
-            "/invoices", json={"customer_id": customer["id"], "lines": [{"description": "x", "unit_price": 12.1}]}
+            "/invoices",
+            json={"customer_id": customer["id"], "lines": [{"description": "x", "unit_price": 12.1}]},
         )
         assert floaty.status_code == 422
         assert "float" in floaty.text and "unit_price" in floaty.text
@@ -142,12 +167,18 @@ async def test_bad_input_is_refused_with_reasons(temporal_env, make_settings) ->
 
         negative = await api.post(
             "/invoices",
-            json={"customer_id": customer["id"], "lines": [{"description": "x", "quantity": "-1", "unit_price": "5"}]},
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "x", "quantity": "-1", "unit_price": "5"}],
+            },
         )
         assert negative.status_code == 422 and "quantity" in negative.text
 
         unknown = await api.post(
             "/invoices",
-            json={"customer_id": "00000000-0000-0000-0000-000000000000", "lines": [{"description": "x", "unit_price": "5"}]},
+            json={
+                "customer_id": "00000000-0000-0000-0000-000000000000",
+                "lines": [{"description": "x", "unit_price": "5"}],
+            },
         )
         assert unknown.status_code == 422 and "customer_id" in unknown.text

@@ -22,8 +22,12 @@ from persistence.models import Customer, InvoiceEvent
 def make_customer(url: str, **overrides: object) -> uuid.UUID:
     with session_scope(url) as session:
         values: dict[str, object] = {
-            "name": "Hooli", "emails": ["ap@hooli.example.com"], "currency": "USD", "timezone": "America/New_York",
-            "payment_terms": "net_30", "tags": [],
+            "name": "Hooli",
+            "emails": ["ap@hooli.example.com"],
+            "currency": "USD",
+            "timezone": "America/New_York",
+            "payment_terms": "net_30",
+            "tags": [],
         }
         values.update(overrides)
         customer = Customer(**values)
@@ -39,7 +43,9 @@ def make_invoice(url: str, customer_id: uuid.UUID, price: str = "100.00") -> uui
         invoice = repo.create_invoice(
             session,
             repo.NewInvoice(
-                customer=customer, currency="USD", payment_terms="net_30",
+                customer=customer,
+                currency="USD",
+                payment_terms="net_30",
                 lines=[LineInput(description="Consulting", quantity=Decimal("1"), unit_price=Decimal(price))],
             ),
         )
@@ -84,9 +90,18 @@ def test_issue_numbers_once_and_is_idempotent(pg_url: str) -> None:
     prefix = f"X{uuid.uuid4().hex[:4].upper()}"
     as_of = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)  # still 31 Dec 2025 in New York
     with session_scope(pg_url) as session:
-        first = repo.issue(session, invoice_id, as_of=as_of, number_prefix=prefix, default_offsets=(-3, 0, 7), send_hour=9)
+        first = repo.issue(
+            session, invoice_id, as_of=as_of, number_prefix=prefix, default_offsets=(-3, 0, 7), send_hour=9
+        )
     with session_scope(pg_url) as session:
-        second = repo.issue(session, invoice_id, as_of=datetime(2026, 2, 1, tzinfo=UTC), number_prefix=prefix, default_offsets=(-3, 0, 7), send_hour=9)
+        second = repo.issue(
+            session,
+            invoice_id,
+            as_of=datetime(2026, 2, 1, tzinfo=UTC),
+            number_prefix=prefix,
+            default_offsets=(-3, 0, 7),
+            send_hour=9,
+        )
     assert first.number == second.number == f"{prefix}-2025-000001"
     assert first.issue_date == "2025-12-31" and first.due_date == "2026-01-30"
     assert first.reminders == second.reminders
@@ -111,7 +126,11 @@ def test_payments_are_recorded_once_per_key(pg_url: str) -> None:
     assert first.status == "partially_paid"
     with session_scope(pg_url) as session:
         over = repo.apply_payment(
-            session, invoice_id, PaymentInput(amount="50.00", idempotency_key=f"k-{uuid.uuid4()}"), past_due=False, received_at=now
+            session,
+            invoice_id,
+            PaymentInput(amount="50.00", idempotency_key=f"k-{uuid.uuid4()}"),
+            past_due=False,
+            received_at=now,
         )
     assert (over.status, over.amount_due, over.credit) == ("paid", "0.00", "10.00")
 
@@ -121,7 +140,10 @@ def test_audit_timeline_is_append_only(pg_url: str) -> None:
     with session_scope(pg_url) as session:
         events = session.scalars(select(InvoiceEvent).where(InvoiceEvent.invoice_id == invoice_id)).all()
         assert [e.kind for e in events] == ["created"]
-    for statement in ("update invoice_events set kind = 'tampered' where invoice_id = :id", "delete from invoice_events where invoice_id = :id"):
+    for statement in (
+        "update invoice_events set kind = 'tampered' where invoice_id = :id",
+        "delete from invoice_events where invoice_id = :id",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             with session_scope(pg_url) as session:
                 session.execute(text(statement), {"id": invoice_id})
@@ -131,7 +153,9 @@ def test_event_dedupe_key_makes_retries_harmless(pg_url: str) -> None:
     invoice_id = make_invoice(pg_url, make_customer(pg_url))
     for _ in range(3):
         with session_scope(pg_url) as session:
-            repo.add_event(session, invoice_id, "email.invoice.sent", actor="workflow", dedupe_key=f"email:{invoice_id}")
+            repo.add_event(
+                session, invoice_id, "email.invoice.sent", actor="workflow", dedupe_key=f"email:{invoice_id}"
+            )
     with session_scope(pg_url) as session:
         kinds = [e.kind for e in repo.timeline(session, invoice_id)]
     assert kinds == ["created", "email.invoice.sent"]
@@ -144,11 +168,21 @@ def test_due_date_from_terms_and_requested_date(pg_url: str) -> None:
         invoice = repo.create_invoice(
             session,
             repo.NewInvoice(
-                customer=customer, currency="USD", payment_terms="net_30", due_date=date(2026, 12, 24),
+                customer=customer,
+                currency="USD",
+                payment_terms="net_30",
+                due_date=date(2026, 12, 24),
                 lines=[LineInput(description="x", quantity=Decimal(1), unit_price=Decimal("1.00"))],
             ),
         )
-        issued = repo.issue(session, invoice.id, as_of=datetime(2026, 11, 25, tzinfo=UTC), number_prefix="REQ", default_offsets=(), send_hour=9)
+        issued = repo.issue(
+            session,
+            invoice.id,
+            as_of=datetime(2026, 11, 25, tzinfo=UTC),
+            number_prefix="REQ",
+            default_offsets=(),
+            send_hour=9,
+        )
     assert issued.due_date == "2026-12-24" and issued.reminders == []
 
 

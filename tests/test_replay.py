@@ -31,7 +31,9 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER)  # the worker's own sandbox setup
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER
+    )  # the worker's own sandbox setup
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -67,6 +69,8 @@ async def test_replay_catches_an_incompatible_change() -> None:
     """The guard can fail: the changed workflow no longer replays the recorded histories."""
     invoice_history = next(p for p in HISTORIES if not p.stem.startswith(("subscription", "estimate")))
     history = WorkflowHistory.from_json(invoice_history.stem, json.loads(invoice_history.read_text()))
-    result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(workflows=[ChangedInvoiceWorkflow]).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower() or "TMPRL1100" in str(result.replay_failure)

@@ -1,4 +1,4 @@
-"""Operator reports (issue #7): aging per currency and the next workflow actions, through the real API,
+"""Operator reports: aging per currency and the next workflow actions, through the real API,
 a real worker on the Temporal dev server and PostgreSQL; the page in headless Chromium.
 
 Invoices are created and opened through the API; aging needs invoices that are weeks overdue, so their
@@ -26,7 +26,7 @@ from api.routes.reports import next_action
 from billing.aging import BUCKETS
 from billing.dunning import policy_from_dict, policy_to_dict
 from billing.money import format_money
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import Invoice
 from tests.support import api_client, customer_body, eventually
@@ -55,11 +55,17 @@ async def new_customer(api: httpx.AsyncClient, **overrides: Any) -> dict[str, An
     return created.json()
 
 
-async def new_invoice(api: httpx.AsyncClient, customer: dict[str, Any], amount: str, **extra: Any) -> dict[str, Any]:
+async def new_invoice(
+    api: httpx.AsyncClient, customer: dict[str, Any], amount: str, **extra: Any
+) -> dict[str, Any]:
     """An invoice created through the API and waited for until its workflow has issued it (open)."""
     created = await api.post(
         "/invoices",
-        json={"customer_id": customer["id"], "lines": [{"description": "Managed services", "unit_price": amount}], **extra},
+        json={
+            "customer_id": customer["id"],
+            "lines": [{"description": "Managed services", "unit_price": amount}],
+            **extra,
+        },
     )
     assert created.status_code == 201, created.text
     invoice_id = created.json()["id"]
@@ -98,7 +104,8 @@ def backdate(pg_url: str, invoice_id: str, due: date, status: str | None = None)
 
 def currency_totals(report: dict[str, Any]) -> dict[str, dict[str, Decimal]]:
     return {
-        c["currency"]: {**{b: D(c["buckets"][b]) for b in BUCKETS}, "total": D(c["total"])} for c in report["currencies"]
+        c["currency"]: {**{b: D(c["buckets"][b]) for b in BUCKETS}, "total": D(c["total"])}
+        for c in report["currencies"]
     }
 
 
@@ -122,7 +129,9 @@ def row(total: str, **buckets: str) -> dict[str, str]:
 # ---------------------------------------------------------------- aging through the API
 
 
-async def test_aging_buckets_per_currency_and_only_receivables(temporal_env, make_settings, pg_url: str) -> None:
+async def test_aging_buckets_per_currency_and_only_receivables(
+    temporal_env, make_settings, pg_url: str
+) -> None:
     client = temporal_env.client
     settings = make_settings(client)
     as_of = today_utc()
@@ -145,14 +154,17 @@ async def test_aging_buckets_per_currency_and_only_receivables(temporal_env, mak
         assert await pay(api, b2, "200.00") == "partially_paid"
         assert await pay(api, b3, "700.00") == "paid"
         assert (await api.post(f"/invoices/{b4['id']}/void", json={"reason": "duplicate"})).status_code == 200
-        assert (await api.post(f"/invoices/{b5['id']}/uncollectible", json={"reason": "insolvent"})).status_code == 200
+        assert (
+            await api.post(f"/invoices/{b5['id']}/uncollectible", json={"reason": "insolvent"})
+        ).status_code == 200
         await wait_status(api, b4["id"], "void")
         await wait_status(api, b5["id"], "uncollectible")
 
         # A draft: its workflow waits on a task queue no worker polls, so it is never issued.
         async with api_client(make_settings(client), client) as unpolled:
             draft = await unpolled.post(
-                "/invoices", json={"customer_id": beta["id"], "lines": [{"description": "Draft", "unit_price": "900.00"}]}
+                "/invoices",
+                json={"customer_id": beta["id"], "lines": [{"description": "Draft", "unit_price": "900.00"}]},
             )
             assert draft.status_code == 201 and draft.json()["status"] == "draft"
 
@@ -174,11 +186,17 @@ async def test_aging_buckets_per_currency_and_only_receivables(temporal_env, mak
         assert report["as_of"] == as_of.isoformat() and report["buckets"] == list(BUCKETS)
 
         # Per customer per currency, exactly; partially paid counts its amount due, not its total.
-        assert line_of(report, alpha["id"], "USD") == row("1350.49", current="99.99", d1_30="1000.00", d31_60="250.50")
+        assert line_of(report, alpha["id"], "USD") == row(
+            "1350.49", current="99.99", d1_30="1000.00", d31_60="250.50"
+        )
         assert line_of(report, alpha["id"], "EUR") == row("400.00", d90="400.00")
         assert line_of(report, beta["id"], "EUR") == row("1534.56", d1_30="300.00", d61_90="1234.56")
         assert line_of(report, beta["id"], "JPY") == row("30000", d90="30000")
-        names = {line["customer_id"]: line["customer_name"] for c in report["currencies"] for line in c["customers"]}
+        names = {
+            line["customer_id"]: line["customer_name"]
+            for c in report["currencies"]
+            for line in c["customers"]
+        }
         assert (names[alpha["id"]], names[beta["id"]]) == (alpha["name"], beta["name"])
         assert line_of(report, alpha["id"], "JPY") is None and line_of(report, beta["id"], "USD") is None
 
@@ -186,18 +204,36 @@ async def test_aging_buckets_per_currency_and_only_receivables(temporal_env, mak
         old, new = currency_totals(before), currency_totals(report)
         zero = {key: D(0) for key in (*BUCKETS, "total")}
         added = {code: {k: new[code][k] - old.get(code, zero)[k] for k in zero} for code in new}
-        assert added["USD"] == zero | {"current": D("99.99"), "1-30": D("1000.00"), "31-60": D("250.50"), "total": D("1350.49")}
-        assert added["EUR"] == zero | {"1-30": D("300.00"), "61-90": D("1234.56"), "90+": D("400.00"), "total": D("1934.56")}
+        assert added["USD"] == zero | {
+            "current": D("99.99"),
+            "1-30": D("1000.00"),
+            "31-60": D("250.50"),
+            "total": D("1350.49"),
+        }
+        assert added["EUR"] == zero | {
+            "1-30": D("300.00"),
+            "61-90": D("1234.56"),
+            "90+": D("400.00"),
+            "total": D("1934.56"),
+        }
         assert added["JPY"] == zero | {"90+": D("30000"), "total": D("30000")}
         for c in report["currencies"]:  # each total is its own lines' sum, bucket by bucket
             for bucket in BUCKETS:
-                assert D(c["buckets"][bucket]) == sum((D(line["buckets"][bucket]) for line in c["customers"]), D(0))
+                assert D(c["buckets"][bucket]) == sum(
+                    (D(line["buckets"][bucket]) for line in c["customers"]), D(0)
+                )
             assert D(c["total"]) == sum((D(c["buckets"][b]) for b in BUCKETS), D(0))
-        assert [c["currency"] for c in report["currencies"]] == sorted({c["currency"] for c in report["currencies"]})
+        assert [c["currency"] for c in report["currencies"]] == sorted(
+            {c["currency"] for c in report["currencies"]}
+        )
 
         # Another day, other buckets: 30 days later the 99.99 is 16 days overdue (net_14 from today).
-        later = (await api.get("/reports/aging", params={"as_of": (as_of + timedelta(days=30)).isoformat()})).json()
-        assert line_of(later, alpha["id"], "USD") == row("1350.49", d1_30="99.99", d31_60="1000.00", d61_90="250.50")
+        later = (
+            await api.get("/reports/aging", params={"as_of": (as_of + timedelta(days=30)).isoformat()})
+        ).json()
+        assert line_of(later, alpha["id"], "USD") == row(
+            "1350.49", d1_30="99.99", d31_60="1000.00", d61_90="250.50"
+        )
 
         # Default as_of is today in UTC; a bad date is a 422; no token, no report.
         assert (await api.get("/reports/aging")).json()["as_of"] == today_utc().isoformat()
@@ -207,16 +243,24 @@ async def test_aging_buckets_per_currency_and_only_receivables(temporal_env, mak
         # The page: bearer header or ?token=, nothing else; not cached; the numbers of the report.
         page = await api.get("/reports/aging/page", params={"as_of": as_of.isoformat()})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+        assert (
+            page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+        )
         for c in report["currencies"]:
             assert format_money(D(c["total"]), c["currency"]) in page.text
         assert alpha["name"] in page.text and "1,350.49" in page.text and "30,000 JPY" in page.text
-        assert "<script" not in page.text and "http://" not in page.text.replace("http://www.w3.org/2000/svg", "")
+        assert "<script" not in page.text and "http://" not in page.text.replace(
+            "http://www.w3.org/2000/svg", ""
+        )
         bare = httpx.ASGITransport(app=create_app(settings, client))
-        async with httpx.AsyncClient(transport=bare, base_url="http://invoiceflow.test") as anonymous:  # no header
+        async with httpx.AsyncClient(
+            transport=bare, base_url="http://invoiceflow.test"
+        ) as anonymous:  # no header
             assert (await anonymous.get("/reports/aging/page")).status_code == 401
             assert (await anonymous.get("/reports/aging/page", params={"token": "wrong"})).status_code == 401
-            assert (await anonymous.get("/reports/aging", params={"token": settings.api_token})).status_code == 401
+            assert (
+                await anonymous.get("/reports/aging", params={"token": settings.api_token})
+            ).status_code == 401
             query = {"token": settings.api_token, "as_of": as_of.isoformat()}
             by_query = await anonymous.get("/reports/aging/page", params=query)
             assert by_query.status_code == 200 and "1,350.49" in by_query.text
@@ -236,9 +280,13 @@ async def test_next_actions_are_what_the_workflows_will_do(temporal_env, make_se
         gamma = await new_customer(api, currency="GBP")  # settings' default offsets -3,0,7,14,30
         delta = await new_customer(api, currency="GBP", reminder_offsets=[-2, 5])
         near = await new_invoice(api, gamma, "120.00", due_date=(soon.date() + timedelta(days=3)).isoformat())
-        due_today = await new_invoice(api, gamma, "80.00", due_date=now.date().isoformat(), reminder_offsets=[])
+        due_today = await new_invoice(
+            api, gamma, "80.00", due_date=now.date().isoformat(), reminder_offsets=[]
+        )
         far = await new_invoice(api, delta, "60.00", due_date=(now.date() + timedelta(days=30)).isoformat())
-        settled = await new_invoice(api, gamma, "45.00", due_date=(soon.date() + timedelta(days=3)).isoformat())
+        settled = await new_invoice(
+            api, gamma, "45.00", due_date=(soon.date() + timedelta(days=3)).isoformat()
+        )
         paid = await api.post(f"/invoices/{settled['id']}/payments", json={"amount": "45.00"})
         assert paid.status_code == 201 and paid.json()["status"] == "paid", paid.text
 
@@ -254,7 +302,10 @@ async def test_next_actions_are_what_the_workflows_will_do(temporal_env, make_se
         assert datetime.fromisoformat(got["at"]) == reminder_at
         tomorrow = datetime.combine(now.date() + timedelta(days=1), time(0), UTC)
         becomes_overdue = items[due_today["id"]]
-        assert (becomes_overdue["action"], datetime.fromisoformat(becomes_overdue["at"])) == ("overdue", tomorrow)
+        assert (becomes_overdue["action"], datetime.fromisoformat(becomes_overdue["at"])) == (
+            "overdue",
+            tomorrow,
+        )
         assert far["id"] not in items  # its first reminder is 28 days away
         assert settled["id"] not in items  # same plan as `near`, but paid: nothing more will happen
         instants = [datetime.fromisoformat(item["at"]) for item in listing["items"]]
@@ -263,7 +314,10 @@ async def test_next_actions_are_what_the_workflows_will_do(temporal_env, make_se
         assert end - start == timedelta(hours=24) and all(start < at <= end for at in instants)
 
         # A month's window shows the far invoice with its customer's own offsets (-2 before 5).
-        month = {i["invoice_id"]: i for i in (await api.get("/reports/next-actions", params={"hours": 720})).json()["items"]}
+        month = {
+            i["invoice_id"]: i
+            for i in (await api.get("/reports/next-actions", params={"hours": 720})).json()["items"]
+        }
         assert (month[far["id"]]["action"], month[far["id"]]["offset_days"]) == ("reminder", -2)
         far_at = datetime.combine(now.date() + timedelta(days=28), time(soon.hour), UTC)
         assert datetime.fromisoformat(month[far["id"]]["at"]) == far_at
@@ -274,13 +328,17 @@ async def test_next_actions_are_what_the_workflows_will_do(temporal_env, make_se
             assert state.next_reminder_at == expected, invoice["id"]
 
         # A voided invoice has no next action; the window is validated.
-        assert (await api.post(f"/invoices/{due_today['id']}/void", json={"reason": "sent in error"})).status_code == 200
+        assert (
+            await api.post(f"/invoices/{due_today['id']}/void", json={"reason": "sent in error"})
+        ).status_code == 200
         await wait_status(api, due_today["id"], "void")
         after = {i["invoice_id"] for i in (await api.get("/reports/next-actions")).json()["items"]}
         assert near["id"] in after and due_today["id"] not in after
         for bad in ("0", "721", "soon"):
             assert (await api.get("/reports/next-actions", params={"hours": bad})).status_code == 422
-        assert (await api.get("/reports/next-actions", headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert (
+            await api.get("/reports/next-actions", headers={"Authorization": "Bearer nope"})
+        ).status_code == 401
 
 
 # ---------------------------------------------------------------- the next-action rule itself
@@ -288,8 +346,14 @@ async def test_next_actions_are_what_the_workflows_will_do(temporal_env, make_se
 
 def plan(**overrides: Any) -> Any:
     values: dict[str, Any] = {
-        "status": "open", "due_date": date(2026, 6, 15), "issued_at": utc(2026, 6, 1, 8), "timezone": "UTC",
-        "invoice_offsets": None, "customer_offsets": None, "default_offsets": (-3, 0, 7), "send_hour": 9,
+        "status": "open",
+        "due_date": date(2026, 6, 15),
+        "issued_at": utc(2026, 6, 1, 8),
+        "timezone": "UTC",
+        "invoice_offsets": None,
+        "customer_offsets": None,
+        "default_offsets": (-3, 0, 7),
+        "send_hour": 9,
         "now": utc(2026, 6, 1, 12),
     }
     values.update(overrides)
@@ -328,18 +392,30 @@ def test_next_action_rule() -> None:
 def test_next_action_follows_the_dunning_policy_frozen_on_the_invoice() -> None:
     """With a policy on the invoice, the next reminder is the policy's (send window included), not the
     default offsets'. 2026-06-13 is a Saturday: a step due then goes out on Monday at the window start."""
-    policy = policy_to_dict(policy_from_dict({
-        "name": "weekday mornings", "steps": [{"offset_days": -2, "template": "reminder"}],
-        "send_window": {"start": "10:30", "end": "16:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
-    }))
+    policy = policy_to_dict(
+        policy_from_dict(
+            {
+                "name": "weekday mornings",
+                "steps": [{"offset_days": -2, "template": "reminder"}],
+                "send_window": {
+                    "start": "10:30",
+                    "end": "16:00",
+                    "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+                },
+            }
+        )
+    )
     step = plan(policy=policy, timezone="Europe/Berlin", now=utc(2026, 6, 12, 12))
-    assert (step.kind, step.offset_days, step.at) == ("reminder", -2, utc(2026, 6, 15, 8, 30))  # Mon 10:30 CEST
+    assert (step.kind, step.offset_days, step.at) == (
+        "reminder",
+        -2,
+        utc(2026, 6, 15, 8, 30),
+    )  # Mon 10:30 CEST
     # Once that step is behind us, what is left is becoming overdue (no escalation in this policy).
     assert plan(policy=policy, timezone="Europe/Berlin", now=utc(2026, 6, 15, 9)).kind == "overdue"
 
 
 # ---------------------------------------------------------------- the page in Chromium
-
 
 
 @pytest.fixture
@@ -348,7 +424,9 @@ def served(served_api) -> Settings:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="Chromium is not installed (./scripts/test installs it when it can)")
-async def test_aging_page_in_chromium_on_a_phone(served: Settings, temporal_env, pg_url: str, tmp_path: Path) -> None:
+async def test_aging_page_in_chromium_on_a_phone(
+    served: Settings, temporal_env, pg_url: str, tmp_path: Path
+) -> None:
     from playwright.async_api import async_playwright
 
     assert CHROMIUM, "CI must have Chromium"
@@ -368,8 +446,15 @@ async def test_aging_page_in_chromium_on_a_phone(served: Settings, temporal_env,
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         requests: list[str] = []
@@ -386,14 +471,18 @@ async def test_aging_page_in_chromium_on_a_phone(served: Settings, temporal_env,
             chart = page.locator(f'figure.chart[data-currency="{c["currency"]}"]')
             rects = chart.locator("svg rect")
             assert await rects.count() == len(BUCKETS)
-            assert [await rects.nth(i).get_attribute("data-bucket") for i in range(len(BUCKETS))] == list(BUCKETS)
+            assert [await rects.nth(i).get_attribute("data-bucket") for i in range(len(BUCKETS))] == list(
+                BUCKETS
+            )
             total_text = format_money(D(c["total"]), c["currency"])
             assert (await chart.locator("figcaption .total").inner_text()).strip() == total_text
             texts = [await t.text_content() or "" for t in await chart.locator("text.amount").all()]
             labels = [re.sub(r"\s+", " ", text).strip() for text in texts]
             assert labels == [format_money(D(c["buckets"][b]), c["currency"]) for b in BUCKETS]
             # Heights are proportional to the amounts (the largest bucket is the full height).
-            heights = [float(await rects.nth(i).get_attribute("height") or "nan") for i in range(len(BUCKETS))]
+            heights = [
+                float(await rects.nth(i).get_attribute("height") or "nan") for i in range(len(BUCKETS))
+            ]
             amounts = [D(c["buckets"][b]) for b in BUCKETS]
             top = max(amounts)
             for height, amount in zip(heights, amounts, strict=True):
@@ -410,7 +499,9 @@ async def test_aging_page_in_chromium_on_a_phone(served: Settings, temporal_env,
         # The next-actions list is the API's list, in its order.
         shown = [await li.inner_text() for li in await page.locator("#next-actions li").all()]
         assert len(shown) == len(upcoming)
-        assert all((item["number"] or item["invoice_id"]) in text for item, text in zip(upcoming, shown, strict=True))
+        assert all(
+            (item["number"] or item["invoice_id"]) in text for item, text in zip(upcoming, shown, strict=True)
+        )
 
         # Readable on a phone: nothing wider than the screen (wide tables scroll inside their card).
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -30,7 +30,9 @@ class Scenario:
 
     async def start(self, customer: dict[str, Any] | None = None, **subscription: Any) -> dict[str, Any]:
         # No reminders: these tests are about cycles, and years of reminder emails only slow them down.
-        self.customer = (await self.api.post("/customers", json=customer_body(reminder_offsets=[], **(customer or {})))).json()
+        self.customer = (
+            await self.api.post("/customers", json=customer_body(reminder_offsets=[], **(customer or {})))
+        ).json()
         body = {
             "customer_id": self.customer["id"],
             "lines": [{"description": "Managed services", "quantity": "1", "unit_price": "2400.00"}],
@@ -59,7 +61,9 @@ class Scenario:
 
         async def settled() -> bool:
             with session_scope(self.settings.require_database_url()) as s:
-                statuses = s.scalars(select(Invoice.status).where(Invoice.subscription_id == uuid.UUID(self.sub["id"]))).all()
+                statuses = s.scalars(
+                    select(Invoice.status).where(Invoice.subscription_id == uuid.UUID(self.sub["id"]))
+                ).all()
             return all(st not in ("draft",) for st in statuses)
 
         await eventually(settled, what="cycle invoices issued")
@@ -68,7 +72,9 @@ class Scenario:
         """(cycle, period date, total) of every invoice of the subscription, in cycle order."""
         with session_scope(self.settings.require_database_url()) as s:
             rows = s.scalars(
-                select(Invoice).where(Invoice.subscription_id == uuid.UUID(self.sub["id"])).order_by(Invoice.subscription_cycle)
+                select(Invoice)
+                .where(Invoice.subscription_id == uuid.UUID(self.sub["id"]))
+                .order_by(Invoice.subscription_cycle)
             ).unique()
             return [(i.subscription_cycle, i.period_date.isoformat(), str(i.total)) for i in rows]
 
@@ -96,7 +102,9 @@ async def test_monthly_on_the_31st_for_two_years(time_env, make_settings) -> Non
     async with scenario(time_env, make_settings) as sc:
         today = (await sc.now()).date()
         start = date(today.year + 1, 1, 31)
-        sub = await sc.start(anchor_day=31, start_date=start.isoformat(), timezone="Europe/Berlin", catch_up="all")
+        sub = await sc.start(
+            anchor_day=31, start_date=start.isoformat(), timezone="Europe/Berlin", catch_up="all"
+        )
         assert [c["date"] for c in sub["next_invoice_dates"]] == month_ends(start, 5)
         await sc.advance_to(date(start.year + 2, 2, 1))
         await sc.settle()
@@ -107,19 +115,29 @@ async def test_monthly_on_the_31st_for_two_years(time_env, make_settings) -> Non
         assert detail["next_invoice_dates"][0]["date"] == month_ends(start, 26)[-1]
         # Issued at 09:00 Berlin time, before and after both DST changes of each year.
         with session_scope(sc.settings.require_database_url()) as s:
-            issued = s.scalars(select(Invoice.issued_at).where(Invoice.subscription_id == uuid.UUID(sub["id"]))).all()
+            issued = s.scalars(
+                select(Invoice.issued_at).where(Invoice.subscription_id == uuid.UUID(sub["id"]))
+            ).all()
         assert {t.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M") for t in issued} == {"09:00"}
         handle = sc.env.client.get_workflow_handle(sub["workflow_id"])
         first_run = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
-        await record_history(sc.env.client.get_workflow_handle(sub["workflow_id"], run_id=first_run), "subscription_monthly_first_run")
+        await record_history(
+            sc.env.client.get_workflow_handle(sub["workflow_id"], run_id=first_run),
+            "subscription_monthly_first_run",
+        )
 
 
 async def test_quarterly_with_a_price_change_mid_year(time_env, make_settings) -> None:
     async with scenario(time_env, make_settings) as sc:
         year = (await sc.now()).year + 1
-        await sc.start(interval="quarter", anchor_day=15, start_date=f"{year}-01-10", timezone="America/New_York")
+        await sc.start(
+            interval="quarter", anchor_day=15, start_date=f"{year}-01-10", timezone="America/New_York"
+        )
         await sc.advance_to(date(year, 5, 1))
-        changed = await sc.update("terms", {"lines": [{"description": "Managed services (v2)", "unit_price": "3000.00", "tax_rate": "10"}]})
+        changed = await sc.update(
+            "terms",
+            {"lines": [{"description": "Managed services (v2)", "unit_price": "3000.00", "tax_rate": "10"}]},
+        )
         assert [(t["version"], t["effective_from_cycle"]) for t in changed["terms"]] == [(1, 0), (2, 2)]
         await sc.advance_to(date(year + 2, 1, 1))
         await sc.settle()
@@ -131,8 +149,14 @@ async def test_yearly_on_29_february(time_env, make_settings) -> None:
     async with scenario(time_env, make_settings) as sc:
         now = await sc.now()
         leap = next(y for y in range(now.year + 1, now.year + 9) if y % 4 == 0)
-        sub = await sc.start(interval="year", start_date=f"{leap}-02-29", timezone="Australia/Sydney", send_time="08:30")
-        assert [c["date"] for c in sub["next_invoice_dates"][:3]] == [f"{leap}-02-29", f"{leap + 1}-02-28", f"{leap + 2}-02-28"]
+        sub = await sc.start(
+            interval="year", start_date=f"{leap}-02-29", timezone="Australia/Sydney", send_time="08:30"
+        )
+        assert [c["date"] for c in sub["next_invoice_dates"][:3]] == [
+            f"{leap}-02-29",
+            f"{leap + 1}-02-28",
+            f"{leap + 2}-02-28",
+        ]
         await sc.advance_to(date(leap + 2, 3, 2))
         await sc.settle()
         assert [d for _, d, _ in sc.billed()] == [f"{leap}-02-29", f"{leap + 1}-02-28", f"{leap + 2}-02-28"]
@@ -157,11 +181,18 @@ async def test_pause_and_resume_across_cycles(time_env, make_settings) -> None:
         assert [d for _, d, _ in sc.billed()] == [f"{year}-{m:02d}-10" for m in (1, 2, 6, 8, 9)]
         history = (await sc.detail())["history"]
         skipped = [(e["cycle"], e["data"]["period"]) for e in history if e["kind"] == "cycle.skipped"]
-        assert skipped == [(2, f"{year}-03-10"), (3, f"{year}-04-10"), (4, f"{year}-05-10"), (6, f"{year}-07-10")]
+        assert skipped == [
+            (2, f"{year}-03-10"),
+            (3, f"{year}-04-10"),
+            (4, f"{year}-05-10"),
+            (6, f"{year}-07-10"),
+        ]
         kinds = [e["kind"] for e in history if e["kind"] in ("paused", "resumed")]
         assert kinds == ["paused", "resumed", "paused", "resumed"]
         assert [e["data"].get("by") for e in history if e["kind"] == "resumed"] == ["operator", "resume date"]
-        await record_history(sc.env.client.get_workflow_handle(sc.sub["workflow_id"]), "subscription_paused_and_resumed")
+        await record_history(
+            sc.env.client.get_workflow_handle(sc.sub["workflow_id"]), "subscription_paused_and_resumed"
+        )
 
 
 async def _outage(time_env, make_settings, policy: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -188,8 +219,12 @@ async def _outage(time_env, make_settings, policy: str) -> list[str]:  # type: i
         await sc.env.client.start_workflow(
             SubscriptionWorkflow.run,
             SubscriptionWorkflowInput(
-                subscription_id=sub["id"], customer_id=sc.customer["id"], currency="USD",
-                recurrence=recurrence_spec(rec), catch_up=policy, next_cycle=carried.next_cycle,
+                subscription_id=sub["id"],
+                customer_id=sc.customer["id"],
+                currency="USD",
+                recurrence=recurrence_spec(rec),
+                catch_up=policy,
+                next_cycle=carried.next_cycle,
                 terms_version=carried.terms_version,
             ),
             id=sub["workflow_id"],
@@ -267,17 +302,60 @@ async def test_expenses_and_time_roll_into_the_next_invoice_once(time_env, make_
         year = (await sc.now()).year + 1
         sub = await sc.start(anchor_day=1, start_date=f"{year}-01-01", catch_up="all")
         customer_id = sc.customer["id"]
-        small = (await sc.api.post(f"/customers/{customer_id}/expenses", json={
-            "description": "Train to client site", "amount": "86.40", "incurred_on": f"{year - 1}-12-12", "receipt_ref": "R-1"})).json()
-        big = (await sc.api.post(f"/customers/{customer_id}/expenses", json={
-            "description": "Replacement firewall", "amount": "1200.00", "incurred_on": f"{year - 1}-12-14"})).json()
-        hours = (await sc.api.post(f"/customers/{customer_id}/time-entries", json={
-            "description": "Out-of-hours incident", "hours": "2.5", "rate": "120.00", "incurred_on": f"{year - 1}-12-20"})).json()
-        unbillable = (await sc.api.post(f"/customers/{customer_id}/expenses", json={
-            "description": "Internal lunch", "amount": "30.00", "incurred_on": f"{year - 1}-12-21", "billable": False})).json()
-        assert (small["status"], big["status"], hours["status"], hours["amount"]) == ("approved", "pending_approval", "approved", "300.00")
+        small = (
+            await sc.api.post(
+                f"/customers/{customer_id}/expenses",
+                json={
+                    "description": "Train to client site",
+                    "amount": "86.40",
+                    "incurred_on": f"{year - 1}-12-12",
+                    "receipt_ref": "R-1",
+                },
+            )
+        ).json()
+        big = (
+            await sc.api.post(
+                f"/customers/{customer_id}/expenses",
+                json={
+                    "description": "Replacement firewall",
+                    "amount": "1200.00",
+                    "incurred_on": f"{year - 1}-12-14",
+                },
+            )
+        ).json()
+        hours = (
+            await sc.api.post(
+                f"/customers/{customer_id}/time-entries",
+                json={
+                    "description": "Out-of-hours incident",
+                    "hours": "2.5",
+                    "rate": "120.00",
+                    "incurred_on": f"{year - 1}-12-20",
+                },
+            )
+        ).json()
+        unbillable = (
+            await sc.api.post(
+                f"/customers/{customer_id}/expenses",
+                json={
+                    "description": "Internal lunch",
+                    "amount": "30.00",
+                    "incurred_on": f"{year - 1}-12-21",
+                    "billable": False,
+                },
+            )
+        ).json()
+        assert (small["status"], big["status"], hours["status"], hours["amount"]) == (
+            "approved",
+            "pending_approval",
+            "approved",
+            "300.00",
+        )
         assert unbillable["status"] == "approved" and unbillable["billable"] is False
-        floaty = await sc.api.post(f"/customers/{customer_id}/expenses", json={"description": "x", "amount": 9.99, "incurred_on": "2026-01-01"})
+        floaty = await sc.api.post(
+            f"/customers/{customer_id}/expenses",
+            json={"description": "x", "amount": 9.99, "incurred_on": "2026-01-01"},
+        )
         assert floaty.status_code == 422 and "float" in floaty.text
 
         await sc.advance_to(date(year, 1, 15))
@@ -285,24 +363,36 @@ async def test_expenses_and_time_roll_into_the_next_invoice_once(time_env, make_
         # January: fee + the two approved items; the firewall still waits for approval.
         assert sc.billed() == [(0, f"{year}-01-01", "2786.40")]
 
-        approved = await sc.api.post(f"/billable-items/{big['id']}/approve", json={"comment": "agreed with client"})
+        approved = await sc.api.post(
+            f"/billable-items/{big['id']}/approve", json={"comment": "agreed with client"}
+        )
         assert approved.json()["status"] == "approved"
         assert (await sc.api.post(f"/billable-items/{big['id']}/approve", json={})).status_code == 409
         await sc.advance_to(date(year, 3, 15))
         await sc.settle()
-        assert sc.billed() == [(0, f"{year}-01-01", "2786.40"), (1, f"{year}-02-01", "3600.00"), (2, f"{year}-03-01", "2400.00")]
+        assert sc.billed() == [
+            (0, f"{year}-01-01", "2786.40"),
+            (1, f"{year}-02-01", "3600.00"),
+            (2, f"{year}-03-01", "2400.00"),
+        ]
         items = (await sc.api.get(f"/customers/{customer_id}/billable-items")).json()
         billed_on = {i["description"]: i["invoice_id"] for i in items}
         invoices = {i["cycle"]: i["invoice_id"] for i in (await sc.detail())["invoices"]}
         assert billed_on == {
-            "Train to client site": invoices[0], "Out-of-hours incident": invoices[0],
-            "Replacement firewall": invoices[1], "Internal lunch": None,
+            "Train to client site": invoices[0],
+            "Out-of-hours incident": invoices[0],
+            "Replacement firewall": invoices[1],
+            "Internal lunch": None,
         }
-        lines = [line["description"] for line in (await sc.api.get(f"/invoices/{invoices[1]}")).json()["lines"]]
+        lines = [
+            line["description"] for line in (await sc.api.get(f"/invoices/{invoices[1]}")).json()["lines"]
+        ]
         assert lines == ["Managed services", f"Replacement firewall ({year - 1}-12-14)"]
 
         # Voiding February's invoice releases the firewall to the next cycle.
-        voided = await sc.api.post(f"/invoices/{invoices[1]}/void", json={"reason": "firewall billed separately by mistake"})
+        voided = await sc.api.post(
+            f"/invoices/{invoices[1]}/void", json={"reason": "firewall billed separately by mistake"}
+        )
         assert voided.status_code == 200
         released = [e for e in voided.json()["timeline"] if e["kind"] == "status.void"][0]["data"]
         assert released["released_billable_items"] == "1"
@@ -320,7 +410,9 @@ async def test_cycles_that_need_approval_wait_for_an_operator(time_env, make_set
         [invoice] = (await sc.detail())["invoices"]
 
         async def pending():  # type: ignore[no-untyped-def]
-            return (await sc.api.get(f"/invoices/{invoice['invoice_id']}")).json()["status"] == "pending_approval"
+            return (await sc.api.get(f"/invoices/{invoice['invoice_id']}")).json()[
+                "status"
+            ] == "pending_approval"
 
         await eventually(pending, what="pending approval")
         assert invoice["number"] is None  # nothing numbered or sent before sign-off
@@ -337,4 +429,6 @@ async def test_cycles_that_need_approval_wait_for_an_operator(time_env, make_set
         await wait_mail(mailbox, 1, where=lambda m: sc.customer["emails"][0] in m.rcpt_tos)
         again = await sc.api.post(f"/invoices/{invoice['invoice_id']}/approve", json={})
         assert again.status_code == 409
-        await record_history(sc.env.client.get_workflow_handle(body["workflow_id"]), "approved_by_operator_then_open")
+        await record_history(
+            sc.env.client.get_workflow_handle(body["workflow_id"]), "approved_by_operator_then_open"
+        )

@@ -2,7 +2,7 @@
 
 The worker passes the ``workflows`` package through Temporal's sandbox instead of re-importing it for
 every workflow it creates (``worker.workflow_runner``; py-spy showed the re-import at 18 % of a busy
-worker's CPU, issue #9). A passed-through module keeps the real ``datetime``, so the sandbox no longer
+worker's CPU). A passed-through module keeps the real ``datetime``, so the sandbox no longer
 catches ``datetime.now()`` in it at run time, as it never did in the pure ``billing`` functions that
 workflows call. This static check takes that job, for both, before any code runs; the recorded-history
 replay tests (``tests/test_replay.py``) catch the rest."""
@@ -22,8 +22,25 @@ CHECKED = sorted([*(ROOT / "workflows").glob("*.py"), *(ROOT / "billing").glob("
 
 #: Modules whose import alone means I/O, threads, randomness or the clock.
 FORBIDDEN_MODULES = {
-    "os", "socket", "random", "secrets", "threading", "subprocess", "time", "uuid", "httpx", "requests",
-    "sqlalchemy", "psycopg", "smtplib", "urllib", "persistence", "activities", "api", "accounting", "integrations",
+    "os",
+    "socket",
+    "random",
+    "secrets",
+    "threading",
+    "subprocess",
+    "time",
+    "uuid",
+    "httpx",
+    "requests",
+    "sqlalchemy",
+    "psycopg",
+    "smtplib",
+    "urllib",
+    "persistence",
+    "activities",
+    "api",
+    "accounting",
+    "integrations",
 }
 #: Calls that read the clock (``workflow.now()`` is the deterministic one).
 FORBIDDEN_CALLS = {"now", "utcnow", "today", "monotonic", "perf_counter"}
@@ -39,7 +56,9 @@ def violations(source: str, name: str = "<source>") -> list[str]:
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules = [node.module]
-        found += [f"{name}:{node.lineno}: imports {m}" for m in modules if m.split(".")[0] in FORBIDDEN_MODULES]
+        found += [
+            f"{name}:{node.lineno}: imports {m}" for m in modules if m.split(".")[0] in FORBIDDEN_MODULES
+        ]
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_CALLS:
@@ -63,8 +82,11 @@ def test_the_check_catches_what_the_sandbox_would_have() -> None:
         "def f():\n    a = datetime.now()\n    b = date.today()\n    c = workflow.now()\n    open('x')\n"
     )
     assert violations(sample) == [
-        "<source>:1: imports random", "<source>:3: imports persistence.db",
-        "<source>:5: calls .now()", "<source>:6: calls .today()", "<source>:8: calls open()",
+        "<source>:1: imports random",
+        "<source>:3: imports persistence.db",
+        "<source>:5: calls .now()",
+        "<source>:6: calls .today()",
+        "<source>:8: calls open()",
     ]
 
 

@@ -84,7 +84,7 @@ class ReminderPlanStep:
     kind: str  # "reminder" | "escalation"
     offset_days: int
     send_at: datetime
-    # Dunning policy steps (issue #7); empty for the default offsets-only plan, which keeps its old keys.
+    # Dunning policy steps; empty for the default offsets-only plan, which keeps its old keys.
     template: str = ""
     tone: str = ""
     recipients: list[str] = field(default_factory=list)  # roles: client | account_owner | finance_lead
@@ -173,7 +173,9 @@ class IssuedInvoice:
     reminders: list[ReminderPlanStep] = field(default_factory=list)
     holds: list[HoldSpec] = field(default_factory=list)  # the customer's holds active at issue
     dunning_policy: str | None = None  # name of the frozen policy; None: default offsets
-    late_fee_at: list[datetime] = field(default_factory=list)  # when the policy's late fee is assessed (1st, 2nd, ...)
+    late_fee_at: list[datetime] = field(
+        default_factory=list
+    )  # when the policy's late fee is assessed (1st, 2nd, ...)
 
 
 @dataclass
@@ -446,7 +448,9 @@ class CycleInvoice:
 @dataclass
 class SubscriptionEvent:
     subscription_id: str
-    kind: str  # cycle.billed | cycle.skipped | paused | resumed | terms.updated | canceling | canceled | ended
+    kind: (
+        str  # cycle.billed | cycle.skipped | paused | resumed | terms.updated | canceling | canceled | ended
+    )
     status: str
     next_cycle: int
     cycle: int | None = None
@@ -619,7 +623,9 @@ class ProjectWorkflowInput:
     project_id: str
     deal: DealSource | None = None
     seen: list[str] = field(default_factory=list)  # carried over continue-as-new
-    initial: list[ProjectTrigger] = field(default_factory=list)  # triggers it starts with (an accepted estimate)
+    initial: list[ProjectTrigger] = field(
+        default_factory=list
+    )  # triggers it starts with (an accepted estimate)
 
 
 @dataclass
@@ -684,7 +690,9 @@ class AccountingSyncResult:
     detail: str = ""
 
 
-ACCOUNTING_VALIDATION_ERROR = "AccountingValidation"  # non-retryable: an operator fixes the mapping, then retries
+ACCOUNTING_VALIDATION_ERROR = (
+    "AccountingValidation"  # non-retryable: an operator fixes the mapping, then retries
+)
 
 
 # --- Credit notes ---------------------------------------------------------------------------------

@@ -35,8 +35,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.project import start_project_child
 
 DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), non_retryable_error_types=["InvalidEstimate"])
-SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10), non_retryable_error_types=["InvoiceNotFound"])
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["InvalidEstimate"],
+)
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["InvoiceNotFound"],
+)
 
 
 @workflow.defn(name="EstimateWorkflow")
@@ -53,7 +61,12 @@ class EstimateWorkflow:
     async def run(self, input: EstimateWorkflowInput) -> EstimateState:
         await workflow.execute_activity(
             ActivityName.SEND_EMAIL,
-            EmailRequest(invoice_id="", kind="estimate", key=f"estimate:{input.estimate_id}:sent", estimate_id=input.estimate_id),
+            EmailRequest(
+                invoice_id="",
+                kind="estimate",
+                key=f"estimate:{input.estimate_id}:sent",
+                estimate_id=input.estimate_id,
+            ),
             result_type=EmailResult,
             start_to_close_timeout=timedelta(minutes=1),
             heartbeat_timeout=timedelta(seconds=10),
@@ -63,7 +76,9 @@ class EstimateWorkflow:
             await self._record("sent")
         remaining = input.expires_at - workflow.now()
         try:
-            await workflow.wait_condition(lambda: self._decision is not None, timeout=max(remaining, timedelta(0)))
+            await workflow.wait_condition(
+                lambda: self._decision is not None, timeout=max(remaining, timedelta(0))
+            )
         except TimeoutError:
             await self._record("expired", note="not answered before it expired")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -97,8 +112,11 @@ class EstimateWorkflow:
             await start_project_child(
                 converted.project_id,
                 ProjectTrigger(
-                    event_key=f"estimate:{self._input.estimate_id}:accepted", kind=TriggerKind.CONTRACT_SIGNED,
-                    provider="estimate", ref=self._input.estimate_id, actor=decision.actor,
+                    event_key=f"estimate:{self._input.estimate_id}:accepted",
+                    kind=TriggerKind.CONTRACT_SIGNED,
+                    provider="estimate",
+                    ref=self._input.estimate_id,
+                    actor=decision.actor,
                 ),
             )
             self._project_id, self._status = converted.project_id, "accepted"
@@ -106,15 +124,26 @@ class EstimateWorkflow:
         await workflow.execute_activity(
             ActivityName.RECORD_EVENT,
             EventRecord(
-                invoice_id=converted.invoice_id, kind="estimate.accepted", actor=decision.actor,
-                data={"via": decision.via, "ip": decision.ip, "user_agent": decision.user_agent, "note": decision.note},
+                invoice_id=converted.invoice_id,
+                kind="estimate.accepted",
+                actor=decision.actor,
+                data={
+                    "via": decision.via,
+                    "ip": decision.ip,
+                    "user_agent": decision.user_agent,
+                    "note": decision.note,
+                },
                 dedupe_key=f"estimate:{self._input.estimate_id}:accepted",
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
         await start_invoice_child(
-            InvoiceWorkflowInput(invoice_id=converted.invoice_id, customer_id=converted.customer_id, currency=converted.currency)
+            InvoiceWorkflowInput(
+                invoice_id=converted.invoice_id,
+                customer_id=converted.customer_id,
+                currency=converted.currency,
+            )
         )
         self._invoice_id, self._status = converted.invoice_id, "accepted"
         return self.state()
@@ -129,5 +158,8 @@ class EstimateWorkflow:
     @workflow.query
     def state(self) -> EstimateState:
         return EstimateState(
-            estimate_id=self._input.estimate_id, status=self._status, invoice_id=self._invoice_id, project_id=self._project_id
+            estimate_id=self._input.estimate_id,
+            status=self._status,
+            invoice_id=self._invoice_id,
+            project_id=self._project_id,
         )

@@ -39,40 +39,40 @@ with workflow.unsafe.imports_passed_through():
         ApprovalLinkSpec,
         ApprovalStepSpec,
         ApproveInput,
-        DecisionInput,
-        DraftChanges,
-        RevisionRequest,
-        RouteRequest,
-        SubmitInput,
         CloseRequest,
         CreditNoteInput,
         CreditNoteOutcome,
         CreditNoteRenderRequest,
         CreditNoteRequest,
+        DecisionInput,
+        DraftChanges,
         EmailRequest,
         EmailResult,
         EventRecord,
         HoldSpec,
         InvoiceResult,
-        LateFeeOutcome,
-        LateFeeRequest,
         InvoiceState,
         InvoiceWorkflowInput,
         IssuedInvoice,
         IssueRequest,
+        LateFeeOutcome,
+        LateFeeRequest,
         PaymentInput,
         PaymentOutcome,
+        PlaceHoldRequest,
         RefundInput,
         RefundOutcome,
         RefundRequest,
-        PlaceHoldRequest,
         ReleaseHoldsRequest,
         ReleaseInput,
         ReleasePlan,
         ReminderPlanStep,
         RenderedPdf,
         RenderRequest,
+        RevisionRequest,
+        RouteRequest,
         StatusChange,
+        SubmitInput,
         TimelineEntry,
         UncollectibleInput,
         VoidInput,
@@ -119,7 +119,7 @@ ACCOUNTING_TIMEOUT = timedelta(minutes=2)
 CREDIT_NOTES_PATCH = "credit-notes-v1"
 # Marks histories that recorded a refund of an open invoice's payment.
 REFUNDS_PATCH = "refunds-v1"
-# Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders (issue #7).
+# Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders.
 HOLDS_PATCH = "dunning-holds-v1"
 # Marks histories that charge a dunning policy's late fee.
 LATE_FEE_PATCH = "dunning-late-fee-v1"
@@ -246,10 +246,14 @@ class InvoiceWorkflow:
 
     async def _run_chain(self, chain: ApprovalChain) -> str:
         self._chain = chain
-        await self._persist_status(InvoiceStatus.PENDING_APPROVAL, event=f"awaiting_approval.r{chain.revision}")
+        await self._persist_status(
+            InvoiceStatus.PENDING_APPROVAL, event=f"awaiting_approval.r{chain.revision}"
+        )
         for index, step in enumerate(chain.steps):
             self._step, self._approvals, self._rejection, self._escalated = index, set(), None, False
-            workflow.set_current_details(f"Approval step {index + 1}/{len(chain.steps)}: {', '.join(step.approvers)} ({step.mode})")
+            workflow.set_current_details(
+                f"Approval step {index + 1}/{len(chain.steps)}: {', '.join(step.approvers)} ({step.mode})"
+            )
             workflow.upsert_search_attributes([sa.APPROVAL_STEP.value_set(f"{index + 1}/{len(chain.steps)}")])
             await self._ask(chain, index, step.approvers, reminder=False)
             started, reminded = workflow.now(), False
@@ -271,7 +275,11 @@ class InvoiceWorkflow:
                         reminded = True
                         undecided = [a for a in step.approvers if a not in self._approvals]
                         await self._ask(chain, index, undecided, reminder=True)
-                    if step.delegate and not self._escalated and now >= started + timedelta(seconds=chain.escalate_after_s):
+                    if (
+                        step.delegate
+                        and not self._escalated
+                        and now >= started + timedelta(seconds=chain.escalate_after_s)
+                    ):
                         self._escalated = True
                         self._note("approval.escalated", f"step {index + 1} to {step.delegate}")
                         await self._ask(chain, index, [step.delegate], reminder=False)
@@ -300,7 +308,11 @@ class InvoiceWorkflow:
                 key=f"invoice:{self._input.invoice_id}:approval:r{chain.revision}:s{index}:{approver}{suffix}",
                 to=[approver],
                 approval=ApprovalLinkSpec(
-                    revision=chain.revision, step=index, approver=approver, reminder=reminder, of_steps=len(chain.steps)
+                    revision=chain.revision,
+                    step=index,
+                    approver=approver,
+                    reminder=reminder,
+                    of_steps=len(chain.steps),
                 ),
             )
 
@@ -349,8 +361,12 @@ class InvoiceWorkflow:
                 kind=kind,
                 actor=approver,
                 data={
-                    "step": str(step + 1), "revision": str(revision), "comment": decision.comment, "via": decision.via,
-                    "ip": decision.ip, "user_agent": decision.user_agent,
+                    "step": str(step + 1),
+                    "revision": str(revision),
+                    "comment": decision.comment,
+                    "via": decision.via,
+                    "ip": decision.ip,
+                    "user_agent": decision.user_agent,
                 },
                 dedupe_key=f"invoice:{self._input.invoice_id}:decision:r{revision}:s{step}:{approver}",
             ),
@@ -419,8 +435,11 @@ class InvoiceWorkflow:
         await workflow.execute_activity(
             ActivityName.RECORD_EVENT,
             EventRecord(
-                invoice_id=self._input.invoice_id, kind="approved", actor=request.actor,
-                data={"comment": request.comment}, dedupe_key=f"invoice:{self._input.invoice_id}:approved",
+                invoice_id=self._input.invoice_id,
+                kind="approved",
+                actor=request.actor,
+                data={"comment": request.comment},
+                dedupe_key=f"invoice:{self._input.invoice_id}:approved",
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -432,7 +451,9 @@ class InvoiceWorkflow:
         if self._status != InvoiceStatus.PENDING_APPROVAL or self._approved:
             raise ValueError(f"invoice is {self._status}; only an invoice pending approval can be approved")
         if self._chain is not None:
-            raise ValueError("this invoice waits for its approval chain; approvers decide (POST /invoices/{id}/decisions)")
+            raise ValueError(
+                "this invoice waits for its approval chain; approvers decide (POST /invoices/{id}/decisions)"
+            )
 
     async def _issue_and_send(self) -> None:
         invoice_id = self._input.invoice_id
@@ -455,7 +476,9 @@ class InvoiceWorkflow:
         self._amount_paid = Decimal(issued.amount_paid)
         self._past_due = workflow.now() >= issued.overdue_at
         self._note("issued", f"{issued.number}, due {issued.due_date}")
-        workflow.upsert_memo({"customer_name": issued.customer_name, "total": f"{issued.total} {issued.currency}"})
+        workflow.upsert_memo(
+            {"customer_name": issued.customer_name, "total": f"{issued.total} {issued.currency}"}
+        )
         self._publish()
 
         pdf = await workflow.execute_activity(
@@ -503,7 +526,9 @@ class InvoiceWorkflow:
             if self._status not in FINAL_STATUSES:
                 await self._settle(event="due_date_passed")
         if self._holds:
-            ended = [h.hold_id for h in self._holds.values() if h.resume_at is not None and h.resume_at <= now]
+            ended = [
+                h.hold_id for h in self._holds.values() if h.resume_at is not None and h.resume_at <= now
+            ]
             if ended and self._status not in FINAL_STATUSES:
                 await self._end_holds(ended, actor="workflow", reason="resume_on")
             if self._holds:
@@ -530,12 +555,16 @@ class InvoiceWorkflow:
         the reminder states the new amount."""
         assert self._issued is not None
         fees = self._issued.late_fee_at
-        while self._next_fee < len(fees) and fees[self._next_fee] <= now and self._status not in FINAL_STATUSES:
+        while (
+            self._next_fee < len(fees) and fees[self._next_fee] <= now and self._status not in FINAL_STATUSES
+        ):
             workflow.patched(LATE_FEE_PATCH)
             self._next_fee += 1
             outcome = await workflow.execute_activity(
                 ActivityName.APPLY_LATE_FEE,
-                LateFeeRequest(invoice_id=self._input.invoice_id, sequence=self._next_fee, past_due=self._past_due),
+                LateFeeRequest(
+                    invoice_id=self._input.invoice_id, sequence=self._next_fee, past_due=self._past_due
+                ),
                 result_type=LateFeeOutcome,
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
@@ -566,13 +595,18 @@ class InvoiceWorkflow:
         common = dict(offset_days=days, template=step.template, tone=step.tone, step_index=step.step_index)
         if "client" in step.recipients:
             await self._send_email(
-                "reminder", key=reminder_email_key(invoice_id, step, "client"), audience="client",
-                recipients=["client"], **common,  # type: ignore[arg-type]
+                "reminder",
+                key=reminder_email_key(invoice_id, step, "client"),
+                audience="client",
+                recipients=["client"],
+                **common,  # type: ignore[arg-type]
             )
         if internal:
             await self._send_email(
                 "escalation" if step.kind == "escalation" else "dunning_notice",
-                key=reminder_email_key(invoice_id, step, "internal"), audience="internal", recipients=list(step.recipients),
+                key=reminder_email_key(invoice_id, step, "internal"),
+                audience="internal",
+                recipients=list(step.recipients),
                 **common,  # type: ignore[arg-type]
             )
 
@@ -593,8 +627,12 @@ class InvoiceWorkflow:
         plan = await workflow.execute_activity(
             ActivityName.RELEASE_DUNNING_HOLDS,
             ReleaseHoldsRequest(
-                invoice_id=self._input.invoice_id, hold_ids=ending, held_from=held_from, held_until=workflow.now(),
-                remaining=[] if still_held else list(self._issued.reminders[self._next_step:]), actor=actor,
+                invoice_id=self._input.invoice_id,
+                hold_ids=ending,
+                held_from=held_from,
+                held_until=workflow.now(),
+                remaining=[] if still_held else list(self._issued.reminders[self._next_step :]),
+                actor=actor,
                 reason=reason,
             ),
             result_type=ReleasePlan,
@@ -617,7 +655,9 @@ class InvoiceWorkflow:
         Money is untouched; payments are still taken."""
         async with self._lock:
             if self._status in FINAL_STATUSES:
-                raise ApplicationError(f"invoice is {self._status}; there is no dunning to hold", type="InvoiceClosed")
+                raise ApplicationError(
+                    f"invoice is {self._status}; there is no dunning to hold", type="InvoiceClosed"
+                )
             if hold.hold_id in self._holds or hold.hold_id in self._ended_holds:
                 return self.state()  # a repeated request (a redelivered webhook): already done
             workflow.patched(HOLDS_PATCH)
@@ -661,7 +701,9 @@ class InvoiceWorkflow:
             if not any(i in self._holds for i in request.hold_ids):
                 raise ValueError("no such active hold on this invoice")
         elif not any(h.kind == "dispute" and not h.customer_wide for h in self._holds.values()):
-            raise ValueError("this invoice has no dispute hold of its own (a customer-wide hold is released on the customer)")
+            raise ValueError(
+                "this invoice has no dispute hold of its own (a customer-wide hold is released on the customer)"
+            )
 
     # ------------------------------------------------------------------ side effects
 
@@ -713,7 +755,10 @@ class InvoiceWorkflow:
         """Recompute the status from money and time, persist it if it changed, publish it."""
         assert self._total is not None
         status = settle_status(
-            total=self._total, amount_paid=self._amount_paid, past_due=self._past_due, amount_credited=self._credited
+            total=self._total,
+            amount_paid=self._amount_paid,
+            past_due=self._past_due,
+            amount_credited=self._credited,
         )
         if status != self._status:
             await self._persist_status(status, event=event)
@@ -762,7 +807,9 @@ class InvoiceWorkflow:
         async with self._lock:
             # State may have moved while this update waited for the lock.
             if self._status in FINAL_STATUSES:
-                raise ApplicationError(f"invoice is {self._status}; it takes no more payments", type="InvoiceClosed")
+                raise ApplicationError(
+                    f"invoice is {self._status}; it takes no more payments", type="InvoiceClosed"
+                )
             assert self._issued is not None
             outcome = await workflow.execute_activity(
                 ActivityName.APPLY_PAYMENT,
@@ -789,7 +836,11 @@ class InvoiceWorkflow:
                 self._status = status
                 self._note(f"status.{status}", "payment")
             self._publish()
-            settled = [h.hold_id for h in self._holds.values() if h.payment_key and h.payment_key == payment.idempotency_key]
+            settled = [
+                h.hold_id
+                for h in self._holds.values()
+                if h.payment_key and h.payment_key == payment.idempotency_key
+            ]
             if settled and self._status not in FINAL_STATUSES:
                 # The payment that was in flight arrived (in part): dunning resumes for what is left.
                 await self._end_holds(settled, actor=payment.actor, reason="payment")
@@ -882,10 +933,14 @@ class InvoiceWorkflow:
         invoice_id = self._input.invoice_id
         async with self._lock:
             if self._status not in OPEN_STATES:
-                raise ApplicationError(f"invoice is {self._status}; it takes no credit notes", type="InvoiceClosed")
+                raise ApplicationError(
+                    f"invoice is {self._status}; it takes no credit notes", type="InvoiceClosed"
+                )
             outcome = await workflow.execute_activity(
                 ActivityName.ISSUE_CREDIT_NOTE,
-                CreditNoteRequest(invoice_id=invoice_id, credit_note=request, past_due=self._past_due, as_of=workflow.now()),
+                CreditNoteRequest(
+                    invoice_id=invoice_id, credit_note=request, past_due=self._past_due, as_of=workflow.now()
+                ),
                 result_type=CreditNoteOutcome,
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
@@ -938,10 +993,18 @@ class InvoiceWorkflow:
         if request.full == bool(request.lines):
             raise ValueError('give either "full": true or "lines", not both and not neither')
         try:
-            amount = self._total if request.full else compute_totals(parse_lines(request.lines), self._input.currency).total
+            amount = (
+                self._total
+                if request.full
+                else compute_totals(parse_lines(request.lines), self._input.currency).total
+            )
             check_credit_amount(
-                amount, total=self._total, credited=self._credited, currency=self._input.currency,
-                number=self._issued.number, full=request.full,
+                amount,
+                total=self._total,
+                credited=self._credited,
+                currency=self._input.currency,
+                number=self._issued.number,
+                full=request.full,
             )
         except (MoneyError, CreditRefused) as exc:
             raise ValueError(str(exc)) from None
@@ -955,7 +1018,9 @@ class InvoiceWorkflow:
         workflow.patched(REFUNDS_PATCH)
         async with self._lock:
             if self._status not in OPEN_STATES:
-                raise ApplicationError(f"invoice is {self._status}; refund it through its customer credit", type="InvoiceClosed")
+                raise ApplicationError(
+                    f"invoice is {self._status}; refund it through its customer credit", type="InvoiceClosed"
+                )
             outcome = await workflow.execute_activity(
                 ActivityName.APPLY_REFUND,
                 RefundRequest(invoice_id=self._input.invoice_id, refund=refund, past_due=self._past_due),
@@ -966,7 +1031,10 @@ class InvoiceWorkflow:
             )
             self._amount_paid = Decimal(outcome.amount_paid)
             self._credit = Decimal(outcome.credit)
-            self._note("refund.duplicate" if outcome.duplicate else "refund.recorded", f"{refund.amount} {self._input.currency}")
+            self._note(
+                "refund.duplicate" if outcome.duplicate else "refund.recorded",
+                f"{refund.amount} {self._input.currency}",
+            )
             status = InvoiceStatus(outcome.status)
             if status != self._status:
                 self._status = status
@@ -977,25 +1045,36 @@ class InvoiceWorkflow:
     @record_refund.validator
     def _validate_refund(self, refund: RefundInput) -> None:
         if self._issued is None or self._status not in OPEN_STATES:
-            raise ValueError(f"invoice is {self._status}; only payments of an open invoice are refunded through it")
+            raise ValueError(
+                f"invoice is {self._status}; only payments of an open invoice are refunded through it"
+            )
         if not refund.idempotency_key:
             raise ValueError("idempotency_key is required")
         try:
-            amount = require_minor_units(parse_decimal(refund.amount, field="amount"), self._input.currency, field="amount")
+            amount = require_minor_units(
+                parse_decimal(refund.amount, field="amount"), self._input.currency, field="amount"
+            )
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
         if amount <= 0:
             raise ValueError("amount: must be greater than 0")
         if amount > self._amount_paid:
-            raise ValueError(f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} paid on this invoice")
+            raise ValueError(
+                f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} paid on this invoice"
+            )
 
     # ------------------------------------------------------------------ accounting sync
 
-    def _queue_sync(self, action: str, payment_id: str | None = None, credit_note_id: str | None = None) -> None:
+    def _queue_sync(
+        self, action: str, payment_id: str | None = None, credit_note_id: str | None = None
+    ) -> None:
         if self._sync_enabled:
             self._sync_queue.append(
                 AccountingSyncRequest(
-                    invoice_id=self._input.invoice_id, action=action, payment_id=payment_id, credit_note_id=credit_note_id
+                    invoice_id=self._input.invoice_id,
+                    action=action,
+                    payment_id=payment_id,
+                    credit_note_id=credit_note_id,
                 )
             )
             if self._sync_status != "sync_failed":
@@ -1021,14 +1100,18 @@ class InvoiceWorkflow:
                     raise
                 self._sync_status, self._sync_error = "sync_failed", cause.message
                 self._note("accounting.sync_failed", f"{request.action}: {cause.message}")
-                workflow.set_current_details(f"Accounting sync failed: {cause.message}. Fix the mapping, then retry.")
+                workflow.set_current_details(
+                    f"Accounting sync failed: {cause.message}. Fix the mapping, then retry."
+                )
                 await workflow.wait_condition(lambda: self._sync_retry)
                 self._sync_retry, self._sync_status, self._sync_error = False, "pending", ""
                 workflow.set_current_details("")
                 continue
             self._sync_queue.pop(0)
             if result.status == "synced":
-                self._note("accounting.synced", f"{request.action} → {result.provider} {result.external_id}".strip())
+                self._note(
+                    "accounting.synced", f"{request.action} → {result.provider} {result.external_id}".strip()
+                )
             self._sync_status = result.status if not self._sync_queue else "pending"
 
     @workflow.signal

@@ -36,11 +36,15 @@ with workflow.unsafe.imports_passed_through():
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), non_retryable_error_types=["ProjectNotFound"]
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["ProjectNotFound"],
 )
 # A CRM outage or a bad token must not lose a won deal: retry for as long as it takes, at most every 10 min.
 CRM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10), non_retryable_error_types=["CrmNotFound"]
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["CrmNotFound"],
 )
 MAX_OUTCOMES = 50
 MAX_SEEN = 2000
@@ -85,7 +89,9 @@ class ProjectBillingWorkflow:
                 await start_invoice_child(invoice)
             self._seen = (self._seen + [trigger.event_key])[-MAX_SEEN:]
             self._processed += 1
-            self._outcomes = (self._outcomes + [f"{trigger.event_key}: {outcome.outcome} {outcome.detail}".strip()])[-MAX_OUTCOMES:]
+            self._outcomes = (
+                self._outcomes + [f"{trigger.event_key}: {outcome.outcome} {outcome.detail}".strip()]
+            )[-MAX_OUTCOMES:]
             if outcome.project_done:
                 self._status = "completed"
             elif not self._queue and workflow.info().is_continue_as_new_suggested():
@@ -103,8 +109,11 @@ class ProjectBillingWorkflow:
     @workflow.query
     def state(self) -> ProjectState:
         return ProjectState(
-            project_id=self._input.project_id, status=self._status, processed=self._processed,
-            pending_triggers=len(self._queue), outcomes=list(self._outcomes),
+            project_id=self._input.project_id,
+            status=self._status,
+            processed=self._processed,
+            pending_triggers=len(self._queue),
+            outcomes=list(self._outcomes),
         )
 
 

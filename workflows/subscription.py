@@ -129,7 +129,9 @@ class SubscriptionWorkflow:
             resume_at = local_midnight(self._rec, date.fromisoformat(self._resume_on))
             timeout = max(resume_at - workflow.now(), timedelta(0))
         try:
-            await workflow.wait_condition(lambda: not self._paused or self._canceled or self._dirty, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: not self._paused or self._canceled or self._dirty, timeout=timeout
+            )
         except TimeoutError:
             async with self._lock:
                 self._paused, self._resume_on = False, None
@@ -152,7 +154,10 @@ class SubscriptionWorkflow:
                 await self._record(
                     "cycle.skipped",
                     cycle=current.index,
-                    detail={"period": current.date.isoformat(), "reason": f"missed; catch_up={self._input.catch_up}"},
+                    detail={
+                        "period": current.date.isoformat(),
+                        "reason": f"missed; catch_up={self._input.catch_up}",
+                    },
                 )
         return billed
 
@@ -160,7 +165,9 @@ class SubscriptionWorkflow:
         made = await workflow.execute_activity(
             ActivityName.CREATE_CYCLE_INVOICE,
             CycleInvoiceRequest(
-                subscription_id=self._input.subscription_id, cycle=current.index, period_date=current.date.isoformat()
+                subscription_id=self._input.subscription_id,
+                cycle=current.index,
+                period_date=current.date.isoformat(),
             ),
             result_type=CycleInvoice,
             start_to_close_timeout=DB_TIMEOUT,
@@ -183,7 +190,9 @@ class SubscriptionWorkflow:
             detail={"period": current.date.isoformat(), "invoice_id": made.invoice_id, "total": made.total},
         )
 
-    async def _record(self, kind: str, *, cycle: int | None = None, detail: dict[str, str] | None = None) -> None:
+    async def _record(
+        self, kind: str, *, cycle: int | None = None, detail: dict[str, str] | None = None
+    ) -> None:
         self._events += 1
         key_part = f"cycle:{cycle}" if cycle is not None else f"{workflow.info().run_id}:{self._events}"
         await workflow.execute_activity(
@@ -277,7 +286,9 @@ class SubscriptionWorkflow:
                 retry_policy=DB_RETRY,
             )
             self._terms_version = version
-            await self._record("terms.updated", detail={"version": str(version), "from_cycle": str(self._next)})
+            await self._record(
+                "terms.updated", detail={"version": str(version), "from_cycle": str(self._next)}
+            )
         return self.state()
 
     @update_terms.validator

@@ -38,7 +38,9 @@ async def reconcile_invoices(settings: SettingsDep, _: Operator) -> ReconcileOut
     return ReconcileOut(
         provider=settings.accounting_provider,
         differences=[
-            DifferenceOut(invoice_id=d.invoice_id, number=d.number, external_id=d.external_id, problems=list(d.problems))
+            DifferenceOut(
+                invoice_id=d.invoice_id, number=d.number, external_id=d.external_id, problems=list(d.problems)
+            )
             for d in differences
         ],
     )

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from activities.documents import invoice_document
-from activities.rendering import render_invoice_pdf
 from api.deps import DbDep, SettingsDep, TemporalDep
 from billing.money import format_money
-from invoiceflow.links import ApprovalToken, LinkError, verify_approval
+from core.links import ApprovalToken, LinkError, verify_approval
+from documents.builders import invoice_document
+from documents.rendering import render_invoice_pdf
 from persistence import invoices as repo
 from persistence.models import ApprovalLinkUse
 from workflows.contracts import DecisionInput, InvoiceState
@@ -41,7 +41,9 @@ HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(pages.get_template(template).render(**context), status_code=status_code, headers=HEADERS)
+    return HTMLResponse(
+        pages.get_template(template).render(**context), status_code=status_code, headers=HEADERS
+    )
 
 
 def result(status_code: int, heading: str, message: str, tone: str = "", **context: Any) -> HTMLResponse:
@@ -49,7 +51,11 @@ def result(status_code: int, heading: str, message: str, tone: str = "", **conte
 
 
 LINK_PAGES = {
-    "tampered": (400, "This link is not valid", "It may have been cut short or changed. Use the link from the email as it is."),
+    "tampered": (
+        400,
+        "This link is not valid",
+        "It may have been cut short or changed. Use the link from the email as it is.",
+    ),
     "expired": (410, "This link has expired", "Ask for a new approval request; nothing was changed."),
 }
 
@@ -78,7 +84,11 @@ def _summary(session: Session, token: ApprovalToken) -> dict[str, Any] | None:
         "workflow_id": invoice.workflow_id,
         "used": used.decision if used else None,
         "lines": [
-            {"description": line.description, "quantity": f"{line.quantity.normalize():f}", "amount": format_money(line.net, cur)}
+            {
+                "description": line.description,
+                "quantity": f"{line.quantity.normalize():f}",
+                "amount": format_money(line.net, cur),
+            }
             for line in invoice.lines
         ],
     }
@@ -104,7 +114,9 @@ def _superseded(state: InvoiceState | None, token: ApprovalToken) -> str | None:
 
 
 @router.get("/{value}", response_class=HTMLResponse)
-async def show(value: str, request: Request, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> HTMLResponse:
+async def show(
+    value: str, request: Request, db: DbDep, temporal: TemporalDep, settings: SettingsDep
+) -> HTMLResponse:
     token = _token(settings, value)
     if isinstance(token, HTMLResponse):
         return token
@@ -112,14 +124,25 @@ async def show(value: str, request: Request, db: DbDep, temporal: TemporalDep, s
     if summary is None:
         return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
     if summary["used"]:
-        return result(409, "This link has been used", f"It already recorded a decision ({summary['used']}).", "", **summary)
+        return result(
+            409,
+            "This link has been used",
+            f"It already recorded a decision ({summary['used']}).",
+            "",
+            **summary,
+        )
     state = await _state(temporal, summary["workflow_id"])
     reason = _superseded(state, token)
     if reason or state is None:
         return result(409, "Nothing to decide here", reason or "", "", **summary)
     return page(
-        "approval.html", approver=token.approver, step=token.step + 1, steps=state.approval_steps,
-        action_url=f"/approvals/{value}", preview_url=f"/approvals/{value}/preview.pdf", **summary,
+        "approval.html",
+        approver=token.approver,
+        step=token.step + 1,
+        steps=state.approval_steps,
+        action_url=f"/approvals/{value}",
+        preview_url=f"/approvals/{value}/preview.pdf",
+        **summary,
     )
 
 
@@ -137,7 +160,11 @@ async def preview(value: str, db: DbDep, settings: SettingsDep) -> Response:
     except repo.InvoiceNotFound:
         return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
     content = await run_in_threadpool(render_invoice_pdf, document, settings.template_dir)
-    return Response(content, media_type="application/pdf", headers={**HEADERS, "Content-Disposition": 'inline; filename="draft.pdf"'})
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={**HEADERS, "Content-Disposition": 'inline; filename="draft.pdf"'},
+    )
 
 
 @router.post("/{value}", response_class=HTMLResponse)
@@ -156,36 +183,79 @@ async def act(
     if decision not in ("approve", "reject"):
         return result(422, "Unknown decision", "Choose Approve or Reject on the page.", "bad")
     if decision == "reject" and not comment.strip():
-        return result(422, "A reason is needed", "Go back and say why you reject the invoice; nothing was changed.", "bad")
+        return result(
+            422,
+            "A reason is needed",
+            "Go back and say why you reject the invoice; nothing was changed.",
+            "bad",
+        )
     summary = await db.run(lambda s: _summary(s, token))
     if summary is None:
         return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
     if summary["used"]:
-        return result(409, "This link has been used", "It already recorded a decision; nothing was changed.", "", **summary)
+        return result(
+            409,
+            "This link has been used",
+            "It already recorded a decision; nothing was changed.",
+            "",
+            **summary,
+        )
     reason = _superseded(await _state(temporal, summary["workflow_id"]), token)
     if reason:
         return result(409, "Nothing to decide here", reason, "", **summary)
 
     def claim(session: Session) -> None:
-        session.add(ApprovalLinkUse(token_id=token.token_id, invoice_id=uuid.UUID(token.invoice_id), approver=token.approver, decision=decision))
+        session.add(
+            ApprovalLinkUse(
+                token_id=token.token_id,
+                invoice_id=uuid.UUID(token.invoice_id),
+                approver=token.approver,
+                decision=decision,
+            )
+        )
         session.flush()
 
     try:
         await db.run(claim)
     except IntegrityError:
-        return result(409, "This link has been used", "It already recorded a decision; nothing was changed.", "", **summary)
+        return result(
+            409,
+            "This link has been used",
+            "It already recorded a decision; nothing was changed.",
+            "",
+            **summary,
+        )
     try:
         await temporal.get_workflow_handle(summary["workflow_id"]).execute_update(
             InvoiceWorkflow.decide,
             DecisionInput(
-                approver=token.approver, decision=decision, comment=comment.strip(), step=token.step, revision=token.revision,
-                via="link", ip=request.client.host if request.client else "", user_agent=request.headers.get("user-agent", "")[:300],
+                approver=token.approver,
+                decision=decision,
+                comment=comment.strip(),
+                step=token.step,
+                revision=token.revision,
+                via="link",
+                ip=request.client.host if request.client else "",
+                user_agent=request.headers.get("user-agent", "")[:300],
             ),
         )
     except (WorkflowUpdateFailedError, RPCError) as exc:
-        await db.run(lambda s: s.execute(delete(ApprovalLinkUse).where(ApprovalLinkUse.token_id == token.token_id)))
-        reason = getattr(getattr(exc, "cause", None), "message", None) or "The invoice no longer waits for this decision."
-        return result(409, "Nothing to decide here", reason.replace("superseded: ", "").capitalize(), "", **summary)
+        await db.run(
+            lambda s: s.execute(delete(ApprovalLinkUse).where(ApprovalLinkUse.token_id == token.token_id))
+        )
+        reason = (
+            getattr(getattr(exc, "cause", None), "message", None)
+            or "The invoice no longer waits for this decision."
+        )
+        return result(
+            409, "Nothing to decide here", reason.replace("superseded: ", "").capitalize(), "", **summary
+        )
     if decision == "approve":
         return result(200, "Approved", "Thank you. Your approval is recorded.", "good", **summary)
-    return result(200, "Rejected", "Your rejection and reason are recorded; the invoice is back in draft.", "bad", **summary)
+    return result(
+        200,
+        "Rejected",
+        "Your rejection and reason are recorded; the invoice is back in draft.",
+        "bad",
+        **summary,
+    )

@@ -33,7 +33,9 @@ class RuleOut(BaseModel):
 
 
 class DryRunCreate(Strict):
-    invoice_id: uuid.UUID | None = Field(default=None, description="An existing invoice; or give the facts below.")
+    invoice_id: uuid.UUID | None = Field(
+        default=None, description="An existing invoice; or give the facts below."
+    )
     customer_id: uuid.UUID | None = None
     total: DecimalStr | None = None
     currency: Currency | None = None
@@ -70,12 +72,27 @@ async def list_rules(db: DbDep, _: Operator) -> list[RuleOut]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RuleOut)
 async def create_rule(
-    db: DbDep, _: Operator, body: dict[str, Any] = Body(..., examples=[{
-        "name": "large-new-client",
-        "match": {"min_amount": "10000.00", "new_client": True, "client_tags": ["enterprise"], "project_categories": ["fixed-scope"]},
-        "steps": [{"approvers": ["pm@firm.example"], "mode": "any", "delegate": "cto@firm.example"},
-                  {"approvers": ["finance@firm.example", "cfo@firm.example"], "mode": "all"}],
-    }]), position: int | None = None,
+    db: DbDep,
+    _: Operator,
+    body: dict[str, Any] = Body(
+        ...,
+        examples=[
+            {
+                "name": "large-new-client",
+                "match": {
+                    "min_amount": "10000.00",
+                    "new_client": True,
+                    "client_tags": ["enterprise"],
+                    "project_categories": ["fixed-scope"],
+                },
+                "steps": [
+                    {"approvers": ["pm@firm.example"], "mode": "any", "delegate": "cto@firm.example"},
+                    {"approvers": ["finance@firm.example", "cfo@firm.example"], "mode": "all"},
+                ],
+            }
+        ],
+    ),
+    position: int | None = None,
 ) -> RuleOut:
     try:
         rule = parse_rule(body)
@@ -88,7 +105,9 @@ async def create_rule(
 
 
 @router.put("/{rule_id}", response_model=RuleOut)
-async def replace_rule(rule_id: uuid.UUID, db: DbDep, _: Operator, body: dict[str, Any] = Body(...)) -> RuleOut:
+async def replace_rule(
+    rule_id: uuid.UUID, db: DbDep, _: Operator, body: dict[str, Any] = Body(...)
+) -> RuleOut:
     try:
         rule = parse_rule(body)
     except MoneyError as exc:
@@ -121,7 +140,11 @@ async def delete_rule(rule_id: uuid.UUID, db: DbDep, _: Operator) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"approval rule {rule_id} does not exist")
 
 
-@router.put("", response_model=list[RuleOut], openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}})
+@router.put(
+    "",
+    response_model=list[RuleOut],
+    openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+)
 async def import_rules(request: Request, db: DbDep, _: Operator) -> list[RuleOut]:
     """Replace every rule with those of a YAML document (``rules:`` list), all or nothing."""
     text = (await request.body()).decode("utf-8", errors="replace")
@@ -139,24 +162,55 @@ async def dry_run(body: DryRunCreate, db: DbDep, _: Operator) -> DryRunOut:
             try:
                 invoice = invoice_repo.get_invoice(session, body.invoice_id)
             except invoice_repo.InvoiceNotFound:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {body.invoice_id} does not exist") from None
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, detail=f"invoice {body.invoice_id} does not exist"
+                ) from None
             facts = repo.facts_for_invoice(session, invoice, project_category=body.project_category)
         else:
             if body.customer_id is None or body.total is None:
-                raise HTTPException(422, detail=[{"loc": ["body"], "msg": "give invoice_id, or customer_id and total", "type": "value_error"}])
+                raise HTTPException(
+                    422,
+                    detail=[
+                        {
+                            "loc": ["body"],
+                            "msg": "give invoice_id, or customer_id and total",
+                            "type": "value_error",
+                        }
+                    ],
+                )
             customer = session.get(Customer, body.customer_id)
             if customer is None:
-                raise HTTPException(422, detail=[{"loc": ["body", "customer_id"], "msg": "no such customer", "type": "value_error"}])
+                raise HTTPException(
+                    422,
+                    detail=[
+                        {"loc": ["body", "customer_id"], "msg": "no such customer", "type": "value_error"}
+                    ],
+                )
             facts = repo.facts_for(
-                session, customer, Decimal(body.total), body.currency or customer.currency,
-                project_category=body.project_category, source=body.source,
+                session,
+                customer,
+                Decimal(body.total),
+                body.currency or customer.currency,
+                project_category=body.project_category,
+                source=body.source,
             )
         decision = route([rule for _, rule in repo.load_all(session)], facts)
-        steps = [{"approvers": list(s.approvers), "mode": s.mode, "delegate": s.delegate} for s in decision.steps]
+        steps = [
+            {"approvers": list(s.approvers), "mode": s.mode, "delegate": s.delegate} for s in decision.steps
+        ]
         return DryRunOut(
-            needs_approval=decision.needs_approval, rule=decision.rule, steps=steps, reasons=list(decision.reasons),
-            facts={"total": str(facts.total), "currency": facts.currency, "new_client": facts.new_client,
-                   "client_tags": list(facts.client_tags), "project_category": facts.project_category, "source": facts.source},
+            needs_approval=decision.needs_approval,
+            rule=decision.rule,
+            steps=steps,
+            reasons=list(decision.reasons),
+            facts={
+                "total": str(facts.total),
+                "currency": facts.currency,
+                "new_client": facts.new_client,
+                "client_tags": list(facts.client_tags),
+                "project_category": facts.project_category,
+                "source": facts.source,
+            },
         )
 
     return await db.run(tx)

@@ -26,10 +26,22 @@ router = APIRouter(tags=["billable items"])
 
 def item_out(item: BillableItem) -> BillableItemOut:
     return BillableItemOut(
-        id=item.id, customer_id=item.customer_id, kind=item.kind, description=item.description,
-        quantity=str(item.quantity), unit_price=str(item.unit_price), amount=str(item.amount), currency=item.currency,
-        tax_rate=str(item.tax_rate), incurred_on=item.incurred_on, receipt_ref=item.receipt_ref, billable=item.billable,
-        status=item.status, decided_by=item.decided_by, invoice_id=item.invoice_id, project_ref=item.project_ref,
+        id=item.id,
+        customer_id=item.customer_id,
+        kind=item.kind,
+        description=item.description,
+        quantity=str(item.quantity),
+        unit_price=str(item.unit_price),
+        amount=str(item.amount),
+        currency=item.currency,
+        tax_rate=str(item.tax_rate),
+        incurred_on=item.incurred_on,
+        receipt_ref=item.receipt_ref,
+        billable=item.billable,
+        status=item.status,
+        decided_by=item.decided_by,
+        invoice_id=item.invoice_id,
+        project_ref=item.project_ref,
     )
 
 
@@ -38,8 +50,19 @@ def _invalid(field: str, message: str) -> HTTPException:
 
 
 async def _add(
-    db: DbDep, customer_id: uuid.UUID, *, kind: str, description: str, quantity: Decimal, unit_price: Decimal,
-    currency: str | None, incurred_on, tax_rate: Decimal, billable: bool, receipt_ref: str, project_ref: str | None,  # type: ignore[no-untyped-def]
+    db: DbDep,
+    customer_id: uuid.UUID,
+    *,
+    kind: str,
+    description: str,
+    quantity: Decimal,
+    unit_price: Decimal,
+    currency: str | None,
+    incurred_on,
+    tax_rate: Decimal,
+    billable: bool,
+    receipt_ref: str,
+    project_ref: str | None,  # type: ignore[no-untyped-def]
     threshold: Decimal,
 ) -> BillableItemOut:
     def tx(session: Session) -> BillableItemOut:
@@ -61,9 +84,19 @@ async def _add(
             raise _invalid("amount", str(exc)) from None
         needs_approval = kind == "expense" and amount > threshold
         item = BillableItem(
-            customer_id=customer.id, kind=kind, description=description.strip(), quantity=quantity, unit_price=unit_price,
-            amount=amount, currency=cur, tax_rate=tax_rate, incurred_on=incurred_on, receipt_ref=receipt_ref,
-            billable=billable, status="pending_approval" if needs_approval else "approved", project_ref=project_ref,
+            customer_id=customer.id,
+            kind=kind,
+            description=description.strip(),
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+            currency=cur,
+            tax_rate=tax_rate,
+            incurred_on=incurred_on,
+            receipt_ref=receipt_ref,
+            billable=billable,
+            status="pending_approval" if needs_approval else "approved",
+            project_ref=project_ref,
             decided_by=None if needs_approval else "auto (under threshold)" if kind == "expense" else "auto",
         )
         session.add(item)
@@ -73,33 +106,75 @@ async def _add(
     return await db.run(tx)
 
 
-@router.post("/customers/{customer_id}/expenses", status_code=status.HTTP_201_CREATED, response_model=BillableItemOut)
-async def add_expense(customer_id: uuid.UUID, body: ExpenseCreate, db: DbDep, settings: SettingsDep, _: Operator) -> BillableItemOut:
+@router.post(
+    "/customers/{customer_id}/expenses", status_code=status.HTTP_201_CREATED, response_model=BillableItemOut
+)
+async def add_expense(
+    customer_id: uuid.UUID, body: ExpenseCreate, db: DbDep, settings: SettingsDep, _: Operator
+) -> BillableItemOut:
     return await _add(
-        db, customer_id, kind="expense", description=body.description, quantity=Decimal(1), unit_price=body.amount,
-        currency=body.currency, incurred_on=body.incurred_on, tax_rate=body.tax_rate, billable=body.billable,
-        receipt_ref=body.receipt_ref, project_ref=body.project_ref, threshold=settings.expense_approval_threshold,
+        db,
+        customer_id,
+        kind="expense",
+        description=body.description,
+        quantity=Decimal(1),
+        unit_price=body.amount,
+        currency=body.currency,
+        incurred_on=body.incurred_on,
+        tax_rate=body.tax_rate,
+        billable=body.billable,
+        receipt_ref=body.receipt_ref,
+        project_ref=body.project_ref,
+        threshold=settings.expense_approval_threshold,
     )
 
 
-@router.post("/customers/{customer_id}/time-entries", status_code=status.HTTP_201_CREATED, response_model=BillableItemOut)
-async def add_time_entry(customer_id: uuid.UUID, body: TimeEntryCreate, db: DbDep, settings: SettingsDep, _: Operator) -> BillableItemOut:
+@router.post(
+    "/customers/{customer_id}/time-entries",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BillableItemOut,
+)
+async def add_time_entry(
+    customer_id: uuid.UUID, body: TimeEntryCreate, db: DbDep, settings: SettingsDep, _: Operator
+) -> BillableItemOut:
     return await _add(
-        db, customer_id, kind="time", description=body.description, quantity=body.hours, unit_price=body.rate,
-        currency=body.currency, incurred_on=body.incurred_on, tax_rate=body.tax_rate, billable=body.billable,
-        receipt_ref="", project_ref=body.project_ref, threshold=settings.expense_approval_threshold,
+        db,
+        customer_id,
+        kind="time",
+        description=body.description,
+        quantity=body.hours,
+        unit_price=body.rate,
+        currency=body.currency,
+        incurred_on=body.incurred_on,
+        tax_rate=body.tax_rate,
+        billable=body.billable,
+        receipt_ref="",
+        project_ref=body.project_ref,
+        threshold=settings.expense_approval_threshold,
     )
 
 
 @router.get("/customers/{customer_id}/billable-items", response_model=list[BillableItemOut])
 async def list_items(
-    customer_id: uuid.UUID, db: DbDep, _: Operator,
-    state: Literal["pending_approval", "approved", "rejected", "unbilled", "billed"] | None = Query(default=None),
+    customer_id: uuid.UUID,
+    db: DbDep,
+    _: Operator,
+    state: Literal["pending_approval", "approved", "rejected", "unbilled", "billed"] | None = Query(
+        default=None
+    ),
 ) -> list[BillableItemOut]:
     def tx(session: Session) -> list[BillableItemOut]:
-        stmt = select(BillableItem).where(BillableItem.customer_id == customer_id).order_by(BillableItem.incurred_on, BillableItem.created_at)
+        stmt = (
+            select(BillableItem)
+            .where(BillableItem.customer_id == customer_id)
+            .order_by(BillableItem.incurred_on, BillableItem.created_at)
+        )
         if state == "unbilled":
-            stmt = stmt.where(BillableItem.status == "approved", BillableItem.billable.is_(True), BillableItem.invoice_id.is_(None))
+            stmt = stmt.where(
+                BillableItem.status == "approved",
+                BillableItem.billable.is_(True),
+                BillableItem.invoice_id.is_(None),
+            )
         elif state == "billed":
             stmt = stmt.where(BillableItem.invoice_id.is_not(None))
         elif state is not None:
@@ -123,10 +198,14 @@ async def _decide(db: DbDep, item_id: uuid.UUID, decision: str, actor: str) -> B
 
 
 @router.post("/billable-items/{item_id}/approve", response_model=BillableItemOut)
-async def approve_item(item_id: uuid.UUID, body: DecisionCreate, db: DbDep, operator: Operator) -> BillableItemOut:
+async def approve_item(
+    item_id: uuid.UUID, body: DecisionCreate, db: DbDep, operator: Operator
+) -> BillableItemOut:
     return await _decide(db, item_id, "approved", operator)
 
 
 @router.post("/billable-items/{item_id}/reject", response_model=BillableItemOut)
-async def reject_item(item_id: uuid.UUID, body: DecisionCreate, db: DbDep, operator: Operator) -> BillableItemOut:
+async def reject_item(
+    item_id: uuid.UUID, body: DecisionCreate, db: DbDep, operator: Operator
+) -> BillableItemOut:
     return await _decide(db, item_id, "rejected", operator)

@@ -15,7 +15,8 @@ from persistence.models import AccountingSync, CreditNote
 
 def credit_note_out(session: Session, note: CreditNote) -> CreditNoteOut:
     sync = session.scalars(
-        select(AccountingSync).where(AccountingSync.kind == "credit_note", AccountingSync.object_id == note.id)
+        select(AccountingSync)
+        .where(AccountingSync.kind == "credit_note", AccountingSync.object_id == note.id)
         .order_by(AccountingSync.updated_at.desc())
     ).first()
     return CreditNoteOut(
@@ -34,16 +35,27 @@ def credit_note_out(session: Session, note: CreditNote) -> CreditNoteOut:
         pdf_url=f"/credit-notes/{note.id}/pdf" if note.pdf_key else None,
         lines=[
             LineOut(
-                description=line.description, quantity=str(line.quantity), unit_price=str(line.unit_price),
-                discount_percent=str(line.discount_percent), discount_amount=str(line.discount_amount),
-                tax_rate=str(line.tax_rate), gross=str(line.gross), discount=str(line.discount), net=str(line.net),
+                description=line.description,
+                quantity=str(line.quantity),
+                unit_price=str(line.unit_price),
+                discount_percent=str(line.discount_percent),
+                discount_amount=str(line.discount_amount),
+                tax_rate=str(line.tax_rate),
+                gross=str(line.gross),
+                discount=str(line.discount),
+                net=str(line.net),
             )
             for line in note.lines
         ],
         accounting=AccountingOut(
-            provider=sync.provider, status=sync.status, external_id=sync.external_id, error=sync.last_error,
+            provider=sync.provider,
+            status=sync.status,
+            external_id=sync.external_id,
+            error=sync.last_error,
             synced_at=sync.synced_at,
-        ) if sync is not None else None,
+        )
+        if sync is not None
+        else None,
     )
 
 
@@ -53,7 +65,15 @@ def credit_notes_out(session: Session, invoice_id: uuid.UUID) -> list[CreditNote
 
 def refunds_out(session: Session, invoice_id: uuid.UUID) -> list[RefundOut]:
     return [
-        RefundOut(id=r.id, payment_id=r.payment_id, amount=str(r.amount), currency=r.currency, kind=r.kind,
-                  reason=r.reason, reference=r.reference, created_at=r.created_at)
+        RefundOut(
+            id=r.id,
+            payment_id=r.payment_id,
+            amount=str(r.amount),
+            currency=r.currency,
+            kind=r.kind,
+            reason=r.reason,
+            reference=r.reference,
+            created_at=r.created_at,
+        )
         for r in refunds.for_invoice(session, invoice_id)
     ]

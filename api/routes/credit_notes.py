@@ -41,14 +41,20 @@ def _result(session: Session, note: CreditNote, *, duplicate: bool) -> CreditNot
     invoice = note.invoice
     session.refresh(invoice)
     return CreditNoteResult(
-        duplicate=duplicate, status=invoice.status, amount_paid=str(invoice.amount_paid),
-        amount_credited=str(invoice.amount_credited), amount_due=str(invoice.amount_due),
-        credit=str(invoice.credit_amount), credit_note=credit_note_out(session, note),
+        duplicate=duplicate,
+        status=invoice.status,
+        amount_paid=str(invoice.amount_paid),
+        amount_credited=str(invoice.amount_credited),
+        amount_due=str(invoice.amount_due),
+        credit=str(invoice.credit_amount),
+        credit_note=credit_note_out(session, note),
     )
 
 
 @router.post(
-    "/invoices/{invoice_id}/credit-notes", status_code=status.HTTP_201_CREATED, response_model=CreditNoteResult
+    "/invoices/{invoice_id}/credit-notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreditNoteResult,
 )
 async def issue_credit_note(
     invoice_id: uuid.UUID,
@@ -64,7 +70,9 @@ async def issue_credit_note(
     the invoice's total minus earlier credit notes is refused."""
     key = body.idempotency_key or idempotency_key
     if not key:
-        raise _unprocessable("idempotency_key", "idempotency_key is required (body field or Idempotency-Key header)")
+        raise _unprocessable(
+            "idempotency_key", "idempotency_key is required (body field or Idempotency-Key header)"
+        )
     raw_lines = [line.model_dump(mode="json") for line in body.lines or []]
     digest = notes.request_hash(reason=body.reason, full=body.full, lines=raw_lines)
 
@@ -74,7 +82,8 @@ async def issue_credit_note(
             return None
         if note.request_hash != digest:
             raise _unprocessable(
-                "idempotency_key", f"idempotency_key was already used for credit note {note.number} with a different request"
+                "idempotency_key",
+                f"idempotency_key was already used for credit note {note.number} with a different request",
             )
         return _result(session, note, duplicate=True)
 
@@ -82,17 +91,25 @@ async def issue_credit_note(
         try:
             invoice = repo.get_invoice(session, invoice_id)
         except repo.InvoiceNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+            ) from None
         if invoice.number is None or invoice.status not in notes.CREDITABLE_STATUSES:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 detail=f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially paid invoices",
             )
         try:
-            amount = invoice.total if body.full else compute_totals(parse_lines(raw_lines), invoice.currency).total
+            amount = (
+                invoice.total if body.full else compute_totals(parse_lines(raw_lines), invoice.currency).total
+            )
             check_credit_amount(
-                amount, total=invoice.total, credited=invoice.amount_credited, currency=invoice.currency,
-                number=invoice.number, full=body.full,
+                amount,
+                total=invoice.total,
+                credited=invoice.amount_credited,
+                currency=invoice.currency,
+                number=invoice.number,
+                full=body.full,
             )
         except MoneyError as exc:
             raise _unprocessable("lines", str(exc)) from None
@@ -114,7 +131,9 @@ async def issue_credit_note(
         request_hash=digest,
     )
     try:
-        outcome = await temporal.get_workflow_handle(workflow_id).execute_update(InvoiceWorkflow.issue_credit_note, request)
+        outcome = await temporal.get_workflow_handle(workflow_id).execute_update(
+            InvoiceWorkflow.issue_credit_note, request
+        )
     except (WorkflowUpdateFailedError, RPCError) as exc:
         # A concurrent request with the same key may have won: answer as it did.
         found = await db.run(existing)
@@ -146,7 +165,9 @@ async def get_credit_note(credit_note_id: uuid.UUID, db: DbDep, _: Operator) -> 
 
 
 @router.get(
-    "/credit-notes/{credit_note_id}/pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}
+    "/credit-notes/{credit_note_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
 )
 async def get_credit_note_pdf(credit_note_id: uuid.UUID, db: DbDep, _: Operator) -> Response:
     def tx(session: Session) -> tuple[bytes, str] | None:
@@ -158,6 +179,12 @@ async def get_credit_note_pdf(credit_note_id: uuid.UUID, db: DbDep, _: Operator)
 
     found = await db.run(tx)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no PDF: the credit note does not exist or is not rendered yet")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail="no PDF: the credit note does not exist or is not rendered yet"
+        )
     content, number = found
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )

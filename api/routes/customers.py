@@ -40,7 +40,14 @@ def customer_out(c: Customer) -> CustomerOut:
 def _check_policy(session: Session, name: str | None) -> None:
     if name is not None and get_policy(session, name) is None:
         raise HTTPException(
-            422, detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {name!r} does not exist", "type": "value_error"}],
+            422,
+            detail=[
+                {
+                    "loc": ["body", "dunning_policy"],
+                    "msg": f"dunning policy {name!r} does not exist",
+                    "type": "value_error",
+                }
+            ],
         )
 
 
@@ -85,7 +92,9 @@ async def list_customers(
     offset: int = Query(0, ge=0),
 ) -> list[CustomerOut]:
     def tx(session: Session) -> list[CustomerOut]:
-        rows = session.scalars(select(Customer).order_by(Customer.created_at, Customer.id).limit(limit).offset(offset))
+        rows = session.scalars(
+            select(Customer).order_by(Customer.created_at, Customer.id).limit(limit).offset(offset)
+        )
         return [customer_out(c) for c in rows]
 
     return await db.run(tx)
@@ -108,7 +117,9 @@ async def get_customer(customer_id: uuid.UUID, db: DbDep, _: Operator) -> Custom
 
 
 @router.patch("/{customer_id}", response_model=CustomerOut)
-async def update_customer(customer_id: uuid.UUID, body: CustomerUpdate, db: DbDep, _: Operator) -> CustomerOut:
+async def update_customer(
+    customer_id: uuid.UUID, body: CustomerUpdate, db: DbDep, _: Operator
+) -> CustomerOut:
     """Change the fields given. What an issued invoice was issued with (timezone, terms, its frozen
     dunning plan) stays as it was; invoices issued from now on use the new values."""
     changes = body.model_dump(include=body.model_fields_set)

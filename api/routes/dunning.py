@@ -1,4 +1,4 @@
-"""Dunning (issue #7): named policies, the reminder preview of an invoice, and dispute holds on an
+"""Dunning: named policies, the reminder preview of an invoice, and dispute holds on an
 invoice or a whole customer.
 
 Policies are validated by ``billing.dunning.policy_from_dict`` (its message is the 422's) and must name
@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from activities.rendering import RenderError, missing_email_templates
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.routes.invoices import run_update
 from api.schemas import HoldOut, Strict
 from billing.dunning import DunningError, DunningPolicy, policy_from_dict, policy_to_dict
 from billing.status import InvoiceStatus
+from documents.rendering import RenderError, missing_email_templates
 from persistence import dunning as repo
 from persistence import invoices as invoice_repo
 from persistence.models import Customer, DunningHold, DunningPolicyRow, Invoice
@@ -57,7 +57,12 @@ EXAMPLE = {
     "steps": [
         {"offset_days": -3, "template": "reminder", "tone": "friendly"},
         {"offset_days": 7, "template": "reminder", "tone": "firm"},
-        {"offset_days": 30, "template": "reminder", "tone": "final", "recipients": ["client", "account_owner"]},
+        {
+            "offset_days": 30,
+            "template": "reminder",
+            "tone": "final",
+            "recipients": ["client", "account_owner"],
+        },
     ],
     "send_window": {"start": "09:00", "end": "17:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
     "escalation": {"after_days": 2, "recipients": ["account_owner", "finance_lead"]},
@@ -84,11 +89,15 @@ def _parse(body: dict[str, Any], settings: Any) -> DunningPolicy:
 
 
 def _out(row: DunningPolicyRow) -> PolicyOut:
-    return PolicyOut(name=row.name, policy=row.definition, created_at=row.created_at, updated_at=row.updated_at)
+    return PolicyOut(
+        name=row.name, policy=row.definition, created_at=row.created_at, updated_at=row.updated_at
+    )
 
 
 @router.post("/dunning-policies", status_code=status.HTTP_201_CREATED, response_model=PolicyOut)
-async def create_policy(db: DbDep, settings: SettingsDep, _: Operator, body: dict[str, Any] = Body(..., examples=[EXAMPLE])) -> PolicyOut:
+async def create_policy(
+    db: DbDep, settings: SettingsDep, _: Operator, body: dict[str, Any] = Body(..., examples=[EXAMPLE])
+) -> PolicyOut:
     """A named policy: steps at offsets from the due date (template, tone, recipients), the send window
     on the client's clock, an optional escalation and late fee. Invoices freeze it when issued."""
     policy = _parse(body, settings)
@@ -103,12 +112,16 @@ async def create_policy(db: DbDep, settings: SettingsDep, _: Operator, body: dic
     try:
         return await db.run(tx)
     except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"a dunning policy named {policy.name!r} exists already") from None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"a dunning policy named {policy.name!r} exists already"
+        ) from None
 
 
 @router.get("/dunning-policies", response_model=list[PolicyOut])
 async def list_policies(db: DbDep, _: Operator) -> list[PolicyOut]:
-    return await db.run(lambda s: [_out(r) for r in s.scalars(select(DunningPolicyRow).order_by(DunningPolicyRow.name))])
+    return await db.run(
+        lambda s: [_out(r) for r in s.scalars(select(DunningPolicyRow).order_by(DunningPolicyRow.name))]
+    )
 
 
 @router.get("/dunning-policies/{name}", response_model=PolicyOut)
@@ -120,17 +133,23 @@ async def get_policy(name: str, db: DbDep, _: Operator) -> PolicyOut:
 
 
 @router.put("/dunning-policies/{name}", response_model=PolicyOut)
-async def replace_policy(name: str, db: DbDep, settings: SettingsDep, _: Operator, body: dict[str, Any] = Body(...)) -> PolicyOut:
+async def replace_policy(
+    name: str, db: DbDep, settings: SettingsDep, _: Operator, body: dict[str, Any] = Body(...)
+) -> PolicyOut:
     """Replace a policy. Invoices issued before keep the copy they froze; drafts and later issues get
     this one. The name cannot change (customers and invoices refer to it)."""
     if isinstance(body, dict) and "name" not in body:
         body = {**body, "name": name}
     policy = _parse(body, settings)
     if policy.name != name:
-        raise _invalid(f"name: a policy cannot be renamed ({name!r} in the path, {policy.name!r} in the body)", "name")
+        raise _invalid(
+            f"name: a policy cannot be renamed ({name!r} in the path, {policy.name!r} in the body)", "name"
+        )
 
     def tx(session: Session) -> PolicyOut | None:
-        row = session.scalars(select(DunningPolicyRow).where(DunningPolicyRow.name == name).with_for_update()).one_or_none()
+        row = session.scalars(
+            select(DunningPolicyRow).where(DunningPolicyRow.name == name).with_for_update()
+        ).one_or_none()
         if row is None:
             return None
         row.definition = policy_to_dict(policy)
@@ -181,7 +200,9 @@ class ReminderPreviewOut(BaseModel):
 
 
 @router.get("/invoices/{invoice_id}/reminders", response_model=ReminderPreviewOut)
-async def preview_reminders(invoice_id: uuid.UUID, db: DbDep, settings: SettingsDep, _: Operator) -> ReminderPreviewOut:
+async def preview_reminders(
+    invoice_id: uuid.UUID, db: DbDep, settings: SettingsDep, _: Operator
+) -> ReminderPreviewOut:
     """The exact reminders of an issued invoice (UTC and client time, template, tone, recipients, and
     whether each was sent, is pending, held or skipped); for a draft, what it would get if issued now."""
 
@@ -189,22 +210,38 @@ async def preview_reminders(invoice_id: uuid.UUID, db: DbDep, settings: Settings
         try:
             invoice = invoice_repo.get_invoice(session, invoice_id)
         except invoice_repo.InvoiceNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+            ) from None
         view = repo.preview(
-            session, invoice, now=datetime.now(UTC), fallback_offsets=settings.reminder_offsets(),
+            session,
+            invoice,
+            now=datetime.now(UTC),
+            fallback_offsets=settings.reminder_offsets(),
             send_hour=settings.reminder_send_hour,
         )
         return ReminderPreviewOut(
-            invoice_id=invoice.id, invoice_status=invoice.status, source=view.source, policy=view.policy,
-            timezone=view.timezone, due_date=view.due_date, held=view.held,
+            invoice_id=invoice.id,
+            invoice_status=invoice.status,
+            source=view.source,
+            policy=view.policy,
+            timezone=view.timezone,
+            due_date=view.due_date,
+            held=view.held,
             reminders=[
                 ReminderOut(
                     step_index=e.step.step_index if e.step.template else None,
-                    kind=e.step.kind, offset_days=e.step.offset_days, send_at=e.step.send_at, local_time=e.local_time,
+                    kind=e.step.kind,
+                    offset_days=e.step.offset_days,
+                    send_at=e.step.send_at,
+                    local_time=e.local_time,
                     weekday=e.local_time.strftime("%A"),
-                    template=e.step.template or e.step.kind, tone=e.step.tone,
-                    recipients=e.step.recipients or (["client"] if e.step.kind == "reminder" else ["account_owner"]),
-                    merged=e.step.merged, status=e.status,
+                    template=e.step.template or e.step.kind,
+                    tone=e.step.tone,
+                    recipients=e.step.recipients
+                    or (["client"] if e.step.kind == "reminder" else ["account_owner"]),
+                    merged=e.step.merged,
+                    status=e.status,
                 )
                 for e in view.entries
             ],
@@ -219,7 +256,9 @@ async def preview_reminders(invoice_id: uuid.UUID, db: DbDep, settings: Settings
 
 class HoldCreate(Strict):
     reason: str = Field(min_length=1, max_length=2000, description="Why dunning pauses (the dispute).")
-    resume_on: date | None = Field(default=None, description="Resume by itself on this day (client's calendar).")
+    resume_on: date | None = Field(
+        default=None, description="Resume by itself on this day (client's calendar)."
+    )
 
 
 class ReleaseCreate(Strict):
@@ -236,12 +275,17 @@ def _resume_at(body: HoldCreate, timezone: str) -> datetime | None:
         return None
     resume_at = repo.resume_instant(body.resume_on, timezone)
     if resume_at <= datetime.now(UTC):
-        raise _invalid(f"resume_on: {body.resume_on.isoformat()} has begun already for the client; give a later day", "resume_on")
+        raise _invalid(
+            f"resume_on: {body.resume_on.isoformat()} has begun already for the client; give a later day",
+            "resume_on",
+        )
     return resume_at
 
 
 @router.post("/invoices/{invoice_id}/hold", response_model=HoldOut, status_code=status.HTTP_201_CREATED)
-async def hold_invoice(invoice_id: uuid.UUID, body: HoldCreate, db: DbDep, temporal: TemporalDep, operator: Operator) -> HoldOut:
+async def hold_invoice(
+    invoice_id: uuid.UUID, body: HoldCreate, db: DbDep, temporal: TemporalDep, operator: Operator
+) -> HoldOut:
     """Pause dunning of one invoice (a dispute) until released or until ``resume_on``. Its money is
     unchanged and payments still work."""
 
@@ -249,24 +293,47 @@ async def hold_invoice(invoice_id: uuid.UUID, body: HoldCreate, db: DbDep, tempo
         try:
             invoice = invoice_repo.get_invoice(session, invoice_id)
         except invoice_repo.InvoiceNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+            ) from None
         if invoice.status not in OPEN:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"invoice is {invoice.status}; only an open invoice's dunning can be held")
-        active = [h for h in repo.active_invoice_holds(session, invoice, datetime.now(UTC))
-                  if h.invoice_id == invoice.id and h.kind == "dispute"]
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"invoice is {invoice.status}; only an open invoice's dunning can be held",
+            )
+        active = [
+            h
+            for h in repo.active_invoice_holds(session, invoice, datetime.now(UTC))
+            if h.invoice_id == invoice.id and h.kind == "dispute"
+        ]
         if active:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"invoice is on hold already since {active[0].started_at.isoformat()}")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"invoice is on hold already since {active[0].started_at.isoformat()}",
+            )
         return invoice.workflow_id, invoice.customer.timezone
 
     workflow_id, timezone = await db.run(tx)
-    hold = HoldSpec(hold_id=str(uuid.uuid4()), kind="dispute", reason=body.reason, resume_at=_resume_at(body, timezone), actor=operator)
+    hold = HoldSpec(
+        hold_id=str(uuid.uuid4()),
+        kind="dispute",
+        reason=body.reason,
+        resume_at=_resume_at(body, timezone),
+        actor=operator,
+    )
     await run_update(temporal, workflow_id, InvoiceWorkflow.hold, hold)
-    return await db.run(lambda s: HoldOut(**repo.hold_out(s.get(DunningHold, uuid.UUID(hold.hold_id)), datetime.now(UTC))))
+    return await db.run(
+        lambda s: HoldOut(**repo.hold_out(s.get(DunningHold, uuid.UUID(hold.hold_id)), datetime.now(UTC)))
+    )
 
 
 @router.post("/invoices/{invoice_id}/release", response_model=list[HoldOut])
 async def release_invoice(
-    invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, operator: Operator, body: ReleaseCreate | None = None
+    invoice_id: uuid.UUID,
+    db: DbDep,
+    temporal: TemporalDep,
+    operator: Operator,
+    body: ReleaseCreate | None = None,
 ) -> list[HoldOut]:
     """End the invoice's dispute hold: only the latest reminder it held back is sent (at the next window
     slot), the others are skipped; the schedule carries on from there."""
@@ -275,15 +342,24 @@ async def release_invoice(
         try:
             return invoice_repo.get_invoice(session, invoice_id)
         except invoice_repo.InvoiceNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+            ) from None
 
     invoice = await db.run(load)
     reason = body.reason if body else ""
-    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.release, ReleaseInput(actor=operator, reason=reason or "released"))
+    await run_update(
+        temporal,
+        invoice.workflow_id,
+        InvoiceWorkflow.release,
+        ReleaseInput(actor=operator, reason=reason or "released"),
+    )
     return await db.run(lambda s: [HoldOut(**h) for h in repo.holds_out(s, load(s))])
 
 
-async def _each_invoice(temporal: TemporalDep, workflow_ids: list[tuple[uuid.UUID, str]], update: Any, arg: Any) -> list[uuid.UUID]:
+async def _each_invoice(
+    temporal: TemporalDep, workflow_ids: list[tuple[uuid.UUID, str]], update: Any, arg: Any
+) -> list[uuid.UUID]:
     """Send one Update to several invoices; an invoice that closed meanwhile (or never had the hold)
     is left out, not an error of the whole request."""
     done: list[uuid.UUID] = []
@@ -305,8 +381,12 @@ def _open_invoices(session: Session, customer_id: uuid.UUID) -> list[tuple[uuid.
     return [(r.id, r.workflow_id) for r in rows]
 
 
-@router.post("/customers/{customer_id}/hold", response_model=CustomerHoldOut, status_code=status.HTTP_201_CREATED)
-async def hold_customer(customer_id: uuid.UUID, body: HoldCreate, db: DbDep, temporal: TemporalDep, operator: Operator) -> CustomerHoldOut:
+@router.post(
+    "/customers/{customer_id}/hold", response_model=CustomerHoldOut, status_code=status.HTTP_201_CREATED
+)
+async def hold_customer(
+    customer_id: uuid.UUID, body: HoldCreate, db: DbDep, temporal: TemporalDep, operator: Operator
+) -> CustomerHoldOut:
     """Pause dunning for every open invoice of a customer, and for invoices issued while the hold lasts."""
 
     def tx(session: Session) -> tuple[DunningHold, list[tuple[uuid.UUID, str]]]:
@@ -317,9 +397,15 @@ async def hold_customer(customer_id: uuid.UUID, body: HoldCreate, db: DbDep, tem
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"customer {customer_id} does not exist")
         now = datetime.now(UTC)
         if repo.active_customer_holds(session, customer.id, now):
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="the customer is on hold already; release it first")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail="the customer is on hold already; release it first"
+            )
         row = DunningHold(
-            customer_id=customer.id, kind="dispute", reason=body.reason, actor=operator, started_at=now,
+            customer_id=customer.id,
+            kind="dispute",
+            reason=body.reason,
+            actor=operator,
+            started_at=now,
             resume_at=_resume_at(body, customer.timezone),
         )
         session.add(row)
@@ -334,7 +420,11 @@ async def hold_customer(customer_id: uuid.UUID, body: HoldCreate, db: DbDep, tem
 
 @router.post("/customers/{customer_id}/release", response_model=CustomerHoldOut)
 async def release_customer(
-    customer_id: uuid.UUID, db: DbDep, temporal: TemporalDep, operator: Operator, body: ReleaseCreate | None = None
+    customer_id: uuid.UUID,
+    db: DbDep,
+    temporal: TemporalDep,
+    operator: Operator,
+    body: ReleaseCreate | None = None,
 ) -> CustomerHoldOut:
     """End the customer's hold on all its invoices (each resumes as after an invoice's own release)."""
 
@@ -352,6 +442,8 @@ async def release_customer(
         return active[0], _open_invoices(session, customer.id)
 
     row, invoices = await db.run(tx)
-    release = ReleaseInput(hold_ids=[str(row.id)], actor=operator, reason=(body.reason if body else "") or "released")
+    release = ReleaseInput(
+        hold_ids=[str(row.id)], actor=operator, reason=(body.reason if body else "") or "released"
+    )
     applied = await _each_invoice(temporal, invoices, InvoiceWorkflow.release, release)
     return CustomerHoldOut(hold=HoldOut(**repo.hold_out(row, datetime.now(UTC))), invoices=applied)

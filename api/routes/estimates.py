@@ -23,7 +23,7 @@ from api.schemas import Currency, LineCreate, Strict, Terms
 from billing.errors import MoneyError
 from billing.money import format_money
 from billing.totals import parse_lines
-from invoiceflow.links import LinkError, verify_estimate
+from core.links import LinkError, verify_estimate
 from persistence import estimates as repo
 from persistence.models import Customer, Estimate
 from workflows.contracts import EstimateDecisionInput, EstimateWorkflowInput
@@ -51,7 +51,9 @@ class EstimateCreate(Strict):
     valid_until: date
     payment_terms: Terms | None = None
     notes: str = Field(default="", max_length=5000)
-    project: EstimateProject | None = Field(default=None, description="Accepting creates a project and bills its deposit.")
+    project: EstimateProject | None = Field(
+        default=None, description="Accepting creates a project and bills its deposit."
+    )
 
 
 class EstimateOut(BaseModel):
@@ -77,9 +79,20 @@ class ConvertCreate(Strict):
 
 def estimate_out(e: Estimate) -> EstimateOut:
     return EstimateOut(
-        id=e.id, number=e.number, workflow_id=e.workflow_id, customer_id=e.customer_id, status=e.status, currency=e.currency,
-        subtotal=str(e.subtotal), tax_total=str(e.tax_total), total=str(e.total), valid_until=e.valid_until, lines=e.lines,
-        invoice_id=e.invoice_id, project_id=e.project_id, decision_note=e.decision_note,
+        id=e.id,
+        number=e.number,
+        workflow_id=e.workflow_id,
+        customer_id=e.customer_id,
+        status=e.status,
+        currency=e.currency,
+        subtotal=str(e.subtotal),
+        tax_total=str(e.tax_total),
+        total=str(e.total),
+        valid_until=e.valid_until,
+        lines=e.lines,
+        invoice_id=e.invoice_id,
+        project_id=e.project_id,
+        decision_note=e.decision_note,
     )
 
 
@@ -88,7 +101,9 @@ def _invalid(field: str, message: str) -> HTTPException:
 
 
 @router.post("/estimates", status_code=status.HTTP_201_CREATED, response_model=EstimateOut)
-async def create_estimate(body: EstimateCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> EstimateOut:
+async def create_estimate(
+    body: EstimateCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator
+) -> EstimateOut:
     def tx(session: Session) -> tuple[EstimateOut, EstimateWorkflowInput]:
         customer = session.get(Customer, body.customer_id)
         if customer is None:
@@ -103,26 +118,42 @@ async def create_estimate(body: EstimateCreate, db: DbDep, temporal: TemporalDep
             if body.project is not None:
                 plan = body.project.model_dump(mode="json", exclude_none=True)
                 # Validate the plan now, against the estimate's own total, not at acceptance.
-                repo.projects.check_plan(repo.project_from_plan(uuid.uuid4(), customer, currency, lines, plan, "net_30", "-"))
+                repo.projects.check_plan(
+                    repo.project_from_plan(uuid.uuid4(), customer, currency, lines, plan, "net_30", "-")
+                )
             estimate = repo.create(
                 session,
                 repo.NewEstimate(
-                    customer=customer, currency=currency, lines=lines, valid_until=body.valid_until,
-                    payment_terms=body.payment_terms or customer.payment_terms, notes=body.notes, project_plan=plan,
+                    customer=customer,
+                    currency=currency,
+                    lines=lines,
+                    valid_until=body.valid_until,
+                    payment_terms=body.payment_terms or customer.payment_terms,
+                    notes=body.notes,
+                    project_plan=plan,
                 ),
                 today,
             )
         except MoneyError as exc:
-            raise _invalid("project" if body.project is not None and "project" in str(exc) else "lines", str(exc)) from None
+            raise _invalid(
+                "project" if body.project is not None and "project" in str(exc) else "lines", str(exc)
+            ) from None
         start = EstimateWorkflowInput(
-            estimate_id=str(estimate.id), customer_id=str(customer.id), currency=estimate.currency, expires_at=repo.expires_at(estimate)
+            estimate_id=str(estimate.id),
+            customer_id=str(customer.id),
+            currency=estimate.currency,
+            expires_at=repo.expires_at(estimate),
         )
         return estimate_out(estimate), start
 
     out, start = await db.run(tx)
     await temporal.start_workflow(
-        EstimateWorkflow.run, start, id=out.workflow_id, task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, static_summary=f"Estimate {out.number}: {out.total} {out.currency}",
+        EstimateWorkflow.run,
+        start,
+        id=out.workflow_id,
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Estimate {out.number}: {out.total} {out.currency}",
     )
     return out
 
@@ -131,7 +162,9 @@ async def _load(db: DbDep, estimate_id: uuid.UUID) -> EstimateOut:
     try:
         return await db.run(lambda s: estimate_out(repo.get(s, estimate_id)))
     except repo.EstimateNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"estimate {estimate_id} does not exist") from None
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"estimate {estimate_id} does not exist"
+        ) from None
 
 
 @router.get("/estimates/{estimate_id}", response_model=EstimateOut)
@@ -146,7 +179,9 @@ async def convert_estimate(
     """Convert on the client's behalf (e.g. they accepted by phone)."""
     estimate = await _load(db, estimate_id)
     await run_update(
-        temporal, estimate.workflow_id, EstimateWorkflow.decide,
+        temporal,
+        estimate.workflow_id,
+        EstimateWorkflow.decide,
         EstimateDecisionInput(decision="accept", note=body.note, actor=operator, via="api"),
     )
     return await _load(db, estimate_id)
@@ -158,10 +193,23 @@ async def convert_estimate(
 def _page_context(e: Estimate, settings: SettingsDep) -> dict[str, object]:
     cur = e.currency
     return {
-        "number": e.number, "customer": e.customer.name, "seller": settings.seller_name, "total": format_money(e.total, cur),
-        "tax": format_money(e.tax_total, cur), "valid_until": e.valid_until.isoformat(), "notes": e.notes,
-        "lines": [{"description": line["description"], "quantity": line["quantity"], "unit_price": format_money(parse_lines([line])[0].unit_price, cur)} for line in e.lines],
-        "status": e.status, "workflow_id": e.workflow_id,
+        "number": e.number,
+        "customer": e.customer.name,
+        "seller": settings.seller_name,
+        "total": format_money(e.total, cur),
+        "tax": format_money(e.tax_total, cur),
+        "valid_until": e.valid_until.isoformat(),
+        "notes": e.notes,
+        "lines": [
+            {
+                "description": line["description"],
+                "quantity": line["quantity"],
+                "unit_price": format_money(parse_lines([line])[0].unit_price, cur),
+            }
+            for line in e.lines
+        ],
+        "status": e.status,
+        "workflow_id": e.workflow_id,
     }
 
 
@@ -189,14 +237,26 @@ async def show_estimate(value: str, db: DbDep, settings: SettingsDep) -> HTMLRes
     if isinstance(context, HTMLResponse):
         return context
     if context["status"] in CLOSED:
-        return result(409, f"Estimate {context['number']}", CLOSED[str(context["status"])], "", customer=context["customer"], total=context["total"])
+        return result(
+            409,
+            f"Estimate {context['number']}",
+            CLOSED[str(context["status"])],
+            "",
+            customer=context["customer"],
+            total=context["total"],
+        )
     return page("estimate.html", action_url=f"/estimates/view/{value}", **context)
 
 
 @router.post("/estimates/view/{value}", response_class=HTMLResponse, include_in_schema=False)
 async def answer_estimate(
-    value: str, request: Request, db: DbDep, temporal: TemporalDep, settings: SettingsDep,
-    decision: str = Form(...), note: str = Form(default="", max_length=2000),
+    value: str,
+    request: Request,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    decision: str = Form(...),
+    note: str = Form(default="", max_length=2000),
 ) -> HTMLResponse:
     context = await _view(value, db, settings)
     if isinstance(context, HTMLResponse):
@@ -204,17 +264,48 @@ async def answer_estimate(
     if decision not in ("accept", "decline"):
         return result(422, "Unknown answer", "Choose Accept or Decline on the page.", "bad")
     if context["status"] in CLOSED:
-        return result(409, f"Estimate {context['number']}", CLOSED[str(context["status"])], "", customer=context["customer"], total=context["total"])
+        return result(
+            409,
+            f"Estimate {context['number']}",
+            CLOSED[str(context["status"])],
+            "",
+            customer=context["customer"],
+            total=context["total"],
+        )
     try:
         await temporal.get_workflow_handle(str(context["workflow_id"])).execute_update(
             EstimateWorkflow.decide,
             EstimateDecisionInput(
-                decision=decision, note=note.strip(), actor="client", via="link",
-                ip=request.client.host if request.client else "", user_agent=request.headers.get("user-agent", "")[:300],
+                decision=decision,
+                note=note.strip(),
+                actor="client",
+                via="link",
+                ip=request.client.host if request.client else "",
+                user_agent=request.headers.get("user-agent", "")[:300],
             ),
         )
     except (WorkflowUpdateFailedError, RPCError):
-        return result(409, f"Estimate {context['number']}", "This estimate no longer takes an answer.", "", customer=context["customer"])
+        return result(
+            409,
+            f"Estimate {context['number']}",
+            "This estimate no longer takes an answer.",
+            "",
+            customer=context["customer"],
+        )
     if decision == "accept":
-        return result(200, "Thank you", "The estimate is accepted; your invoice follows by email.", "good", customer=context["customer"], total=context["total"])
-    return result(200, "Declined", "Thank you for letting us know.", "", customer=context["customer"], total=context["total"])
+        return result(
+            200,
+            "Thank you",
+            "The estimate is accepted; your invoice follows by email.",
+            "good",
+            customer=context["customer"],
+            total=context["total"],
+        )
+    return result(
+        200,
+        "Declined",
+        "Thank you for letting us know.",
+        "",
+        customer=context["customer"],
+        total=context["total"],
+    )

@@ -27,4 +27,6 @@ async def healthz(db: DbDep, temporal: TemporalDep) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001
         checks["temporal"] = f"error: {type(exc).__name__}: {exc}"[:300]
     healthy = all(v == "ok" for v in checks.values())
-    return JSONResponse(status_code=200 if healthy else 503, content={"status": "ok" if healthy else "unhealthy", **checks})
+    return JSONResponse(
+        status_code=200 if healthy else 503, content={"status": "ok" if healthy else "unhealthy", **checks}
+    )

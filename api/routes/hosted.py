@@ -3,7 +3,7 @@ and a Pay button when a payment link is configured; `/i/{token}/open.gif` is the
 
 Views are recorded on the timeline (with IP and user agent) once per visitor and minute; opens are
 recorded too but only as a weak signal, since mail clients prefetch images: neither ever changes money
-state. The link is signed (`invoiceflow.links.sign_invoice_page`) and only shows; it acts on nothing.
+state. The link is signed (`core.links.sign_invoice_page`) and only shows; it acts on nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, SettingsDep
 from api.routes.approval_pages import page, result
 from billing.money import format_money
-from invoiceflow.links import LinkError, verify_invoice_page
+from core.links import LinkError, verify_invoice_page
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 
@@ -28,14 +28,31 @@ router = APIRouter(tags=["hosted invoice page"], include_in_schema=False)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 TIMELINE_KINDS = {
-    "issued": "Issued", "email.invoice.sent": "Sent (accepted by the mail server)", "opened": "Opened (email)",
-    "viewed": "Viewed", "email.reminder.sent": "Reminder sent", "status.overdue": "Overdue",
-    "payment.recorded": "Payment received", "status.partially_paid": "Partially paid", "status.paid": "Paid",
-    "email.payment_receipt.sent": "Receipt sent", "status.void": "Void", "status.uncollectible": "Written off",
-    "credit_note.issued": "Credit note issued", "credit.applied": "Credit applied", "status.credited": "Credited",
+    "issued": "Issued",
+    "email.invoice.sent": "Sent (accepted by the mail server)",
+    "opened": "Opened (email)",
+    "viewed": "Viewed",
+    "email.reminder.sent": "Reminder sent",
+    "status.overdue": "Overdue",
+    "payment.recorded": "Payment received",
+    "status.partially_paid": "Partially paid",
+    "status.paid": "Paid",
+    "email.payment_receipt.sent": "Receipt sent",
+    "status.void": "Void",
+    "status.uncollectible": "Written off",
+    "credit_note.issued": "Credit note issued",
+    "credit.applied": "Credit applied",
+    "status.credited": "Credited",
 }
-STATUS_LABELS = {"open": "Open", "overdue": "Overdue", "partially_paid": "Partially paid", "paid": "Paid",
-                 "void": "Void", "uncollectible": "Written off", "credited": "Credited"}
+STATUS_LABELS = {
+    "open": "Open",
+    "overdue": "Overdue",
+    "partially_paid": "Partially paid",
+    "paid": "Paid",
+    "void": "Void",
+    "uncollectible": "Written off",
+    "credited": "Credited",
+}
 
 
 def _visitor(request: Request) -> tuple[str, str, str]:
@@ -48,8 +65,14 @@ def _visitor(request: Request) -> tuple[str, str, str]:
 
 def _record(session: Session, invoice_id: uuid.UUID, kind: str, request: Request) -> None:
     ip, agent, fingerprint = _visitor(request)
-    repo.add_event(session, invoice_id, kind, actor="client", data={"ip": ip, "user_agent": agent},
-                   dedupe_key=f"{kind}:{invoice_id}:{fingerprint}")
+    repo.add_event(
+        session,
+        invoice_id,
+        kind,
+        actor="client",
+        data={"ip": ip, "user_agent": agent},
+        dedupe_key=f"{kind}:{invoice_id}:{fingerprint}",
+    )
 
 
 def _invoice_id(settings: SettingsDep, token: str) -> uuid.UUID | None:
@@ -77,24 +100,44 @@ async def hosted_invoice(token: str, request: Request, db: DbDep, settings: Sett
         events = [e for e in repo.timeline(session, invoice.id) if e.kind in TIMELINE_KINDS]
         pay_url = None
         if settings.payment_link_template and invoice.status in ("open", "overdue", "partially_paid"):
-            pay_url = settings.payment_link_template.format(invoice_id=invoice.id, number=invoice.number,
-                                                           amount_due=invoice.amount_due, currency=cur)
+            pay_url = settings.payment_link_template.format(
+                invoice_id=invoice.id, number=invoice.number, amount_due=invoice.amount_due, currency=cur
+            )
         return {
-            "seller": settings.seller_name, "number": invoice.number, "customer": invoice.customer.name,
-            "status": invoice.status, "status_label": STATUS_LABELS.get(invoice.status, invoice.status),
-            "total": format_money(invoice.total, cur), "tax": format_money(invoice.tax_total, cur),
-            "amount_due": format_money(invoice.amount_due, cur), "due_date": invoice.due_date.isoformat() if invoice.due_date else "",
-            "pdf_url": f"/i/{token}/pdf" if invoice.pdf_key else None, "pay_url": pay_url,
-            "lines": [{"description": l.description, "quantity": f"{l.quantity.normalize():f}",
-                       "unit_price": format_money(l.unit_price, cur), "net": format_money(l.net, cur)} for l in invoice.lines],
-            "timeline": [{"kind": e.kind, "label": TIMELINE_KINDS[e.kind], "at": e.at.strftime("%Y-%m-%d %H:%M UTC")}
-                         for e in events],
+            "seller": settings.seller_name,
+            "number": invoice.number,
+            "customer": invoice.customer.name,
+            "status": invoice.status,
+            "status_label": STATUS_LABELS.get(invoice.status, invoice.status),
+            "total": format_money(invoice.total, cur),
+            "tax": format_money(invoice.tax_total, cur),
+            "amount_due": format_money(invoice.amount_due, cur),
+            "due_date": invoice.due_date.isoformat() if invoice.due_date else "",
+            "pdf_url": f"/i/{token}/pdf" if invoice.pdf_key else None,
+            "pay_url": pay_url,
+            "lines": [
+                {
+                    "description": l.description,
+                    "quantity": f"{l.quantity.normalize():f}",
+                    "unit_price": format_money(l.unit_price, cur),
+                    "net": format_money(l.net, cur),
+                }
+                for l in invoice.lines
+            ],
+            "timeline": [
+                {"kind": e.kind, "label": TIMELINE_KINDS[e.kind], "at": e.at.strftime("%Y-%m-%d %H:%M UTC")}
+                for e in events
+            ],
             "amount_paid": format_money(invoice.amount_paid, cur) if invoice.amount_paid else "",
             "amount_credited": format_money(invoice.amount_credited, cur) if invoice.amount_credited else "",
             "credit_notes": [
-                {"number": n.number, "total": format_money(n.total, cur), "reason": n.reason,
-                 "issue_date": n.issue_date.isoformat(),
-                 "pdf_url": f"/i/{token}/credit-notes/{n.id}/pdf" if n.pdf_key else None}
+                {
+                    "number": n.number,
+                    "total": format_money(n.total, cur),
+                    "reason": n.reason,
+                    "issue_date": n.issue_date.isoformat(),
+                    "pdf_url": f"/i/{token}/credit-notes/{n.id}/pdf" if n.pdf_key else None,
+                }
                 for n in notes.for_invoice(session, invoice.id)
             ],
         }
@@ -125,11 +168,17 @@ async def hosted_pdf(token: str, db: DbDep, settings: SettingsDep) -> Response:
     if found is None:
         return Response(status_code=404)
     content, number = found
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )
 
 
 @router.get("/i/{token}/credit-notes/{credit_note_id}/pdf")
-async def hosted_credit_note_pdf(token: str, credit_note_id: uuid.UUID, db: DbDep, settings: SettingsDep) -> Response:
+async def hosted_credit_note_pdf(
+    token: str, credit_note_id: uuid.UUID, db: DbDep, settings: SettingsDep
+) -> Response:
     """A credit note of the invoice behind the link (and only of that invoice)."""
     invoice_id = _invoice_id(settings, token)
     if invoice_id is None:
@@ -148,7 +197,11 @@ async def hosted_credit_note_pdf(token: str, credit_note_id: uuid.UUID, db: DbDe
     if found is None:
         return Response(status_code=404)
     content, number = found
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )
 
 
 @router.get("/i/{token}/open.gif")

@@ -34,8 +34,8 @@ from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
     AccountingOut,
     ApprovalDecisionCreate,
-    DraftEdit,
     ApproveCreate,
+    DraftEdit,
     EventOut,
     HoldOut,
     InvoiceCreate,
@@ -100,7 +100,9 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         notes=invoice.notes,
         pdf_url=f"/invoices/{invoice.id}/pdf" if invoice.pdf_key else None,
         created_at=invoice.created_at,
-        dunning_policy=(invoice.dunning_snapshot or {}).get("name") if invoice.issued_at else dunning.requested_policy(invoice),
+        dunning_policy=(invoice.dunning_snapshot or {}).get("name")
+        if invoice.issued_at
+        else dunning.requested_policy(invoice),
     )
     if detail:
         out.lines = [
@@ -118,7 +120,14 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
             for line in invoice.lines
         ]
         out.payments = [
-            PaymentOut(id=p.id, amount=_s(p.amount), currency=p.currency, method=p.method, reference=p.reference, received_at=p.received_at)
+            PaymentOut(
+                id=p.id,
+                amount=_s(p.amount),
+                currency=p.currency,
+                method=p.method,
+                reference=p.reference,
+                received_at=p.received_at,
+            )
             for p in invoice.payments
         ]
     return out
@@ -128,11 +137,15 @@ def _fingerprint(body: InvoiceCreate) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
-async def _start_workflow(temporal: TemporalDep, settings: SettingsDep, invoice: InvoiceOut, customer_name: str) -> None:
+async def _start_workflow(
+    temporal: TemporalDep, settings: SettingsDep, invoice: InvoiceOut, customer_name: str
+) -> None:
     try:
         await temporal.start_workflow(
             InvoiceWorkflow.run,
-            InvoiceWorkflowInput(invoice_id=str(invoice.id), customer_id=str(invoice.customer_id), currency=invoice.currency),
+            InvoiceWorkflowInput(
+                invoice_id=str(invoice.id), customer_id=str(invoice.customer_id), currency=invoice.currency
+            ),
             id=invoice.workflow_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -172,7 +185,9 @@ async def create_invoice(
 
     def replay(session: Session) -> tuple[InvoiceOut, str] | None:
         record = session.scalars(
-            select(IdempotencyRecord).where(IdempotencyRecord.scope == IDEMPOTENCY_SCOPE, IdempotencyRecord.key == idempotency_key)
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == IDEMPOTENCY_SCOPE, IdempotencyRecord.key == idempotency_key
+            )
         ).one_or_none()
         if record is None:
             return None
@@ -189,13 +204,25 @@ async def create_invoice(
         if customer is None:
             raise HTTPException(
                 422,
-                detail=[{"loc": ["body", "customer_id"], "msg": f"customer {body.customer_id} does not exist", "type": "value_error"}],
+                detail=[
+                    {
+                        "loc": ["body", "customer_id"],
+                        "msg": f"customer {body.customer_id} does not exist",
+                        "type": "value_error",
+                    }
+                ],
             )
         currency = body.currency or customer.currency
         if body.dunning_policy is not None and dunning.get_policy(session, body.dunning_policy) is None:
             raise HTTPException(
                 422,
-                detail=[{"loc": ["body", "dunning_policy"], "msg": f"dunning policy {body.dunning_policy!r} does not exist", "type": "value_error"}],
+                detail=[
+                    {
+                        "loc": ["body", "dunning_policy"],
+                        "msg": f"dunning policy {body.dunning_policy!r} does not exist",
+                        "type": "value_error",
+                    }
+                ],
             )
         new = repo.NewInvoice(
             customer=customer,
@@ -223,7 +250,11 @@ async def create_invoice(
         if idempotency_key is not None:
             session.add(
                 IdempotencyRecord(
-                    scope=IDEMPOTENCY_SCOPE, key=idempotency_key, request_hash=fingerprint, status_code=201, response={"id": str(invoice.id)}
+                    scope=IDEMPOTENCY_SCOPE,
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    status_code=201,
+                    response={"id": str(invoice.id)},
                 )
             )
             session.flush()
@@ -272,23 +303,34 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
     def tx(session: Session) -> InvoiceOut:
         invoice = repo.get_invoice(session, invoice_id)
         out = invoice_out(invoice, detail=True)
-        out.timeline = [EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data) for e in repo.timeline(session, invoice_id)]
+        out.timeline = [
+            EventOut(at=e.at, actor=e.actor, kind=e.kind, data=e.data)
+            for e in repo.timeline(session, invoice_id)
+        ]
         out.credit_notes = credit_notes_out(session, invoice_id)
         out.refunds = refunds_out(session, invoice_id)
         out.holds = [HoldOut(**hold) for hold in dunning.holds_out(session, invoice)]
         sync = session.scalars(
-            select(AccountingSync).where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
+            select(AccountingSync)
+            .where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
             .order_by(AccountingSync.updated_at.desc())
         ).first()
         if sync is not None:
-            out.accounting = AccountingOut(provider=sync.provider, status=sync.status, external_id=sync.external_id,
-                                           error=sync.last_error, synced_at=sync.synced_at)
+            out.accounting = AccountingOut(
+                provider=sync.provider,
+                status=sync.status,
+                external_id=sync.external_id,
+                error=sync.last_error,
+                synced_at=sync.synced_at,
+            )
         return out
 
     try:
         return await db.run(tx)
     except repo.InvoiceNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+        ) from None
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut)
@@ -296,8 +338,12 @@ async def get_invoice(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> InvoiceO
     return await _load(db, invoice_id)
 
 
-@router.post("/{invoice_id}/accounting/retry", response_model=InvoiceOut, status_code=status.HTTP_202_ACCEPTED)
-async def retry_accounting(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+@router.post(
+    "/{invoice_id}/accounting/retry", response_model=InvoiceOut, status_code=status.HTTP_202_ACCEPTED
+)
+async def retry_accounting(
+    invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
     """After fixing what the accounting system refused (an account or tax code), sync again."""
     invoice = await _load(db, invoice_id)
     try:
@@ -307,7 +353,9 @@ async def retry_accounting(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalD
     return invoice
 
 
-@router.get("/{invoice_id}/pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/{invoice_id}/pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}
+)
 async def get_invoice_pdf(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> Response:
     def tx(session: Session) -> tuple[bytes, str] | None:
         invoice = session.get(Invoice, invoice_id)
@@ -318,9 +366,15 @@ async def get_invoice_pdf(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> Resp
 
     found = await db.run(tx)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no PDF yet: the invoice is not issued or not rendered")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail="no PDF yet: the invoice is not issued or not rendered"
+        )
     content, number = found
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )
 
 
 def update_error(exc: Exception) -> HTTPException:
@@ -330,7 +384,9 @@ def update_error(exc: Exception) -> HTTPException:
         message = getattr(cause, "message", None) or str(cause)
         return HTTPException(status.HTTP_409_CONFLICT, detail=message)
     if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
-        return HTTPException(status.HTTP_409_CONFLICT, detail="the invoice's workflow has finished; it takes no more changes")
+        return HTTPException(
+            status.HTTP_409_CONFLICT, detail="the invoice's workflow has finished; it takes no more changes"
+        )
     raise exc
 
 
@@ -357,17 +413,31 @@ async def record_payment(
     if body.amount <= 0:
         raise HTTPException(
             422,
-            detail=[{"loc": ["body", "amount"], "msg": "amount: must be greater than 0", "type": "value_error"}],
+            detail=[
+                {"loc": ["body", "amount"], "msg": "amount: must be greater than 0", "type": "value_error"}
+            ],
         )
     if body.currency is not None and body.currency != invoice.currency:
         raise HTTPException(
             422,
-            detail=[{"loc": ["body", "currency"], "msg": f"the invoice is in {invoice.currency}, not {body.currency}", "type": "value_error"}],
+            detail=[
+                {
+                    "loc": ["body", "currency"],
+                    "msg": f"the invoice is in {invoice.currency}, not {body.currency}",
+                    "type": "value_error",
+                }
+            ],
         )
     if body.received_at is not None and body.received_at.tzinfo is None:
         raise HTTPException(
             422,
-            detail=[{"loc": ["body", "received_at"], "msg": "received_at needs a timezone, e.g. 2026-11-25T10:00:00Z", "type": "value_error"}],
+            detail=[
+                {
+                    "loc": ["body", "received_at"],
+                    "msg": "received_at needs a timezone, e.g. 2026-11-25T10:00:00Z",
+                    "type": "value_error",
+                }
+            ],
         )
 
     def existing(session: Session) -> Payment | None:
@@ -376,12 +446,18 @@ async def record_payment(
     prior = await db.run(existing)
     if prior is not None:
         if prior.invoice_id != invoice_id:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="this Idempotency-Key recorded a payment on another invoice")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail="this Idempotency-Key recorded a payment on another invoice"
+            )
         current = await _load(db, invoice_id)
         response.status_code = status.HTTP_200_OK
         return PaymentResult(
-            payment_id=prior.id, duplicate=True, status=current.status, amount_paid=current.amount_paid,
-            amount_due=current.amount_due, credit=current.credit,
+            payment_id=prior.id,
+            duplicate=True,
+            status=current.status,
+            amount_paid=current.amount_paid,
+            amount_due=current.amount_due,
+            credit=current.credit,
         )
     handle = temporal.get_workflow_handle(invoice.workflow_id)
     try:
@@ -402,8 +478,12 @@ async def record_payment(
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
     return PaymentResult(
-        payment_id=uuid.UUID(outcome.payment_id), duplicate=outcome.duplicate, status=outcome.status,
-        amount_paid=outcome.amount_paid, amount_due=outcome.amount_due, credit=outcome.credit,
+        payment_id=uuid.UUID(outcome.payment_id),
+        duplicate=outcome.duplicate,
+        status=outcome.status,
+        amount_paid=outcome.amount_paid,
+        amount_due=outcome.amount_due,
+        credit=outcome.credit,
     )
 
 
@@ -417,9 +497,13 @@ async def run_update(temporal: TemporalDep, workflow_id: str, update: Any, arg: 
 
 
 @router.post("/{invoice_id}/void", response_model=InvoiceOut)
-async def void_invoice(invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+async def void_invoice(
+    invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
-    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api"))
+    await run_update(
+        temporal, invoice.workflow_id, InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api")
+    )
     return await _load(db, invoice_id)
 
 
@@ -429,7 +513,10 @@ async def mark_uncollectible(
 ) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
     await run_update(
-        temporal, invoice.workflow_id, InvoiceWorkflow.mark_uncollectible, UncollectibleInput(reason=body.reason, actor="api")
+        temporal,
+        invoice.workflow_id,
+        InvoiceWorkflow.mark_uncollectible,
+        UncollectibleInput(reason=body.reason, actor="api"),
     )
     return await _load(db, invoice_id)
 
@@ -441,36 +528,59 @@ async def approve_invoice(
     """Operator approval of an invoice waiting in ``pending_approval`` (e.g. a subscription cycle that
     is not auto-sent): it is issued and sent at once."""
     invoice = await _load(db, invoice_id)
-    await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.approve, ApproveInput(actor=operator, comment=body.comment))
+    await run_update(
+        temporal,
+        invoice.workflow_id,
+        InvoiceWorkflow.approve,
+        ApproveInput(actor=operator, comment=body.comment),
+    )
     return await _load(db, invoice_id)
 
 
 @router.post("/{invoice_id}/decisions", response_model=InvoiceOut)
 async def decide(
-    invoice_id: uuid.UUID, body: ApprovalDecisionCreate, request: Request, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID,
+    body: ApprovalDecisionCreate,
+    request: Request,
+    db: DbDep,
+    temporal: TemporalDep,
+    _: Operator,
 ) -> InvoiceOut:
     """An approver's decision entered by an operator (the signed-link page is the usual way). The
     workflow refuses a wrong approver, a step already decided, or a rejection without a reason."""
     invoice = await _load(db, invoice_id)
     await run_update(
-        temporal, invoice.workflow_id, InvoiceWorkflow.decide,
+        temporal,
+        invoice.workflow_id,
+        InvoiceWorkflow.decide,
         DecisionInput(
-            approver=str(body.approver), decision=body.decision, comment=body.comment, via="api",
-            ip=request.client.host if request.client else "", user_agent=request.headers.get("user-agent", "")[:300],
+            approver=str(body.approver),
+            decision=body.decision,
+            comment=body.comment,
+            via="api",
+            ip=request.client.host if request.client else "",
+            user_agent=request.headers.get("user-agent", "")[:300],
         ),
     )
     return await _load(db, invoice_id)
 
 
 @router.patch("/{invoice_id}", response_model=InvoiceOut)
-async def edit_draft(invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+async def edit_draft(
+    invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
     """Edit a rejected draft (lines, notes, due date). Every approval link issued before is superseded."""
     invoice = await _load(db, invoice_id)
     lines = None
     if body.lines is not None:
-        lines = [TermsLine(**{k: str(v) for k, v in line.model_dump(mode="json").items()}) for line in body.lines]
+        lines = [
+            TermsLine(**{k: str(v) for k, v in line.model_dump(mode="json").items()}) for line in body.lines
+        ]
     changes = DraftChanges(
-        lines=lines, notes=body.notes, due_date=body.due_date.isoformat() if body.due_date else None, actor="api"
+        lines=lines,
+        notes=body.notes,
+        due_date=body.due_date.isoformat() if body.due_date else None,
+        actor="api",
     )
     await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.edit_draft, changes)
     return await _load(db, invoice_id)

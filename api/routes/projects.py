@@ -24,7 +24,7 @@ from api.schemas import Currency, DecimalStr, Strict, Terms
 from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
 from billing.projects import DepositSpec
-from billing.totals import compute_totals, LineInput
+from billing.totals import LineInput, compute_totals
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Customer, Invoice, Project, WebhookEvent
@@ -47,7 +47,9 @@ def _invalid(loc: list[str | int], message: str) -> HTTPException:
 class DepositCreate(Strict):
     percent: DecimalStr | None = None
     amount: DecimalStr | None = None
-    on: Literal["signature", "deal_won"] = Field(default="signature", description="The event that bills the deposit.")
+    on: Literal["signature", "deal_won"] = Field(
+        default="signature", description="The event that bills the deposit."
+    )
 
 
 class MilestoneCreate(Strict):
@@ -57,7 +59,8 @@ class MilestoneCreate(Strict):
     percent: DecimalStr | None = Field(default=None, description="Percent of contract_amount.")
     bill_on: Literal["milestone", "signature", "deal_won"] = "milestone"
     external_refs: dict[str, RefValue] = Field(
-        default_factory=dict, description='PM-tool objects whose completion bills it, e.g. {"github": "globex/portal#3"}.'
+        default_factory=dict,
+        description='PM-tool objects whose completion bills it, e.g. {"github": "globex/portal#3"}.',
     )
 
     @field_validator("external_refs")
@@ -74,13 +77,16 @@ class ProjectCreate(Strict):
     name: str = Field(min_length=1, max_length=300)
     currency: Currency | None = None
     category: str | None = Field(default=None, max_length=120, description="Approval rules can match on it.")
-    contract_amount: DecimalStr | None = Field(default=None, description="Default: the sum of the milestone amounts.")
+    contract_amount: DecimalStr | None = Field(
+        default=None, description="Default: the sum of the milestone amounts."
+    )
     deposit: DepositCreate | None = None
     milestones: list[MilestoneCreate] = Field(min_length=1, max_length=100)
     tax_rate: DecimalStr = Decimal(0)
     payment_terms: Terms | None = None
     external_refs: dict[str, RefValue] = Field(
-        default_factory=dict, description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.'
+        default_factory=dict,
+        description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.',
     )
 
     @field_validator("external_refs")
@@ -134,30 +140,52 @@ class ProjectOut(BaseModel):
 def project_out(session: Session, project: Project) -> ProjectOut:
     numbers = repo.summary(project)
     refs = [r for r in project.refs]
-    invoices = session.scalars(select(Invoice).where(Invoice.project_id == project.id).order_by(Invoice.created_at)).all()
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.project_id == project.id).order_by(Invoice.created_at)
+    ).all()
     deposit = None
     if project.deposit_amount > 0:
         deposit = {
-            "amount": str(project.deposit_amount), "percent": str(project.deposit_percent) if project.deposit_percent else None,
-            "on": project.deposit_on, "billed": str(project.deposit_billed), "recouped": str(project.deposit_recouped),
+            "amount": str(project.deposit_amount),
+            "percent": str(project.deposit_percent) if project.deposit_percent else None,
+            "on": project.deposit_on,
+            "billed": str(project.deposit_billed),
+            "recouped": str(project.deposit_recouped),
             "invoice_id": str(project.deposit_invoice_id) if project.deposit_invoice_id else None,
         }
     return ProjectOut(
-        id=project.id, workflow_id=project.workflow_id, customer_id=project.customer_id, name=project.name,
-        currency=project.currency, category=project.category, status=project.status, source=project.source,
-        contract_amount=str(project.contract_amount), deposit=deposit,
+        id=project.id,
+        workflow_id=project.workflow_id,
+        customer_id=project.customer_id,
+        name=project.name,
+        currency=project.currency,
+        category=project.category,
+        status=project.status,
+        source=project.source,
+        contract_amount=str(project.contract_amount),
+        deposit=deposit,
         milestones=[
             MilestoneOut(
-                key=m.key, name=m.name, amount=str(m.amount), percent=str(m.percent) if m.percent is not None else None,
-                bill_on=m.bill_on, status=m.status, invoice_id=m.invoice_id, deposit_applied=str(m.recouped),
+                key=m.key,
+                name=m.name,
+                amount=str(m.amount),
+                percent=str(m.percent) if m.percent is not None else None,
+                bill_on=m.bill_on,
+                status=m.status,
+                invoice_id=m.invoice_id,
+                deposit_applied=str(m.recouped),
                 external_refs={r.system: r.ref for r in refs if r.milestone_key == m.key},
             )
             for m in project.milestones
         ],
         external_refs={r.system: r.ref for r in refs if r.milestone_key is None},
-        billed=str(numbers["billed"]), left=str(numbers["left"]), pending=list(numbers["pending_milestones"]),  # type: ignore[arg-type]
+        billed=str(numbers["billed"]),
+        left=str(numbers["left"]),
+        pending=list(numbers["pending_milestones"]),  # type: ignore[arg-type]
         invoices=[
-            ProjectInvoiceOut(id=i.id, number=i.number, status=i.status, total=str(i.total), amount_due=str(i.amount_due))
+            ProjectInvoiceOut(
+                id=i.id, number=i.number, status=i.status, total=str(i.total), amount_due=str(i.amount_due)
+            )
             for i in invoices
         ],
     )
@@ -177,7 +205,9 @@ async def _load(db: Db, project_id: uuid.UUID) -> ProjectOut:
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
-async def create_project(body: ProjectCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator) -> ProjectOut:
+async def create_project(
+    body: ProjectCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator
+) -> ProjectOut:
     def tx(session: Session) -> uuid.UUID:
         customer = session.get(Customer, body.customer_id)
         if customer is None:
@@ -189,20 +219,33 @@ async def create_project(body: ProjectCreate, db: DbDep, temporal: TemporalDep, 
             project = repo.create_project(
                 session,
                 repo.NewProject(
-                    customer=customer, name=body.name, currency=body.currency or customer.currency,
-                    category=body.category, contract_amount=body.contract_amount, deposit=deposit,
+                    customer=customer,
+                    name=body.name,
+                    currency=body.currency or customer.currency,
+                    category=body.category,
+                    contract_amount=body.contract_amount,
+                    deposit=deposit,
                     deposit_on=body.deposit.on if body.deposit else "signature",
                     milestones=[
-                        repo.NewMilestone(key=m.key, name=m.name, amount=m.amount, percent=m.percent, refs=m.external_refs,
-                                          bill_on=m.bill_on)
+                        repo.NewMilestone(
+                            key=m.key,
+                            name=m.name,
+                            amount=m.amount,
+                            percent=m.percent,
+                            refs=m.external_refs,
+                            bill_on=m.bill_on,
+                        )
                         for m in body.milestones
                     ],
-                    tax_rate=body.tax_rate, payment_terms=body.payment_terms or customer.payment_terms,
+                    tax_rate=body.tax_rate,
+                    payment_terms=body.payment_terms or customer.payment_terms,
                     refs=body.external_refs,
                 ),
             )
             # The tax rate is validated the way every invoice validates it.
-            compute_totals([LineInput("check", Decimal(1), Decimal(1), tax_rate=body.tax_rate)], project.currency)
+            compute_totals(
+                [LineInput("check", Decimal(1), Decimal(1), tax_rate=body.tax_rate)], project.currency
+            )
         except repo.RefConflict as exc:
             raise HTTPException(409, detail=str(exc)) from exc
         return project.id
@@ -215,11 +258,15 @@ async def create_project(body: ProjectCreate, db: DbDep, temporal: TemporalDep, 
         # Started now so the project shows in the Temporal UI at once; if Temporal is down, the first
         # trigger's signal-with-start starts it instead, so the project is usable either way.
         await temporal.start_workflow(
-            ProjectBillingWorkflow.run, ProjectWorkflowInput(project_id=str(project_id)),
-            id=project_workflow_id(str(project_id)), task_queue=settings.task_queue,
+            ProjectBillingWorkflow.run,
+            ProjectWorkflowInput(project_id=str(project_id)),
+            id=project_workflow_id(str(project_id)),
+            task_queue=settings.task_queue,
         )
     except (RPCError, RuntimeError) as exc:
-        log.warning("project %s stored; its workflow starts with its first trigger (Temporal: %s)", project_id, exc)
+        log.warning(
+            "project %s stored; its workflow starts with its first trigger (Temporal: %s)", project_id, exc
+        )
     return await _load(db, project_id)
 
 
@@ -229,7 +276,9 @@ async def get_project(project_id: uuid.UUID, db: DbDep, _: Operator) -> ProjectO
 
 
 @router.get("/projects", response_model=list[ProjectOut])
-async def list_projects(db: DbDep, _: Operator, customer_id: uuid.UUID | None = None, limit: int = 100) -> list[ProjectOut]:
+async def list_projects(
+    db: DbDep, _: Operator, customer_id: uuid.UUID | None = None, limit: int = 100
+) -> list[ProjectOut]:
     def tx(session: Session) -> list[ProjectOut]:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         stmt = select(Project).order_by(Project.created_at.desc()).limit(min(max(limit, 1), 500))
@@ -244,7 +293,9 @@ class ManualTrigger(Strict):
     reference: str = Field(default="", max_length=200, description="Why, e.g. 'signed on paper 2026-11-20'.")
 
 
-async def _manual(db: Db, temporal: TemporalDep, settings: SettingsDep, project_id: uuid.UUID, trigger: ProjectTrigger) -> ProjectOut:
+async def _manual(
+    db: Db, temporal: TemporalDep, settings: SettingsDep, project_id: uuid.UUID, trigger: ProjectTrigger
+) -> ProjectOut:
     await _load(db, project_id)  # 404 for an unknown project
     try:
         await signal_with_start(temporal, settings, Route(project_id, trigger.milestone_key), trigger)
@@ -255,23 +306,45 @@ async def _manual(db: Db, temporal: TemporalDep, settings: SettingsDep, project_
 
 @router.post("/projects/{project_id}/milestones/{key}/complete", status_code=202, response_model=ProjectOut)
 async def complete_milestone(
-    project_id: uuid.UUID, key: str, body: ManualTrigger, db: DbDep, temporal: TemporalDep, settings: SettingsDep, operator: Operator
+    project_id: uuid.UUID,
+    key: str,
+    body: ManualTrigger,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    operator: Operator,
 ) -> ProjectOut:
     """An operator says a milestone is done: billed once, like a webhook would."""
     current = await _load(db, project_id)
     if key not in {m.key for m in current.milestones}:
         raise HTTPException(404, detail=f"project has no milestone {key!r}")
-    trigger = ProjectTrigger(event_key=f"api:milestone:{project_id}:{key}", kind=TriggerKind.MILESTONE_DONE, provider="api",
-                             ref=body.reference, milestone_key=key, actor=operator)
+    trigger = ProjectTrigger(
+        event_key=f"api:milestone:{project_id}:{key}",
+        kind=TriggerKind.MILESTONE_DONE,
+        provider="api",
+        ref=body.reference,
+        milestone_key=key,
+        actor=operator,
+    )
     return await _manual(db, temporal, settings, project_id, trigger)
 
 
 @router.post("/projects/{project_id}/contract-signed", status_code=202, response_model=ProjectOut)
 async def contract_signed(
-    project_id: uuid.UUID, body: ManualTrigger, db: DbDep, temporal: TemporalDep, settings: SettingsDep, operator: Operator
+    project_id: uuid.UUID,
+    body: ManualTrigger,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    operator: Operator,
 ) -> ProjectOut:
-    trigger = ProjectTrigger(event_key=f"api:signed:{project_id}", kind=TriggerKind.CONTRACT_SIGNED, provider="api",
-                             ref=body.reference, actor=operator)
+    trigger = ProjectTrigger(
+        event_key=f"api:signed:{project_id}",
+        kind=TriggerKind.CONTRACT_SIGNED,
+        provider="api",
+        ref=body.reference,
+        actor=operator,
+    )
     return await _manual(db, temporal, settings, project_id, trigger)
 
 
@@ -294,8 +367,17 @@ class WebhookEventOut(BaseModel):
 
 def event_out(row: WebhookEvent) -> WebhookEventOut:
     return WebhookEventOut(
-        id=row.id, provider=row.provider, kind=row.kind, system=row.system, ref=row.ref, status=row.status, note=row.note,
-        deliveries=row.deliveries, received_at=row.received_at.isoformat(), project_id=row.project_id, summary=row.summary,
+        id=row.id,
+        provider=row.provider,
+        kind=row.kind,
+        system=row.system,
+        ref=row.ref,
+        status=row.status,
+        note=row.note,
+        deliveries=row.deliveries,
+        received_at=row.received_at.isoformat(),
+        project_id=row.project_id,
+        summary=row.summary,
     )
 
 
@@ -327,7 +409,9 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
                 continue
             target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
             if target is None:
-                inbox.mark(session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}")
+                inbox.mark(
+                    session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}"
+                )
                 continue
             inbox.routed(session, row, target)
             routed.append(row.id)
@@ -337,13 +421,18 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
     if routed:
         result = await dispatcher.dispatch(routed, note="replayed", ignore_leases=True)
         if result.failed:
-            raise HTTPException(503, detail=f"{next(iter(result.failed.values()))}; the event stays received and "
-                                            "the inbox dispatcher retries it")
+            raise HTTPException(
+                503,
+                detail=f"{next(iter(result.failed.values()))}; the event stays received and "
+                "the inbox dispatcher retries it",
+            )
     return await db.run(lambda s: [event_out(inbox.get(s, i)) for i in event_ids])  # type: ignore[arg-type]
 
 
 @router.post("/webhooks/events/{event_id}/replay", response_model=WebhookEventOut, tags=["webhooks"])
-async def replay_event(event_id: uuid.UUID, db: DbDep, dispatcher: DispatcherDep, _: Operator) -> WebhookEventOut:
+async def replay_event(
+    event_id: uuid.UUID, db: DbDep, dispatcher: DispatcherDep, _: Operator
+) -> WebhookEventOut:
     """Route a kept event again (after adding the project or ref it needed) and hand it to its workflow."""
     [event] = await _replay(db, dispatcher, [event_id])
     return event

@@ -30,7 +30,9 @@ def _unprocessable(field: str, message: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
 
 
-async def refund_payment(db: Db, temporal: Client, invoice_id: uuid.UUID, refund: RefundInput) -> RefundOutcome:
+async def refund_payment(
+    db: Db, temporal: Client, invoice_id: uuid.UUID, refund: RefundInput
+) -> RefundOutcome:
     """Record ``refund`` once: 404 unknown invoice, 422 a refund the payment cannot take, 409 a refund the
     invoice's state refuses (void, written off, a closed invoice without enough unused credit)."""
 
@@ -39,7 +41,9 @@ async def refund_payment(db: Db, temporal: Client, invoice_id: uuid.UUID, refund
         if row is None:
             return None
         if row.invoice_id != invoice_id:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="this idempotency_key refunded a payment of another invoice")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail="this idempotency_key refunded a payment of another invoice"
+            )
         invoice = repo.get_invoice(session, invoice_id)
         return refunds.outcome(invoice, row, duplicate=True)
 
@@ -47,14 +51,23 @@ async def refund_payment(db: Db, temporal: Client, invoice_id: uuid.UUID, refund
         try:
             invoice = repo.get_invoice(session, invoice_id)
         except repo.InvoiceNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
+            ) from None
         payment = session.get(Payment, uuid.UUID(refund.payment_id))
         if payment is None or payment.invoice_id != invoice.id:
-            raise _unprocessable("payment_id", f"invoice {invoice.number or invoice.id} has no payment {refund.payment_id}")
+            raise _unprocessable(
+                "payment_id", f"invoice {invoice.number or invoice.id} has no payment {refund.payment_id}"
+            )
         if payment.method == repo.CREDIT_METHOD:
-            raise _unprocessable("payment_id", "customer credit applied to the invoice is not money received; it cannot be refunded")
+            raise _unprocessable(
+                "payment_id",
+                "customer credit applied to the invoice is not money received; it cannot be refunded",
+            )
         try:
-            amount = require_minor_units(parse_decimal(refund.amount, field="amount"), invoice.currency, field="amount")
+            amount = require_minor_units(
+                parse_decimal(refund.amount, field="amount"), invoice.currency, field="amount"
+            )
         except MoneyError as exc:
             raise _unprocessable("amount", str(exc)) from None
         if amount <= 0:
@@ -62,7 +75,8 @@ async def refund_payment(db: Db, temporal: Client, invoice_id: uuid.UUID, refund
         left = payment.amount - refunds.refunded(session, payment.id)
         if amount > left:
             raise _unprocessable(
-                "amount", f"amount: {format_money(amount, invoice.currency)} is more than the "
+                "amount",
+                f"amount: {format_money(amount, invoice.currency)} is more than the "
                 f"{format_money(left, invoice.currency)} still refundable of this payment",
             )
         return invoice.status, invoice.workflow_id
@@ -79,19 +93,23 @@ async def refund_payment(db: Db, temporal: Client, invoice_id: uuid.UUID, refund
     invoice_status, workflow_id = await db.run(precheck)
     if invoice_status in refunds.OPEN_STATUSES:
         try:
-            return await temporal.get_workflow_handle(workflow_id).execute_update(InvoiceWorkflow.record_refund, refund)
+            return await temporal.get_workflow_handle(workflow_id).execute_update(
+                InvoiceWorkflow.record_refund, refund
+            )
         except (WorkflowUpdateFailedError, RPCError) as exc:
             found = await db.run(existing)
             if found is not None:
                 return found
-            invoice_status = (await db.run(lambda s: repo.get_invoice(s, invoice_id).status))
+            invoice_status = await db.run(lambda s: repo.get_invoice(s, invoice_id).status)
             if invoice_status in refunds.OPEN_STATUSES:
                 raise update_error(exc) from exc
             # Closed meanwhile (paid by a concurrent payment): refund its credit instead.
     return await db.run(direct)
 
 
-@router.post("/invoices/{invoice_id}/refunds", status_code=status.HTTP_201_CREATED, response_model=RefundResult)
+@router.post(
+    "/invoices/{invoice_id}/refunds", status_code=status.HTTP_201_CREATED, response_model=RefundResult
+)
 async def create_refund(
     invoice_id: uuid.UUID,
     body: RefundCreate,
@@ -106,15 +124,29 @@ async def create_refund(
     full) can be refunded, and the invoice stays closed."""
     key = body.idempotency_key or idempotency_key
     if not key:
-        raise _unprocessable("idempotency_key", "idempotency_key is required (body field or Idempotency-Key header)")
+        raise _unprocessable(
+            "idempotency_key", "idempotency_key is required (body field or Idempotency-Key header)"
+        )
     outcome = await refund_payment(
-        db, temporal, invoice_id,
-        RefundInput(payment_id=str(body.payment_id), amount=str(body.amount), idempotency_key=f"api:{key}",
-                    reason=body.reason, actor=operator),
+        db,
+        temporal,
+        invoice_id,
+        RefundInput(
+            payment_id=str(body.payment_id),
+            amount=str(body.amount),
+            idempotency_key=f"api:{key}",
+            reason=body.reason,
+            actor=operator,
+        ),
     )
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
     return RefundResult(
-        refund_id=uuid.UUID(outcome.refund_id), duplicate=outcome.duplicate, kind=outcome.kind, status=outcome.status,
-        amount_paid=outcome.amount_paid, amount_due=outcome.amount_due, credit=outcome.credit,
+        refund_id=uuid.UUID(outcome.refund_id),
+        duplicate=outcome.duplicate,
+        kind=outcome.kind,
+        status=outcome.status,
+        amount_paid=outcome.amount_paid,
+        amount_due=outcome.amount_due,
+        credit=outcome.credit,
     )

@@ -1,4 +1,4 @@
-"""Operator reports (issue #7): receivables aging and what the invoice workflows will do next.
+"""Operator reports: receivables aging and what the invoice workflows will do next.
 
 - ``GET /reports/aging?as_of=YYYY-MM-DD``: open amounts per currency and per customer in the aging
   buckets of ``billing.aging`` (current, 1-30, 31-60, 61-90, 90+ days overdue). Never summed across
@@ -44,11 +44,11 @@ from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator, SettingsDep, require_operator
 from billing.aging import BUCKETS, AgingReport, AgingRow, aging_report
-from billing.money import format_money
 from billing.dunning import dunning_schedule, policy_from_dict
+from billing.money import format_money
 from billing.reminders import MAX_OFFSET, reminder_schedule
 from billing.status import InvoiceStatus
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence.invoices import overdue_instant
 from persistence.models import Customer, Invoice
 
@@ -149,7 +149,11 @@ def next_action(
     # The workflow drops steps up to its issue instant and has fired every step up to now.
     cutoff = max(issued_at, now) if issued_at is not None else now
     if policy is not None and issued_at is not None:  # the dunning policy frozen on the invoice at issue
-        steps = [s for s in dunning_schedule(policy_from_dict(policy), due_date, timezone, issued_at) if s.send_at > cutoff]
+        steps = [
+            s
+            for s in dunning_schedule(policy_from_dict(policy), due_date, timezone, issued_at)
+            if s.send_at > cutoff
+        ]
     else:
         steps = reminder_schedule(due_date, list(offsets), timezone, send_hour=send_hour, not_before=cutoff)
     if steps:
@@ -203,18 +207,31 @@ def load_next_actions(session: Session, settings: Settings, now: datetime, hours
     items: list[NextActionOut] = []
     for r in session.execute(stmt).all():
         action = next_action(
-            status=r.status, due_date=r.due_date, issued_at=r.issued_at, timezone=r.timezone,
-            invoice_offsets=r.invoice_offsets, customer_offsets=r.customer_offsets,
-            default_offsets=settings.reminder_offsets(), send_hour=settings.reminder_send_hour, now=now,
+            status=r.status,
+            due_date=r.due_date,
+            issued_at=r.issued_at,
+            timezone=r.timezone,
+            invoice_offsets=r.invoice_offsets,
+            customer_offsets=r.customer_offsets,
+            default_offsets=settings.reminder_offsets(),
+            send_hour=settings.reminder_send_hour,
+            now=now,
             policy=r.dunning_snapshot,
         )
         if action is None or action.at > until:
             continue
         items.append(
             NextActionOut(
-                invoice_id=r.invoice_id, number=r.number, status=r.status, customer_id=r.customer_id,
-                customer_name=r.customer_name, currency=r.currency, amount_due=str(r.amount_due),
-                due_date=r.due_date, action=action.kind, offset_days=action.offset_days,
+                invoice_id=r.invoice_id,
+                number=r.number,
+                status=r.status,
+                customer_id=r.customer_id,
+                customer_name=r.customer_name,
+                currency=r.currency,
+                amount_due=str(r.amount_due),
+                due_date=r.due_date,
+                action=action.kind,
+                offset_days=action.offset_days,
                 at=action.at.astimezone(UTC),
             )
         )
@@ -230,8 +247,10 @@ def aging_out(report: AgingReport) -> AgingOut:
             total=str(totals.total),
             customers=[
                 AgingCustomerOut(
-                    customer_id=uuid.UUID(line.customer_id), customer_name=line.customer_name,
-                    buckets={b: str(line.buckets[b]) for b in BUCKETS}, total=str(line.total),
+                    customer_id=uuid.UUID(line.customer_id),
+                    customer_name=line.customer_name,
+                    buckets={b: str(line.buckets[b]) for b in BUCKETS},
+                    total=str(line.total),
                 )
                 for line in report.lines
                 if line.currency == totals.currency
@@ -287,7 +306,8 @@ def require_operator_page(
     expected: str = request.app.state.settings.api_token
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, detail="wrong token (?token=<INVOICEFLOW_API_TOKEN>)",
+            status.HTTP_401_UNAUTHORIZED,
+            detail="wrong token (?token=<INVOICEFLOW_API_TOKEN>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return "operator"
@@ -298,7 +318,11 @@ SLOT, BAR, PLOT_TOP, BASELINE, CHART_W, CHART_H = 68, 40, 34, 170, 340, 200
 FONT = 11
 BUCKET_LABELS = {"current": "current", "1-30": "1–30", "31-60": "31–60", "61-90": "61–90", "90+": "90+"}
 BAR_COLOURS = {
-    "current": "#2e90fa", "1-30": "#fdb022", "31-60": "#f79009", "61-90": "#e04f16", "90+": "#b42318"
+    "current": "#2e90fa",
+    "1-30": "#fdb022",
+    "31-60": "#f79009",
+    "61-90": "#e04f16",
+    "90+": "#b42318",
 }
 
 
@@ -319,12 +343,23 @@ def _chart(currency: str, buckets: dict[str, Decimal]) -> list[dict[str, Any]]:
         centre = i * SLOT + SLOT / 2
         # Shrink only a label too wide for its slot (very large amounts), never overlap the neighbour.
         fit = SLOT - 4 if len(figure) * FONT * 0.58 > SLOT - 4 else None
-        bars.append({
-            "bucket": bucket, "label": BUCKET_LABELS[bucket], "colour": BAR_COLOURS[bucket],
-            "x": i * SLOT + (SLOT - BAR) / 2, "y": round(BASELINE - height, 2), "width": BAR,
-            "height": height, "centre": centre, "text_y": round(BASELINE - height - 6 - FONT * 1.1, 2),
-            "figure": figure, "code": code, "fit": fit, "money": format_money(amount, currency),
-        })
+        bars.append(
+            {
+                "bucket": bucket,
+                "label": BUCKET_LABELS[bucket],
+                "colour": BAR_COLOURS[bucket],
+                "x": i * SLOT + (SLOT - BAR) / 2,
+                "y": round(BASELINE - height, 2),
+                "width": BAR,
+                "height": height,
+                "centre": centre,
+                "text_y": round(BASELINE - height - 6 - FONT * 1.1, 2),
+                "figure": figure,
+                "code": code,
+                "fit": fit,
+                "money": format_money(amount, currency),
+            }
+        )
     return bars
 
 
@@ -344,21 +379,24 @@ def _describe(item: NextActionOut) -> str:
 def page_context(report: AgingReport, actions: NextActionsOut) -> dict[str, Any]:
     currencies = []
     for totals in report.totals:
-        currencies.append({
-            "currency": totals.currency,
-            "total": format_money(totals.total, totals.currency),
-            "bars": _chart(totals.currency, totals.buckets),
-            "totals": [_number(totals.buckets[b], totals.currency) for b in BUCKETS],
-            "total_figure": _number(totals.total, totals.currency),
-            "lines": [
-                {
-                    "name": line.customer_name,
-                    "buckets": [_number(line.buckets[b], line.currency) for b in BUCKETS],
-                    "total": _number(line.total, line.currency),
-                }
-                for line in report.lines if line.currency == totals.currency
-            ],
-        })
+        currencies.append(
+            {
+                "currency": totals.currency,
+                "total": format_money(totals.total, totals.currency),
+                "bars": _chart(totals.currency, totals.buckets),
+                "totals": [_number(totals.buckets[b], totals.currency) for b in BUCKETS],
+                "total_figure": _number(totals.total, totals.currency),
+                "lines": [
+                    {
+                        "name": line.customer_name,
+                        "buckets": [_number(line.buckets[b], line.currency) for b in BUCKETS],
+                        "total": _number(line.total, line.currency),
+                    }
+                    for line in report.lines
+                    if line.currency == totals.currency
+                ],
+            }
+        )
     return {
         "as_of": report.as_of.isoformat(),
         "buckets": [BUCKET_LABELS[b] for b in BUCKETS],
@@ -367,10 +405,15 @@ def page_context(report: AgingReport, actions: NextActionsOut) -> dict[str, Any]
         "hours": actions.hours,
         "now": actions.now.strftime("%Y-%m-%d %H:%M UTC"),
         "actions": [
-            {"number": a.number or str(a.invoice_id), "customer": a.customer_name, "what": _describe(a),
-             "kind": a.action, "at_iso": a.at.isoformat().replace("+00:00", "Z"),
-             "at": a.at.strftime("%Y-%m-%d %H:%M UTC"),
-             "amount_due": format_money(Decimal(a.amount_due), a.currency)}
+            {
+                "number": a.number or str(a.invoice_id),
+                "customer": a.customer_name,
+                "what": _describe(a),
+                "kind": a.action,
+                "at_iso": a.at.isoformat().replace("+00:00", "Z"),
+                "at": a.at.strftime("%Y-%m-%d %H:%M UTC"),
+                "amount_due": format_money(Decimal(a.amount_due), a.currency),
+            }
             for a in actions.items
         ],
     }

@@ -53,7 +53,9 @@ def _invalid(loc: list[str | int], message: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
-def subscription_out(session: Session, sub: Subscription, *, preview: int = 5, detail: bool = True) -> SubscriptionOut:
+def subscription_out(
+    session: Session, sub: Subscription, *, preview: int = 5, detail: bool = True
+) -> SubscriptionOut:
     upcoming = []
     if sub.status not in FINISHED:
         rec = repo.recurrence_of(sub)
@@ -81,19 +83,27 @@ def subscription_out(session: Session, sub: Subscription, *, preview: int = 5, d
         next_cycle=sub.next_cycle,
         paused_until=sub.paused_until,
         next_invoice_dates=upcoming,
-        terms=[TermsOut(version=t.version, effective_from_cycle=t.effective_from_cycle, lines=t.lines) for t in sub.terms],
+        terms=[
+            TermsOut(version=t.version, effective_from_cycle=t.effective_from_cycle, lines=t.lines)
+            for t in sub.terms
+        ],
     )
     if detail:
         out.invoices = [
             CycleInvoiceOut(
-                cycle=i.subscription_cycle or 0, period_date=i.period_date, invoice_id=i.id, number=i.number,
-                status=i.status, total=str(i.total),
+                cycle=i.subscription_cycle or 0,
+                period_date=i.period_date,
+                invoice_id=i.id,
+                number=i.number,
+                status=i.status,
+                total=str(i.total),
             )
             for i in repo.invoices_of(session, sub.id)
             if i.period_date is not None
         ]
         out.history = [
-            SubscriptionEventOut(at=e.at, kind=e.kind, cycle=e.cycle, data=e.data) for e in repo.history(session, sub.id)
+            SubscriptionEventOut(at=e.at, kind=e.kind, cycle=e.cycle, data=e.data)
+            for e in repo.history(session, sub.id)
         ]
     return out
 
@@ -125,15 +135,22 @@ async def create_subscription(
         sub = repo.create(
             session,
             repo.NewSubscription(
-                customer=customer, currency=currency, lines=lines, recurrence=rec,
-                payment_terms=body.payment_terms or customer.payment_terms, auto_send=body.auto_send,
+                customer=customer,
+                currency=currency,
+                lines=lines,
+                recurrence=rec,
+                payment_terms=body.payment_terms or customer.payment_terms,
+                auto_send=body.auto_send,
                 catch_up=body.catch_up,
             ),
         )
         session.refresh(sub)
         start = SubscriptionWorkflowInput(
-            subscription_id=str(sub.id), customer_id=str(customer.id), currency=currency,
-            recurrence=recurrence_spec(rec), catch_up=body.catch_up,
+            subscription_id=str(sub.id),
+            customer_id=str(customer.id),
+            currency=currency,
+            recurrence=recurrence_spec(rec),
+            catch_up=body.catch_up,
         )
         return subscription_out(session, sub, detail=False), start
 
@@ -148,7 +165,10 @@ async def create_subscription(
         task_queue=settings.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(sa.CUSTOMER_ID, str(out.customer_id)), SearchAttributePair(sa.CURRENCY, out.currency)]
+            [
+                SearchAttributePair(sa.CUSTOMER_ID, str(out.customer_id)),
+                SearchAttributePair(sa.CURRENCY, out.currency),
+            ]
         ),
         static_summary=f"{out.interval_count} × {out.interval} subscription from {out.start_date}",
     )
@@ -157,13 +177,20 @@ async def create_subscription(
 
 @router.get("", response_model=list[SubscriptionOut])
 async def list_subscriptions(
-    db: DbDep, _: Operator, customer_id: uuid.UUID | None = None, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    db: DbDep,
+    _: Operator,
+    customer_id: uuid.UUID | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
 ) -> list[SubscriptionOut]:
     def tx(session: Session) -> list[SubscriptionOut]:
         stmt = select(Subscription).order_by(Subscription.created_at, Subscription.id)
         if customer_id is not None:
             stmt = stmt.where(Subscription.customer_id == customer_id)
-        return [subscription_out(session, s, detail=False) for s in session.scalars(stmt.limit(limit).offset(offset))]
+        return [
+            subscription_out(session, s, detail=False)
+            for s in session.scalars(stmt.limit(limit).offset(offset))
+        ]
 
     return await db.run(tx)
 
@@ -175,36 +202,57 @@ async def _load(db: DbDep, subscription_id: uuid.UUID, preview: int = 5) -> Subs
     try:
         return await db.run(tx)
     except repo.SubscriptionNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"subscription {subscription_id} does not exist") from None
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"subscription {subscription_id} does not exist"
+        ) from None
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
 async def get_subscription(
-    subscription_id: uuid.UUID, db: DbDep, _: Operator, preview: int = Query(5, ge=0, le=120, description="Next N invoice dates.")
+    subscription_id: uuid.UUID,
+    db: DbDep,
+    _: Operator,
+    preview: int = Query(5, ge=0, le=120, description="Next N invoice dates."),
 ) -> SubscriptionOut:
     return await _load(db, subscription_id, preview)
 
 
-async def _update(db: DbDep, temporal: TemporalDep, subscription_id: uuid.UUID, update: object, arg: object | None) -> SubscriptionOut:
+async def _update(
+    db: DbDep, temporal: TemporalDep, subscription_id: uuid.UUID, update: object, arg: object | None
+) -> SubscriptionOut:
     current = await _load(db, subscription_id)
     await run_update(temporal, current.workflow_id, update, arg)
     return await _load(db, subscription_id)
 
 
 @router.post("/{subscription_id}/pause", response_model=SubscriptionOut)
-async def pause(subscription_id: uuid.UUID, body: PauseCreate, db: DbDep, temporal: TemporalDep, _: Operator) -> SubscriptionOut:
+async def pause(
+    subscription_id: uuid.UUID, body: PauseCreate, db: DbDep, temporal: TemporalDep, _: Operator
+) -> SubscriptionOut:
     resume_on = body.resume_on.isoformat() if body.resume_on else None
-    return await _update(db, temporal, subscription_id, SubscriptionWorkflow.pause, PauseInput(resume_on=resume_on))
+    return await _update(
+        db, temporal, subscription_id, SubscriptionWorkflow.pause, PauseInput(resume_on=resume_on)
+    )
 
 
 @router.post("/{subscription_id}/resume", response_model=SubscriptionOut)
-async def resume(subscription_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator) -> SubscriptionOut:
+async def resume(
+    subscription_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator
+) -> SubscriptionOut:
     return await _update(db, temporal, subscription_id, SubscriptionWorkflow.resume, None)
 
 
 @router.post("/{subscription_id}/cancel", response_model=SubscriptionOut)
-async def cancel(subscription_id: uuid.UUID, body: CancelCreate, db: DbDep, temporal: TemporalDep, _: Operator) -> SubscriptionOut:
-    return await _update(db, temporal, subscription_id, SubscriptionWorkflow.cancel, CancelInput(at_period_end=body.at_period_end))
+async def cancel(
+    subscription_id: uuid.UUID, body: CancelCreate, db: DbDep, temporal: TemporalDep, _: Operator
+) -> SubscriptionOut:
+    return await _update(
+        db,
+        temporal,
+        subscription_id,
+        SubscriptionWorkflow.cancel,
+        CancelInput(at_period_end=body.at_period_end),
+    )
 
 
 @router.post("/{subscription_id}/terms", response_model=SubscriptionOut)
@@ -213,4 +261,6 @@ async def update_terms(
 ) -> SubscriptionOut:
     """New lines or prices from the next cycle on; earlier cycles keep the terms they were billed on."""
     lines = [TermsLine(**{k: str(v) for k, v in line.model_dump(mode="json").items()}) for line in body.lines]
-    return await _update(db, temporal, subscription_id, SubscriptionWorkflow.update_terms, TermsUpdateInput(lines=lines))
+    return await _update(
+        db, temporal, subscription_id, SubscriptionWorkflow.update_terms, TermsUpdateInput(lines=lines)
+    )

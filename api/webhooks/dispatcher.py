@@ -34,7 +34,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.deps import Db
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
 from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
@@ -55,7 +55,9 @@ class TemporalUnavailable(Exception):
     """The hand-over to Temporal failed (server down, not yet connected, overloaded)."""
 
 
-async def signal_with_start(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
+async def signal_with_start(
+    temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger
+) -> None:
     """Signal-with-start: the project's workflow gets the trigger whether or not it is running."""
     try:
         await _signal_with_start(temporal, settings, target, trigger)
@@ -65,7 +67,9 @@ async def signal_with_start(temporal: Client, settings: Settings, target: Route,
         raise TemporalUnavailable(str(exc)) from exc
 
 
-async def _signal_with_start(temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger) -> None:
+async def _signal_with_start(
+    temporal: Client, settings: Settings, target: Route, trigger: ProjectTrigger
+) -> None:
     await temporal.start_workflow(
         ProjectBillingWorkflow.run,
         ProjectWorkflowInput(project_id=str(target.project_id), deal=target.deal),
@@ -85,9 +89,19 @@ class Pass:
 
 
 class InboxDispatcher:
-    def __init__(self, db: Db, temporal: Callable[[], Client], settings: Settings, *, sweep_s: float = SWEEP_S,
-                 backoff_initial_s: float = BACKOFF_INITIAL_S, backoff_max_s: float = BACKOFF_MAX_S,
-                 lease_s: float = LEASE_S, rpc_timeout_s: float = RPC_TIMEOUT_S, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        db: Db,
+        temporal: Callable[[], Client],
+        settings: Settings,
+        *,
+        sweep_s: float = SWEEP_S,
+        backoff_initial_s: float = BACKOFF_INITIAL_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
+        lease_s: float = LEASE_S,
+        rpc_timeout_s: float = RPC_TIMEOUT_S,
+        batch: int = BATCH,
+    ) -> None:
         self._db, self._temporal, self._settings = db, temporal, settings
         self.sweep_s, self.lease_s, self.rpc_timeout_s, self.batch = sweep_s, lease_s, rpc_timeout_s, batch
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
@@ -117,8 +131,14 @@ class InboxDispatcher:
         except TimeoutError:
             pass  # wait_for has cancelled it
 
-    async def dispatch(self, ids: Sequence[uuid.UUID] | None = None, *, note: str = "",
-                       ignore_leases: bool = False, retry_in_s: float | None = None) -> Pass:
+    async def dispatch(
+        self,
+        ids: Sequence[uuid.UUID] | None = None,
+        *,
+        note: str = "",
+        ignore_leases: bool = False,
+        retry_in_s: float | None = None,
+    ) -> Pass:
         """One pass: claim routed ``received`` rows (these `ids` only, if given), hand them over, mark them.
 
         Claims again while full batches come back, so a backlog drains in one pass. Rows whose hand-over
@@ -133,11 +153,14 @@ class InboxDispatcher:
             pass
         return result
 
-    async def _batch(self, result: Pass, ids: list[uuid.UUID] | None, note: str, ignore_leases: bool,
-                     retry_in_s: float) -> int:
+    async def _batch(
+        self, result: Pass, ids: list[uuid.UUID] | None, note: str, ignore_leases: bool, retry_in_s: float
+    ) -> int:
         """Claim one batch, hand it over concurrently, record the outcome in one transaction."""
         claimed = await self._db.run(
-            lambda s: inbox.claim(s, lease_s=self.lease_s, limit=self.batch, ids=ids, ignore_leases=ignore_leases)
+            lambda s: inbox.claim(
+                s, lease_s=self.lease_s, limit=self.batch, ids=ids, ignore_leases=ignore_leases
+            )
         )
         if not claimed:
             return 0
@@ -163,7 +186,9 @@ class InboxDispatcher:
 
     async def _hand_over(self, target: Route, trigger: ProjectTrigger) -> str | None:
         try:
-            await asyncio.wait_for(signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s)
+            await asyncio.wait_for(
+                signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s
+            )
         except TemporalUnavailable as exc:
             return f"Temporal is unavailable: {exc}"
         except TimeoutError:
@@ -181,8 +206,12 @@ class InboxDispatcher:
                 result = await self.dispatch()
                 stalled = bool(result.failed) and not result.dispatched
                 if result.failed:
-                    log.warning("webhook inbox: %d event(s) handed over, %d not (%s)", len(result.dispatched),
-                                len(result.failed), next(iter(result.failed.values())))
+                    log.warning(
+                        "webhook inbox: %d event(s) handed over, %d not (%s)",
+                        len(result.dispatched),
+                        len(result.failed),
+                        next(iter(result.failed.values())),
+                    )
             except Exception:  # the database is unreachable, say: keep the task alive and try again
                 log.exception("webhook inbox: dispatch pass failed")
                 stalled = True

@@ -67,8 +67,14 @@ def hubspot(payload: Any, won_stages: set[str]) -> list[InboundEvent]:
             continue
         deal_id = _text(item.get("objectId"), f"[{i}].objectId")
         events.append(
-            InboundEvent("hubspot", event_id, TriggerKind.DEAL_WON, "hubspot_deal", deal_id,
-                         summary={"portal": str(item.get("portalId", "")), "stage": str(item.get("propertyValue"))})
+            InboundEvent(
+                "hubspot",
+                event_id,
+                TriggerKind.DEAL_WON,
+                "hubspot_deal",
+                deal_id,
+                summary={"portal": str(item.get("portalId", "")), "stage": str(item.get("propertyValue"))},
+            )
         )
     return events
 
@@ -88,8 +94,16 @@ def pipedrive(payload: Any) -> list[InboundEvent]:
     deal_id = _text(data.get("id"), "data.id")
     # The business event is "deal D won": a retry of it carries the same meta.id and timestamp.
     dedupe = f"{_text(meta.get('id'), 'meta.id')}:{_text(meta.get('timestamp'), 'meta.timestamp')}"
-    return [InboundEvent("pipedrive", dedupe, TriggerKind.DEAL_WON, "pipedrive_deal", deal_id,
-                         summary={"title": str(data.get("title", "")), "company": str(meta.get("company_id", ""))})]
+    return [
+        InboundEvent(
+            "pipedrive",
+            dedupe,
+            TriggerKind.DEAL_WON,
+            "pipedrive_deal",
+            deal_id,
+            summary={"title": str(data.get("title", "")), "company": str(meta.get("company_id", ""))},
+        )
+    ]
 
 
 # --- PM tools: milestone done ----------------------------------------------------------------------
@@ -108,8 +122,10 @@ def jira(payload: Any, headers: Mapping[str, str], done_statuses: set[str]) -> l
         raise MalformedPayload("changelog.items: expected a list")
     done = {s.casefold() for s in done_statuses}
     moved = [
-        it for it in items
-        if isinstance(it, Mapping) and it.get("field") == "status"
+        it
+        for it in items
+        if isinstance(it, Mapping)
+        and it.get("field") == "status"
         and (str(it.get("toString", "")).casefold() in done or str(it.get("to", "")) in done_statuses)
     ]
     if not moved:
@@ -120,8 +136,17 @@ def jira(payload: Any, headers: Mapping[str, str], done_statuses: set[str]) -> l
     epic = (issue.get("fields") or {}).get("parent") if isinstance(issue.get("fields"), Mapping) else None
     if isinstance(epic, Mapping) and epic.get("key"):
         hints["parent"] = str(epic["key"])
-    return [InboundEvent("jira", dedupe, TriggerKind.MILESTONE_DONE, "jira", key,
-                         summary={"status": str(moved[-1].get("toString", ""))}, hints=hints)]
+    return [
+        InboundEvent(
+            "jira",
+            dedupe,
+            TriggerKind.MILESTONE_DONE,
+            "jira",
+            key,
+            summary={"status": str(moved[-1].get("toString", ""))},
+            hints=hints,
+        )
+    ]
 
 
 def linear(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
@@ -148,7 +173,9 @@ def linear(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
     else:
         return []
     dedupe = delivery or f"{ref}:{body.get('webhookTimestamp', '')}"
-    return [InboundEvent("linear", dedupe, TriggerKind.MILESTONE_DONE, "linear", ref, summary={"type": str(kind)})]
+    return [
+        InboundEvent("linear", dedupe, TriggerKind.MILESTONE_DONE, "linear", ref, summary={"type": str(kind)})
+    ]
 
 
 def github(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
@@ -162,8 +189,16 @@ def github(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
     repo = _text(_obj(body.get("repository"), "repository").get("full_name"), "repository.full_name")
     number = _text(milestone.get("number"), "milestone.number")
     delivery = _header(headers, "X-GitHub-Delivery") or f"{repo}#{number}:{milestone.get('closed_at', '')}"
-    return [InboundEvent("github", delivery, TriggerKind.MILESTONE_DONE, "github", f"{repo}#{number}",
-                         summary={"title": str(milestone.get("title", ""))})]
+    return [
+        InboundEvent(
+            "github",
+            delivery,
+            TriggerKind.MILESTONE_DONE,
+            "github",
+            f"{repo}#{number}",
+            summary={"title": str(milestone.get("title", ""))},
+        )
+    ]
 
 
 def asana(payload: Any) -> list[InboundEvent]:
@@ -178,12 +213,24 @@ def asana(payload: Any) -> list[InboundEvent]:
         item = _obj(raw, f"events[{i}]")
         resource = _obj(item.get("resource"), f"events[{i}].resource")
         change = item.get("change") or {}
-        if resource.get("resource_type") != "task" or not isinstance(change, Mapping) or change.get("field") != "completed":
+        if (
+            resource.get("resource_type") != "task"
+            or not isinstance(change, Mapping)
+            or change.get("field") != "completed"
+        ):
             continue
         gid = _text(resource.get("gid"), f"events[{i}].resource.gid")
         created = _text(item.get("created_at"), f"events[{i}].created_at")
-        out.append(InboundEvent("asana", f"{gid}:{created}", TriggerKind.MILESTONE_DONE, "asana", gid,
-                                summary={"created_at": created}))
+        out.append(
+            InboundEvent(
+                "asana",
+                f"{gid}:{created}",
+                TriggerKind.MILESTONE_DONE,
+                "asana",
+                gid,
+                summary={"created_at": created},
+            )
+        )
     return out
 
 
@@ -204,9 +251,17 @@ def docusign(payload: Any) -> list[InboundEvent]:
             if isinstance(item, Mapping) and item.get("name"):
                 fields[str(item["name"])] = item.get("value")
     dedupe = f"{envelope}:envelope-completed:{body.get('generatedDateTime', '')}"
-    return [InboundEvent("docusign", dedupe, TriggerKind.CONTRACT_SIGNED, "docusign", envelope,
-                         summary={"subject": str(summary.get("emailSubject", "")) if isinstance(summary, Mapping) else ""},
-                         hints=_custom(fields))]
+    return [
+        InboundEvent(
+            "docusign",
+            dedupe,
+            TriggerKind.CONTRACT_SIGNED,
+            "docusign",
+            envelope,
+            summary={"subject": str(summary.get("emailSubject", "")) if isinstance(summary, Mapping) else ""},
+            hints=_custom(fields),
+        )
+    ]
 
 
 def dropbox_sign(payload: Any) -> list[InboundEvent]:
@@ -217,8 +272,17 @@ def dropbox_sign(payload: Any) -> list[InboundEvent]:
     request = _obj(body.get("signature_request"), "signature_request")
     request_id = _text(request.get("signature_request_id"), "signature_request.signature_request_id")
     metadata = request.get("metadata") if isinstance(request.get("metadata"), Mapping) else {}
-    return [InboundEvent("dropbox_sign", _text(event.get("event_hash"), "event.event_hash"), TriggerKind.CONTRACT_SIGNED,
-                         "dropbox_sign", request_id, summary={"title": str(request.get("title", ""))}, hints=_custom(metadata))]
+    return [
+        InboundEvent(
+            "dropbox_sign",
+            _text(event.get("event_hash"), "event.event_hash"),
+            TriggerKind.CONTRACT_SIGNED,
+            "dropbox_sign",
+            request_id,
+            summary={"title": str(request.get("title", ""))},
+            hints=_custom(metadata),
+        )
+    ]
 
 
 def pandadoc(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
@@ -234,8 +298,17 @@ def pandadoc(payload: Any, headers: Mapping[str, str]) -> list[InboundEvent]:
         doc = _text(data.get("id"), f"[{i}].data.id")
         metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
         dedupe = f"{event_id}:{i}" if event_id else f"{doc}:document.completed"
-        out.append(InboundEvent("pandadoc", dedupe, TriggerKind.CONTRACT_SIGNED, "pandadoc", doc,
-                                summary={"name": str(data.get("name", ""))}, hints=_custom(metadata)))
+        out.append(
+            InboundEvent(
+                "pandadoc",
+                dedupe,
+                TriggerKind.CONTRACT_SIGNED,
+                "pandadoc",
+                doc,
+                summary={"name": str(data.get("name", ""))},
+                hints=_custom(metadata),
+            )
+        )
     return out
 
 

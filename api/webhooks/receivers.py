@@ -21,8 +21,8 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -33,8 +33,8 @@ from api.deps import Db
 from api.webhooks import normalize, signatures
 from api.webhooks.dispatcher import InboxDispatcher
 from api.webhooks.normalize import MalformedPayload
+from core.settings import Settings, split_secrets
 from integrations import asana as asana_api
-from invoiceflow.settings import Settings, split_secrets
 from persistence import webhook_inbox as inbox
 from persistence.models import WebhookSecret
 from persistence.webhook_inbox import InboundEvent
@@ -57,7 +57,10 @@ def _secret(request: Request, provider: str) -> list[str]:
     value = getattr(_settings(request), f"{provider}_webhook_secret")
     secrets = split_secrets(value)
     if not secrets:
-        raise HTTPException(404, detail=f"the {provider} webhook is not configured (INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET)")
+        raise HTTPException(
+            404,
+            detail=f"the {provider} webhook is not configured (INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET)",
+        )
     return secrets
 
 
@@ -78,7 +81,9 @@ def _json(body: bytes) -> Any:
 
 def _check_age(seconds_ago: float, limit: float, provider: str) -> None:
     if seconds_ago > limit:
-        raise HTTPException(401, detail={"reason": "stale", "message": f"{provider} event is older than {int(limit)} s"})
+        raise HTTPException(
+            401, detail={"reason": "stale", "message": f"{provider} event is older than {int(limit)} s"}
+        )
 
 
 def _normalise(fn: Callable[[], list[InboundEvent]]) -> list[InboundEvent]:
@@ -88,7 +93,9 @@ def _normalise(fn: Callable[[], list[InboundEvent]]) -> list[InboundEvent]:
         raise _malformed(str(exc)) from None
 
 
-async def ingest(db: Db, dispatcher: InboxDispatcher, events: list[InboundEvent], payload: Any) -> dict[str, Any]:
+async def ingest(
+    db: Db, dispatcher: InboxDispatcher, events: list[InboundEvent], payload: Any
+) -> dict[str, Any]:
     """Record and route the events in one transaction, then wake the dispatcher; the result lists what
     became of each (for the 2xx body): ``accepted`` (routed, the dispatcher hands it over), ``duplicate``
     (already handed over) or ``unmatched``."""
@@ -103,7 +110,10 @@ async def ingest(db: Db, dispatcher: InboxDispatcher, events: list[InboundEvent]
                 continue
             target = inbox.route(session, row)
             if target is None:
-                reason = inbox.hints_of(row).get("unconfirmed") or f"no project is linked to {row.system} {row.ref!r}"
+                reason = (
+                    inbox.hints_of(row).get("unconfirmed")
+                    or f"no project is linked to {row.system} {row.ref!r}"
+                )
                 inbox.mark(session, row.id, "unmatched", note=reason)
                 results[i] = {"event": str(row.id), "status": "unmatched"}
                 continue
@@ -147,7 +157,9 @@ async def _receive(
     return _respond(await ingest(*_deps(request), events, payload))
 
 
-def _signed_timestamp_check(field: str, limit: float, provider: str, scale: float = 1.0) -> Callable[[Any], None]:
+def _signed_timestamp_check(
+    field: str, limit: float, provider: str, scale: float = 1.0
+) -> Callable[[Any], None]:
     def check(payload: Any) -> None:
         if isinstance(payload, dict) and isinstance(payload.get(field), int):
             _check_age(time.time() - payload[field] / scale, limit, provider)
@@ -161,11 +173,18 @@ def _signed_timestamp_check(field: str, limit: float, provider: str, scale: floa
 @router.post("/hubspot", summary="HubSpot: deal moved to a won stage (signature v3)")
 async def hubspot(request: Request) -> Response:
     settings = _settings(request)
-    url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = (
+        settings.public_url.rstrip("/")
+        + request.url.path
+        + (f"?{request.url.query}" if request.url.query else "")
+    )
     won = set(split_secrets(settings.hubspot_won_stages))
     return await _receive(
-        request, "hubspot",
-        lambda body, secrets: signatures.verify_hubspot_v3(request.headers, body, secrets, method="POST", url=url, now=time.time()),
+        request,
+        "hubspot",
+        lambda body, secrets: signatures.verify_hubspot_v3(
+            request.headers, body, secrets, method="POST", url=url, now=time.time()
+        ),
         lambda payload: normalize.hubspot(payload, won),
     )
 
@@ -174,8 +193,11 @@ async def hubspot(request: Request) -> Response:
 async def pipedrive(request: Request) -> Response:
     user = _settings(request).pipedrive_webhook_user
     return await _receive(
-        request, "pipedrive",
-        lambda _body, secrets: signatures.verify_pipedrive_basic_auth(request.headers, username=user, password=secrets),
+        request,
+        "pipedrive",
+        lambda _body, secrets: signatures.verify_pipedrive_basic_auth(
+            request.headers, username=user, password=secrets
+        ),
         normalize.pipedrive,
     )
 
@@ -187,16 +209,22 @@ async def pipedrive(request: Request) -> Response:
 async def jira(request: Request) -> Response:
     done = set(split_secrets(_settings(request).jira_done_statuses))
     return await _receive(
-        request, "jira", lambda body, secrets: signatures.verify_jira(request.headers, body, secrets),
+        request,
+        "jira",
+        lambda body, secrets: signatures.verify_jira(request.headers, body, secrets),
         lambda payload: normalize.jira(payload, request.headers, done),
         check=_signed_timestamp_check("timestamp", JIRA_MAX_AGE_S, "Jira", scale=1000),
     )
 
 
-@router.post("/linear", summary="Linear: issue or project milestone completed (Linear-Signature, 60 s window)")
+@router.post(
+    "/linear", summary="Linear: issue or project milestone completed (Linear-Signature, 60 s window)"
+)
 async def linear(request: Request) -> Response:
     return await _receive(
-        request, "linear", lambda body, secrets: signatures.verify_linear(request.headers, body, secrets, now=time.time()),
+        request,
+        "linear",
+        lambda body, secrets: signatures.verify_linear(request.headers, body, secrets, now=time.time()),
         lambda payload: normalize.linear(payload, request.headers),
     )
 
@@ -204,7 +232,9 @@ async def linear(request: Request) -> Response:
 @router.post("/github", summary="GitHub: milestone closed (X-Hub-Signature-256)")
 async def github(request: Request) -> Response:
     return await _receive(
-        request, "github", lambda body, secrets: signatures.verify_github(request.headers, body, secrets),
+        request,
+        "github",
+        lambda body, secrets: signatures.verify_github(request.headers, body, secrets),
         lambda payload: normalize.github(payload, request.headers),
     )
 
@@ -213,7 +243,13 @@ async def github(request: Request) -> Response:
 async def asana(request: Request, token: str = "") -> Response:
     configured = _secret(request, "asana")
     if not any(hmac.compare_digest(token.encode(), c.encode()) for c in configured):
-        raise HTTPException(401, detail={"reason": "bad_token", "message": "the Asana target URL needs ?token=<INVOICEFLOW_ASANA_WEBHOOK_SECRET>"})
+        raise HTTPException(
+            401,
+            detail={
+                "reason": "bad_token",
+                "message": "the Asana target URL needs ?token=<INVOICEFLOW_ASANA_WEBHOOK_SECRET>",
+            },
+        )
     db: Db = request.app.state.db
     handshake = signatures.asana_handshake_response(request.headers)
     if handshake is not None:
@@ -231,7 +267,9 @@ async def asana(request: Request, token: str = "") -> Response:
         lambda s: [row.secret for row in s.query(WebhookSecret).filter_by(provider="asana").all()]
     )
     if not hook_secrets:
-        raise HTTPException(401, detail={"reason": "no_handshake", "message": "no Asana handshake has been completed"})
+        raise HTTPException(
+            401, detail={"reason": "no_handshake", "message": "no Asana handshake has been completed"}
+        )
     try:
         signatures.verify_asana(request.headers, body, hook_secrets)
     except signatures.SignatureError as exc:
@@ -248,13 +286,24 @@ async def _completed_tasks(request: Request, events: list[InboundEvent]) -> list
         return events
     if not settings.asana_api_token:
         # Cannot tell completing from un-completing: keep the events for an operator, bill nothing.
-        return [InboundEvent(e.provider, e.dedupe_key, e.kind, e.system, e.ref, e.summary,
-                             e.hints | {"unconfirmed": "set INVOICEFLOW_ASANA_API_TOKEN to confirm completion"})
-                for e in events]
+        return [
+            InboundEvent(
+                e.provider,
+                e.dedupe_key,
+                e.kind,
+                e.system,
+                e.ref,
+                e.summary,
+                e.hints | {"unconfirmed": "set INVOICEFLOW_ASANA_API_TOKEN to confirm completion"},
+            )
+            for e in events
+        ]
     kept = []
     for event in events:
         try:
-            task = await asana_api.fetch_task(settings.asana_api_base_url, settings.asana_api_token, event.ref)
+            task = await asana_api.fetch_task(
+                settings.asana_api_base_url, settings.asana_api_token, event.ref
+            )
         except asana_api.AsanaError as exc:
             raise HTTPException(503, detail=f"cannot confirm Asana task {event.ref}: {exc}") from None
         if task is not None and task.completed:
@@ -278,8 +327,11 @@ def _docusign_age(payload: Any) -> None:
 @router.post("/docusign", summary="DocuSign Connect: envelope completed (X-DocuSign-Signature-N)")
 async def docusign(request: Request) -> Response:
     return await _receive(
-        request, "docusign", lambda body, secrets: signatures.verify_docusign(request.headers, body, secrets),
-        normalize.docusign, check=_docusign_age,
+        request,
+        "docusign",
+        lambda body, secrets: signatures.verify_docusign(request.headers, body, secrets),
+        normalize.docusign,
+        check=_docusign_age,
     )
 
 
@@ -309,7 +361,9 @@ async def dropbox_sign(request: Request) -> Response:
 @router.post("/pandadoc", summary="PandaDoc: document completed (?signature=)")
 async def pandadoc(request: Request, signature: str | None = None) -> Response:
     return await _receive(
-        request, "pandadoc", lambda body, secrets: signatures.verify_pandadoc(signature, body, secrets, headers=request.headers),
+        request,
+        "pandadoc",
+        lambda body, secrets: signatures.verify_pandadoc(signature, body, secrets, headers=request.headers),
         lambda payload: normalize.pandadoc(payload, request.headers),
     )
 
@@ -317,9 +371,13 @@ async def pandadoc(request: Request, signature: str | None = None) -> Response:
 # --- generic ---------------------------------------------------------------------------------------
 
 
-@router.post("/generic", summary="Any tool: the generic signed webhook (X-Invoiceflow-Signature, 300 s window)")
+@router.post(
+    "/generic", summary="Any tool: the generic signed webhook (X-Invoiceflow-Signature, 300 s window)"
+)
 async def generic(request: Request) -> Response:
     return await _receive(
-        request, "generic", lambda body, secrets: signatures.verify_generic(request.headers, body, secrets, now=time.time()),
+        request,
+        "generic",
+        lambda body, secrets: signatures.verify_generic(request.headers, body, secrets, now=time.time()),
         normalize.generic,
     )

@@ -245,8 +245,18 @@ HUBSPOT_TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
 
 # HubSpot's request-validation page lists these percent-encodings as decoded in the signed URI.
 _HUBSPOT_DECODED = {
-    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
-    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
 }
 _HUBSPOT_ENCODED = re.compile("|".join(_HUBSPOT_DECODED), re.IGNORECASE)
 
@@ -293,7 +303,10 @@ def sign_hubspot_v3(body: bytes, secret: str, *, method: str, url: str, timestam
     """Headers HubSpot sends; ``timestamp`` is unix seconds (sent as milliseconds)."""
     ts_text = str(int(round(timestamp * 1000)))
     mac = _hmac(_single_secret(secret), _hubspot_message(method, hubspot_v3_signed_uri(url), body, ts_text))
-    return {HUBSPOT_SIGNATURE_HEADER: base64.b64encode(mac).decode("ascii"), HUBSPOT_TIMESTAMP_HEADER: ts_text}
+    return {
+        HUBSPOT_SIGNATURE_HEADER: base64.b64encode(mac).decode("ascii"),
+        HUBSPOT_TIMESTAMP_HEADER: ts_text,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,7 +327,9 @@ def verify_pipedrive_basic_auth(headers: Mapping[str, str], *, username: str, pa
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise SignatureError("malformed_header", "Authorization Basic credentials are not valid base64") from None
+        raise SignatureError(
+            "malformed_header", "Authorization Basic credentials are not valid base64"
+        ) from None
     if ":" not in decoded:
         raise SignatureError("malformed_header", "Authorization Basic credentials have no ':'")
     user, _, pwd = decoded.partition(":")
@@ -336,7 +351,9 @@ def sign_pipedrive_basic_auth(username: str, password: str) -> dict[str, str]:
 # body-only hex HMAC schemes: Jira, GitHub, Asana, Linear, PandaDoc
 
 
-def _verify_prefixed_hex(headers: Mapping[str, str], body: bytes, secret: Secret, header: str, provider: str) -> None:
+def _verify_prefixed_hex(
+    headers: Mapping[str, str], body: bytes, secret: Secret, header: str, provider: str
+) -> None:
     keys = _secrets(secret)
     value = _header(headers, header)
     algo, sep, digest = value.partition("=")
@@ -413,7 +430,9 @@ def verify_linear(
     signature holds. Unlike the SDK, a missing ``webhookTimestamp`` is rejected (``missing_field``).
     """
     keys = _secrets(secret)
-    _verify_plain_hex(_header(headers, LINEAR_SIGNATURE_HEADER), body, keys, LINEAR_SIGNATURE_HEADER, "Linear")
+    _verify_plain_hex(
+        _header(headers, LINEAR_SIGNATURE_HEADER), body, keys, LINEAR_SIGNATURE_HEADER, "Linear"
+    )
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -10,7 +10,7 @@
   Amounts are integers in minor units, converted with the currency's exponent, never through a float.
 - A Checkout session paid by an asynchronous method (`payment_status: unpaid`) records nothing until
   `checkout.session.async_payment_succeeded`.
-- A payment in flight holds the invoice's reminders (issue #7, ``billing.dunning.payment_hold``):
+- A payment in flight holds the invoice's reminders, ``billing.dunning.payment_hold``:
   `payment_intent.processing` and a Checkout session completed with `payment_status: unpaid` (an async
   method) put a hold keyed by the payment on the invoice; it ends when that payment is recorded,
   when `payment_intent.payment_failed` or `checkout.session.async_payment_failed` arrives, or after
@@ -47,8 +47,8 @@ from billing.currency import normalize_currency
 from billing.dunning import payment_hold
 from billing.errors import MoneyError
 from billing.money import from_minor
-from persistence import webhook_inbox as inbox
 from persistence import refunds as refund_repo
+from persistence import webhook_inbox as inbox
 from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
 from workflows.contracts import HoldSpec, PaymentInput, RefundInput, ReleaseInput
@@ -82,7 +82,9 @@ def parse_payment(event: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(obj, dict):
         raise _malformed("data.object: expected an object")
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    invoice_id = metadata.get(METADATA_KEY) or (obj.get("client_reference_id") if kind.startswith("checkout.") else None)
+    invoice_id = metadata.get(METADATA_KEY) or (
+        obj.get("client_reference_id") if kind.startswith("checkout.") else None
+    )
     if kind == "invoice.paid":
         minor, intent = obj.get("amount_paid"), obj.get("payment_intent")
     elif kind == "payment_intent.succeeded":
@@ -104,7 +106,9 @@ def parse_payment(event: dict[str, Any]) -> dict[str, Any] | None:
     object_id = obj.get("id")
     if not isinstance(object_id, str):
         raise _malformed("data.object.id: expected a string")
-    intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    intent_id = (
+        intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    )
     return {
         "invoice_id": str(invoice_id) if invoice_id else None,
         "amount": amount,
@@ -131,12 +135,16 @@ def parse_in_flight(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "checkout.session.completed" and obj.get("payment_status") != "unpaid":
         return None  # paid at once: parse_payment records it
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    invoice_id = metadata.get(METADATA_KEY) or (obj.get("client_reference_id") if kind.startswith("checkout.") else None)
+    invoice_id = metadata.get(METADATA_KEY) or (
+        obj.get("client_reference_id") if kind.startswith("checkout.") else None
+    )
     object_id = obj.get("id")
     if not isinstance(object_id, str):
         raise _malformed("data.object.id: expected a string")
     intent = object_id if kind.startswith("payment_intent.") else obj.get("payment_intent")
-    intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    intent_id = (
+        intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+    )
     key = f"stripe:{intent_id or object_id}"
     created = event.get("created")
     return {
@@ -145,7 +153,9 @@ def parse_in_flight(event: dict[str, Any]) -> dict[str, Any] | None:
         "hold_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"invoiceflow:payment-hold:{key}")),
         "action": "hold" if kind in IN_FLIGHT_EVENTS else "release",
         "reference": intent_id or object_id,
-        "started_at": datetime.fromtimestamp(created, UTC) if isinstance(created, int) and not isinstance(created, bool) else None,
+        "started_at": datetime.fromtimestamp(created, UTC)
+        if isinstance(created, int) and not isinstance(created, bool)
+        else None,
     }
 
 
@@ -155,7 +165,10 @@ async def _payment_in_flight(request: Request, event: dict[str, Any], flight: di
 
     def match(session: Session) -> tuple[Invoice | None, bool]:
         invoice = session.get(Invoice, invoice_id) if invoice_id else None
-        arrived = session.scalars(select(Payment.id).where(Payment.idempotency_key == flight["key"])).first() is not None
+        arrived = (
+            session.scalars(select(Payment.id).where(Payment.idempotency_key == flight["key"])).first()
+            is not None
+        )
         return invoice, arrived
 
     invoice, arrived = await db.run(match)
@@ -170,21 +183,38 @@ async def _payment_in_flight(request: Request, event: dict[str, Any], flight: di
         _, until = payment_hold(flight["started_at"] or datetime.now(UTC))
         update: Any = InvoiceWorkflow.hold
         arg: Any = HoldSpec(
-            hold_id=flight["hold_id"], kind="payment", reason=f"Stripe payment {flight['reference']} processing",
-            resume_at=until, payment_key=flight["key"], actor="stripe",
+            hold_id=flight["hold_id"],
+            kind="payment",
+            reason=f"Stripe payment {flight['reference']} processing",
+            resume_at=until,
+            payment_key=flight["key"],
+            actor="stripe",
         )
     else:
-        update, arg = InvoiceWorkflow.release, ReleaseInput(hold_ids=[flight["hold_id"]], actor="stripe", reason="payment_failed")
+        update, arg = (
+            InvoiceWorkflow.release,
+            ReleaseInput(hold_ids=[flight["hold_id"]], actor="stripe", reason="payment_failed"),
+        )
     try:
         await handle.execute_update(update, arg)
     except WorkflowUpdateFailedError as exc:
         # No such hold (a failure reported twice, or before its processing event): nothing to do.
-        return JSONResponse({"status": "ignored", "event": event["id"],
-                             "detail": getattr(exc.cause, "message", None) or str(exc.cause)})
+        return JSONResponse(
+            {
+                "status": "ignored",
+                "event": event["id"],
+                "detail": getattr(exc.cause, "message", None) or str(exc.cause),
+            }
+        )
     except (RPCError, RuntimeError) as exc:
         raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
-    return JSONResponse({"status": "held" if flight["action"] == "hold" else "released", "event": event["id"],
-                         "invoice_id": str(invoice.id)})
+    return JSONResponse(
+        {
+            "status": "held" if flight["action"] == "hold" else "released",
+            "event": event["id"],
+            "invoice_id": str(invoice.id),
+        }
+    )
 
 
 @router.post("/stripe", summary="Stripe: invoice.paid, payment_intent.succeeded, checkout.session.completed")
@@ -192,7 +222,9 @@ async def stripe(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     secrets = [s.strip() for s in (settings.stripe_webhook_secret or "").split(",") if s.strip()]
     if not secrets:
-        raise HTTPException(404, detail="the stripe webhook is not configured (INVOICEFLOW_STRIPE_WEBHOOK_SECRET)")
+        raise HTTPException(
+            404, detail="the stripe webhook is not configured (INVOICEFLOW_STRIPE_WEBHOOK_SECRET)"
+        )
     body = await request.body()
     try:
         signatures.verify_stripe(request.headers, body, secrets, now=time.time())
@@ -202,7 +234,11 @@ async def stripe(request: Request) -> JSONResponse:
         event = json.loads(body)
     except ValueError as exc:
         raise _malformed(f"body is not JSON: {exc}") from None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+    ):
         raise _malformed("body: a Stripe event has a string id and type")
     if event["type"] in REFUND_EVENTS:
         return await _refunds(request, event)
@@ -216,15 +252,33 @@ async def stripe(request: Request) -> JSONResponse:
     invoice_id = _uuid(payment["invoice_id"])
 
     def match(session: Session) -> tuple[str, Invoice | None]:
-        if session.scalars(select(Payment).where(Payment.idempotency_key == payment["key"])).first() is not None:
+        if (
+            session.scalars(select(Payment).where(Payment.idempotency_key == payment["key"])).first()
+            is not None
+        ):
             return "duplicate", None
         invoice = session.get(Invoice, invoice_id) if invoice_id else None
         if invoice is None:
-            row = inbox.record(session, InboundEvent("stripe", event["id"], "payment", "stripe", payment["reference"],
-                                                     summary={"type": event["type"], "amount": str(payment["amount"])}), event)
-            inbox.mark(session, row.id, "unmatched",
-                       note=f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})" if payment["invoice_id"]
-                       else f"the payment has no {METADATA_KEY} metadata")
+            row = inbox.record(
+                session,
+                InboundEvent(
+                    "stripe",
+                    event["id"],
+                    "payment",
+                    "stripe",
+                    payment["reference"],
+                    summary={"type": event["type"], "amount": str(payment["amount"])},
+                ),
+                event,
+            )
+            inbox.mark(
+                session,
+                row.id,
+                "unmatched",
+                note=f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})"
+                if payment["invoice_id"]
+                else f"the payment has no {METADATA_KEY} metadata",
+            )
             return "unmatched", None
         return "match", invoice
 
@@ -234,22 +288,37 @@ async def stripe(request: Request) -> JSONResponse:
     if invoice is None:
         return JSONResponse({"status": "unmatched", "event": event["id"]}, status_code=202)
     if payment["currency"] != invoice.currency:
-        raise _malformed(f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in {invoice.currency}")
+        raise _malformed(
+            f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in {invoice.currency}"
+        )
     paid_at = datetime.fromtimestamp(payment["paid_at"], UTC) if isinstance(payment["paid_at"], int) else None
     handle = request.app.state.temporal.get_workflow_handle(invoice.workflow_id)
     try:
         outcome = await handle.execute_update(
             InvoiceWorkflow.record_payment,
-            PaymentInput(amount=str(payment["amount"]), idempotency_key=payment["key"], method="stripe",
-                         reference=payment["reference"], currency=payment["currency"], received_at=paid_at, actor="stripe"),
+            PaymentInput(
+                amount=str(payment["amount"]),
+                idempotency_key=payment["key"],
+                method="stripe",
+                reference=payment["reference"],
+                currency=payment["currency"],
+                received_at=paid_at,
+                actor="stripe",
+            ),
         )
     except WorkflowUpdateFailedError as exc:
         # Not open yet (Stripe retries later) or already closed: not a 2xx, so nothing is silently dropped.
         raise HTTPException(409, detail=getattr(exc.cause, "message", None) or str(exc.cause)) from None
     except (RPCError, RuntimeError) as exc:
         raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
-    return JSONResponse({"status": "recorded", "event": event["id"], "invoice_id": str(invoice.id),
-                         "invoice_status": getattr(outcome, "status", "")})
+    return JSONResponse(
+        {
+            "status": "recorded",
+            "event": event["id"],
+            "invoice_id": str(invoice.id),
+            "invoice_status": getattr(outcome, "status", ""),
+        }
+    )
 
 
 def parse_refunds(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -263,9 +332,16 @@ def parse_refunds(event: dict[str, Any]) -> list[dict[str, Any]]:
         items = listed.get("data") if isinstance(listed, dict) else None
         if not isinstance(items, list):
             return []  # newer API versions: the Refund events carry each refund
-        raw = [dict(item, payment_intent=item.get("payment_intent") or obj.get("payment_intent"),
-                    charge=item.get("charge") or obj.get("id"), currency=item.get("currency") or obj.get("currency"))
-               for item in items if isinstance(item, dict)]
+        raw = [
+            dict(
+                item,
+                payment_intent=item.get("payment_intent") or obj.get("payment_intent"),
+                charge=item.get("charge") or obj.get("id"),
+                currency=item.get("currency") or obj.get("currency"),
+            )
+            for item in items
+            if isinstance(item, dict)
+        ]
     else:
         raw = [obj]
     found: list[dict[str, Any]] = []
@@ -285,12 +361,22 @@ def parse_refunds(event: dict[str, Any]) -> list[dict[str, Any]]:
         except MoneyError as exc:
             raise _malformed(f"refund currency: {exc}") from None
         intent, charge = item.get("payment_intent"), item.get("charge")
-        intent_id = intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
-        charge_id = charge if isinstance(charge, str) else (charge.get("id") if isinstance(charge, dict) else None)
+        intent_id = (
+            intent if isinstance(intent, str) else (intent.get("id") if isinstance(intent, dict) else None)
+        )
+        charge_id = (
+            charge if isinstance(charge, str) else (charge.get("id") if isinstance(charge, dict) else None)
+        )
         if not (intent_id or charge_id):
             raise _malformed("refund: names neither a payment_intent nor a charge")
-        found.append({"id": refund_id, "amount": amount, "currency": code,
-                      "payment_keys": [f"stripe:{k}" for k in (intent_id, charge_id) if k]})
+        found.append(
+            {
+                "id": refund_id,
+                "amount": amount,
+                "currency": code,
+                "payment_keys": [f"stripe:{k}" for k in (intent_id, charge_id) if k],
+            }
+        )
     return found
 
 
@@ -304,11 +390,23 @@ async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
         def match(session: Session, refund: dict[str, Any] = refund) -> Payment | None:
             if refund_repo.find(session, f"stripe-refund:{refund['id']}") is not None:
                 return None
-            return session.scalars(select(Payment).where(Payment.idempotency_key.in_(refund["payment_keys"]))).first()
+            return session.scalars(
+                select(Payment).where(Payment.idempotency_key.in_(refund["payment_keys"]))
+            ).first()
 
         def park(session: Session, note: str, refund: dict[str, Any] = refund) -> None:
-            row = inbox.record(session, InboundEvent("stripe", f"{event['id']}:{refund['id']}", "refund", "stripe", refund["id"],
-                                                     summary={"type": event["type"], "amount": str(refund["amount"])}), event)
+            row = inbox.record(
+                session,
+                InboundEvent(
+                    "stripe",
+                    f"{event['id']}:{refund['id']}",
+                    "refund",
+                    "stripe",
+                    refund["id"],
+                    summary={"type": event["type"], "amount": str(refund["amount"])},
+                ),
+                event,
+            )
             inbox.mark(session, row.id, "unmatched", note=note[:2000])
 
         payment = await db.run(match)
@@ -320,12 +418,22 @@ async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
             results.append({"refund": refund["id"], "status": "unmatched"})
             continue
         if refund["currency"] != payment.currency:
-            raise _malformed(f"currency: the refund is in {refund['currency']}, the payment in {payment.currency}")
+            raise _malformed(
+                f"currency: the refund is in {refund['currency']}, the payment in {payment.currency}"
+            )
         try:
             outcome = await refund_payment(
-                db, request.app.state.temporal, payment.invoice_id,
-                RefundInput(payment_id=str(payment.id), amount=str(refund["amount"]), idempotency_key=f"stripe-refund:{refund['id']}",
-                            reason="refunded in Stripe", reference=refund["id"], actor="stripe"),
+                db,
+                request.app.state.temporal,
+                payment.invoice_id,
+                RefundInput(
+                    payment_id=str(payment.id),
+                    amount=str(refund["amount"]),
+                    idempotency_key=f"stripe-refund:{refund['id']}",
+                    reason="refunded in Stripe",
+                    reference=refund["id"],
+                    actor="stripe",
+                ),
             )
         except HTTPException as exc:
             if exc.status_code not in (409, 422):
@@ -336,12 +444,20 @@ async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
             continue
         except (RPCError, RuntimeError) as exc:
             raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
-        results.append({"refund": refund["id"], "status": "duplicate" if outcome.duplicate else "recorded",
-                        "invoice_status": outcome.status})
+        results.append(
+            {
+                "refund": refund["id"],
+                "status": "duplicate" if outcome.duplicate else "recorded",
+                "invoice_status": outcome.status,
+            }
+        )
     if not results:
         return JSONResponse({"status": "ignored", "type": event["type"], "event": event["id"]})
     unmatched = any(r["status"] == "unmatched" for r in results)
-    return JSONResponse({"status": "processed", "event": event["id"], "refunds": results}, status_code=202 if unmatched else 200)
+    return JSONResponse(
+        {"status": "processed", "event": event["id"], "refunds": results},
+        status_code=202 if unmatched else 200,
+    )
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

@@ -42,8 +42,9 @@ def json_response(status: int, payload: Payload, headers: Mapping[str, str] | No
     plain string payload is sent as text (Xero's 404 page, for one)."""
     if isinstance(payload, str):
         return Response(payload, status_code=status, media_type="text/plain", headers=dict(headers or {}))
-    return Response(jsonnum.dumps(payload), status_code=status, media_type="application/json",
-                    headers=dict(headers or {}))
+    return Response(
+        jsonnum.dumps(payload), status_code=status, media_type="application/json", headers=dict(headers or {})
+    )
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Tokens:
         self.expired.add(token)
 
     def check(self, authorization: str) -> str:
-        """"ok", "expired", "invalid" or "missing"."""
+        """ "ok", "expired", "invalid" or "missing"."""
         scheme, _, token = authorization.partition(" ")
         if not authorization:
             return "missing"
@@ -234,8 +235,11 @@ class Core:
         """Run one call through auth, faults, quota and replay, then ``handler(parsed_body)``."""
         raw = await request.body()
         call = RecordedCall(
-            method=request.method, path=request.url.path, query=dict(request.query_params),
-            headers={k.lower(): v for k, v in request.headers.items()}, body=raw,
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=raw,
         )
         response, hang = self._respond(request, flavor, call, tenant, write, handler, replay_key, precheck)
         try:
@@ -250,8 +254,14 @@ class Core:
         return response
 
     def _respond(
-        self, request: Request, flavor: Flavor, call: RecordedCall, tenant: str, write: bool,
-        handler: Callable[[Any], HandlerResult], replay_key: str | None,
+        self,
+        request: Request,
+        flavor: Flavor,
+        call: RecordedCall,
+        tenant: str,
+        write: bool,
+        handler: Callable[[Any], HandlerResult],
+        replay_key: str | None,
         precheck: Callable[[], Response | None] | None,
     ) -> tuple[Response, float]:
         with self.lock:
@@ -312,7 +322,13 @@ class OAuthServer:
     """
 
     def __init__(
-        self, core: Core, *, provider: str, client_id: str, client_secret: str, expires_in: int,
+        self,
+        core: Core,
+        *,
+        provider: str,
+        client_id: str,
+        client_secret: str,
+        expires_in: int,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.core = core
@@ -379,8 +395,13 @@ class OAuthServer:
         access, refresh = f"{self.provider}-at-{suffix}", f"{self.provider}-rt-{suffix}"
         self.core.tokens.issue(access)
         self.refresh_tokens.add(refresh)
-        return 200, {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                     "expires_in": self.expires_in, **self.extra}
+        return 200, {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            **self.extra,
+        }
 
     async def endpoint(self, request: Request) -> Response:
         body = await request.body()

@@ -48,24 +48,41 @@ def _freshbooks() -> tuple[Any, Any]:
 
 PROVIDERS: dict[str, DevAccounting] = {
     "xero": DevAccounting(
-        "dev-xero-tenant", _xero,
-        lambda base: {"INVOICEFLOW_XERO_BASE_URL": f"{base}/api.xro/2.0", "INVOICEFLOW_XERO_TOKEN_URL": f"{base}/identity/connect/token",
-                      "INVOICEFLOW_XERO_TENANT_ID": "dev-xero-tenant", "INVOICEFLOW_XERO_CLIENT_ID": "xero-client",
-                      "INVOICEFLOW_XERO_CLIENT_SECRET": "xero-secret", "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NONE,15=OUTPUT,20=OUTPUT2"},
+        "dev-xero-tenant",
+        _xero,
+        lambda base: {
+            "INVOICEFLOW_XERO_BASE_URL": f"{base}/api.xro/2.0",
+            "INVOICEFLOW_XERO_TOKEN_URL": f"{base}/identity/connect/token",
+            "INVOICEFLOW_XERO_TENANT_ID": "dev-xero-tenant",
+            "INVOICEFLOW_XERO_CLIENT_ID": "xero-client",
+            "INVOICEFLOW_XERO_CLIENT_SECRET": "xero-secret",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NONE,15=OUTPUT,20=OUTPUT2",
+        },
     ),
     "qbo": DevAccounting(
-        "9130350000000001", _qbo,
-        lambda base: {"INVOICEFLOW_QBO_BASE_URL": base, "INVOICEFLOW_QBO_TOKEN_URL": f"{base}/oauth2/v1/tokens/bearer",
-                      "INVOICEFLOW_QBO_REALM_ID": "9130350000000001", "INVOICEFLOW_QBO_CLIENT_ID": "qbo-client",
-                      "INVOICEFLOW_QBO_CLIENT_SECRET": "qbo-secret",
-                      # A QBO line names an Item (which decides the income account), and a US company's tax code.
-                      "INVOICEFLOW_ACCOUNTING_SALES_ACCOUNT": "1", "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NON,8.875=TAX"},
+        "9130350000000001",
+        _qbo,
+        lambda base: {
+            "INVOICEFLOW_QBO_BASE_URL": base,
+            "INVOICEFLOW_QBO_TOKEN_URL": f"{base}/oauth2/v1/tokens/bearer",
+            "INVOICEFLOW_QBO_REALM_ID": "9130350000000001",
+            "INVOICEFLOW_QBO_CLIENT_ID": "qbo-client",
+            "INVOICEFLOW_QBO_CLIENT_SECRET": "qbo-secret",
+            # A QBO line names an Item (which decides the income account), and a US company's tax code.
+            "INVOICEFLOW_ACCOUNTING_SALES_ACCOUNT": "1",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NON,8.875=TAX",
+        },
     ),
     "freshbooks": DevAccounting(
-        "xZNQ1X", _freshbooks,
-        lambda base: {"INVOICEFLOW_FRESHBOOKS_BASE_URL": base, "INVOICEFLOW_FRESHBOOKS_TOKEN_URL": f"{base}/auth/oauth/token",
-                      "INVOICEFLOW_FRESHBOOKS_ACCOUNT_ID": "xZNQ1X", "INVOICEFLOW_FRESHBOOKS_CLIENT_ID": "freshbooks-client",
-                      "INVOICEFLOW_FRESHBOOKS_CLIENT_SECRET": "freshbooks-secret"},
+        "xZNQ1X",
+        _freshbooks,
+        lambda base: {
+            "INVOICEFLOW_FRESHBOOKS_BASE_URL": base,
+            "INVOICEFLOW_FRESHBOOKS_TOKEN_URL": f"{base}/auth/oauth/token",
+            "INVOICEFLOW_FRESHBOOKS_ACCOUNT_ID": "xZNQ1X",
+            "INVOICEFLOW_FRESHBOOKS_CLIENT_ID": "freshbooks-client",
+            "INVOICEFLOW_FRESHBOOKS_CLIENT_SECRET": "freshbooks-secret",
+        },
     ),
 }
 

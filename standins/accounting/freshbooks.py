@@ -61,8 +61,11 @@ def _result(key: str, value: Any) -> HandlerResult:
 
 
 def _listing(key: str, rows: list[dict[str, Any]]) -> HandlerResult:
-    return 200, {"response": {"result": {key: rows, "page": 1, "pages": 1, "per_page": max(len(rows), 15),
-                                         "total": len(rows)}}}
+    return 200, {
+        "response": {
+            "result": {key: rows, "page": 1, "pages": 1, "per_page": max(len(rows), 15), "total": len(rows)}
+        }
+    }
 
 
 def _amount(value: Decimal, code: str) -> dict[str, str]:
@@ -94,9 +97,14 @@ class FreshBooksState:
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(None))
         # Access tokens last about 12 hours; the refresh token is replaced on each refresh.
-        self.oauth = OAuthServer(self.core, provider="freshbooks", client_id=self.client_id,
-                                 client_secret=self.client_secret, expires_in=43200,
-                                 extra={"scope": "user:profile:read user:invoices:write", "created_at": 0})
+        self.oauth = OAuthServer(
+            self.core,
+            provider="freshbooks",
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            expires_in=43200,
+            extra={"scope": "user:profile:read user:invoices:write", "created_at": 0},
+        )
 
     @property
     def faults(self) -> Faults:
@@ -130,6 +138,7 @@ class _Handlers:
             for name, value in filters.items():
                 rows = [r for r in rows if str(r.get(name, "")) == value]
             return _listing(key, [self._public(r, lines=False) for r in rows])
+
         return run
 
     @staticmethod
@@ -139,12 +148,20 @@ class _Handlers:
     def create_client(self, body: Any) -> HandlerResult:
         client = dict((body or {}).get("client") or {})
         if not (client.get("email") or client.get("organization") or client.get("fname")):
-            return _errors(422, _error(1001, "Client must have a name or an email.", "email", "client"))  # [K]
+            return _errors(
+                422, _error(1001, "Client must have a name or an email.", "email", "client")
+            )  # [K]
         new_id = self.s.new_id()
-        saved = {"id": new_id, "userid": new_id, "organization": client.get("organization", ""),
-                 "fname": client.get("fname", ""), "lname": client.get("lname", ""),
-                 "email": client.get("email", ""), "currency_code": client.get("currency_code", "USD"),
-                 "vis_state": 0}
+        saved = {
+            "id": new_id,
+            "userid": new_id,
+            "organization": client.get("organization", ""),
+            "fname": client.get("fname", ""),
+            "lname": client.get("lname", ""),
+            "email": client.get("email", ""),
+            "currency_code": client.get("currency_code", "USD"),
+            "vis_state": 0,
+        }
         self.s.clients[new_id] = saved
         return _result("client", saved)
 
@@ -154,6 +171,7 @@ class _Handlers:
             if invoice is None:
                 return _errors(404, _error(1012, "Invoice not found.", "invoiceid", "invoice", invoice_id))
             return _result("invoice", self._public(invoice, lines=lines))
+
         return run
 
     def _lines(self, raw: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
@@ -162,23 +180,37 @@ class _Handlers:
         for number, line in enumerate(raw, start=1):
             tax_name = str(line.get("taxName1") or "")
             if tax_name and self.s.known_taxes is not None and tax_name not in self.s.known_taxes:
-                raise _Refused(_errors(422, _error(2001, f"Tax '{tax_name}' does not exist.", "taxName1",
-                                                   "line", tax_name)))  # [K]
+                raise _Refused(
+                    _errors(
+                        422, _error(2001, f"Tax '{tax_name}' does not exist.", "taxName1", "line", tax_name)
+                    )
+                )  # [K]
             qty = to_decimal(line.get("qty", 1))
             unit = to_decimal((line.get("unit_cost") or {}).get("amount", "0"))
-            lines.append({
-                "lineid": number, "type": line.get("type", 0), "name": str(line.get("name") or ""),
-                "description": str(line.get("description") or ""), "qty": format(qty, "f"),
-                "unit_cost": _amount(unit, currency), "amount": _amount(money(qty * unit, places), currency),
-                "taxName1": tax_name, "taxAmount1": format(to_decimal(line.get("taxAmount1") or 0), "f"),
-                "taxName2": "", "taxAmount2": "0",
-            })
+            lines.append(
+                {
+                    "lineid": number,
+                    "type": line.get("type", 0),
+                    "name": str(line.get("name") or ""),
+                    "description": str(line.get("description") or ""),
+                    "qty": format(qty, "f"),
+                    "unit_cost": _amount(unit, currency),
+                    "amount": _amount(money(qty * unit, places), currency),
+                    "taxName1": tax_name,
+                    "taxAmount1": format(to_decimal(line.get("taxAmount1") or 0), "f"),
+                    "taxName2": "",
+                    "taxAmount2": "0",
+                }
+            )
         return lines
 
     def _recompute(self, invoice: dict[str, Any]) -> None:
         currency = invoice["currency_code"]
         places = MINOR_UNITS.get(currency, 2)
-        subtotal, groups = Decimal(0), dict[tuple[str, Decimal], Decimal]()  # tax once per (name, rate), like our own rounding rule
+        subtotal, groups = (
+            Decimal(0),
+            dict[tuple[str, Decimal], Decimal](),
+        )  # tax once per (name, rate), like our own rounding rule
         for line in invoice["lines"]:
             net = to_decimal(line["amount"]["amount"])
             subtotal += net
@@ -201,8 +233,11 @@ class _Handlers:
     def _apply(self, invoice: dict[str, Any], body: dict[str, Any]) -> None:
         if "customerid" in body:
             if int(body["customerid"]) not in self.s.clients:
-                raise _Refused(_errors(404, _error(1012, "Client not found.", "customerid", "client",
-                                                   body["customerid"])))
+                raise _Refused(
+                    _errors(
+                        404, _error(1012, "Client not found.", "customerid", "client", body["customerid"])
+                    )
+                )
             invoice["customerid"] = int(body["customerid"])
         for key in ("invoice_number", "po_number", "notes", "currency_code", "vis_state"):
             if key in body:
@@ -211,8 +246,9 @@ class _Handlers:
             invoice["create_date"] = str(body["create_date"])
         if "due_offset_days" in body:
             invoice["due_offset_days"] = int(body["due_offset_days"])
-        invoice["due_date"] = (date.fromisoformat(invoice["create_date"])
-                               + timedelta(days=invoice["due_offset_days"])).isoformat()
+        invoice["due_date"] = (
+            date.fromisoformat(invoice["create_date"]) + timedelta(days=invoice["due_offset_days"])
+        ).isoformat()
         if "lines" in body:
             invoice["lines"] = self._lines(list(body["lines"] or []), invoice["currency_code"])
         if body.get("action_mark_as_sent"):
@@ -226,9 +262,18 @@ class _Handlers:
             return _errors(422, _error(1001, f"Field {missing} is required.", missing, "invoice"))  # [K]
         new_id = self.s.new_id()
         invoice: dict[str, Any] = {
-            "id": new_id, "invoiceid": new_id, "accountid": self.s.account_id,
-            "invoice_number": f"{len(self.s.invoices) + 1:07d}", "currency_code": "USD", "po_number": "",
-            "notes": "", "due_offset_days": 0, "vis_state": 0, "lines": [], "_paid": Decimal(0), "_sent": False,
+            "id": new_id,
+            "invoiceid": new_id,
+            "accountid": self.s.account_id,
+            "invoice_number": f"{len(self.s.invoices) + 1:07d}",
+            "currency_code": "USD",
+            "po_number": "",
+            "notes": "",
+            "due_offset_days": 0,
+            "vis_state": 0,
+            "lines": [],
+            "_paid": Decimal(0),
+            "_sent": False,
         }
         try:
             self._apply(invoice, data)
@@ -249,34 +294,57 @@ class _Handlers:
                 return refused.result
             self.s.invoices[updated["id"]] = updated
             return _result("invoice", self._public(updated, lines=True))
+
         return run
 
-    def list_credit_notes(self, client_id: str | None, page: int, per_page: int) -> Callable[[Any], HandlerResult]:
+    def list_credit_notes(
+        self, client_id: str | None, page: int, per_page: int
+    ) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
-            rows = [self._public(r, lines=False) for r in self.s.credit_notes.values()
-                    if client_id is None or str(r["clientid"]) == client_id]
+            rows = [
+                self._public(r, lines=False)
+                for r in self.s.credit_notes.values()
+                if client_id is None or str(r["clientid"]) == client_id
+            ]
             size = max(1, min(per_page, 100))
             pages = max(1, -(-len(rows) // size))
-            chunk = rows[(page - 1) * size:page * size]
-            return 200, {"response": {"result": {"credit_notes": chunk, "page": page, "pages": pages,
-                                                 "per_page": size, "total": len(rows)}}}
+            chunk = rows[(page - 1) * size : page * size]
+            return 200, {
+                "response": {
+                    "result": {
+                        "credit_notes": chunk,
+                        "page": page,
+                        "pages": pages,
+                        "per_page": size,
+                        "total": len(rows),
+                    }
+                }
+            }
+
         return run
 
     def get_credit_note(self, credit_id: str) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             note = self.s.credit_notes.get(int(credit_id)) if credit_id.isdigit() else None
             if note is None:
-                return _errors(404, _error(1012, "Credit not found.", "creditid", "credit_note", credit_id))  # [K]
+                return _errors(
+                    404, _error(1012, "Credit not found.", "creditid", "credit_note", credit_id)
+                )  # [K]
             return _result("credit_note", self._public(note, lines=True))
+
         return run
 
     def create_credit_note(self, body: Any) -> HandlerResult:
         data = dict((body or {}).get("credit_note") or {})
         client = self.s.clients.get(int(data.get("clientid") or 0))
         if client is None:
-            return _errors(404, _error(1012, "Client not found.", "clientid", "credit_note", data.get("clientid")))
+            return _errors(
+                404, _error(1012, "Client not found.", "clientid", "credit_note", data.get("clientid"))
+            )
         if not data.get("lines"):
-            return _errors(422, _error(1001, "A credit note needs at least one line.", "lines", "credit_note"))  # [K]
+            return _errors(
+                422, _error(1001, "A credit note needs at least one line.", "lines", "credit_note")
+            )  # [K]
         currency = str(data.get("currency_code") or client["currency_code"])
         try:
             lines = self._lines(list(data["lines"]), currency)
@@ -284,12 +352,20 @@ class _Handlers:
             return refused.result
         new_id = self.s.new_id()
         note: dict[str, Any] = {
-            "id": new_id, "creditid": new_id, "clientid": client["id"], "currency_code": currency,
+            "id": new_id,
+            "creditid": new_id,
+            "clientid": client["id"],
+            "currency_code": currency,
             "credit_number": str(data.get("credit_number") or f"{len(self.s.credit_notes) + 1:07d}"),
             "create_date": str(data.get("create_date") or date.today().isoformat()),
-            "credit_type": data.get("credit_type", "goodwill"), "notes": data.get("notes", ""),
-            "terms": data.get("terms", ""), "language": data.get("language", "en"), "vis_state": 0,
-            "lines": lines, "currency": currency, "_used": Decimal(0),
+            "credit_type": data.get("credit_type", "goodwill"),
+            "notes": data.get("notes", ""),
+            "terms": data.get("terms", ""),
+            "language": data.get("language", "en"),
+            "vis_state": 0,
+            "lines": lines,
+            "currency": currency,
+            "_used": Decimal(0),
         }
         self._recompute_credit(note)
         self.s.credit_notes[new_id] = note
@@ -311,15 +387,29 @@ class _Handlers:
         total = money(subtotal + tax, places)
         note["amount"] = _amount(total, currency)
         note["paid"] = _amount(money(note["_used"], places), currency)
-        note["display_status"] = "applied" if note["_used"] >= total else ("partial" if note["_used"] else "sent")
+        note["display_status"] = (
+            "applied" if note["_used"] >= total else ("partial" if note["_used"] else "sent")
+        )
 
     def _use_credit(self, client_id: int, amount: Decimal) -> None:
         """Take ``amount`` from the client's credit notes, oldest first; refused beyond what is left."""
-        notes = [n for n in self.s.credit_notes.values() if n["clientid"] == client_id and n["vis_state"] == 0]
+        notes = [
+            n for n in self.s.credit_notes.values() if n["clientid"] == client_id and n["vis_state"] == 0
+        ]
         left = sum((to_decimal(n["amount"]["amount"]) - n["_used"] for n in notes), Decimal(0))
         if amount > left:
-            raise _Refused(_errors(422, _error(1001, f"The client has {format(left, 'f')} credit available; "
-                                               f"{format(amount, 'f')} cannot be applied.", "amount", "payment")))  # [K]
+            raise _Refused(
+                _errors(
+                    422,
+                    _error(
+                        1001,
+                        f"The client has {format(left, 'f')} credit available; "
+                        f"{format(amount, 'f')} cannot be applied.",
+                        "amount",
+                        "payment",
+                    ),
+                )
+            )  # [K]
         for note in notes:
             take = min(amount, to_decimal(note["amount"]["amount"]) - note["_used"])
             if take > 0:
@@ -331,11 +421,14 @@ class _Handlers:
         data = dict((body or {}).get("payment") or {})
         invoice = self.s.invoices.get(int(data.get("invoiceid") or 0))
         if invoice is None:
-            return _errors(404, _error(1012, "Invoice not found.", "invoiceid", "payment", data.get("invoiceid")))
+            return _errors(
+                404, _error(1012, "Invoice not found.", "invoiceid", "payment", data.get("invoiceid"))
+            )
         amount = to_decimal((data.get("amount") or {}).get("amount", "0"))
         if amount <= 0:
-            return _errors(422, _error(1001, "Payment amount must be greater than zero.", "amount",
-                                       "payment"))  # [K]
+            return _errors(
+                422, _error(1001, "Payment amount must be greater than zero.", "amount", "payment")
+            )  # [K]
         if data.get("type") == "Credit":
             try:
                 self._use_credit(invoice["customerid"], amount)
@@ -344,9 +437,15 @@ class _Handlers:
         new_id = self.s.new_id()
         currency = invoice["currency_code"]
         payment = {
-            "id": new_id, "logid": new_id, "invoiceid": invoice["id"], "clientid": invoice["customerid"],
-            "amount": _amount(amount, currency), "date": str(data.get("date") or date.today().isoformat()),
-            "type": data.get("type", "Check"), "note": data.get("note", ""), "overpaymentid": None,
+            "id": new_id,
+            "logid": new_id,
+            "invoiceid": invoice["id"],
+            "clientid": invoice["customerid"],
+            "amount": _amount(amount, currency),
+            "date": str(data.get("date") or date.today().isoformat()),
+            "type": data.get("type", "Check"),
+            "note": data.get("note", ""),
+            "overpaymentid": None,
             "vis_state": 0,
         }
         invoice["_paid"] = invoice["_paid"] + amount
@@ -357,12 +456,29 @@ class _Handlers:
 
 class _FreshBooksFlavor:
     def unauthorized(self, reason: str) -> Response:
-        return json_response(401, {"error": "unauthenticated",
-                                   "error_description": "This action requires authentication to continue."})
+        return json_response(
+            401,
+            {
+                "error": "unauthenticated",
+                "error_description": "This action requires authentication to continue.",
+            },
+        )
 
     def forbidden(self) -> Response:
-        return json_response(403, {"response": {"errors": [_error(1003, "The server could not verify that "
-                                                                  "you are authorized to access the URL requested.")]}})
+        return json_response(
+            403,
+            {
+                "response": {
+                    "errors": [
+                        _error(
+                            1003,
+                            "The server could not verify that "
+                            "you are authorized to access the URL requested.",
+                        )
+                    ]
+                }
+            },
+        )
 
     def unavailable(self) -> Response:
         return json_response(503, {"response": {"errors": [_error(503, "Service temporarily unavailable.")]}})
@@ -389,12 +505,16 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
         def precheck() -> Response | None:
             return None if account == state.account_id else flavor.forbidden()
 
-        return await state.core.handle(request, flavor, tenant=account, write=write, handler=handler,
-                                       precheck=precheck)
+        return await state.core.handle(
+            request, flavor, tenant=account, write=write, handler=handler, precheck=precheck
+        )
 
     def filters(request: Request, allowed: dict[str, str]) -> dict[str, str]:
-        return {column: request.query_params[param] for param, column in allowed.items()
-                if param in request.query_params}
+        return {
+            column: request.query_params[param]
+            for param, column in allowed.items()
+            if param in request.query_params
+        }
 
     async def clients(request: Request) -> Response:
         if request.method == "GET":
@@ -404,7 +524,9 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
 
     async def invoices(request: Request) -> Response:
         if request.method == "GET":
-            wanted = filters(request, {"search[invoice_number]": "invoice_number", "search[customerid]": "customerid"})
+            wanted = filters(
+                request, {"search[invoice_number]": "invoice_number", "search[customerid]": "customerid"}
+            )
             return await run(request, handlers.list_rows("invoices", "invoices", wanted), write=False)
         return await run(request, handlers.create_invoice, write=True)
 
@@ -426,7 +548,8 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             page = request.query_params.get("page", "1")
             per_page = request.query_params.get("per_page", "15")
             listing = handlers.list_credit_notes(
-                request.query_params.get("search[clientid]"), int(page) if page.isdigit() and int(page) > 0 else 1,
+                request.query_params.get("search[clientid]"),
+                int(page) if page.isdigit() and int(page) > 0 else 1,
                 int(per_page) if per_page.isdigit() else 15,
             )
             return await run(request, listing, write=False)
@@ -436,13 +559,15 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
         return await run(request, handlers.get_credit_note(request.path_params["id"]), write=False)
 
     base = "/accounting/account/{account}"
-    app = Starlette(routes=[
-        Route(f"{base}/users/clients", clients, methods=["GET", "POST"]),
-        Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
-        Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
-        Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
-        Route(f"{base}/credit_notes/credit_notes", credit_notes, methods=["GET", "POST"]),
-        Route(f"{base}/credit_notes/credit_notes/{{id}}", credit_note, methods=["GET"]),
-        Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route(f"{base}/users/clients", clients, methods=["GET", "POST"]),
+            Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
+            Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
+            Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
+            Route(f"{base}/credit_notes/credit_notes", credit_notes, methods=["GET", "POST"]),
+            Route(f"{base}/credit_notes/credit_notes/{{id}}", credit_note, methods=["GET"]),
+            Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
+        ]
+    )
     return app, state

@@ -54,19 +54,31 @@ def _time() -> str:
 
 
 def _fault(code: str, message: str, detail: str, element: str = "", *, status: int = 400) -> HandlerResult:
-    return status, {"Fault": {"Error": [{"Message": message, "Detail": detail, "code": code,
-                                         "element": element}], "type": "ValidationFault"}, "time": _time()}
+    return status, {
+        "Fault": {
+            "Error": [{"Message": message, "Detail": detail, "code": code, "element": element}],
+            "type": "ValidationFault",
+        },
+        "time": _time(),
+    }
 
 
 def _invalid_ref(kind: str, value: str, element: str) -> HandlerResult:
-    return _fault("2500", "Invalid Reference Id",
-                  f"Invalid Reference Id : {kind} {value} is not found or has been made inactive", element)  # [K]
+    return _fault(
+        "2500",
+        "Invalid Reference Id",
+        f"Invalid Reference Id : {kind} {value} is not found or has been made inactive",
+        element,
+    )  # [K]
 
 
 def _not_found(entity: str, entity_id: str) -> HandlerResult:
-    return _fault("610", "Object Not Found",
-                  f"Object Not Found : Something you're trying to use has been made inactive. "
-                  f"Check the fields with accounts, customers, items, vendors or employees. ({entity} {entity_id})")
+    return _fault(
+        "610",
+        "Object Not Found",
+        f"Object Not Found : Something you're trying to use has been made inactive. "
+        f"Check the fields with accounts, customers, items, vendors or employees. ({entity} {entity_id})",
+    )
 
 
 class _Refused(Exception):
@@ -100,9 +112,14 @@ class QboState:
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(None, match_body=False))
         # Access tokens last an hour; the refresh token may change on any refresh (persist the newest).
-        self.oauth = OAuthServer(self.core, provider="qbo", client_id=self.client_id,
-                                 client_secret=self.client_secret, expires_in=3600,
-                                 extra={"x_refresh_token_expires_in": 8726400})
+        self.oauth = OAuthServer(
+            self.core,
+            provider="qbo",
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            expires_in=3600,
+            extra={"x_refresh_token_expires_in": 8726400},
+        )
         if not self.items:
             self.add_item("1", "Services", income_account="79")
         if not self.tax_codes:
@@ -119,8 +136,13 @@ class QboState:
     def add_item(self, item_id: str, name: str = "", *, income_account: str = "79") -> None:
         """Add an Item (fixes "Invalid Reference Id" for a line's ItemRef)."""
         with self.core.lock:
-            self.items[item_id] = {"Id": item_id, "Name": name or f"Item {item_id}", "Type": "Service",
-                                   "IncomeAccountRef": {"value": income_account}, "Active": True}
+            self.items[item_id] = {
+                "Id": item_id,
+                "Name": name or f"Item {item_id}",
+                "Type": "Service",
+                "IncomeAccountRef": {"value": income_account},
+                "Active": True,
+            }
 
     def add_tax_code(self, code: str, rate: Decimal) -> None:
         with self.core.lock:
@@ -156,12 +178,19 @@ class _Handlers:
         def run(_: Any) -> HandlerResult:
             match = _QUERY.match(statement or "")
             if match is None:
-                return _fault("4000", "Error parsing query",
-                              f"QueryParserError: Encountered an unsupported query: {statement}")  # [K]
+                return _fault(
+                    "4000",
+                    "Error parsing query",
+                    f"QueryParserError: Encountered an unsupported query: {statement}",
+                )  # [K]
             entity, column, value = match.group(1).capitalize(), match.group(2), match.group(3)
             entity = {"Creditmemo": "CreditMemo"}.get(entity, entity)
-            table = {"Customer": self.s.customers, "Invoice": self.s.invoices, "Payment": self.s.payments,
-                     "CreditMemo": self.s.credit_memos}.get(entity)
+            table = {
+                "Customer": self.s.customers,
+                "Invoice": self.s.invoices,
+                "Payment": self.s.payments,
+                "CreditMemo": self.s.credit_memos,
+            }.get(entity)
             if table is None:
                 return _fault("4001", "Invalid query", f"Unsupported entity {entity}")  # [K]
             rows = [self._public(row) for row in table.values()]
@@ -170,8 +199,11 @@ class _Handlers:
                 rows = [r for r in rows if str(r.get(column, "")) == wanted]
             if not rows:
                 return 200, {"QueryResponse": {}, "time": _time()}
-            return 200, {"QueryResponse": {entity: rows, "startPosition": 1, "maxResults": len(rows)},
-                         "time": _time()}
+            return 200, {
+                "QueryResponse": {entity: rows, "startPosition": 1, "maxResults": len(rows)},
+                "time": _time(),
+            }
+
         return run
 
     # customers
@@ -180,16 +212,30 @@ class _Handlers:
         body = body or {}
         name = str(body.get("DisplayName") or "").strip()
         if not name:
-            return _fault("2020", "Required param missing, need to supply the required value for the API",
-                          "Required parameter DisplayName is missing in the request", "DisplayName")
+            return _fault(
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                "Required parameter DisplayName is missing in the request",
+                "DisplayName",
+            )
         if any(c["DisplayName"].lower() == name.lower() for c in self.s.customers.values()):
-            return _fault("6240", "Duplicate Name Exists Error",
-                          "The name supplied already exists. : Another customer, vendor or employee is "
-                          "already using this name. Please use a different name.")
+            return _fault(
+                "6240",
+                "Duplicate Name Exists Error",
+                "The name supplied already exists. : Another customer, vendor or employee is "
+                "already using this name. Please use a different name.",
+            )
         customer: dict[str, Any] = {
-            "Id": self.s.new_id(), "SyncToken": "0", "DisplayName": name, "Active": True, "Balance": Decimal(0),
-            "PrimaryEmailAddr": body.get("PrimaryEmailAddr") or {}, "CurrencyRef": body.get("CurrencyRef")
-            or {"value": "USD"}, "domain": "QBO", "sparse": False, "MetaData": _meta(),
+            "Id": self.s.new_id(),
+            "SyncToken": "0",
+            "DisplayName": name,
+            "Active": True,
+            "Balance": Decimal(0),
+            "PrimaryEmailAddr": body.get("PrimaryEmailAddr") or {},
+            "CurrencyRef": body.get("CurrencyRef") or {"value": "USD"},
+            "domain": "QBO",
+            "sparse": False,
+            "MetaData": _meta(),
         }
         self.s.customers[customer["Id"]] = customer
         return 200, {"Customer": customer, "time": _time()}
@@ -197,7 +243,12 @@ class _Handlers:
     def get(self, table: str, entity: str, entity_id: str) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             found = getattr(self.s, table).get(entity_id)
-            return (200, {entity: self._public(found), "time": _time()}) if found else _not_found(entity, entity_id)
+            return (
+                (200, {entity: self._public(found), "time": _time()})
+                if found
+                else _not_found(entity, entity_id)
+            )
+
         return run
 
     # invoices
@@ -209,8 +260,16 @@ class _Handlers:
             if ref not in self.s.customers:
                 raise _Refused(_invalid_ref("Customer", ref, "CustomerRef"))
             invoice["CustomerRef"] = {"value": ref, "name": self.s.customers[ref]["DisplayName"]}
-        for key in ("DocNumber", "TxnDate", "DueDate", "BillEmail", "PrivateNote", "GlobalTaxCalculation",
-                    "CurrencyRef", "CustomerMemo"):
+        for key in (
+            "DocNumber",
+            "TxnDate",
+            "DueDate",
+            "BillEmail",
+            "PrivateNote",
+            "GlobalTaxCalculation",
+            "CurrencyRef",
+            "CustomerMemo",
+        ):
             if key in body:
                 invoice[key] = body[key]
         currency = (invoice.get("CurrencyRef") or {}).get("value", "USD")
@@ -230,21 +289,37 @@ class _Handlers:
                 qty, price = to_decimal(detail.get("Qty", 1)), to_decimal(detail.get("UnitPrice", 0))
                 amount = to_decimal(line.get("Amount", 0))
                 if money(qty * price, places) != amount:
-                    raise _Refused(_fault("6070", "Amount is not equal to UnitPrice * Qty",
-                                          f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}"))
-                lines.append({
-                    "Id": str(number), "LineNum": number, "Description": line.get("Description", ""),
-                    "Amount": amount, "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {
-                        "ItemRef": {"value": item, "name": self.s.items[item]["Name"]}, "Qty": qty,
-                        "UnitPrice": price, "TaxCodeRef": {"value": tax_code},
-                        "ItemAccountRef": self.s.items[item]["IncomeAccountRef"],
-                    },
-                })
+                    raise _Refused(
+                        _fault(
+                            "6070",
+                            "Amount is not equal to UnitPrice * Qty",
+                            f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}",
+                        )
+                    )
+                lines.append(
+                    {
+                        "Id": str(number),
+                        "LineNum": number,
+                        "Description": line.get("Description", ""),
+                        "Amount": amount,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": item, "name": self.s.items[item]["Name"]},
+                            "Qty": qty,
+                            "UnitPrice": price,
+                            "TaxCodeRef": {"value": tax_code},
+                            "ItemAccountRef": self.s.items[item]["IncomeAccountRef"],
+                        },
+                    }
+                )
             if not lines:
-                raise _Refused(_fault("6000", "A business validation error has occurred while processing your "
-                                      "request", "Business Validation Error: You must fill out at least one "
-                                      "split line."))
+                raise _Refused(
+                    _fault(
+                        "6000",
+                        "A business validation error has occurred while processing your request",
+                        "Business Validation Error: You must fill out at least one split line.",
+                    )
+                )
             invoice["Line"] = lines
         sales = [l for l in invoice.get("Line") or [] if l.get("DetailType") == "SalesItemLineDetail"]
         subtotal = sum((l["Amount"] for l in sales), money(Decimal(0), places))
@@ -255,18 +330,25 @@ class _Handlers:
             for line in sales:
                 code = line["SalesItemLineDetail"]["TaxCodeRef"]["value"]
                 groups[code] = groups.get(code, Decimal(0)) + line["Amount"]
-            tax = sum((money(base * self.s.tax_codes[c] / 100, places) for c, base in groups.items()),
-                      money(Decimal(0), places))
-        invoice["Line"] = sales + [{"Amount": subtotal, "DetailType": "SubTotalLineDetail",
-                                    "SubTotalLineDetail": {}}]
+            tax = sum(
+                (money(base * self.s.tax_codes[c] / 100, places) for c, base in groups.items()),
+                money(Decimal(0), places),
+            )
+        invoice["Line"] = sales + [
+            {"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
+        ]
         invoice["TxnTaxDetail"] = {"TotalTax": tax}
         paid = invoice.get("_paid", Decimal(0))
         invoice["TotalAmt"] = subtotal + tax
         invoice["Balance"] = invoice["TotalAmt"] - paid
         if invoice["Balance"] < 0:
-            raise _Refused(_fault("6000", "A business validation error has occurred while processing your request",
-                                  "Business Validation Error: The invoice total is less than the payments "
-                                  "applied to it."))  # [K]
+            raise _Refused(
+                _fault(
+                    "6000",
+                    "A business validation error has occurred while processing your request",
+                    "Business Validation Error: The invoice total is less than the payments applied to it.",
+                )
+            )  # [K]
 
     @staticmethod
     def _public(invoice: dict[str, Any]) -> dict[str, Any]:
@@ -283,15 +365,27 @@ class _Handlers:
                 return self._create(body)
             except _Refused as refused:
                 return refused.result
+
         return run
 
     def _create(self, body: dict[str, Any]) -> HandlerResult:
         if "CustomerRef" not in body:
-            return _fault("2020", "Required param missing, need to supply the required value for the API",
-                          "Required parameter CustomerRef is missing in the request", "CustomerRef")
-        invoice: dict[str, Any] = {"Id": self.s.new_id(), "SyncToken": "0", "domain": "QBO", "sparse": False,
-                                   "TxnDate": date.today().isoformat(), "CurrencyRef": {"value": "USD"},
-                                   "LinkedTxn": [], "MetaData": _meta()}
+            return _fault(
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                "Required parameter CustomerRef is missing in the request",
+                "CustomerRef",
+            )
+        invoice: dict[str, Any] = {
+            "Id": self.s.new_id(),
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "TxnDate": date.today().isoformat(),
+            "CurrencyRef": {"value": "USD"},
+            "LinkedTxn": [],
+            "MetaData": _meta(),
+        }
         self._apply(invoice, body)
         self.s.invoices[invoice["Id"]] = invoice
         return 200, {"Invoice": self._public(invoice), "time": _time()}
@@ -300,14 +394,28 @@ class _Handlers:
         """A new CreditMemo (updates are not modelled: the connector never changes one)."""
         body = dict(body or {})
         if body.get("Id"):
-            return _fault("6000", "A business validation error has occurred while processing your request",
-                          "Business Validation Error: credit memo updates are not modelled by this stand-in")
+            return _fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: credit memo updates are not modelled by this stand-in",
+            )
         if "CustomerRef" not in body:
-            return _fault("2020", "Required param missing, need to supply the required value for the API",
-                          "Required parameter CustomerRef is missing in the request", "CustomerRef")
-        memo: dict[str, Any] = {"Id": self.s.new_id(), "SyncToken": "0", "domain": "QBO", "sparse": False,
-                                "TxnDate": date.today().isoformat(), "CurrencyRef": {"value": "USD"},
-                                "LinkedTxn": [], "MetaData": _meta()}
+            return _fault(
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                "Required parameter CustomerRef is missing in the request",
+                "CustomerRef",
+            )
+        memo: dict[str, Any] = {
+            "Id": self.s.new_id(),
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "TxnDate": date.today().isoformat(),
+            "CurrencyRef": {"value": "USD"},
+            "LinkedTxn": [],
+            "MetaData": _meta(),
+        }
         try:
             self._apply(memo, {k: v for k, v in body.items() if k != "DueDate"})
         except _Refused as refused:
@@ -324,18 +432,24 @@ class _Handlers:
             self.s.stale_next -= 1
             invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
         if str(body.get("SyncToken")) != invoice["SyncToken"]:
-            raise _Refused(_fault(
-                "5010", "Stale Object Error",
-                "Stale Object Error : You and another user were working on the same thing. If you continue, "
-                "you may erase their changes. Go back and make your changes again.",
-            ))
+            raise _Refused(
+                _fault(
+                    "5010",
+                    "Stale Object Error",
+                    "Stale Object Error : You and another user were working on the same thing. If you continue, "
+                    "you may erase their changes. Go back and make your changes again.",
+                )
+            )
         return invoice
 
     def _update(self, body: dict[str, Any]) -> HandlerResult:
         current = self._current(body)
         if not body.get("sparse"):
-            return _fault("6000", "A business validation error has occurred while processing your request",
-                          "Business Validation Error: only sparse updates are modelled by this stand-in")
+            return _fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: only sparse updates are modelled by this stand-in",
+            )
         updated = dict(current)
         self._apply(updated, body)
         updated["SyncToken"] = str(int(current["SyncToken"]) + 1)
@@ -347,13 +461,23 @@ class _Handlers:
         current = self._current(body)
         voided = dict(current)
         zero = Decimal(0)
-        voided["Line"] = [{**l, "Amount": zero} | ({"SalesItemLineDetail": {**l["SalesItemLineDetail"],
-                                                                           "Qty": zero, "UnitPrice": zero}}
-                                                  if "SalesItemLineDetail" in l else {})
-                          for l in current["Line"]]
-        voided.update(TotalAmt=zero, Balance=zero, TxnTaxDetail={"TotalTax": zero},
-                      PrivateNote=f"Voided{' - ' + current['PrivateNote'] if current.get('PrivateNote') else ''}",
-                      SyncToken=str(int(current["SyncToken"]) + 1), MetaData=_meta(current["MetaData"]["CreateTime"]))
+        voided["Line"] = [
+            {**l, "Amount": zero}
+            | (
+                {"SalesItemLineDetail": {**l["SalesItemLineDetail"], "Qty": zero, "UnitPrice": zero}}
+                if "SalesItemLineDetail" in l
+                else {}
+            )
+            for l in current["Line"]
+        ]
+        voided.update(
+            TotalAmt=zero,
+            Balance=zero,
+            TxnTaxDetail={"TotalTax": zero},
+            PrivateNote=f"Voided{' - ' + current['PrivateNote'] if current.get('PrivateNote') else ''}",
+            SyncToken=str(int(current["SyncToken"]) + 1),
+            MetaData=_meta(current["MetaData"]["CreateTime"]),
+        )
         self.s.invoices[voided["Id"]] = voided
         return 200, {"Invoice": self._public(voided), "time": _time()}
 
@@ -365,12 +489,20 @@ class _Handlers:
         if customer not in self.s.customers:
             return _invalid_ref("Customer", customer, "CustomerRef")
         if "TotalAmt" not in body:
-            return _fault("2020", "Required param missing, need to supply the required value for the API",
-                          "Required parameter TotalAmt is missing in the request", "TotalAmt")
+            return _fault(
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                "Required parameter TotalAmt is missing in the request",
+                "TotalAmt",
+            )
         if len(str(body.get("PaymentRefNum", ""))) > PAYMENT_REF_MAX:
-            return _fault("2050", "String length is either shorter or longer than supported by specification",
-                          f"String length specified does not match the supported length. Min:0 Max:"
-                          f"{PAYMENT_REF_MAX} supplied length:{len(str(body['PaymentRefNum']))}", "PaymentRefNum")
+            return _fault(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                f"String length specified does not match the supported length. Min:0 Max:"
+                f"{PAYMENT_REF_MAX} supplied length:{len(str(body['PaymentRefNum']))}",
+                "PaymentRefNum",
+            )
         total = to_decimal(body["TotalAmt"])
         applied = Decimal(0)
         updates: list[tuple[dict[str, Any], Decimal]] = []
@@ -383,38 +515,61 @@ class _Handlers:
                 if target is None:
                     return _invalid_ref(str(kind or "Invoice"), txn_id, "Line.LinkedTxn")
                 if target["CustomerRef"]["value"] != customer:
-                    return _fault("6000", "A business validation error has occurred while processing your "
-                                  "request", f"Business Validation Error: The {kind} belongs to another "
-                                  "customer.")  # [K]
+                    return _fault(
+                        "6000",
+                        "A business validation error has occurred while processing your request",
+                        f"Business Validation Error: The {kind} belongs to another customer.",
+                    )  # [K]
                 if amount > target["Balance"]:
                     what = "invoice's open balance" if kind == "Invoice" else "credit memo's available credit"
-                    return _fault("6000", "A business validation error has occurred while processing your "
-                                  "request", f"Business Validation Error: The amount exceeds the {what}.")  # [K]
+                    return _fault(
+                        "6000",
+                        "A business validation error has occurred while processing your request",
+                        f"Business Validation Error: The amount exceeds the {what}.",
+                    )  # [K]
                 updates.append((target, amount))
                 applied += amount if kind == "Invoice" else -amount
         if applied > total:
-            return _fault("6000", "A business validation error has occurred while processing your request",
-                          "Business Validation Error: The amount applied is more than the payment total.")  # [K]
+            return _fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: The amount applied is more than the payment total.",
+            )  # [K]
         if applied < 0:
-            return _fault("6000", "A business validation error has occurred while processing your request",
-                          "Business Validation Error: More credit is used than is applied to invoices.")  # [K]
+            return _fault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: More credit is used than is applied to invoices.",
+            )  # [K]
         payment: dict[str, Any] = {
-            "Id": self.s.new_id(), "SyncToken": "0", "domain": "QBO", "sparse": False,
+            "Id": self.s.new_id(),
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
             "CustomerRef": {"value": customer, "name": self.s.customers[customer]["DisplayName"]},
-            "TotalAmt": total, "UnappliedAmt": total - applied, "ProcessPayment": False,
+            "TotalAmt": total,
+            "UnappliedAmt": total - applied,
+            "ProcessPayment": False,
             "TxnDate": body.get("TxnDate") or date.today().isoformat(),
-            "CurrencyRef": body.get("CurrencyRef") or {"value": "USD"}, "Line": body.get("Line") or [],
+            "CurrencyRef": body.get("CurrencyRef") or {"value": "USD"},
+            "Line": body.get("Line") or [],
             "MetaData": _meta(),
         }
         for key in ("PaymentRefNum", "PrivateNote", "DepositToAccountRef"):
             if key in body:
                 payment[key] = body[key]
-        for target, amount in updates:  # an invoice's Balance falls by what is applied, a memo's by what is used
+        for (
+            target,
+            amount,
+        ) in updates:  # an invoice's Balance falls by what is applied, a memo's by what is used
             target["_paid"] = target.get("_paid", Decimal(0)) + amount
             target["Balance"] = target["Balance"] - amount
             if "RemainingCredit" in target:
                 target["RemainingCredit"] = target["Balance"]
-            target["LinkedTxn"] = [*target.get("LinkedTxn", []), {"TxnId": payment["Id"], "TxnType": "Payment"}]
+            target["LinkedTxn"] = [
+                *target.get("LinkedTxn", []),
+                {"TxnId": payment["Id"], "TxnType": "Payment"},
+            ]
             target["SyncToken"] = str(int(target["SyncToken"]) + 1)
         self.s.payments[payment["Id"]] = payment
         return 200, {"Payment": payment, "time": _time()}
@@ -426,27 +581,83 @@ class _QboFlavor:
 
     def unauthorized(self, reason: str) -> Response:
         detail = "Token expired" if reason == "expired" else "Token invalid"
-        return json_response(401, {"warnings": None, "intuitObject": None, "fault": {"error": [{
-            "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401", "detail": detail,
-            "code": "3200", "element": None}], "type": "AUTHENTICATION"}, "time": _time()},
-            {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'})
+        return json_response(
+            401,
+            {
+                "warnings": None,
+                "intuitObject": None,
+                "fault": {
+                    "error": [
+                        {
+                            "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                            "detail": detail,
+                            "code": "3200",
+                            "element": None,
+                        }
+                    ],
+                    "type": "AUTHENTICATION",
+                },
+                "time": _time(),
+            },
+            {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'},
+        )
 
     def forbidden(self) -> Response:
-        return json_response(403, {"Fault": {"Error": [{
-            "Message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
-            "code": "3100"}], "type": "AuthorizationFault"}, "time": _time()})
+        return json_response(
+            403,
+            {
+                "Fault": {
+                    "Error": [
+                        {
+                            "Message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                            "code": "3100",
+                        }
+                    ],
+                    "type": "AuthorizationFault",
+                },
+                "time": _time(),
+            },
+        )
 
     def unavailable(self) -> Response:
-        return json_response(503, {"Fault": {"Error": [{"Message": "Service Unavailable", "Detail":
-                                                        "The service is temporarily unavailable", "code": "3000"}],
-                                             "type": "SystemFault"}, "time": _time()})
+        return json_response(
+            503,
+            {
+                "Fault": {
+                    "Error": [
+                        {
+                            "Message": "Service Unavailable",
+                            "Detail": "The service is temporarily unavailable",
+                            "code": "3000",
+                        }
+                    ],
+                    "type": "SystemFault",
+                },
+                "time": _time(),
+            },
+        )
 
     def rate_limited(self, tenant: str, problem: str, retry_after: int | None) -> Response:
-        headers = {} if retry_after is None or not self.s.send_retry_after else {"Retry-After": str(retry_after)}
-        return json_response(429, {"fault": {"error": [{
-            "message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-            "detail": "The request limit was reached.", "code": "3001"}], "type": "SERVICE"}, "time": _time()},
-            headers)
+        headers = (
+            {} if retry_after is None or not self.s.send_retry_after else {"Retry-After": str(retry_after)}
+        )
+        return json_response(
+            429,
+            {
+                "fault": {
+                    "error": [
+                        {
+                            "message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+                            "detail": "The request limit was reached.",
+                            "code": "3001",
+                        }
+                    ],
+                    "type": "SERVICE",
+                },
+                "time": _time(),
+            },
+            headers,
+        )
 
     def replay_mismatch(self) -> Response:  # QBO replays by id alone; never reached (see create_qbo_app)
         return json_response(400, {})
@@ -468,8 +679,13 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
 
         request_id = request.query_params.get("requestid") if write else None
         return await state.core.handle(
-            request, flavor, tenant=realm, write=write, handler=handler,
-            replay_key=f"rid:{request_id}" if request_id else None, precheck=precheck,
+            request,
+            flavor,
+            tenant=realm,
+            write=write,
+            handler=handler,
+            replay_key=f"rid:{request_id}" if request_id else None,
+            precheck=precheck,
         )
 
     async def query(request: Request) -> Response:
@@ -479,7 +695,9 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         return await run(request, handlers.create_customer, write=True)
 
     async def customer_by_id(request: Request) -> Response:
-        return await run(request, handlers.get("customers", "Customer", request.path_params["id"]), write=False)
+        return await run(
+            request, handlers.get("customers", "Customer", request.path_params["id"]), write=False
+        )
 
     async def invoice(request: Request) -> Response:
         return await run(request, handlers.post_invoice(request.query_params.get("operation")), write=True)
@@ -491,7 +709,9 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         return await run(request, handlers.create_credit_memo, write=True)
 
     async def credit_memo_by_id(request: Request) -> Response:
-        return await run(request, handlers.get("credit_memos", "CreditMemo", request.path_params["id"]), write=False)
+        return await run(
+            request, handlers.get("credit_memos", "CreditMemo", request.path_params["id"]), write=False
+        )
 
     async def payment(request: Request) -> Response:
         return await run(request, handlers.create_payment, write=True)
@@ -500,16 +720,18 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         return await run(request, handlers.get("payments", "Payment", request.path_params["id"]), write=False)
 
     base = "/v3/company/{realm}"
-    app = Starlette(routes=[
-        Route(f"{base}/query", query, methods=["GET"]),
-        Route(f"{base}/customer", customer, methods=["POST"]),
-        Route(f"{base}/customer/{{id}}", customer_by_id, methods=["GET"]),
-        Route(f"{base}/invoice", invoice, methods=["POST"]),
-        Route(f"{base}/invoice/{{id}}", invoice_by_id, methods=["GET"]),
-        Route(f"{base}/creditmemo", credit_memo, methods=["POST"]),
-        Route(f"{base}/creditmemo/{{id}}", credit_memo_by_id, methods=["GET"]),
-        Route(f"{base}/payment", payment, methods=["POST"]),
-        Route(f"{base}/payment/{{id}}", payment_by_id, methods=["GET"]),
-        Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route(f"{base}/query", query, methods=["GET"]),
+            Route(f"{base}/customer", customer, methods=["POST"]),
+            Route(f"{base}/customer/{{id}}", customer_by_id, methods=["GET"]),
+            Route(f"{base}/invoice", invoice, methods=["POST"]),
+            Route(f"{base}/invoice/{{id}}", invoice_by_id, methods=["GET"]),
+            Route(f"{base}/creditmemo", credit_memo, methods=["POST"]),
+            Route(f"{base}/creditmemo/{{id}}", credit_memo_by_id, methods=["GET"]),
+            Route(f"{base}/payment", payment, methods=["POST"]),
+            Route(f"{base}/payment/{{id}}", payment_by_id, methods=["GET"]),
+            Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
+        ]
+    )
     return app, state

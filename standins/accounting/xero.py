@@ -86,9 +86,14 @@ class XeroState:
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(IDEMPOTENCY_TTL_S))
         # Access tokens last 30 minutes; refresh tokens rotate on every use.
-        self.oauth = OAuthServer(self.core, provider="xero", client_id=self.client_id,
-                                 client_secret=self.client_secret, expires_in=1800,
-                                 extra={"scope": "offline_access accounting.transactions accounting.contacts"})
+        self.oauth = OAuthServer(
+            self.core,
+            provider="xero",
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            expires_in=1800,
+            extra={"scope": "offline_access accounting.transactions accounting.contacts"},
+        )
         if not self.accounts:
             self.add_account("200", "Sales", "REVENUE")
             self.add_account("090", "Business Bank Account", "BANK")
@@ -103,12 +108,19 @@ class XeroState:
     def calls(self) -> list[RecordedCall]:
         return self.core.calls
 
-    def add_account(self, code: str, name: str = "", type_: str = "REVENUE", *, payments: bool = False) -> None:
+    def add_account(
+        self, code: str, name: str = "", type_: str = "REVENUE", *, payments: bool = False
+    ) -> None:
         """Add to the chart of accounts (fixes "Account code ... is not a valid code")."""
         with self.core.lock:
             self.accounts[code] = {
-                "AccountID": str(uuid.uuid4()), "Code": code, "Name": name or f"Account {code}",
-                "Type": type_, "Status": "ACTIVE", "TaxType": "NONE", "EnablePaymentsToAccount": payments,
+                "AccountID": str(uuid.uuid4()),
+                "Code": code,
+                "Name": name or f"Account {code}",
+                "Type": type_,
+                "Status": "ACTIVE",
+                "TaxType": "NONE",
+                "EnablePaymentsToAccount": payments,
             }
 
     def add_tax_rate(self, tax_type: str, rate: Decimal) -> None:
@@ -122,14 +134,21 @@ class XeroState:
 
 def _validation(elements: list[dict[str, Any]]) -> HandlerResult:
     return 400, {
-        "ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred",
+        "ErrorNumber": 10,
+        "Type": "ValidationException",
+        "Message": "A validation exception occurred",
         "Elements": elements,
     }
 
 
 def _envelope(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": "invoiceflow stand-in",
-            "DateTimeUTC": _now_ms(), key: items}
+    return {
+        "Id": str(uuid.uuid4()),
+        "Status": "OK",
+        "ProviderName": "invoiceflow stand-in",
+        "DateTimeUTC": _now_ms(),
+        key: items,
+    }
 
 
 def _parse_date(value: Any, field_name: str, errors: list[str]) -> date | None:
@@ -161,15 +180,21 @@ class _Handlers:
             if contact is None:
                 return 404, "The resource you're looking for cannot be found"
             return 200, _envelope("Contacts", [contact])
+
         return run
 
     def list_contacts(self, search: str) -> Callable[[Any], HandlerResult]:
         """``searchTerm``: case-insensitive, across Name, FirstName, LastName, ContactNumber, EmailAddress."""
+
         def run(_: Any) -> HandlerResult:
             fields = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
-            found = [c for c in self.s.contacts.values()
-                     if not search or any(search.lower() in str(c.get(f, "")).lower() for f in fields)]
+            found = [
+                c
+                for c in self.s.contacts.values()
+                if not search or any(search.lower() in str(c.get(f, "")).lower() for f in fields)
+            ]
             return 200, _envelope("Contacts", found)
+
         return run
 
     def put_contacts(self, body: Any) -> HandlerResult:
@@ -179,10 +204,14 @@ class _Handlers:
             name = str(element.get("Name") or "").strip()
             if not name:
                 errors.append("The contact name must be specified.")  # [K]
-            elif any(c["Name"].lower() == name.lower() and c["ContactStatus"] == "ACTIVE"
-                     for c in self.s.contacts.values()):
-                errors.append(f"The contact name {name} is already assigned to another contact. "
-                              "The contact name must be unique across all active contacts.")
+            elif any(
+                c["Name"].lower() == name.lower() and c["ContactStatus"] == "ACTIVE"
+                for c in self.s.contacts.values()
+            ):
+                errors.append(
+                    f"The contact name {name} is already assigned to another contact. "
+                    "The contact name must be unique across all active contacts."
+                )
             elements.append({**element, "ValidationErrors": [{"Message": m} for m in errors]})
             failed = failed or bool(errors)
             if not errors:
@@ -192,11 +221,21 @@ class _Handlers:
         saved = []
         for element in created:
             contact = {
-                "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE", "Name": element["Name"].strip(),
-                "EmailAddress": element.get("EmailAddress", ""), "BankAccountDetails": "", "Addresses": [],
-                "Phones": [], "UpdatedDateUTC": _now_ms(), "ContactGroups": [], "IsSupplier": False,
-                "IsCustomer": False, "SalesTrackingCategories": [], "PurchasesTrackingCategories": [],
-                "ContactPersons": [], "HasValidationErrors": False,
+                "ContactID": str(uuid.uuid4()),
+                "ContactStatus": "ACTIVE",
+                "Name": element["Name"].strip(),
+                "EmailAddress": element.get("EmailAddress", ""),
+                "BankAccountDetails": "",
+                "Addresses": [],
+                "Phones": [],
+                "UpdatedDateUTC": _now_ms(),
+                "ContactGroups": [],
+                "IsSupplier": False,
+                "IsCustomer": False,
+                "SalesTrackingCategories": [],
+                "PurchasesTrackingCategories": [],
+                "ContactPersons": [],
+                "HasValidationErrors": False,
             }
             if element.get("ContactNumber"):
                 contact["ContactNumber"] = element["ContactNumber"]
@@ -208,8 +247,9 @@ class _Handlers:
 
     # Invoices
 
-    def _lines(self, items: list[dict[str, Any]], currency: str, unitdp: int, errors: list[str]
-               ) -> list[dict[str, Any]]:
+    def _lines(
+        self, items: list[dict[str, Any]], currency: str, unitdp: int, errors: list[str]
+    ) -> list[dict[str, Any]]:
         places = MINOR_UNITS.get(currency, 2)
         lines: list[dict[str, Any]] = []
         for item in items:
@@ -220,35 +260,64 @@ class _Handlers:
             tax_type = str(item.get("TaxType") or "NONE")
             rate = self.s.tax_rates.get(tax_type)
             if rate is None:
-                errors.append(f"The TaxType code '{tax_type}' does not exist or cannot be used for this "
-                              "type of transaction.")
+                errors.append(
+                    f"The TaxType code '{tax_type}' does not exist or cannot be used for this "
+                    "type of transaction."
+                )
                 rate = Decimal(0)
             quantity = money(to_decimal(item.get("Quantity", 1)), 4)
             unit = money(to_decimal(item.get("UnitAmount", 0)), unitdp)  # more decimals: rounded, silently
             amount = money(quantity * unit, places)
             if "LineAmount" in item and money(to_decimal(item["LineAmount"]), places) != amount:
-                errors.append(f"The line amount {item['LineAmount']} does not equal the quantity "
-                              f"{quantity} multiplied by the unit amount {unit}.")  # [K]
-            tax = (money(to_decimal(item["TaxAmount"]), places) if item.get("TaxAmount") is not None
-                   else money(amount * rate / 100, places))
-            lines.append({
-                "LineItemID": item.get("LineItemID") or str(uuid.uuid4()),
-                "Description": str(item.get("Description") or ""), "Quantity": quantity,
-                "UnitAmount": unit, "TaxType": tax_type, "TaxAmount": tax, "LineAmount": amount,
-                "AccountCode": code, "Tracking": [], "ValidationErrors": [],
-            })
+                errors.append(
+                    f"The line amount {item['LineAmount']} does not equal the quantity "
+                    f"{quantity} multiplied by the unit amount {unit}."
+                )  # [K]
+            tax = (
+                money(to_decimal(item["TaxAmount"]), places)
+                if item.get("TaxAmount") is not None
+                else money(amount * rate / 100, places)
+            )
+            lines.append(
+                {
+                    "LineItemID": item.get("LineItemID") or str(uuid.uuid4()),
+                    "Description": str(item.get("Description") or ""),
+                    "Quantity": quantity,
+                    "UnitAmount": unit,
+                    "TaxType": tax_type,
+                    "TaxAmount": tax,
+                    "LineAmount": amount,
+                    "AccountCode": code,
+                    "Tracking": [],
+                    "ValidationErrors": [],
+                }
+            )
         return lines
 
     def _build(self, element: dict[str, Any], current: dict[str, Any] | None, unitdp: int) -> dict[str, Any]:
         """The invoice as stored after applying ``element`` (a create when ``current`` is None)."""
         errors: list[str] = []
-        invoice = dict(current or {
-            "Type": "ACCREC", "InvoiceID": str(uuid.uuid4()), "Payments": [], "CreditNotes": [],
-            "Prepayments": [], "Overpayments": [], "AmountPaid": Decimal("0.00"),
-            "AmountCredited": Decimal("0.00"), "SentToContact": False, "CurrencyRate": Decimal("1.000000"),
-            "HasErrors": False, "IsDiscounted": False, "Status": "DRAFT", "LineAmountTypes": "Exclusive",
-            "CurrencyCode": "USD", "LineItems": [],
-        })
+        invoice = dict(
+            current
+            or {
+                "Type": "ACCREC",
+                "InvoiceID": str(uuid.uuid4()),
+                "Payments": [],
+                "CreditNotes": [],
+                "Prepayments": [],
+                "Overpayments": [],
+                "AmountPaid": Decimal("0.00"),
+                "AmountCredited": Decimal("0.00"),
+                "SentToContact": False,
+                "CurrencyRate": Decimal("1.000000"),
+                "HasErrors": False,
+                "IsDiscounted": False,
+                "Status": "DRAFT",
+                "LineAmountTypes": "Exclusive",
+                "CurrencyCode": "USD",
+                "LineItems": [],
+            }
+        )
         if current is None and element.get("Type", "ACCREC") != "ACCREC":
             errors.append("Only ACCREC invoices are modelled by this stand-in")
         status = element.get("Status", invoice["Status"])
@@ -257,9 +326,9 @@ class _Handlers:
                 raise Invalid(["Invoice not of valid status for modification"])
             changes_money = "LineItems" in element or status in ("VOIDED", "DELETED")
             if (current["AmountPaid"] > 0 or current.get("AmountCredited", 0) > 0) and changes_money:
-                raise Invalid([
-                    "This document cannot be edited as it has a payment or credit note allocated to it."
-                ])
+                raise Invalid(
+                    ["This document cannot be edited as it has a payment or credit note allocated to it."]
+                )
             if status == "VOIDED" and current["Status"] != "AUTHORISED":
                 raise Invalid(["Invoice not of valid status for modification"])  # drafts are DELETED
             if status == "DELETED" and current["Status"] not in ("DRAFT", "SUBMITTED"):
@@ -277,8 +346,10 @@ class _Handlers:
         if number is None and current is None:
             number = f"INV-{len(self.s.invoices) + 1:04d}"
         if number is not None:
-            taken = any(i["InvoiceNumber"] == number and i["InvoiceID"] != invoice["InvoiceID"]
-                        for i in self.s.invoices.values())
+            taken = any(
+                i["InvoiceNumber"] == number and i["InvoiceID"] != invoice["InvoiceID"]
+                for i in self.s.invoices.values()
+            )
             if taken:
                 errors.append("Invoice # must be unique.")
             invoice["InvoiceNumber"] = number
@@ -313,13 +384,16 @@ class _Handlers:
         invoice["Total"] = invoice["SubTotal"] + invoice["TotalTax"]
         invoice["AmountPaid"] = money(invoice["AmountPaid"], places)
         credited = money(invoice.get("AmountCredited", zero), places)
-        invoice["AmountDue"] = zero if status in ("VOIDED", "DELETED") else invoice["Total"] - invoice["AmountPaid"] - credited
+        invoice["AmountDue"] = (
+            zero if status in ("VOIDED", "DELETED") else invoice["Total"] - invoice["AmountPaid"] - credited
+        )
         invoice["Status"] = status
         invoice["UpdatedDateUTC"] = _now_ms()
         return invoice
 
-    def _save(self, elements: list[dict[str, Any]], unitdp: int, lookup: Callable[[dict[str, Any]], Any]
-              ) -> HandlerResult:
+    def _save(
+        self, elements: list[dict[str, Any]], unitdp: int, lookup: Callable[[dict[str, Any]], Any]
+    ) -> HandlerResult:
         built, echoes, failed = [], [], False
         for element in elements:
             current = lookup(element)
@@ -327,8 +401,13 @@ class _Handlers:
                 invoice = self._build(element, current, unitdp)
             except Invalid as invalid:
                 failed = True
-                echoes.append({**element, "HasErrors": True,
-                               "ValidationErrors": [{"Message": m} for m in invalid.messages]})
+                echoes.append(
+                    {
+                        **element,
+                        "HasErrors": True,
+                        "ValidationErrors": [{"Message": m} for m in invalid.messages],
+                    }
+                )
                 continue
             built.append(invoice)
             echoes.append(element)
@@ -355,6 +434,7 @@ class _Handlers:
             if path_ref is not None and self._find_invoice(path_ref) is None:
                 return 404, "The resource you're looking for cannot be found"
             return self._save(list((body or {}).get("Invoices") or []), unitdp, lookup)
+
         return run
 
     def get_invoices(self, query: dict[str, str]) -> Callable[[Any], HandlerResult]:
@@ -370,6 +450,7 @@ class _Handlers:
                 statuses = {n.strip() for n in query["Statuses"].split(",")}
                 found = [i for i in found if i["Status"] in statuses]
             return 200, _envelope("Invoices", found)
+
         return run
 
     def get_invoice(self, ref: str) -> Callable[[Any], HandlerResult]:
@@ -378,20 +459,25 @@ class _Handlers:
             if invoice is None:
                 return 404, "The resource you're looking for cannot be found"
             return 200, _envelope("Invoices", [invoice])
+
         return run
 
     # Payments
 
     def _payment(self, element: dict[str, Any]) -> dict[str, Any]:
         errors: list[str] = []
-        ref = (element.get("Invoice") or {}).get("InvoiceID") or (element.get("Invoice") or {}).get(
-            "InvoiceNumber") or element.get("InvoiceNumber")
+        ref = (
+            (element.get("Invoice") or {}).get("InvoiceID")
+            or (element.get("Invoice") or {}).get("InvoiceNumber")
+            or element.get("InvoiceNumber")
+        )
         invoice = self._find_invoice(str(ref)) if ref else None
         if invoice is None:
             raise Invalid(["Invoice could not be found"])  # [K]
         account_ref = element.get("Account") or {}
         account = self.s.accounts.get(str(account_ref.get("Code") or element.get("Code") or "")) or next(
-            (a for a in self.s.accounts.values() if a["AccountID"] == account_ref.get("AccountID")), None)
+            (a for a in self.s.accounts.values() if a["AccountID"] == account_ref.get("AccountID")), None
+        )
         if account is None or not (account["Type"] == "BANK" or account["EnablePaymentsToAccount"]):
             errors.append("Account type is invalid for making a payment to/from")  # [K]
         paid_on = _parse_date(element.get("Date"), "Date", errors)
@@ -416,16 +502,37 @@ class _Handlers:
             invoice["Status"] = "PAID"
             invoice["FullyPaidOnDate"] = ms_date(paid_on)
         invoice["UpdatedDateUTC"] = _now_ms()
-        summary = {"PaymentID": payment_id, "Date": ms_date(paid_on), "Amount": amount,
-                   "Reference": str(element.get("Reference") or ""), "CurrencyRate": Decimal("1.000000"),
-                   "HasAccount": True, "HasValidationErrors": False}
+        summary = {
+            "PaymentID": payment_id,
+            "Date": ms_date(paid_on),
+            "Amount": amount,
+            "Reference": str(element.get("Reference") or ""),
+            "CurrencyRate": Decimal("1.000000"),
+            "HasAccount": True,
+            "HasValidationErrors": False,
+        }
         invoice["Payments"] = [*invoice["Payments"], summary]
         payment = {
-            **summary, "BankAmount": amount, "PaymentType": "ACCRECPAYMENT", "Status": "AUTHORISED",
-            "UpdatedDateUTC": _now_ms(), "IsReconciled": False,
+            **summary,
+            "BankAmount": amount,
+            "PaymentType": "ACCRECPAYMENT",
+            "Status": "AUTHORISED",
+            "UpdatedDateUTC": _now_ms(),
+            "IsReconciled": False,
             "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
-            "Invoice": {k: invoice[k] for k in ("Type", "InvoiceID", "InvoiceNumber", "Status", "Total",
-                                                "AmountDue", "AmountPaid", "CurrencyCode")}
+            "Invoice": {
+                k: invoice[k]
+                for k in (
+                    "Type",
+                    "InvoiceID",
+                    "InvoiceNumber",
+                    "Status",
+                    "Total",
+                    "AmountDue",
+                    "AmountPaid",
+                    "CurrencyCode",
+                )
+            }
             | {"Contact": {k: invoice["Contact"][k] for k in ("ContactID", "Name")}},
         }
         self.s.payments[payment_id] = payment
@@ -478,30 +585,47 @@ class _Handlers:
                 lines = self._lines(list(element.get("LineItems") or []), currency, unitdp, errors)
                 if errors:
                     failed = True
-                    echoes.append({**element, "HasErrors": True, "ValidationErrors": [{"Message": m} for m in errors]})
+                    echoes.append(
+                        {**element, "HasErrors": True, "ValidationErrors": [{"Message": m} for m in errors]}
+                    )
                     continue
                 assert contact is not None and issued is not None
                 zero = money(Decimal(0), MINOR_UNITS.get(currency, 2))
                 subtotal = sum((line["LineAmount"] for line in lines), zero)
                 tax = sum((line["TaxAmount"] for line in lines), zero)
-                built.append({
-                    "Type": "ACCRECCREDIT", "CreditNoteID": str(uuid.uuid4()), "CreditNoteNumber": number,
-                    "Contact": dict(contact), "Date": ms_date(issued), "DateString": f"{issued.isoformat()}T00:00:00",
-                    "Status": element.get("Status", "AUTHORISED"), "LineAmountTypes": "Exclusive", "LineItems": lines,
-                    "SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax, "RemainingCredit": subtotal + tax,
-                    "CurrencyCode": currency, "Reference": str(element.get("Reference") or ""), "Allocations": [],
-                    "UpdatedDateUTC": _now_ms(),
-                })
+                built.append(
+                    {
+                        "Type": "ACCRECCREDIT",
+                        "CreditNoteID": str(uuid.uuid4()),
+                        "CreditNoteNumber": number,
+                        "Contact": dict(contact),
+                        "Date": ms_date(issued),
+                        "DateString": f"{issued.isoformat()}T00:00:00",
+                        "Status": element.get("Status", "AUTHORISED"),
+                        "LineAmountTypes": "Exclusive",
+                        "LineItems": lines,
+                        "SubTotal": subtotal,
+                        "TotalTax": tax,
+                        "Total": subtotal + tax,
+                        "RemainingCredit": subtotal + tax,
+                        "CurrencyCode": currency,
+                        "Reference": str(element.get("Reference") or ""),
+                        "Allocations": [],
+                        "UpdatedDateUTC": _now_ms(),
+                    }
+                )
                 echoes.append(element)
             if failed or not elements:
                 return _validation(echoes or [{"ValidationErrors": [{"Message": "No credit notes given"}]}])
             for note in built:
                 self.s.credit_notes[note["CreditNoteID"]] = note
             return 200, _envelope("CreditNotes", built)
+
         return run
 
     def get_credit_notes(self, query: dict[str, str]) -> Callable[[Any], HandlerResult]:
         """Only the filter the connector uses: ``where=CreditNoteNumber=="CN-..."``."""
+
         def run(_: Any) -> HandlerResult:
             found = list(self.s.credit_notes.values())
             where = query.get("where", "")
@@ -511,6 +635,7 @@ class _Handlers:
                     return _validation([{"ValidationErrors": [{"Message": f"unsupported where {where!r}"}]}])
                 found = [c for c in found if c["CreditNoteNumber"] == value.strip().strip('"')]
             return 200, _envelope("CreditNotes", found)
+
         return run
 
     def put_allocations(self, ref: str) -> Callable[[Any], HandlerResult]:
@@ -529,27 +654,39 @@ class _Handlers:
                 elif invoice["Status"] != "AUTHORISED":
                     errors.append("Allocations can only be made against an AUTHORISED invoice")  # [K]
                 elif amount <= 0 or amount > note["RemainingCredit"] or amount > invoice["AmountDue"]:
-                    errors.append("The amount allocated exceeds the credit remaining or the amount due")  # [K]
+                    errors.append(
+                        "The amount allocated exceeds the credit remaining or the amount due"
+                    )  # [K]
                 if errors:
                     return _validation([{**element, "ValidationErrors": [{"Message": m} for m in errors]}])
                 assert invoice is not None
                 amount = money(amount, MINOR_UNITS.get(invoice["CurrencyCode"], 2))
-                allocation = {"AllocationID": str(uuid.uuid4()), "Amount": amount, "Date": element.get("Date"),
-                              "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]}}
+                allocation = {
+                    "AllocationID": str(uuid.uuid4()),
+                    "Amount": amount,
+                    "Date": element.get("Date"),
+                    "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]},
+                }
                 note["Allocations"] = [*note["Allocations"], allocation]
                 note["RemainingCredit"] -= amount
                 if note["RemainingCredit"] == 0:
                     note["Status"] = "PAID"
                 invoice["AmountCredited"] = invoice.get("AmountCredited", Decimal(0)) + amount
                 invoice["AmountDue"] -= amount
-                invoice["CreditNotes"] = [*invoice.get("CreditNotes", []),
-                                          {"CreditNoteID": note["CreditNoteID"], "CreditNoteNumber": note["CreditNoteNumber"],
-                                           "AppliedAmount": amount}]
+                invoice["CreditNotes"] = [
+                    *invoice.get("CreditNotes", []),
+                    {
+                        "CreditNoteID": note["CreditNoteID"],
+                        "CreditNoteNumber": note["CreditNoteNumber"],
+                        "AppliedAmount": amount,
+                    },
+                ]
                 if invoice["AmountDue"] == 0:
                     invoice["Status"] = "PAID"
                 invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = _now_ms()
                 saved.append(allocation)
             return 200, _envelope("Allocations", saved)
+
         return run
 
     def get_collection(self, key: str) -> Callable[[Any], HandlerResult]:
@@ -560,9 +697,12 @@ class _Handlers:
                 return 200, _envelope(key, list(self.s.payments.values()))
             if key == "Contacts":
                 return 200, _envelope(key, list(self.s.contacts.values()))
-            rates = [{"Name": t, "TaxType": t, "Status": "ACTIVE", "EffectiveRate": r, "DisplayTaxRate": r}
-                     for t, r in self.s.tax_rates.items()]
+            rates = [
+                {"Name": t, "TaxType": t, "Status": "ACTIVE", "EffectiveRate": r, "DisplayTaxRate": r}
+                for t, r in self.s.tax_rates.items()
+            ]
             return 200, _envelope(key, rates)
+
         return run
 
 
@@ -572,12 +712,24 @@ class _XeroFlavor:
 
     @staticmethod
     def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-        return json_response(status, {"Type": None, "Title": title, "Status": status, "Detail": detail,
-                                      "Instance": str(uuid.uuid4()), "Extensions": {}}, headers)
+        return json_response(
+            status,
+            {
+                "Type": None,
+                "Title": title,
+                "Status": status,
+                "Detail": detail,
+                "Instance": str(uuid.uuid4()),
+                "Extensions": {},
+            },
+            headers,
+        )
 
     def unauthorized(self, reason: str) -> Response:
         detail = "TokenExpired: token expired" if reason == "expired" else "AuthenticationUnsuccessful"
-        return self._problem(401, "Unauthorized", detail, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return self._problem(
+            401, "Unauthorized", detail, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
 
     def forbidden(self) -> Response:
         return self._problem(403, "Forbidden", "AuthenticationUnsuccessful")
@@ -591,8 +743,11 @@ class _XeroFlavor:
             return {}
         minute = max(quota.per_window - len(traffic.sent.get(tenant, ())), 0)
         day = max((quota.per_day or 0) - traffic.day.get(tenant, 0), 0)
-        return {"X-MinLimit-Remaining": str(minute), "X-DayLimit-Remaining": str(day),
-                "X-AppMinLimit-Remaining": "9999"}
+        return {
+            "X-MinLimit-Remaining": str(minute),
+            "X-DayLimit-Remaining": str(day),
+            "X-AppMinLimit-Remaining": "9999",
+        }
 
     def rate_limited(self, tenant: str, problem: str, retry_after: int | None) -> Response:
         headers = {**self.headers(tenant), "X-Rate-Limit-Problem": problem}
@@ -601,11 +756,21 @@ class _XeroFlavor:
         return self._problem(429, "Too Many Requests", f"Rate limit exceeded: {problem}", headers)
 
     def replay_mismatch(self) -> Response:
-        return json_response(400, {
-            "ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred",
-            "Elements": [{"ValidationErrors": [
-                {"Message": "The Idempotency-Key has already been used with a different request"}]}],
-        })  # [K] wording
+        return json_response(
+            400,
+            {
+                "ErrorNumber": 10,
+                "Type": "ValidationException",
+                "Message": "A validation exception occurred",
+                "Elements": [
+                    {
+                        "ValidationErrors": [
+                            {"Message": "The Idempotency-Key has already been used with a different request"}
+                        ]
+                    }
+                ],
+            },
+        )  # [K] wording
 
 
 def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroState]:
@@ -617,13 +782,19 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
         def check() -> Response | None:
             tenant = request.headers.get("xero-tenant-id")
             return None if tenant == state.tenant_id else flavor.forbidden()
+
         return check
 
     async def run(request: Request, handler: Callable[[Any], HandlerResult], *, write: bool) -> Response:
         key = request.headers.get("idempotency-key") if write else None
         return await state.core.handle(
-            request, flavor, tenant=request.headers.get("xero-tenant-id", ""), write=write, handler=handler,
-            replay_key=key, precheck=precheck(request),
+            request,
+            flavor,
+            tenant=request.headers.get("xero-tenant-id", ""),
+            write=write,
+            handler=handler,
+            replay_key=key,
+            precheck=precheck(request),
         )
 
     def unitdp(request: Request) -> int:
@@ -631,8 +802,9 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
 
     async def contacts(request: Request) -> Response:
         if request.method == "GET":
-            return await run(request, handlers.list_contacts(request.query_params.get("searchTerm", "")),
-                             write=False)
+            return await run(
+                request, handlers.list_contacts(request.query_params.get("searchTerm", "")), write=False
+            )
         return await run(request, handlers.put_contacts, write=True)
 
     async def contact(request: Request) -> Response:
@@ -668,16 +840,18 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
         key = request.url.path.rsplit("/", 1)[-1]
         return await run(request, handlers.get_collection(key), write=False)
 
-    app = Starlette(routes=[
-        Route(f"{PREFIX}/Contacts", contacts, methods=["GET", "PUT", "POST"]),
-        Route(f"{PREFIX}/Contacts/{{ref}}", contact, methods=["GET"]),
-        Route(f"{PREFIX}/Invoices", invoices, methods=["GET", "PUT", "POST"]),
-        Route(f"{PREFIX}/Invoices/{{ref}}", invoice, methods=["GET", "POST"]),
-        Route(f"{PREFIX}/Payments", payments, methods=["GET", "PUT", "POST"]),
-        Route(f"{PREFIX}/CreditNotes", credit_notes, methods=["GET", "PUT"]),
-        Route(f"{PREFIX}/CreditNotes/{{ref}}/Allocations", allocations, methods=["PUT"]),
-        Route(f"{PREFIX}/Accounts", collection, methods=["GET"]),
-        Route(f"{PREFIX}/TaxRates", collection, methods=["GET"]),
-        Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route(f"{PREFIX}/Contacts", contacts, methods=["GET", "PUT", "POST"]),
+            Route(f"{PREFIX}/Contacts/{{ref}}", contact, methods=["GET"]),
+            Route(f"{PREFIX}/Invoices", invoices, methods=["GET", "PUT", "POST"]),
+            Route(f"{PREFIX}/Invoices/{{ref}}", invoice, methods=["GET", "POST"]),
+            Route(f"{PREFIX}/Payments", payments, methods=["GET", "PUT", "POST"]),
+            Route(f"{PREFIX}/CreditNotes", credit_notes, methods=["GET", "PUT"]),
+            Route(f"{PREFIX}/CreditNotes/{{ref}}/Allocations", allocations, methods=["PUT"]),
+            Route(f"{PREFIX}/Accounts", collection, methods=["GET"]),
+            Route(f"{PREFIX}/TaxRates", collection, methods=["GET"]),
+            Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),
+        ]
+    )
     return app, state

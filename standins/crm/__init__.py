@@ -1,4 +1,4 @@
-"""CRM stand-ins (issue #4): HubSpot CRM v3 and Pipedrive API v2 as small in-memory FastAPI apps.
+"""CRM stand-ins: HubSpot CRM v3 and Pipedrive API v2 as small in-memory FastAPI apps.
 
 Each factory returns ``(app, state)``: serve the app with ``standins.server.serve`` and point the real
 client (``integrations.hubspot.HubSpotClient``, ``integrations.pipedrive.PipedriveClient``) at its

@@ -15,8 +15,10 @@ D = Decimal
 def customer(tag: str = "1", *, currency: str = "USD", external_id: str | None = None) -> AccountingCustomer:
     return AccountingCustomer(
         customer_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"invoiceflow-test-customer-{tag}")),  # like ours
-        name=f"Globex {tag}", email=f"ap-{tag}@globex.example",
-        currency=currency, external_id=external_id,
+        name=f"Globex {tag}",
+        email=f"ap-{tag}@globex.example",
+        currency=currency,
+        external_id=external_id,
     )
 
 
@@ -35,7 +37,8 @@ def invoice(
         issue_date=date(2024, 6, 10),
         due_date=date(2024, 7, 10),
         currency="USD",
-        lines=lines or [
+        lines=lines
+        or [
             LineSpec("Consulting, June", D("12.5"), D("150.00"), D("20"), "200", "OUTPUT2"),
             LineSpec("Hosting", D("1"), D("99.99"), D("15"), "200", "OUTPUT"),
             LineSpec("Printing", D("3"), D("0.3333"), D("0"), "200", "NONE"),

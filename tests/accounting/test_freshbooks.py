@@ -10,7 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, RemoteState, SyncStatus, drift
+from accounting.base import (
+    AccountingCreditNote,
+    AccountingInvoice,
+    AccountingPayment,
+    RemoteState,
+    SyncStatus,
+    drift,
+)
 from accounting.errors import AuthExpired, NotFound, Transient, ValidationFailed
 from accounting.freshbooks import FreshBooksConnector
 from accounting.http import HttpSettings
@@ -39,8 +46,11 @@ def served(state: FreshBooksState) -> Iterator[ServedApp]:
 
 def connector(served: ServedApp, **overrides: object) -> FreshBooksConnector:
     options: dict[str, object] = {
-        "account_id": ACCOUNT, "token_provider": lambda: TOKEN, "base_url": served.base_url,
-        "limiter": TenantLimiter(FRESHBOOKS_POLICY), "settings": HttpSettings(timeout_s=5.0),
+        "account_id": ACCOUNT,
+        "token_provider": lambda: TOKEN,
+        "base_url": served.base_url,
+        "limiter": TenantLimiter(FRESHBOOKS_POLICY),
+        "settings": HttpSettings(timeout_s=5.0),
     }
     options.update(overrides)
     return FreshBooksConnector(**options)  # type: ignore[arg-type]
@@ -56,21 +66,34 @@ async def freshbooks(served: ServedApp) -> AsyncIterator[FreshBooksConnector]:
 async def test_invoice_lifecycle(freshbooks: FreshBooksConnector, state: FreshBooksState) -> None:
     ours = invoice()
     created = await freshbooks.upsert_invoice(ours, idempotency_key="inv:create:r1")
-    assert (created.status, created.remote_status) == (SyncStatus.CREATED, "sent")  # drafts are not in the books
+    assert (created.status, created.remote_status) == (
+        SyncStatus.CREATED,
+        "sent",
+    )  # drafts are not in the books
     remote = await freshbooks.fetch_invoice(created.external_id)
     assert drift(ours, remote) == []
     assert (remote.subtotal, remote.tax, remote.total, remote.state) == (
-        D("1975.99"), D("390.00"), D("2365.99"), RemoteState.OPEN)
+        D("1975.99"),
+        D("390.00"),
+        D("2365.99"),
+        RemoteState.OPEN,
+    )
     stored = state.invoices[int(created.external_id)]
-    assert stored["due_date"] == "2024-07-10" and stored["lines"][0]["unit_cost"] == {"amount": "150.00",
-                                                                                      "code": "USD"}
+    assert stored["due_date"] == "2024-07-10" and stored["lines"][0]["unit_cost"] == {
+        "amount": "150.00",
+        "code": "USD",
+    }
 
     pay = AccountingPayment("pay_1", created.external_id, D("2365.99"), date(2024, 6, 12), "pi_1", "USD")
     paid = await freshbooks.record_payment(pay, idempotency_key="pay_1")
     assert paid.status == SyncStatus.RECORDED
     assert state.payments[int(paid.external_id)]["amount"] == {"amount": "2365.99", "code": "USD"}
     remote = await freshbooks.fetch_invoice(created.external_id)
-    assert (remote.state, remote.amount_paid, remote.amount_due) == (RemoteState.PAID, D("2365.99"), D("0.00"))
+    assert (remote.state, remote.amount_paid, remote.amount_due) == (
+        RemoteState.PAID,
+        D("2365.99"),
+        D("0.00"),
+    )
 
     voided = await freshbooks.void_invoice(created.external_id, idempotency_key="inv:void")
     assert voided.status == SyncStatus.VOIDED
@@ -147,13 +170,24 @@ async def test_expired_token(served: ServedApp, state: FreshBooksState) -> None:
     await freshbooks.aclose()
 
 
-def credit_note(number: str, invoice_external_id: str, ours: AccountingInvoice, allocate: Decimal | None = None,
-                ) -> AccountingCreditNote:
+def credit_note(
+    number: str,
+    invoice_external_id: str,
+    ours: AccountingInvoice,
+    allocate: Decimal | None = None,
+) -> AccountingCreditNote:
     """Two and a half days of consulting credited (375.00 + 20 % = 450.00)."""
-    doc = replace(invoice(number, who=ours.customer, lines=[
-        LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("20"), "200", "OUTPUT2")]), reference=ours.number)
-    return AccountingCreditNote(f"cn_{number}", invoice_external_id, doc,
-                                doc.totals.total if allocate is None else allocate)
+    doc = replace(
+        invoice(
+            number,
+            who=ours.customer,
+            lines=[LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("20"), "200", "OUTPUT2")],
+        ),
+        reference=ours.number,
+    )
+    return AccountingCreditNote(
+        f"cn_{number}", invoice_external_id, doc, doc.totals.total if allocate is None else allocate
+    )
 
 
 async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
@@ -175,10 +209,15 @@ async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
         await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
     again = await freshbooks.record_credit_note(note, idempotency_key="credit_note:cn_1")
     [remote] = state.credit_notes.values()
-    assert (again.external_id, again.status, again.remote_status) == (str(remote["id"]), SyncStatus.EXISTING, "applied")
+    assert (again.external_id, again.status, again.remote_status) == (
+        str(remote["id"]),
+        SyncStatus.EXISTING,
+        "applied",
+    )
     assert remote["credit_number"] == "CN-2024-000001" and remote["clientid"] == int(client.external_id)
     assert [(l["name"], l["qty"], l["unit_cost"]["amount"], l["taxName1"]) for l in remote["lines"]] == [
-        ("Consulting not delivered", "2.5", "150.00", "OUTPUT2")]
+        ("Consulting not delivered", "2.5", "150.00", "OUTPUT2")
+    ]
     assert (remote["amount"]["amount"], remote["paid"]["amount"]) == ("450.00", "450.00")
     [application] = state.payments.values()
     assert (application["type"], application["amount"]["amount"]) == ("Credit", "450.00")
@@ -187,11 +226,18 @@ async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
     assert remote_invoice.amount_paid == 0  # credit applied is not money received (reconcile compares money)
 
     # Beyond what the invoice still owes, the rest stays the client's credit.
-    rest = AccountingPayment("pay_1", created.external_id, remote_invoice.amount_due - D("100.00"),
-                             date(2024, 6, 12), "WIRE", "USD")
+    rest = AccountingPayment(
+        "pay_1",
+        created.external_id,
+        remote_invoice.amount_due - D("100.00"),
+        date(2024, 6, 12),
+        "WIRE",
+        "USD",
+    )
     await freshbooks.record_payment(rest, idempotency_key="pay_1")
-    second = await freshbooks.record_credit_note(credit_note("CN-2024-000002", created.external_id, ours),
-                                                 idempotency_key="credit_note:cn_2")
+    second = await freshbooks.record_credit_note(
+        credit_note("CN-2024-000002", created.external_id, ours), idempotency_key="credit_note:cn_2"
+    )
     assert (second.status, second.remote_status) == (SyncStatus.CREATED, "applied")
     assert state.credit_notes[int(second.external_id)]["paid"]["amount"] == "100.00"
     remote_invoice = await freshbooks.fetch_invoice(created.external_id)
@@ -201,10 +247,14 @@ async def test_credit_note_once_applied_to_its_invoice_through_timeouts(
     await impatient.aclose()
 
 
-async def test_credit_beyond_what_the_client_has_is_refused(freshbooks: FreshBooksConnector, state: FreshBooksState) -> None:
+async def test_credit_beyond_what_the_client_has_is_refused(
+    freshbooks: FreshBooksConnector, state: FreshBooksState
+) -> None:
     ours = invoice()
     created = await freshbooks.upsert_invoice(ours, idempotency_key="inv:create:r1")
-    body = {"payment": {"invoiceid": int(created.external_id), "amount": {"amount": "10.00"}, "type": "Credit"}}
+    body = {
+        "payment": {"invoiceid": int(created.external_id), "amount": {"amount": "10.00"}, "type": "Credit"}
+    }
     with pytest.raises(ValidationFailed, match="credit available"):
         await freshbooks.http.request("POST", freshbooks._path("payments/payments"), body=body)
     assert not state.payments

@@ -11,7 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, RemoteState, SyncStatus, drift
+from accounting.base import (
+    AccountingCreditNote,
+    AccountingInvoice,
+    AccountingPayment,
+    RemoteState,
+    SyncStatus,
+    drift,
+)
 from accounting.errors import AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
 from accounting.http import HttpSettings
 from accounting.mapping import LineSpec
@@ -52,8 +59,11 @@ def served(state: QboState) -> Iterator[ServedApp]:
 
 def connector(served: ServedApp, **overrides: object) -> QboConnector:
     options: dict[str, object] = {
-        "realm_id": REALM, "token_provider": lambda: TOKEN, "base_url": served.base_url,
-        "limiter": TenantLimiter(QBO_POLICY), "settings": HttpSettings(timeout_s=5.0),
+        "realm_id": REALM,
+        "token_provider": lambda: TOKEN,
+        "base_url": served.base_url,
+        "limiter": TenantLimiter(QBO_POLICY),
+        "settings": HttpSettings(timeout_s=5.0),
     }
     options.update(overrides)
     return QboConnector(**options)  # type: ignore[arg-type]
@@ -76,16 +86,21 @@ async def test_invoice_lifecycle(qbo: QboConnector, state: QboState) -> None:
     assert [(l.account_code, l.tax_code) for l in remote.lines] == [("1", "TAX"), ("1", "TAX"), ("1", "NON")]
 
     customer_id = state.invoices[created.external_id]["CustomerRef"]["value"]
-    payment = AccountingPayment("pay_1", created.external_id, D("2151.27"), date(2024, 6, 12),
-                                "pi_3QabcdefghijklmnopqrstuvW", "USD")  # longer than PaymentRefNum allows
+    payment = AccountingPayment(
+        "pay_1", created.external_id, D("2151.27"), date(2024, 6, 12), "pi_3QabcdefghijklmnopqrstuvW", "USD"
+    )  # longer than PaymentRefNum allows
     paid = await qbo.record_payment(payment, idempotency_key="pay_1")
     assert paid.status == SyncStatus.RECORDED
     stored = state.payments[paid.external_id]
-    assert stored["CustomerRef"]["value"] == customer_id and stored["PaymentRefNum"] == "pi_3Qabcdefghijklmnop"  # 21 chars
+    assert (
+        stored["CustomerRef"]["value"] == customer_id and stored["PaymentRefNum"] == "pi_3Qabcdefghijklmnop"
+    )  # 21 chars
     assert "pi_3QabcdefghijklmnopqrstuvW" in stored["PrivateNote"]
     assert (await qbo.fetch_invoice(created.external_id)).state == RemoteState.PAID
 
-    second = await qbo.upsert_invoice(invoice("INV-1043", who=customer()), idempotency_key="inv_1043:create:r1")
+    second = await qbo.upsert_invoice(
+        invoice("INV-1043", who=customer()), idempotency_key="inv_1043:create:r1"
+    )
     assert len(state.customers) == 1  # found by DisplayName the second time
     voided = await qbo.void_invoice(second.external_id, idempotency_key="inv_1043:void")
     assert voided.status == SyncStatus.VOIDED
@@ -107,10 +122,12 @@ async def test_invoice_lifecycle(qbo: QboConnector, state: QboState) -> None:
 async def test_update_replaces_lines_and_moves_the_sync_token(qbo: QboConnector, state: QboState) -> None:
     ours = invoice()
     created = await qbo.upsert_invoice(ours, idempotency_key="k1")
-    revised = invoice(lines=[
-        LineSpec("Consulting, June and July", D("25"), D("150.00"), D("8.875"), "1", "TAX"),
-        LineSpec("Hosting", D("1"), D("99.99"), D("8.875"), "1", "TAX"),
-    ])
+    revised = invoice(
+        lines=[
+            LineSpec("Consulting, June and July", D("25"), D("150.00"), D("8.875"), "1", "TAX"),
+            LineSpec("Hosting", D("1"), D("99.99"), D("8.875"), "1", "TAX"),
+        ]
+    )
     updated = await qbo.upsert_invoice(revised, idempotency_key="k2", external_id=created.external_id)
     assert (updated.status, updated.version) == (SyncStatus.UPDATED, "1")
     remote = await qbo.fetch_invoice(created.external_id)
@@ -151,8 +168,15 @@ async def test_retry_after_commit_then_timeout_replays(served: ServedApp, state:
     assert again.external_id == next(iter(state.invoices)) and len(state.invoices) == 1
 
     state.faults.commit_then_hang(1.2)
-    payment = AccountingPayment("pay_1", again.external_id, D("10.00"), date(2024, 6, 12), "pi_1", "USD",
-                                customer_external_id=who.external_id)
+    payment = AccountingPayment(
+        "pay_1",
+        again.external_id,
+        D("10.00"),
+        date(2024, 6, 12),
+        "pi_1",
+        "USD",
+        customer_external_id=who.external_id,
+    )
     with pytest.raises(Transient):
         await impatient.record_payment(payment, idempotency_key="pay_1")
     replayed = await qbo.record_payment(payment, idempotency_key="pay_1")  # same requestid
@@ -222,10 +246,12 @@ async def test_limiter_keeps_100_concurrent_syncs_under_the_quota() -> None:
         who = customer()
         made = await qbo.ensure_customer(who, idempotency_key="cus")
         who = replace(who, external_id=made.external_id)
-        results = await asyncio.gather(*(
-            qbo.upsert_invoice(invoice(f"INV-{n:04d}", who=who), idempotency_key=f"inv_{n}:create:r1")
-            for n in range(100)
-        ))
+        results = await asyncio.gather(
+            *(
+                qbo.upsert_invoice(invoice(f"INV-{n:04d}", who=who), idempotency_key=f"inv_{n}:create:r1")
+                for n in range(100)
+            )
+        )
         await qbo.aclose()
     assert {r.status for r in results} == {SyncStatus.CREATED} and len(state.invoices) == 100
     rejected, peak = state.core.traffic.rejected, state.core.traffic.max_in_flight
@@ -239,22 +265,39 @@ async def test_outage_is_transient(qbo: QboConnector, state: QboState) -> None:
     assert raised.value.status_code == 503 and state.customers == {}
 
 
-def credit_note(number: str, invoice_external_id: str, ours: AccountingInvoice, allocate: Decimal | None = None,
-                ) -> AccountingCreditNote:
+def credit_note(
+    number: str,
+    invoice_external_id: str,
+    ours: AccountingInvoice,
+    allocate: Decimal | None = None,
+) -> AccountingCreditNote:
     """Two and a half days of consulting credited (375.00 + 8.875 % = 408.28)."""
-    doc = replace(invoice(number, who=ours.customer, lines=[
-        LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("8.875"), "1", "TAX")]), reference=ours.number)
-    return AccountingCreditNote(f"cn_{number}", invoice_external_id, doc,
-                                doc.totals.total if allocate is None else allocate)
+    doc = replace(
+        invoice(
+            number,
+            who=ours.customer,
+            lines=[LineSpec("Consulting not delivered", D("2.5"), D("150.00"), D("8.875"), "1", "TAX")],
+        ),
+        reference=ours.number,
+    )
+    return AccountingCreditNote(
+        f"cn_{number}", invoice_external_id, doc, doc.totals.total if allocate is None else allocate
+    )
 
 
-async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(served: ServedApp, state: QboState) -> None:
+async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(
+    served: ServedApp, state: QboState
+) -> None:
     qbo = connector(served)
     impatient = connector(served, settings=HttpSettings(timeout_s=0.5))  # gives up on the hang
     ours = invoice()
     created = await qbo.upsert_invoice(ours, idempotency_key="inv_1042:create:r1")
-    ours = replace(ours, customer=replace(ours.customer,
-                                          external_id=state.invoices[created.external_id]["CustomerRef"]["value"]))
+    ours = replace(
+        ours,
+        customer=replace(
+            ours.customer, external_id=state.invoices[created.external_id]["CustomerRef"]["value"]
+        ),
+    )
     note = credit_note("CN-2024-000001", created.external_id, ours)
     assert note.document.totals.total == D("408.28")
 
@@ -265,22 +308,41 @@ async def test_credit_memo_once_applied_to_its_invoice_through_timeouts(served: 
         await impatient.record_credit_note(note, idempotency_key="credit_note:cn_1")
     again = await qbo.record_credit_note(note, idempotency_key="credit_note:cn_1")
     [memo] = state.credit_memos.values()
-    assert (again.external_id, again.status, again.remote_status) == (memo["Id"], SyncStatus.EXISTING, "Applied")
+    assert (again.external_id, again.status, again.remote_status) == (
+        memo["Id"],
+        SyncStatus.EXISTING,
+        "Applied",
+    )
     assert memo["DocNumber"] == "CN-2024-000001" and memo["CustomerRef"]["value"] == ours.customer.external_id
-    assert [(l["Description"], l["SalesItemLineDetail"]["Qty"], l["SalesItemLineDetail"]["UnitPrice"], l["Amount"])
-            for l in memo["Line"] if l["DetailType"] == "SalesItemLineDetail"] == [
-        ("Consulting not delivered", D("2.5"), D("150.00"), D("375.00"))]
+    assert [
+        (
+            l["Description"],
+            l["SalesItemLineDetail"]["Qty"],
+            l["SalesItemLineDetail"]["UnitPrice"],
+            l["Amount"],
+        )
+        for l in memo["Line"]
+        if l["DetailType"] == "SalesItemLineDetail"
+    ] == [("Consulting not delivered", D("2.5"), D("150.00"), D("375.00"))]
     assert (memo["TotalAmt"], memo["Balance"]) == (D("408.28"), D(0))
     [application] = state.payments.values()
-    assert application["TotalAmt"] == 0 and [t["TxnType"] for l in application["Line"] for t in l["LinkedTxn"]] == [
-        "Invoice", "CreditMemo"]
+    assert application["TotalAmt"] == 0 and [
+        t["TxnType"] for l in application["Line"] for t in l["LinkedTxn"]
+    ] == ["Invoice", "CreditMemo"]
     remote = await qbo.fetch_invoice(created.external_id)
     assert (remote.total, remote.amount_due) == (D("2151.27"), D("2151.27") - D("408.28"))
     assert remote.amount_paid == 0  # credit applied is not money received (reconcile compares money)
 
     # What is beyond the invoice's balance stays unapplied credit, as with us.
-    rest = AccountingPayment("pay_1", created.external_id, D("1600.00"), date(2024, 6, 12), "WIRE", "USD",
-                             customer_external_id=ours.customer.external_id)
+    rest = AccountingPayment(
+        "pay_1",
+        created.external_id,
+        D("1600.00"),
+        date(2024, 6, 12),
+        "WIRE",
+        "USD",
+        customer_external_id=ours.customer.external_id,
+    )
     await qbo.record_payment(rest, idempotency_key="pay_1")
     second = credit_note("CN-2024-000002", created.external_id, ours)
     result = await qbo.record_credit_note(second, idempotency_key="credit_note:cn_2")

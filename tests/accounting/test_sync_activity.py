@@ -24,7 +24,7 @@ from accounting.reconcile import reconcile
 from accounting.tokens import TokenGrant, save_connection, token_cipher
 from activities.accounting import AccountingActivities
 from billing.totals import LineInput
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import AccountingSync, Customer, CustomerExternalId, Payment
@@ -54,14 +54,21 @@ def xero() -> Iterator[tuple[XeroState, ServedApp]]:
 def settings(make_settings: MakeSettings, xero: tuple[XeroState, ServedApp]) -> Settings:
     state, served = xero
     configured = make_settings(
-        accounting_provider="xero", xero_base_url=served.base_url + PREFIX,
-        xero_token_url=served.base_url + TOKEN_PATH, xero_tenant_id=state.tenant_id,
-        xero_client_id="xero-client", xero_client_secret="xero-secret",
-        accounting_sales_account="200", accounting_tax_codes="20=OUTPUT2, 15=OUTPUT", accounting_timeout_s=5.0,
+        accounting_provider="xero",
+        xero_base_url=served.base_url + PREFIX,
+        xero_token_url=served.base_url + TOKEN_PATH,
+        xero_tenant_id=state.tenant_id,
+        xero_client_id="xero-client",
+        xero_client_secret="xero-secret",
+        accounting_sales_account="200",
+        accounting_tax_codes="20=OUTPUT2, 15=OUTPUT",
+        accounting_timeout_s=5.0,
     )
     state.oauth.add_refresh_token("rt-1")
     grant = TokenGrant(TOKEN, "rt-1", datetime.now(UTC) + timedelta(hours=1))
-    save_connection(configured.require_database_url(), token_cipher(configured), "xero", state.tenant_id, grant)
+    save_connection(
+        configured.require_database_url(), token_cipher(configured), "xero", state.tenant_id, grant
+    )
     return configured
 
 
@@ -83,37 +90,63 @@ def issued_invoice(url: str, lines: list[LineInput] = LINES) -> uuid.UUID:
     """A customer and an issued invoice (numbered, dated), as the workflow's first activity leaves it."""
     tag = uuid.uuid4().hex[:6]
     with session_scope(url) as session:
-        customer = Customer(name=f"Globex {tag}", emails=[f"ap-{tag}@globex.example"], currency="USD",
-                            timezone="Europe/Berlin", payment_terms="net_30", tags=[])
+        customer = Customer(
+            name=f"Globex {tag}",
+            emails=[f"ap-{tag}@globex.example"],
+            currency="USD",
+            timezone="Europe/Berlin",
+            payment_terms="net_30",
+            tags=[],
+        )
         session.add(customer)
         session.flush()
-        invoice = repo.create_invoice(session, repo.NewInvoice(
-            customer=customer, currency="USD", payment_terms="net_30", lines=lines,
-        ))
+        invoice = repo.create_invoice(
+            session,
+            repo.NewInvoice(
+                customer=customer,
+                currency="USD",
+                payment_terms="net_30",
+                lines=lines,
+            ),
+        )
         invoice_id = invoice.id
     with session_scope(url) as session:
-        repo.issue(session, invoice_id, as_of=datetime(2026, 6, 10, 9, tzinfo=UTC), number_prefix=f"X{tag}",
-                   default_offsets=(), send_hour=9)
+        repo.issue(
+            session,
+            invoice_id,
+            as_of=datetime(2026, 6, 10, 9, tzinfo=UTC),
+            number_prefix=f"X{tag}",
+            default_offsets=(),
+            send_hour=9,
+        )
     return invoice_id
 
 
 def pay(url: str, invoice_id: uuid.UUID, amount: str, reference: str) -> uuid.UUID:
     with session_scope(url) as session:
         outcome = repo.apply_payment(
-            session, invoice_id, PaymentInput(amount=amount, idempotency_key=f"pay-{uuid.uuid4()}", reference=reference),
-            past_due=False, received_at=datetime(2026, 6, 12, 22, 30, tzinfo=UTC),
+            session,
+            invoice_id,
+            PaymentInput(amount=amount, idempotency_key=f"pay-{uuid.uuid4()}", reference=reference),
+            past_due=False,
+            received_at=datetime(2026, 6, 12, 22, 30, tzinfo=UTC),
         )
         return uuid.UUID(outcome.payment_id)
 
 
 def sync_row(url: str, kind: str, object_id: uuid.UUID) -> AccountingSync:
     with session_scope(url) as session:
-        return session.scalars(select(AccountingSync).where(
-            AccountingSync.kind == kind, AccountingSync.object_id == object_id)).one()
+        return session.scalars(
+            select(AccountingSync).where(AccountingSync.kind == kind, AccountingSync.object_id == object_id)
+        ).one()
 
 
-async def run(activities: AccountingActivities, invoice_id: uuid.UUID, action: str = AccountingAction.INVOICE,
-              payment_id: uuid.UUID | None = None):  # type: ignore[no-untyped-def]
+async def run(
+    activities: AccountingActivities,
+    invoice_id: uuid.UUID,
+    action: str = AccountingAction.INVOICE,
+    payment_id: uuid.UUID | None = None,
+):  # type: ignore[no-untyped-def]
     request = AccountingSyncRequest(str(invoice_id), action, str(payment_id) if payment_id else None)
     return await ActivityEnvironment().run(activities.sync_accounting, request)
 
@@ -134,19 +167,31 @@ async def test_invoice_payment_and_void_reach_xero_once(
         invoice = repo.get_invoice(session, invoice_id)
         number, customer_id = invoice.number, invoice.customer_id
     assert stored["InvoiceNumber"] == number and stored["Status"] == "AUTHORISED"
-    assert [(i["Description"], i["Quantity"], i["UnitAmount"], i["AccountCode"], i["TaxType"])
-            for i in stored["LineItems"]] == [
+    assert [
+        (i["Description"], i["Quantity"], i["UnitAmount"], i["AccountCode"], i["TaxType"])
+        for i in stored["LineItems"]
+    ] == [
         ("Consulting, June", D("12.5000"), D("150.0000"), "200", "OUTPUT2"),
         ("Hosting", D("1.0000"), D("99.9900"), "200", "OUTPUT"),
         ("Printing", D("3.0000"), D("0.3500"), "200", "NONE"),
     ]
-    assert (stored["SubTotal"], stored["TotalTax"], stored["Total"]) == (D("1976.04"), D("390.00"), D("2366.04"))
+    assert (stored["SubTotal"], stored["TotalTax"], stored["Total"]) == (
+        D("1976.04"),
+        D("390.00"),
+        D("2366.04"),
+    )
     row = sync_row(url, "invoice", invoice_id)
-    assert (row.status, row.external_id, row.last_error, row.revision) == ("synced", result.external_id, None, 0)
+    assert (row.status, row.external_id, row.last_error, row.revision) == (
+        "synced",
+        result.external_id,
+        None,
+        0,
+    )
     contact_id = stored["Contact"]["ContactID"]
     with session_scope(url) as session:
-        external = session.scalars(select(CustomerExternalId).where(
-            CustomerExternalId.customer_id == customer_id)).one()
+        external = session.scalars(
+            select(CustomerExternalId).where(CustomerExternalId.customer_id == customer_id)
+        ).one()
         assert external.external_id == contact_id and external.system == f"xero:{state.tenant_id}"
 
     # A repeat (the workflow's retry after the activity's result was lost) writes nothing.
@@ -236,9 +281,12 @@ async def test_unmapped_tax_rate_fails_without_calling_xero(
     activities: AccountingActivities, settings: Settings, xero: tuple[XeroState, ServedApp]
 ) -> None:
     state, _ = xero
-    invoice_id = issued_invoice(settings.require_database_url(), [
-        LineInput(description="Support", quantity=D("1"), unit_price=D("10.00"), tax_rate=D("7")),
-    ])
+    invoice_id = issued_invoice(
+        settings.require_database_url(),
+        [
+            LineInput(description="Support", quantity=D("1"), unit_price=D("10.00"), tax_rate=D("7")),
+        ],
+    )
     with pytest.raises(ApplicationError, match="no xero tax code for 7 %") as refused:
         await run(activities, invoice_id)
     assert refused.value.non_retryable
@@ -268,7 +316,9 @@ async def test_expired_token_is_refreshed_saved_encrypted_and_used_by_the_retry(
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         access, refresh, whole = conn.execute(
             "select access_token, refresh_token, row_to_json(c)::text from accounting_connections c "
-            "where tenant_id = %s", (state.tenant_id,)).fetchone()
+            "where tenant_id = %s",
+            (state.tenant_id,),
+        ).fetchone()
     assert cipher.decrypt(bytes(refresh)).decode() == rotated
     assert cipher.decrypt(bytes(access)).decode() == new_access
     for secret in (rotated, new_access):
@@ -297,7 +347,9 @@ async def test_no_provider_configured_is_skipped(make_settings: MakeSettings) ->
 
 
 async def test_reconcile_finds_an_invoice_altered_at_xero(
-    activities: AccountingActivities, settings: Settings, xero: tuple[XeroState, ServedApp],
+    activities: AccountingActivities,
+    settings: Settings,
+    xero: tuple[XeroState, ServedApp],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state, _ = xero
@@ -315,15 +367,25 @@ async def test_reconcile_finds_an_invoice_altered_at_xero(
         stored["Total"] += 1
     with session_scope(url) as session:  # and a payment is recorded here but never reaches Xero
         invoice = repo.get_invoice(session, second)
-        session.add(Payment(invoice_id=second, idempotency_key=f"manual-{uuid.uuid4()}", amount=D("50.00"),
-                            currency="USD", received_at=datetime.now(UTC)))
+        session.add(
+            Payment(
+                invoice_id=second,
+                idempotency_key=f"manual-{uuid.uuid4()}",
+                amount=D("50.00"),
+                currency="USD",
+                received_at=datetime.now(UTC),
+            )
+        )
         invoice.amount_paid += D("50.00")
         number = invoice.number
 
-    differences = sorted(await reconcile(settings), key=lambda d: [str(first), str(second)].index(d.invoice_id))
+    differences = sorted(
+        await reconcile(settings), key=lambda d: [str(first), str(second)].index(d.invoice_id)
+    )
 
     assert [(d.invoice_id, d.external_id) for d in differences] == [
-        (str(first), synced[0].external_id), (str(second), synced[1].external_id),
+        (str(first), synced[0].external_id),
+        (str(second), synced[1].external_id),
     ]
     assert differences[0].problems == (
         "total: ours 2366.04, theirs 2367.04",
@@ -342,7 +404,10 @@ async def test_reconcile_finds_an_invoice_altered_at_xero(
     body = response.json()
     assert body["provider"] == "xero"
     by_invoice = {d["invoice_id"]: d["problems"] for d in body["differences"]}
-    assert by_invoice == {str(first): list(differences[0].problems), str(second): list(differences[1].problems)}
+    assert by_invoice == {
+        str(first): list(differences[0].problems),
+        str(second): list(differences[1].problems),
+    }
 
     from invoiceflow import cli
 

@@ -28,11 +28,11 @@ from accounting.tokens import (
     save_connection,
     token_cipher,
 )
-from invoiceflow.settings import Settings
+from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import AccountingConnection
-from standins.accounting.freshbooks import FreshBooksState, create_freshbooks_app
 from standins.accounting.freshbooks import TOKEN_PATH as FRESHBOOKS_TOKEN_PATH
+from standins.accounting.freshbooks import FreshBooksState, create_freshbooks_app
 from standins.accounting.qbo import TOKEN_PATH as QBO_TOKEN_PATH
 from standins.accounting.qbo import QboState, create_qbo_app
 from standins.accounting.xero import PREFIX, TOKEN_PATH, XeroState, create_xero_app
@@ -49,11 +49,17 @@ def xero() -> Iterator[tuple[XeroState, ServedApp]]:
         yield state, served
 
 
-def xero_settings(make_settings: MakeSettings, served: ServedApp, tenant: str, **overrides: object) -> Settings:
+def xero_settings(
+    make_settings: MakeSettings, served: ServedApp, tenant: str, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
-        "accounting_provider": "xero", "xero_base_url": served.base_url + PREFIX,
-        "xero_token_url": served.base_url + TOKEN_PATH, "xero_tenant_id": tenant,
-        "xero_client_id": "xero-client", "xero_client_secret": "xero-secret", "accounting_timeout_s": 5.0,
+        "accounting_provider": "xero",
+        "xero_base_url": served.base_url + PREFIX,
+        "xero_token_url": served.base_url + TOKEN_PATH,
+        "xero_tenant_id": tenant,
+        "xero_client_id": "xero-client",
+        "xero_client_secret": "xero-secret",
+        "accounting_timeout_s": 5.0,
     }
     values.update(overrides)
     return make_settings(**values)
@@ -61,13 +67,17 @@ def xero_settings(make_settings: MakeSettings, served: ServedApp, tenant: str, *
 
 def store_for(settings: Settings, tenant: str, provider: str = "xero") -> TokenStore:
     return TokenStore(
-        database_url=settings.require_database_url(), cipher=token_cipher(settings),
-        app=oauth_app(settings, provider), tenant_id=tenant, timeout_s=5.0,
+        database_url=settings.require_database_url(),
+        cipher=token_cipher(settings),
+        app=oauth_app(settings, provider),
+        tenant_id=tenant,
+        timeout_s=5.0,
     )
 
 
-def connect(settings: Settings, tenant: str, access: str, refresh: str, expires_in: timedelta,
-            provider: str = "xero") -> None:
+def connect(
+    settings: Settings, tenant: str, access: str, refresh: str, expires_in: timedelta, provider: str = "xero"
+) -> None:
     grant = TokenGrant(access, refresh, datetime.now(UTC) + expires_in)
     save_connection(settings.require_database_url(), token_cipher(settings), provider, tenant, grant)
 
@@ -78,7 +88,8 @@ def raw_row(settings: Settings, tenant: str) -> tuple[bytes, bytes, str]:
     with psycopg.connect(url) as conn:
         access, refresh, text = conn.execute(
             "select access_token, refresh_token, row_to_json(c)::text from accounting_connections c "
-            "where provider = 'xero' and tenant_id = %s", (tenant,),
+            "where provider = 'xero' and tenant_id = %s",
+            (tenant,),
         ).fetchone()
     return bytes(access), bytes(refresh), text
 
@@ -87,7 +98,11 @@ def stored_tokens(settings: Settings, tenant: str) -> tuple[str, str, int]:
     cipher = token_cipher(settings)
     with session_scope(settings.require_database_url()) as session:
         row = session.query(AccountingConnection).filter_by(provider="xero", tenant_id=tenant).one()
-        return cipher.decrypt(row.access_token).decode(), cipher.decrypt(row.refresh_token).decode(), row.generation
+        return (
+            cipher.decrypt(row.access_token).decode(),
+            cipher.decrypt(row.refresh_token).decode(),
+            row.generation,
+        )
 
 
 async def test_token_due_to_expire_is_refreshed_and_the_rotated_one_saved_encrypted(
@@ -173,7 +188,10 @@ async def test_a_spent_refresh_token_asks_for_a_reconnect(
 async def test_token_endpoint_down_is_transient(make_settings: MakeSettings) -> None:
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
     settings = make_settings(
-        accounting_provider="xero", xero_tenant_id=tenant, xero_client_id="c", xero_client_secret="s",
+        accounting_provider="xero",
+        xero_tenant_id=tenant,
+        xero_client_id="c",
+        xero_client_secret="s",
         xero_token_url="http://127.0.0.1:9/identity/connect/token",  # nothing listens on the discard port
     )
     connect(settings, tenant, "old", "rt", timedelta(seconds=-1))
@@ -185,16 +203,24 @@ async def test_qbo_and_freshbooks_token_endpoints_rotate(make_settings: MakeSett
     """QBO: form body + Basic credentials; FreshBooks: JSON body with the credentials and redirect_uri."""
     for provider, state, create, path in (
         ("qbo", QboState(realm_id=f"realm-{uuid.uuid4().hex[:6]}"), create_qbo_app, QBO_TOKEN_PATH),
-        ("freshbooks", FreshBooksState(account_id=f"acct-{uuid.uuid4().hex[:6]}"), create_freshbooks_app,
-         FRESHBOOKS_TOKEN_PATH),
+        (
+            "freshbooks",
+            FreshBooksState(account_id=f"acct-{uuid.uuid4().hex[:6]}"),
+            create_freshbooks_app,
+            FRESHBOOKS_TOKEN_PATH,
+        ),
     ):
         app, _ = create(state)  # type: ignore[operator]
         tenant = getattr(state, "realm_id", None) or state.account_id  # type: ignore[attr-defined]
         with serve(app) as served:
-            settings = make_settings(**{
-                "accounting_provider": provider, f"{provider}_token_url": served.base_url + path,
-                f"{provider}_client_id": f"{provider}-client", f"{provider}_client_secret": f"{provider}-secret",
-            })
+            settings = make_settings(
+                **{
+                    "accounting_provider": provider,
+                    f"{provider}_token_url": served.base_url + path,
+                    f"{provider}_client_id": f"{provider}-client",
+                    f"{provider}_client_secret": f"{provider}-secret",
+                }
+            )
             state.oauth.add_refresh_token(f"{provider}-rt-0")
             connect(settings, tenant, "old", f"{provider}-rt-0", timedelta(seconds=-1), provider=provider)
             store = store_for(settings, tenant, provider)
@@ -211,9 +237,13 @@ async def test_qbo_and_freshbooks_token_endpoints_rotate(make_settings: MakeSett
 
 
 def test_authorization_url_and_pasted_redirects(make_settings: MakeSettings) -> None:
-    settings = make_settings(xero_client_id="app-1", xero_client_secret="s", public_url="https://billing.example.com")
+    settings = make_settings(
+        xero_client_id="app-1", xero_client_secret="s", public_url="https://billing.example.com"
+    )
     url = authorization_url(oauth_app(settings, "xero"), "st4te")
-    assert url.startswith("https://login.xero.com/identity/connect/authorize?response_type=code&client_id=app-1")
+    assert url.startswith(
+        "https://login.xero.com/identity/connect/authorize?response_type=code&client_id=app-1"
+    )
     assert "redirect_uri=https%3A%2F%2Fbilling.example.com%2Faccounting%2Foauth%2Fcallback" in url
     assert "scope=offline_access%20accounting.transactions" in url and "state=st4te" in url
     pasted = "https://billing.example.com/accounting/oauth/callback?code=abc&state=st4te&realmId=9130"

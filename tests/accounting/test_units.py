@@ -40,8 +40,11 @@ def test_tax_shares_add_up_to_our_group_tax() -> None:
 
 def test_built_invoice_totals_are_billing_totals() -> None:
     built = invoice()
-    assert (built.totals.subtotal, built.totals.tax, built.totals.total) == (D("1975.99"), D("390.00"),
-                                                                           D("2365.99"))
+    assert (built.totals.subtotal, built.totals.tax, built.totals.total) == (
+        D("1975.99"),
+        D("390.00"),
+        D("2365.99"),
+    )
     assert sum(line.tax_amount for line in built.lines) == built.totals.tax
     assert [line.line_amount for line in built.lines] == [D("1875.00"), D("99.99"), D("1.00")]
 
@@ -83,8 +86,17 @@ async def test_limiter_pause_holds_everyone() -> None:
 def test_the_xero_schema_check_has_teeth() -> None:
     """The OpenAPI check used on recorded traffic rejects what Xero would: a wrong enum, a read-only
     field in a request, a non-UUID id, a string where a number belongs."""
-    bad = {"Invoices": [{"Type": "ACCREC", "Status": "PAYED", "Total": 1.0, "InvoiceID": "42",
-                         "LineItems": [{"Quantity": "2"}]}]}
+    bad = {
+        "Invoices": [
+            {
+                "Type": "ACCREC",
+                "Status": "PAYED",
+                "Total": 1.0,
+                "InvoiceID": "42",
+                "LineItems": [{"Quantity": "2"}],
+            }
+        ]
+    }
     problems = errors_in("Invoices", bad, write=True)
     assert len(problems) == 4, problems
     assert errors_in("Invoices", {"Invoices": [{"Type": "ACCREC", "Status": "AUTHORISED"}]}, write=True) == []

@@ -41,8 +41,11 @@ def served(state: XeroState) -> Iterator[ServedApp]:
 
 def connector(served: ServedApp, **overrides: object) -> XeroConnector:
     options: dict[str, object] = {
-        "tenant_id": "tenant-1", "token_provider": lambda: TOKEN, "base_url": served.base_url + PREFIX,
-        "limiter": TenantLimiter(XERO_POLICY), "settings": HttpSettings(timeout_s=5.0),
+        "tenant_id": "tenant-1",
+        "token_provider": lambda: TOKEN,
+        "base_url": served.base_url + PREFIX,
+        "limiter": TenantLimiter(XERO_POLICY),
+        "settings": HttpSettings(timeout_s=5.0),
     }
     options.update(overrides)
     return XeroConnector(**options)  # type: ignore[arg-type]
@@ -84,12 +87,18 @@ async def test_invoice_lifecycle_matches_ours_and_the_spec(xero: XeroConnector, 
     paid = await xero.record_payment(rest, idempotency_key="pay_2")
     assert (paid.status, paid.remote_status) == (SyncStatus.RECORDED, "PAID")
     remote = await xero.fetch_invoice(created.external_id)
-    assert (remote.state, remote.amount_paid, remote.amount_due) == (RemoteState.PAID, D("2365.99"), D("0.00"))
+    assert (remote.state, remote.amount_paid, remote.amount_due) == (
+        RemoteState.PAID,
+        D("2365.99"),
+        D("0.00"),
+    )
 
     with pytest.raises(ValidationFailed, match="has a payment"):  # Xero will not void a paid invoice
         await xero.void_invoice(created.external_id, idempotency_key="inv_INV-1042:void")
 
-    other = await xero.upsert_invoice(invoice("INV-1043", who=mine.customer), idempotency_key="inv_1043:create")
+    other = await xero.upsert_invoice(
+        invoice("INV-1043", who=mine.customer), idempotency_key="inv_1043:create"
+    )
     voided = await xero.void_invoice(other.external_id, idempotency_key="inv_1043:void")
     assert (voided.status, voided.remote_status) == (SyncStatus.VOIDED, "VOIDED")
     assert (await xero.fetch_invoice(other.external_id)).state == RemoteState.VOIDED
@@ -106,7 +115,9 @@ async def test_invoice_lifecycle_matches_ours_and_the_spec(xero: XeroConnector, 
     assert validate_calls(state.calls) >= 12
 
 
-async def test_retry_after_commit_then_timeout_creates_no_duplicate(served: ServedApp, state: XeroState) -> None:
+async def test_retry_after_commit_then_timeout_creates_no_duplicate(
+    served: ServedApp, state: XeroState
+) -> None:
     xero = connector(served)
     impatient = connector(served, settings=HttpSettings(timeout_s=0.5))  # gives up on the hang
     ours = invoice("INV-2000")
@@ -232,10 +243,12 @@ async def test_limiter_keeps_100_concurrent_syncs_under_the_quota() -> None:
         who = customer()
         contact = await xero.ensure_customer(who, idempotency_key="cus")
         who = replace(who, external_id=contact.external_id)
-        results = await asyncio.gather(*(
-            xero.upsert_invoice(invoice(f"INV-{n:04d}", who=who), idempotency_key=f"inv_{n}:create:r1")
-            for n in range(100)
-        ))
+        results = await asyncio.gather(
+            *(
+                xero.upsert_invoice(invoice(f"INV-{n:04d}", who=who), idempotency_key=f"inv_{n}:create:r1")
+                for n in range(100)
+            )
+        )
         await xero.aclose()
     assert {r.status for r in results} == {SyncStatus.CREATED}
     assert len(state.invoices) == 100
@@ -259,9 +272,9 @@ async def test_concurrency_429_without_retry_after_waits_briefly(served: ServedA
     state.core.traffic.quota = Quota(per_window=100, window_s=1.0, concurrent=1)
     state.faults.commit_then_hang(0.3, count=1)
     started = time.monotonic()
-    results = await asyncio.gather(*(
-        xero.ensure_customer(customer(str(n)), idempotency_key=f"cus_{n}") for n in range(3)
-    ))
+    results = await asyncio.gather(
+        *(xero.ensure_customer(customer(str(n)), idempotency_key=f"cus_{n}") for n in range(3))
+    )
     assert {r.status for r in results} == {SyncStatus.CREATED}
     assert time.monotonic() - started < 10
     assert any(b"concurrent" in c.response for c in state.calls if c.status == 429)

@@ -40,13 +40,17 @@ def _components() -> dict[str, Any]:
 @cache
 def _validator(schema: str, write: bool) -> Any:
     cls = OAS30WriteValidator if write else OAS30ReadValidator
-    return cls({"$ref": f"#/components/schemas/{schema}", "components": _components()},
-               format_checker=oas30_format_checker)
+    return cls(
+        {"$ref": f"#/components/schemas/{schema}", "components": _components()},
+        format_checker=oas30_format_checker,
+    )
 
 
 def errors_in(schema: str, instance: Any, *, write: bool) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in _validator(schema, write).iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _validator(schema, write).iter_errors(instance)
+    ]
 
 
 def validate_calls(calls: list[RecordedCall]) -> int:
@@ -55,21 +59,33 @@ def validate_calls(calls: list[RecordedCall]) -> int:
     the JSON type on the wire, which is what is being checked here."""
     checked, problems = 0, []
     for call in calls:
-        route = next(((req, resp) for method, pattern, req, resp in ROUTES
-                      if method == call.method and pattern.search(call.path)), None)
+        route = next(
+            (
+                (req, resp)
+                for method, pattern, req, resp in ROUTES
+                if method == call.method and pattern.search(call.path)
+            ),
+            None,
+        )
         assert route is not None, f"no schema known for {call.method} {call.path}"
         request_schema, response_schema = route
         if request_schema and call.body:
-            problems += [f"request {call.method} {call.path} {p}"
-                         for p in errors_in(request_schema, json.loads(call.body), write=True)]
+            problems += [
+                f"request {call.method} {call.path} {p}"
+                for p in errors_in(request_schema, json.loads(call.body), write=True)
+            ]
             checked += 1
         if call.status == 200:
-            problems += [f"response {call.method} {call.path} {p}"
-                         for p in errors_in(response_schema, json.loads(call.response), write=False)]
+            problems += [
+                f"response {call.method} {call.path} {p}"
+                for p in errors_in(response_schema, json.loads(call.response), write=False)
+            ]
             checked += 1
         elif call.status == 400:
-            problems += [f"error {call.method} {call.path} {p}"
-                         for p in errors_in("Error", json.loads(call.response), write=False)]
+            problems += [
+                f"error {call.method} {call.path} {p}"
+                for p in errors_in("Error", json.loads(call.response), write=False)
+            ]
             checked += 1
     assert not problems, "\n".join(problems)
     return checked

@@ -11,19 +11,38 @@ from billing.errors import MoneyError
 
 LARGE_NEW = {
     "name": "large-new-client",
-    "match": {"min_amount": "10000.00", "new_client": True, "client_tags": ["enterprise"], "project_categories": ["fixed-scope"]},
+    "match": {
+        "min_amount": "10000.00",
+        "new_client": True,
+        "client_tags": ["enterprise"],
+        "project_categories": ["fixed-scope"],
+    },
     "steps": [
         {"approvers": ["pm@firm.example"], "mode": "any", "delegate": "cto@firm.example"},
         {"approvers": ["finance@firm.example", "cfo@firm.example"], "mode": "all"},
     ],
 }
-HUGE = {"name": "huge", "match": {"min_amount": "50000", "currency": "EUR"}, "steps": [{"approvers": ["director@firm.example"]}]}
-ANY_NEW = {"name": "any-new-client", "match": {"new_client": True}, "steps": [{"approvers": ["finance@firm.example"]}]}
+HUGE = {
+    "name": "huge",
+    "match": {"min_amount": "50000", "currency": "EUR"},
+    "steps": [{"approvers": ["director@firm.example"]}],
+}
+ANY_NEW = {
+    "name": "any-new-client",
+    "match": {"new_client": True},
+    "steps": [{"approvers": ["finance@firm.example"]}],
+}
 
 
 def facts(total: str = "12000.00", **kw: object) -> InvoiceFacts:
-    values: dict[str, object] = {"total": Decimal(total), "currency": "EUR", "new_client": True,
-                                 "client_tags": ("enterprise",), "project_category": "fixed-scope", "source": "api"}
+    values: dict[str, object] = {
+        "total": Decimal(total),
+        "currency": "EUR",
+        "new_client": True,
+        "client_tags": ("enterprise",),
+        "project_category": "fixed-scope",
+        "source": "api",
+    }
     values.update(kw)
     return InvoiceFacts(**values)  # type: ignore[arg-type]
 
@@ -60,7 +79,9 @@ def test_every_condition_counts(change: dict[str, object], expected: str | None)
 
 def test_disabled_rules_are_skipped_and_max_amount_is_exclusive() -> None:
     disabled = parse_rule({**ANY_NEW, "enabled": False})
-    small = parse_rule({"name": "small", "match": {"max_amount": "1000"}, "steps": [{"approvers": ["a@firm.example"]}]})
+    small = parse_rule(
+        {"name": "small", "match": {"max_amount": "1000"}, "steps": [{"approvers": ["a@firm.example"]}]}
+    )
     assert route([disabled], facts()).rule is None
     assert route([small], facts("999.99")).rule == "small"
     assert route([small], facts("1000.00")).rule is None

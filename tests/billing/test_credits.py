@@ -20,12 +20,16 @@ def test_creditable_is_what_earlier_credit_notes_left() -> None:
 
 
 def test_over_credit_is_refused_with_the_numbers() -> None:
-    with pytest.raises(CreditRefused, match=r"1,309.00 USD is more than the 1,190.00 USD still creditable on INV-1"):
+    with pytest.raises(
+        CreditRefused, match=r"1,309.00 USD is more than the 1,190.00 USD still creditable on INV-1"
+    ):
         check_credit_amount(D("1309.00"), total=D("1190.00"), credited=D("0"), currency="USD", number="INV-1")
     with pytest.raises(CreditRefused, match="more than 0"):
         check_credit_amount(D("0.00"), total=D("10.00"), credited=D("0"), currency="USD", number="INV-1")
     with pytest.raises(CreditRefused, match="already has credit notes"):
-        check_credit_amount(D("10.00"), total=D("10.00"), credited=D("1.00"), currency="USD", number="INV-1", full=True)
+        check_credit_amount(
+            D("10.00"), total=D("10.00"), credited=D("1.00"), currency="USD", number="INV-1", full=True
+        )
     check_credit_amount(D("952.00"), total=D("1190.00"), credited=D("238.00"), currency="USD", number="INV-1")
 
 

@@ -30,15 +30,30 @@ def test_month_end_anchor_clamps_and_recovers() -> None:
 
 
 def test_anchor_after_the_start_day_starts_that_month_and_before_it_the_next() -> None:
-    assert dates(Recurrence("month", 1, date(2026, 1, 10), "UTC", anchor_day=15), 2) == ["2026-01-15", "2026-02-15"]
-    assert dates(Recurrence("quarter", 1, date(2026, 1, 20), "UTC", anchor_day=15), 3) == ["2026-02-15", "2026-05-15", "2026-08-15"]
+    assert dates(Recurrence("month", 1, date(2026, 1, 10), "UTC", anchor_day=15), 2) == [
+        "2026-01-15",
+        "2026-02-15",
+    ]
+    assert dates(Recurrence("quarter", 1, date(2026, 1, 20), "UTC", anchor_day=15), 3) == [
+        "2026-02-15",
+        "2026-05-15",
+        "2026-08-15",
+    ]
 
 
 def test_yearly_29_february_and_every_two_weeks() -> None:
     assert dates(Recurrence("year", 1, date(2028, 2, 29), "UTC"), 5) == [
-        "2028-02-29", "2029-02-28", "2030-02-28", "2031-02-28", "2032-02-29",
+        "2028-02-29",
+        "2029-02-28",
+        "2030-02-28",
+        "2031-02-28",
+        "2032-02-29",
     ]
-    assert dates(Recurrence("week", 2, date(2026, 1, 5), "UTC"), 3) == ["2026-01-05", "2026-01-19", "2026-02-02"]
+    assert dates(Recurrence("week", 2, date(2026, 1, 5), "UTC"), 3) == [
+        "2026-01-05",
+        "2026-01-19",
+        "2026-02-02",
+    ]
 
 
 def test_send_time_in_the_clients_timezone_across_dst() -> None:
@@ -52,7 +67,9 @@ def test_send_time_in_the_clients_timezone_across_dst() -> None:
 
 def test_end_date_and_max_cycles() -> None:
     assert dates(Recurrence("month", 1, date(2026, 1, 1), "UTC", end_date=date(2026, 3, 1)), 10) == [
-        "2026-01-01", "2026-02-01", "2026-03-01",
+        "2026-01-01",
+        "2026-02-01",
+        "2026-03-01",
     ]
     assert len(cycles(Recurrence("month", 1, date(2026, 1, 1), "UTC", max_cycles=4), count=10)) == 4
 
@@ -115,7 +132,9 @@ def test_none_skips_everything_beyond_grace_and_latest_still_bills_one() -> None
     count=st.integers(1, 4),
     anchor=st.one_of(st.none(), st.integers(1, 31)),
 )
-def test_cycles_are_strictly_increasing_on_or_after_start(start: date, interval: str, count: int, anchor: int | None) -> None:
+def test_cycles_are_strictly_increasing_on_or_after_start(
+    start: date, interval: str, count: int, anchor: int | None
+) -> None:
     if interval == "week":
         anchor = None
     rec = Recurrence(interval, count, start, "Europe/Berlin", anchor_day=anchor)

@@ -61,10 +61,21 @@ def test_final_statuses() -> None:
         ("100.00", "20.00", "30.00", False, InvoiceStatus.PARTIALLY_PAID),
         ("100.00", "70.00", "30.00", True, InvoiceStatus.PAID),  # the rest after the credit note is paid
         ("100.00", "0.00", "100.00", True, InvoiceStatus.CREDITED),
-        ("100.00", "40.00", "100.00", False, InvoiceStatus.CREDITED),  # credited in full; the 40 become credit
+        (
+            "100.00",
+            "40.00",
+            "100.00",
+            False,
+            InvoiceStatus.CREDITED,
+        ),  # credited in full; the 40 become credit
         ("100.00", "60.00", "50.00", False, InvoiceStatus.PAID),  # 10 beyond the total become credit
     ],
 )
-def test_status_with_credit_notes(total: str, paid: str, credited: str, past_due: bool, expected: InvoiceStatus) -> None:
-    assert settle_status(total=D(total), amount_paid=D(paid), past_due=past_due, amount_credited=D(credited)) is expected
+def test_status_with_credit_notes(
+    total: str, paid: str, credited: str, past_due: bool, expected: InvoiceStatus
+) -> None:
+    assert (
+        settle_status(total=D(total), amount_paid=D(paid), past_due=past_due, amount_credited=D(credited))
+        is expected
+    )
     assert isinstance(FINAL_STATUSES, frozenset)

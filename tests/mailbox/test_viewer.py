@@ -19,7 +19,7 @@ EVIL_SUBJECT = 'Invoice <script>alert("x")</script> & <b>co</b>'
 @pytest.fixture
 def delivered(mailbox: DevMailbox) -> StoredMessage:
     message = invoice_message(EVIL_SUBJECT)
-    message.replace_header("From", 'Mallory <script>1</script> <mallory@example.com>')
+    message.replace_header("From", "Mallory <script>1</script> <mallory@example.com>")
     send(mailbox.smtp_port, message)
     [stored] = mailbox.store.list()
     return stored

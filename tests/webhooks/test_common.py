@@ -68,7 +68,9 @@ def test_one_changed_body_byte_is_bad_signature(p: Provider, index: int) -> None
 
 
 @pytest.mark.parametrize(
-    "p, header", [(p, h) for p in ALL for h in p.required], ids=[f"{p.name}-{h}" for p in ALL for h in p.required]
+    "p, header",
+    [(p, h) for p in ALL for h in p.required],
+    ids=[f"{p.name}-{h}" for p in ALL for h in p.required],
 )
 def test_missing_header(p: Provider, header: str) -> None:
     body = sample_body(p)

@@ -29,9 +29,15 @@ async def crm(temporal_env, make_settings) -> AsyncIterator[dict[str, Any]]:  # 
     with serve(hubspot_app) as hs, serve(pipedrive_app) as pd:
         client = temporal_env.client
         settings = make_settings(
-            client, public_url=PUBLIC_URL, hubspot_webhook_secret=HUBSPOT_SECRET, hubspot_api_base_url=hs.base_url,
-            hubspot_api_token=hubspot.token, pipedrive_webhook_secret="pd-pass", pipedrive_api_base_url=pd.base_url,
-            pipedrive_api_token=pipedrive.api_token, default_currency="EUR",
+            client,
+            public_url=PUBLIC_URL,
+            hubspot_webhook_secret=HUBSPOT_SECRET,
+            hubspot_api_base_url=hs.base_url,
+            hubspot_api_token=hubspot.token,
+            pipedrive_webhook_secret="pd-pass",
+            pipedrive_api_base_url=pd.base_url,
+            pipedrive_api_token=pipedrive.api_token,
+            default_currency="EUR",
         )
         async with build_worker(client, settings), api_client(settings, client) as api:
             yield {"api": api, "hubspot": hubspot, "pipedrive": pipedrive, "settings": settings}
@@ -52,16 +58,23 @@ async def test_hubspot_deal_won_without_a_project_bills_its_line_items_once(crm,
     company = hubspot.add_company(f"Initech {tag}", domain="initech.example.com")
     contact = hubspot.add_contact(f"ap-{tag}@initech.example.com", firstname="Peter", lastname="Gibbons")
     deal_id = hubspot.add_deal(
-        f"Initech migration {tag}", currency="EUR", contact_ids=[contact], company_ids=[company],
-        line_items=[{"name": "Migration workshop", "quantity": "1.5", "price": "1234.56"},
-                    {"name": "Licences", "quantity": "12", "price": "19.99", "tax_rate": "19"}],
+        f"Initech migration {tag}",
+        currency="EUR",
+        contact_ids=[contact],
+        company_ids=[company],
+        line_items=[
+            {"name": "Migration workshop", "quantity": "1.5", "price": "1234.56"},
+            {"name": "Licences", "quantity": "12", "price": "19.99", "tax_rate": "19"},
+        ],
     )
     hubspot.rate_limit(1, retry_after=1)  # the first CRM call is throttled; the activity waits and retries
     delivery = send_as.hubspot_deal_won(deal_id, HUBSPOT_SECRET, public_url=PUBLIC_URL)
     for _ in range(3):
         assert (await send(api, delivery)).status_code == 200
     # HubSpot retries with a new eventId for the same business event now and then: still one invoice.
-    assert (await send(api, send_as.hubspot_deal_won(deal_id, HUBSPOT_SECRET, public_url=PUBLIC_URL))).status_code == 200
+    assert (
+        await send(api, send_as.hubspot_deal_won(deal_id, HUBSPOT_SECRET, public_url=PUBLIC_URL))
+    ).status_code == 200
 
     project = await _project(api, str(project_id_for_deal("hubspot", deal_id)))
     assert project["source"] == "hubspot" and project["external_refs"] == {"hubspot_deal": deal_id}
@@ -74,20 +87,25 @@ async def test_hubspot_deal_won_without_a_project_bills_its_line_items_once(crm,
 
     invoice = await eventually(sent, what="deal invoice sent")
     assert [(l["description"], l["quantity"], l["unit_price"], l["tax_rate"]) for l in invoice["lines"]] == [
-        ("Migration workshop", "1.5", "1234.56", "0"), ("Licences", "12", "19.99", "19"),
+        ("Migration workshop", "1.5", "1234.56", "0"),
+        ("Licences", "12", "19.99", "19"),
     ]
     assert invoice["total"] == "2137.30"  # 239.88 × 19 % = 45.58 (half-up)
     customer = (await api.get(f"/customers/{invoice['customer_id']}")).json()
     assert customer["name"] == f"Initech {tag}" and customer["emails"] == [f"ap-{tag}@initech.example.com"]
     assert customer["currency"] == "EUR"
     await wait_mail(mailbox, 1, where=to(f"ap-{tag}@initech.example.com"))
-    assert sum(n for call, n in hubspot.calls.items() if call.startswith("GET /crm/v3/objects/deals")) >= 2  # 429, then the read
+    assert (
+        sum(n for call, n in hubspot.calls.items() if call.startswith("GET /crm/v3/objects/deals")) >= 2
+    )  # 429, then the read
 
 
 async def test_a_deal_the_crm_does_not_know_goes_back_to_the_unmatched_list(crm) -> None:  # type: ignore[no-untyped-def]
     api = crm["api"]
     missing = str(8_000_000_000 + uuid.uuid4().int % 10**8)
-    assert (await send(api, send_as.hubspot_deal_won(missing, HUBSPOT_SECRET, public_url=PUBLIC_URL))).status_code == 200
+    assert (
+        await send(api, send_as.hubspot_deal_won(missing, HUBSPOT_SECRET, public_url=PUBLIC_URL))
+    ).status_code == 200
 
     async def unmatched():  # type: ignore[no-untyped-def]
         rows = [e for e in (await api.get("/webhooks/unmatched")).json() if e["ref"] == missing]
@@ -103,8 +121,13 @@ async def test_pipedrive_deal_won_with_a_deposit_plan(crm, make_settings) -> Non
     tag = uuid.uuid4().hex[:8]
     org = pipedrive.add_organization(f"ACME {tag}")
     person = pipedrive.add_person("Wile Coyote", email=f"wile-{tag}@acme.example.com", org_id=org)
-    deal_id = pipedrive.add_deal(f"ACME rollout {tag}", currency="USD", person_id=person, org_id=org,
-                                 products=[{"name": "Rollout", "quantity": "1", "item_price": "12000"}])
+    deal_id = pipedrive.add_deal(
+        f"ACME rollout {tag}",
+        currency="USD",
+        person_id=person,
+        org_id=org,
+        products=[{"name": "Rollout", "quantity": "1", "item_price": "12000"}],
+    )
     delivery = send_as.pipedrive_deal_won(deal_id, "invoiceflow", "pd-pass")
     for _ in range(3):
         assert (await send(api, delivery)).status_code == 200

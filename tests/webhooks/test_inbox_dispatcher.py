@@ -18,12 +18,21 @@ from persistence.models import WebhookEvent
 from standins import webhooks as send_as
 from standins.webhooks import send
 from tests.support import api_client, eventually
-from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, Stack, _assert_single_invoice, _milestone, new_project, settled
+from tests.webhooks.test_receivers import (
+    PUBLIC_URL,
+    SECRETS,
+    Stack,
+    _assert_single_invoice,
+    _milestone,
+    new_project,
+    settled,
+)
 from worker import build_worker
 
 
 async def test_events_accepted_by_a_process_that_died_are_handed_over_once_by_the_next(  # type: ignore[no-untyped-def]
-        temporal_env, make_settings) -> None:
+    temporal_env, make_settings
+) -> None:
     client = temporal_env.client
     settings = make_settings(client, public_url=PUBLIC_URL, **SECRETS)
     url = settings.require_database_url()
@@ -35,7 +44,9 @@ async def test_events_accepted_by_a_process_that_died_are_handed_over_once_by_th
 
         # An API that commits the events and dies before its dispatcher runs (no lifespan: it never starts).
         crashed = create_app(settings, client)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=crashed), base_url="http://invoiceflow.test") as api:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=crashed), base_url="http://invoiceflow.test"
+        ) as api:
             for ref in refs:
                 response = await send(api, send_as.jira_issue_done(ref, secret))
                 assert response.status_code == 200 and response.json()["events"][0]["status"] == "accepted"
@@ -83,16 +94,27 @@ async def test_backoff_while_temporal_is_down_then_the_hand_over(temporal_env, m
         async with api_client(settings, client) as live:
             project = await new_project(live, **_milestone("jira")(ref))
         crashed = create_app(settings, client)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=crashed), base_url="http://invoiceflow.test") as api:
-            assert (await send(api, send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"]))).status_code == 200
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=crashed), base_url="http://invoiceflow.test"
+        ) as api:
+            assert (
+                await send(api, send_as.jira_issue_done(ref, SECRETS["jira_webhook_secret"]))
+            ).status_code == 200
         with session_scope(url) as session:
             event_id = session.query(WebhookEvent).filter_by(ref=ref).one().id
 
         temporal = {"client": await Client.connect(dead_temporal_address(), lazy=True)}
-        dispatcher = InboxDispatcher(Db(url), lambda: temporal["client"], settings, sweep_s=0.2,
-                                     backoff_initial_s=0.2, backoff_max_s=0.8)
+        dispatcher = InboxDispatcher(
+            Db(url),
+            lambda: temporal["client"],
+            settings,
+            sweep_s=0.2,
+            backoff_initial_s=0.2,
+            backoff_max_s=0.8,
+        )
         dispatcher.start()
         try:
+
             async def backed_off():  # type: ignore[no-untyped-def]
                 return dispatcher.backoff_s == 0.8 or None
 

@@ -69,8 +69,12 @@ def test_arbitrary_stripe_header_never_crashes(header: str) -> None:
 def test_arbitrary_generic_and_hubspot_headers_never_crash(value: str, ts: str) -> None:
     from api.webhooks import verify_generic, verify_hubspot_v3
 
-    headers = {"X-Invoiceflow-Timestamp": ts, "X-Invoiceflow-Signature": value,
-               "X-HubSpot-Signature-v3": value, "X-HubSpot-Request-Timestamp": ts}
+    headers = {
+        "X-Invoiceflow-Timestamp": ts,
+        "X-Invoiceflow-Signature": value,
+        "X-HubSpot-Signature-v3": value,
+        "X-HubSpot-Request-Timestamp": ts,
+    }
     for call in (
         lambda: verify_generic(headers, b"{}", "k", now=NOW),
         lambda: verify_hubspot_v3(headers, b"{}", "k", method="POST", url="https://x/y", now=NOW),

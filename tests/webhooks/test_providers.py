@@ -7,11 +7,23 @@ import json
 
 import pytest
 
-from api.webhooks import signatures as sig
 from api.webhooks import SignatureError
+from api.webhooks import signatures as sig
 from tests.webhooks.providers import (
-    GENERIC, HUBSPOT, HUBSPOT_URL, LINEAR, NOW, STRIPE, Req, dropbox_event, generic_sign, hmac_b64,
-    hmac_hex, hubspot_sign, linear_body, stripe_sign,
+    GENERIC,
+    HUBSPOT,
+    HUBSPOT_URL,
+    LINEAR,
+    NOW,
+    STRIPE,
+    Req,
+    dropbox_event,
+    generic_sign,
+    hmac_b64,
+    hmac_hex,
+    hubspot_sign,
+    linear_body,
+    stripe_sign,
 )
 
 S = "s3cret-value"
@@ -60,7 +72,9 @@ def test_timestamp_is_covered_by_the_signature() -> None:
     """Moving the timestamp forward to pass the window breaks the signature."""
     old = stripe_sign(BODY, S, t=int(NOW) - 1000)
     v1 = old.headers["Stripe-Signature"].split(",v1=")[1]
-    assert reason(STRIPE.verify, Req({"Stripe-Signature": f"t={int(NOW)},v1={v1}"}, BODY), S) == "bad_signature"
+    assert (
+        reason(STRIPE.verify, Req({"Stripe-Signature": f"t={int(NOW)},v1={v1}"}, BODY), S) == "bad_signature"
+    )
     old = generic_sign(BODY, S, t=int(NOW) - 1000)
     headers = {**old.headers, "X-Invoiceflow-Timestamp": str(int(NOW))}
     assert reason(GENERIC.verify, Req(headers, BODY), S) == "bad_signature"
@@ -180,7 +194,10 @@ def test_generic_accepts_several_v1_entries() -> None:
     mac = hmac_hex(S, f"{ts}.".encode() + BODY)
     headers = {"X-Invoiceflow-Timestamp": ts, "X-Invoiceflow-Signature": f"v1={'0' * 64}, v1={mac}"}
     sig.verify_generic(headers, BODY, S, now=NOW)
-    assert sig.sign_generic(BODY, S, NOW) == {"X-Invoiceflow-Timestamp": ts, "X-Invoiceflow-Signature": f"v1={mac}"}
+    assert sig.sign_generic(BODY, S, NOW) == {
+        "X-Invoiceflow-Timestamp": ts,
+        "X-Invoiceflow-Signature": f"v1={mac}",
+    }
 
 
 # --- hex-of-body schemes --------------------------------------------------------------------------------------
@@ -192,8 +209,9 @@ def test_github_documented_test_vector() -> None:
         "X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     }
     sig.verify_github(headers, b"Hello, World!", "It's a Secret to Everybody")
-    assert sig.sign_github(b"Hello, World!", "It's a Secret to Everybody")["X-Hub-Signature-256"] == (
-        headers["X-Hub-Signature-256"]
+    assert (
+        sig.sign_github(b"Hello, World!", "It's a Secret to Everybody")["X-Hub-Signature-256"]
+        == (headers["X-Hub-Signature-256"])
     )
 
 
@@ -204,8 +222,15 @@ def test_github_documented_test_vector() -> None:
 )
 @pytest.mark.parametrize(
     "value",
-    ["garbage", "sha256=nothex", "sha256=" + "a" * 63, "sha1=" + "a" * 40, "md5=" + "a" * 64, "=" + "a" * 64,
-     "sha256=" + "ab " * 32],
+    [
+        "garbage",
+        "sha256=nothex",
+        "sha256=" + "a" * 63,
+        "sha1=" + "a" * 40,
+        "md5=" + "a" * 64,
+        "=" + "a" * 64,
+        "sha256=" + "ab " * 32,
+    ],
 )
 def test_prefixed_hex_malformed(verify, header: str, value: str) -> None:
     assert reason(verify, {header: value}, BODY, S) == "malformed_header"
@@ -230,7 +255,9 @@ def test_plain_hex_malformed(value: str) -> None:
 
 def test_asana_handshake() -> None:
     assert sig.asana_handshake_response({"x-hook-secret": "b537207f"}) == {"X-Hook-Secret": "b537207f"}
-    assert sig.asana_handshake_response({"X-Hook-Secret": "abc", "Content-Type": "x"}) == {"X-Hook-Secret": "abc"}
+    assert sig.asana_handshake_response({"X-Hook-Secret": "abc", "Content-Type": "x"}) == {
+        "X-Hook-Secret": "abc"
+    }
     assert sig.asana_handshake_response({"X-Hook-Signature": "abc"}) is None
     assert sig.asana_handshake_response({"X-Hook-Secret": ""}) is None
     # the handshake secret then verifies events, including the empty heartbeat
@@ -252,7 +279,9 @@ def test_linear_body_rules() -> None:
         body = json.dumps({"webhookTimestamp": ts}).encode()
         assert reason(sig.verify_linear, signed(body), body, S, now=NOW) == "malformed_body"
     # an unsigned body is never parsed: bad signature comes first
-    assert reason(sig.verify_linear, {"Linear-Signature": "0" * 64}, b"not json", S, now=NOW) == "bad_signature"
+    assert (
+        reason(sig.verify_linear, {"Linear-Signature": "0" * 64}, b"not json", S, now=NOW) == "bad_signature"
+    )
 
 
 def test_pandadoc_header_fallback() -> None:
@@ -276,12 +305,17 @@ def test_docusign_any_numbered_header_any_key() -> None:
     assert reason(sig.verify_docusign, headers, BODY, "key-three") == "bad_signature"
     only_second = {"x-docusign-signature-2": hmac_b64(S, BODY)}
     sig.verify_docusign(only_second, BODY, S)
-    assert sig.sign_docusign(BODY, ["key-one", "key-two"]) == {"X-Authorization-Digest": "HMACSHA256", **headers}
+    assert sig.sign_docusign(BODY, ["key-one", "key-two"]) == {
+        "X-Authorization-Digest": "HMACSHA256",
+        **headers,
+    }
 
 
 def test_docusign_malformed() -> None:
     assert reason(sig.verify_docusign, {"X-DocuSign-Signature-1": "***"}, BODY, S) == "malformed_header"
-    assert reason(sig.verify_docusign, {"X-DocuSign-Signature": hmac_b64(S, BODY)}, BODY, S) == "missing_header"
+    assert (
+        reason(sig.verify_docusign, {"X-DocuSign-Signature": hmac_b64(S, BODY)}, BODY, S) == "missing_header"
+    )
     # one malformed header does not hide a valid one
     headers = {"X-DocuSign-Signature-1": "***", "X-DocuSign-Signature-2": hmac_b64(S, BODY)}
     sig.verify_docusign(headers, BODY, S)
@@ -300,11 +334,15 @@ def test_dropbox_sign_documented_construction() -> None:
     assert reason(sig.verify_dropbox_sign, tampered, "api-key") == "bad_signature"
     tampered = dict(payload["event"], event_time="1525470812")
     assert reason(sig.verify_dropbox_sign, tampered, "api-key") == "bad_signature"
-    assert sig.sign_dropbox_sign("1525470811", "callback_test", "k") == hmac_hex("k", b"1525470811callback_test")
+    assert sig.sign_dropbox_sign("1525470811", "callback_test", "k") == hmac_hex(
+        "k", b"1525470811callback_test"
+    )
 
 
-@pytest.mark.parametrize("drop, expected", [("event_hash", "missing_field"), ("event_time", "missing_field"),
-                                              ("event_type", "missing_field")])
+@pytest.mark.parametrize(
+    "drop, expected",
+    [("event_hash", "missing_field"), ("event_time", "missing_field"), ("event_type", "missing_field")],
+)
 def test_dropbox_sign_missing_fields(drop: str, expected: str) -> None:
     event = dict(dropbox_event(b"callback_test", S)["event"])
     del event[drop]
@@ -326,18 +364,31 @@ def basic(text: str) -> dict[str, str]:
 
 def test_pipedrive_credentials() -> None:
     sig.verify_pipedrive_basic_auth(basic("user:pa:ss"), username="user", password="pa:ss")
-    sig.verify_pipedrive_basic_auth({"authorization": basic("user:pw")["Authorization"].replace("Basic", "basic")},
-                                    username="user", password=["old", "pw"])
+    sig.verify_pipedrive_basic_auth(
+        {"authorization": basic("user:pw")["Authorization"].replace("Basic", "basic")},
+        username="user",
+        password=["old", "pw"],
+    )
     assert reason(sig.verify_pipedrive_basic_auth, basic("other:pw"), username="user", password="pw") == (
         "bad_signature"
     )
-    assert reason(sig.verify_pipedrive_basic_auth, basic("user:"), username="user", password="pw") == "bad_signature"
+    assert (
+        reason(sig.verify_pipedrive_basic_auth, basic("user:"), username="user", password="pw")
+        == "bad_signature"
+    )
     assert sig.sign_pipedrive_basic_auth("user", "pw") == basic("user:pw")
 
 
 @pytest.mark.parametrize(
-    "value", ["Bearer abc", "Basic", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(),
-              "Basic " + base64.b64encode(b"\xff:\xfe").decode(), "garbage"]
+    "value",
+    [
+        "Bearer abc",
+        "Basic",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+        "garbage",
+    ],
 )
 def test_pipedrive_malformed(value: str) -> None:
     assert reason(sig.verify_pipedrive_basic_auth, {"Authorization": value}, username="u", password="p") == (

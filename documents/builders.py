@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
 from billing.currency import minor_units
 from billing.money import format_money
 from billing.status import InvoiceStatus
-from invoiceflow.links import sign_invoice_page
-from invoiceflow.settings import Settings
+from core.links import sign_invoice_page
+from core.settings import Settings
+from documents.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
 from persistence.models import CreditNote, CreditNoteLine, Estimate, Invoice, InvoiceLine
 
 CREDIT_METHOD = "customer_credit"  # persistence.invoices.CREDIT_METHOD: credit applied at issue
@@ -99,7 +99,9 @@ def invoice_document(invoice: Invoice, settings: Settings, *, pay_url: str = "")
         issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
         due_date=invoice.due_date.isoformat() if invoice.due_date else "",
         currency=cur,
-        seller=Party(name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id),
+        seller=Party(
+            name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id
+        ),
         customer=Party(
             name=customer.name,
             address=customer.address,
@@ -125,15 +127,24 @@ def credit_note_document(note: CreditNote, settings: Settings) -> InvoiceDocumen
     totals = _subtotal_and_tax(note.lines, note.subtotal, note.tax_total, cur)
     totals.append(DocumentTotal("Total credited", format_money(note.total, cur), emphasis=True))
     if note.to_customer_credit:
-        totals.append(DocumentTotal("Of which credit for your next invoice", format_money(note.to_customer_credit, cur)))
+        totals.append(
+            DocumentTotal("Of which credit for your next invoice", format_money(note.to_customer_credit, cur))
+        )
     return InvoiceDocument(
         title="Credit note",
         number=note.number,
         issue_date=note.issue_date.isoformat(),
         due_date="",
         currency=cur,
-        seller=Party(name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id),
-        customer=Party(name=customer.name, address=customer.address, email=", ".join(customer.emails), tax_id=customer.tax_id),
+        seller=Party(
+            name=settings.seller_name, address=settings.seller_address, tax_id=settings.seller_tax_id
+        ),
+        customer=Party(
+            name=customer.name,
+            address=customer.address,
+            email=", ".join(customer.emails),
+            tax_id=customer.tax_id,
+        ),
         lines=lines,
         totals=tuple(totals),
         notes=f"Reason: {note.reason}",

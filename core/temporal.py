@@ -1,27 +1,30 @@
-"""Temporal client and search-attribute registration shared by the worker, the API and the dev stack."""
+"""Temporal client and search-attribute registration shared by the worker, the API and the dev stack.
+
+The kernel knows no workflow: callers pass the search attributes to register (``workflows.search_attributes.ALL``)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from invoiceflow.settings import Settings
-from workflows import search_attributes as sa
+from core.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
 
 
-async def register_search_attributes(client: Client) -> None:
+async def register_search_attributes(client: Client, keys: Iterable[SearchAttributeKey]) -> None:
     """Idempotently add our custom search attributes (needed on servers started without the CLI flags,
     e.g. the time-skipping test server, which cannot list them, or a fresh cluster)."""
     wanted = {
         key.name: IndexedValueType.ValueType(SearchAttributeIndexedValueType(key.indexed_value_type).value)
-        for key in sa.ALL
+        for key in keys
     }
     try:
         existing = await client.operator_service.list_search_attributes(

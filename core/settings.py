@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     seller_address: str = ""
     seller_tax_id: str = ""
     invoice_number_prefix: str = "INV"
-    credit_note_number_prefix: str = Field(default="CN", description="Credit note numbers look like CN-2026-000001.")
+    credit_note_number_prefix: str = Field(
+        default="CN", description="Credit note numbers look like CN-2026-000001."
+    )
     default_reminder_offsets: str = Field(
         default="-3,0,7,14,30",
         description="Days relative to the due date on which reminders go out; escalation after the last.",
@@ -79,26 +81,44 @@ class Settings(BaseSettings):
     expense_approval_threshold: Decimal = Field(
         default=Decimal("500.00"), description="Expenses above this amount (their currency) need approval."
     )
-    approval_remind_after_hours: int = Field(default=24, ge=1, description="Remind an approver who has not decided.")
-    approval_escalate_after_hours: int = Field(default=48, ge=1, description="Hand an undecided step to its delegate.")
-    approval_link_ttl_hours: int = Field(default=7 * 24, ge=1, description="How long an approval link stays valid.")
+    approval_remind_after_hours: int = Field(
+        default=24, ge=1, description="Remind an approver who has not decided."
+    )
+    approval_escalate_after_hours: int = Field(
+        default=48, ge=1, description="Hand an undecided step to its delegate."
+    )
+    approval_link_ttl_hours: int = Field(
+        default=7 * 24, ge=1, description="How long an approval link stays valid."
+    )
     reminder_send_hour: int = Field(default=9, ge=0, le=23, description="Local hour of the client.")
     finance_lead_email: str | None = Field(
-        default=None, description="Internal finance lead: dunning policy steps with the finance_lead recipient go here."
+        default=None,
+        description="Internal finance lead: dunning policy steps with the finance_lead recipient go here.",
     )
 
     # Webhook receivers: a provider without a secret answers 404 (not configured, not an open door).
-    hubspot_webhook_secret: str | None = Field(default=None, description="HubSpot app client secret (signature v3).")
-    pipedrive_webhook_user: str = Field(default="invoiceflow", description="Basic-auth user set on the Pipedrive webhook.")
-    pipedrive_webhook_secret: str | None = Field(default=None, description="Basic-auth password set on the Pipedrive webhook.")
+    hubspot_webhook_secret: str | None = Field(
+        default=None, description="HubSpot app client secret (signature v3)."
+    )
+    pipedrive_webhook_user: str = Field(
+        default="invoiceflow", description="Basic-auth user set on the Pipedrive webhook."
+    )
+    pipedrive_webhook_secret: str | None = Field(
+        default=None, description="Basic-auth password set on the Pipedrive webhook."
+    )
     jira_webhook_secret: str | None = None
     linear_webhook_secret: str | None = None
     github_webhook_secret: str | None = None
     asana_webhook_secret: str | None = Field(
-        default=None, description="Token in the Asana target URL (?token=...); the handshake's X-Hook-Secret is stored."
+        default=None,
+        description="Token in the Asana target URL (?token=...); the handshake's X-Hook-Secret is stored.",
     )
-    docusign_webhook_secret: str | None = Field(default=None, description="DocuSign Connect HMAC key(s), comma-separated.")
-    dropbox_sign_webhook_secret: str | None = Field(default=None, description="Dropbox Sign API key (signs event_hash).")
+    docusign_webhook_secret: str | None = Field(
+        default=None, description="DocuSign Connect HMAC key(s), comma-separated."
+    )
+    dropbox_sign_webhook_secret: str | None = Field(
+        default=None, description="Dropbox Sign API key (signs event_hash)."
+    )
     pandadoc_webhook_secret: str | None = None
     generic_webhook_secret: str | None = Field(default=None, description="Key of the generic signed webhook.")
     payment_link_template: str | None = Field(
@@ -106,23 +126,39 @@ class Settings(BaseSettings):
         description="Pay button target on the hosted invoice page, e.g. a Stripe Payment Link with "
         "`?client_reference_id={invoice_id}`; placeholders {invoice_id} {number} {amount_due} {currency}.",
     )
-    stripe_webhook_secret: str | None = Field(default=None, description="Stripe endpoint secret(s), whsec_..., comma-separated.")
-    hubspot_won_stages: str = Field(default="closedwon", description="Deal stage ids that mean won (comma-separated).")
-    jira_done_statuses: str = Field(default="Done", description="Jira status names that mean a milestone is done.")
+    stripe_webhook_secret: str | None = Field(
+        default=None, description="Stripe endpoint secret(s), whsec_..., comma-separated."
+    )
+    hubspot_won_stages: str = Field(
+        default="closedwon", description="Deal stage ids that mean won (comma-separated)."
+    )
+    jira_done_statuses: str = Field(
+        default="Done", description="Jira status names that mean a milestone is done."
+    )
     deal_won_plan: str = Field(
         default="full",
         description="How a won deal with no project bills: `full` (its line items at once) or `deposit:<percent>`.",
     )
-    default_currency: str = Field(default="USD", description="Currency of a customer created from a CRM deal.")
-    default_payment_terms: str = Field(default="net_30", description="Terms of a customer created from a CRM deal.")
+    default_currency: str = Field(
+        default="USD", description="Currency of a customer created from a CRM deal."
+    )
+    default_payment_terms: str = Field(
+        default="net_30", description="Terms of a customer created from a CRM deal."
+    )
     hubspot_api_base_url: str = "https://api.hubapi.com"
-    hubspot_api_token: str | None = Field(default=None, description="HubSpot private-app token (deal and line items).")
+    hubspot_api_token: str | None = Field(
+        default=None, description="HubSpot private-app token (deal and line items)."
+    )
     asana_api_base_url: str = "https://app.asana.com"
-    asana_api_token: str | None = Field(default=None, description="Asana personal access token (confirms a task is completed).")
+    asana_api_token: str | None = Field(
+        default=None, description="Asana personal access token (confirms a task is completed)."
+    )
     pipedrive_api_base_url: str = "https://api.pipedrive.com"
-    pipedrive_api_token: str | None = Field(default=None, description="Pipedrive API token (deal and products).")
+    pipedrive_api_token: str | None = Field(
+        default=None, description="Pipedrive API token (deal and products)."
+    )
 
-    # Accounting sync (issue #8): at most one provider and organisation per installation. Tokens come
+    # Accounting sync: at most one provider and organisation per installation. Tokens come
     # from `invoiceflow connect <provider>` and live encrypted in the database, not in settings.
     accounting_provider: Literal["none", "xero", "qbo", "freshbooks"] = Field(
         default="none", description="Where issued invoices and payments are synced; `none` skips the sync."
@@ -140,7 +176,8 @@ class Settings(BaseSettings):
         description="Where payments land: Xero bank account code (090), QBO deposit account id; FreshBooks: unused.",
     )
     accounting_redirect_uri: str | None = Field(
-        default=None, description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback."
+        default=None,
+        description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback.",
     )
     accounting_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one accounting API call.")
     token_key: str | None = Field(

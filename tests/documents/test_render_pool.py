@@ -19,8 +19,8 @@ import psutil
 import pytest
 
 from activities.pdf import RenderPool
-from activities.rendering import InvoiceDocument, Party, render_invoice_pdf, render_invoice_pdf_from_dict
-from tests.rendering.samples import NUMBER, document, page_texts, text
+from documents.rendering import InvoiceDocument, Party, render_invoice_pdf, render_invoice_pdf_from_dict
+from tests.documents.samples import NUMBER, document, page_texts, text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,10 @@ def test_pool_uses_the_template_folder(pool: RenderPool, tmp_path: Path) -> None
 
 
 def test_concurrent_renders_in_the_pool_do_not_mix(pool: RenderPool) -> None:
-    docs = [replace(document(lines=4), number=f"INV-P-{i}", customer=Party(name=f"Customer {i}")) for i in range(6)]
+    docs = [
+        replace(document(lines=4), number=f"INV-P-{i}", customer=Party(name=f"Customer {i}"))
+        for i in range(6)
+    ]
     with ThreadPoolExecutor(max_workers=4) as threads:
         pdfs = list(threads.map(pool.render, docs))
     for i, pdf in enumerate(pdfs):
@@ -77,7 +80,7 @@ def test_concurrent_renders_in_the_pool_do_not_mix(pool: RenderPool) -> None:
 
 
 def test_render_errors_come_back_as_render_errors(pool: RenderPool, tmp_path: Path) -> None:
-    from activities.rendering import RenderError
+    from documents.rendering import RenderError
 
     (tmp_path / "invoice.html").write_text("<p>{{ doc.totl }}</p>")
     with pytest.raises(RenderError, match="totl"):
@@ -133,7 +136,7 @@ KILLED_WORKER = """
 import os, signal, sys
 from concurrent.futures import ThreadPoolExecutor
 from activities.pdf import RenderPool
-from tests.rendering.samples import document
+from tests.documents.samples import document
 
 if __name__ == "__main__":
     pool = RenderPool(2)
@@ -150,8 +153,12 @@ def test_render_processes_exit_when_their_worker_is_killed(tmp_path: Path) -> No
     # Files, not pipes: a process that outlives the script would hold a pipe open and hang run().
     with out.open("w") as stdout, err.open("w") as stderr:
         done = subprocess.run(
-            [sys.executable, str(script)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=stdout, stderr=stderr, timeout=120,
+            [sys.executable, str(script)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=stdout,
+            stderr=stderr,
+            timeout=120,
         )
     assert done.returncode == -signal.SIGKILL, err.read_text()[-2000:]
     pids = [int(pid) for pid in out.read_text().split()]
@@ -162,7 +169,9 @@ def test_render_processes_exit_when_their_worker_is_killed(tmp_path: Path) -> No
     assert left == [], f"render processes outlived their worker: {left}"
 
 
-async def test_worker_starts_render_processes_only_when_rendering_and_stops_them(temporal_env, make_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_worker_starts_render_processes_only_when_rendering_and_stops_them(
+    temporal_env, make_settings
+) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     from worker import build_worker

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from pypdf import PdfReader
 
-from activities.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
+from documents.rendering import DocumentLine, DocumentTotal, InvoiceDocument, Party
 
 NUMBER = "INV-2026-000123"
 
@@ -41,7 +41,9 @@ def document(lines: int | tuple[DocumentLine, ...] = 3, **overrides: object) -> 
             email="billing@northwind.example",
             tax_id="DE123456789",
         ),
-        customer=Party(name="Globex Corporation", address="1 Main Street\nSpringfield", email="ap@globex.example"),
+        customer=Party(
+            name="Globex Corporation", address="1 Main Street\nSpringfield", email="ap@globex.example"
+        ),
         lines=lines,
         totals=(
             DocumentTotal("Subtotal", "44,640.00 EUR"),
@@ -98,7 +100,12 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
     raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def image_colours(pdf: bytes) -> list[tuple[int, ...]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.rendering import EMAIL_CONTEXT_KEYS, EMAIL_KINDS, RenderError, RenderedEmail, render_email
+from documents.rendering import EMAIL_CONTEXT_KEYS, EMAIL_KINDS, RenderedEmail, RenderError, render_email
 
 NUMBER = "INV-2026-000123"
 CONTEXT: dict[str, object] = {
@@ -48,7 +48,9 @@ def test_kinds_say_what_they_are_about() -> None:
     assert "Dana Account-Owner" in escalation.text and "Globex Corporation" in escalation.subject
     assert "21 days overdue" in escalation.subject and "follow up" in escalation.text
 
-    receipt = render_email("payment_receipt", {**CONTEXT, "amount_paid": "1,190.00 EUR", "amount_due": "0.00 EUR"})
+    receipt = render_email(
+        "payment_receipt", {**CONTEXT, "amount_paid": "1,190.00 EUR", "amount_due": "0.00 EUR"}
+    )
     assert "received your payment" in receipt.text and "Thank you" in receipt.text
     assert "1,190.00 EUR" in receipt.text and "0.00 EUR" in receipt.html
 
@@ -99,7 +101,9 @@ def test_missing_and_none_keys_render_empty(kind: str) -> None:
 
 def test_unknown_keys_in_an_override_render_empty(tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
-    (tmp_path / "email" / "invoice.txt").write_text("Dear {{ contact.first_name }}{{ nickname }}, see {{ number }}.")
+    (tmp_path / "email" / "invoice.txt").write_text(
+        "Dear {{ contact.first_name }}{{ nickname }}, see {{ number }}."
+    )
     assert render_email("invoice", CONTEXT, tmp_path).text == f"Dear , see {NUMBER}.\n"
 
 
@@ -150,9 +154,17 @@ def test_unknown_kind_and_broken_template_are_render_errors(tmp_path: Path) -> N
 
 
 def test_credit_note_email_names_both_documents_and_the_reason() -> None:
-    context = {**CONTEXT, "credit_note_number": "CN-2026-000007", "credit_note_total": "238.00 EUR",
-               "reason": "Two days <not> delivered", "amount_due": "952.00 EUR"}
+    context = {
+        **CONTEXT,
+        "credit_note_number": "CN-2026-000007",
+        "credit_note_total": "238.00 EUR",
+        "reason": "Two days <not> delivered",
+        "amount_due": "952.00 EUR",
+    }
     email = render_email("credit_note", context)
-    assert email.subject == f"Credit note CN-2026-000007 for invoice {NUMBER} from Northwind Software GmbH: 238.00 EUR"
+    assert (
+        email.subject
+        == f"Credit note CN-2026-000007 for invoice {NUMBER} from Northwind Software GmbH: 238.00 EUR"
+    )
     assert "Reason: Two days <not> delivered" in email.text and "952.00 EUR" in email.text
     assert "Two days &lt;not&gt; delivered" in email.html and "CN-2026-000007" in email.html

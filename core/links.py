@@ -42,7 +42,13 @@ def token_id_for(email_key: str) -> str:
 
 def sign_approval(secret: str, token: ApprovalToken) -> str:
     return _serializer(secret).dumps(
-        {"i": token.invoice_id, "r": token.revision, "s": token.step, "a": token.approver, "j": token.token_id}
+        {
+            "i": token.invoice_id,
+            "r": token.revision,
+            "s": token.step,
+            "a": token.approver,
+            "j": token.token_id,
+        }
     )
 
 
@@ -55,7 +61,11 @@ def verify_approval(secret: str, value: str, *, max_age_s: int) -> ApprovalToken
         raise LinkError("tampered", "This approval link is not valid.") from None
     try:
         return ApprovalToken(
-            invoice_id=str(data["i"]), revision=int(data["r"]), step=int(data["s"]), approver=str(data["a"]), token_id=str(data["j"])
+            invoice_id=str(data["i"]),
+            revision=int(data["r"]),
+            step=int(data["s"]),
+            approver=str(data["a"]),
+            token_id=str(data["j"]),
         )
     except (KeyError, TypeError, ValueError):
         raise LinkError("tampered", "This approval link is not valid.") from None

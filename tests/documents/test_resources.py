@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from activities.rendering import (
+from documents.rendering import (
     BUILTIN_TEMPLATE_DIR,
     BUNDLED_FONT_DIR,
     _pisa_link_callback,
     render_invoice_pdf,
     safe_link_callback,
 )
-from tests.rendering.conftest import CountingServer
-from tests.rendering.samples import NUMBER, document, image_colours, image_count, png, text
+from tests.documents.conftest import CountingServer
+from tests.documents.samples import NUMBER, document, image_colours, image_count, png, text
 
 BLUE = (0, 0, 255)
 RED = (255, 0, 0)
@@ -139,12 +139,16 @@ def test_local_image_inside_the_folder_is_embedded(folders: tuple[Path, Path]) -
 
 
 @pytest.mark.parametrize(
-    "reference", ["../secret.png", "img/../../secret.png", "{parent}/secret.png", "file://{parent}/secret.png"]
+    "reference",
+    ["../secret.png", "img/../../secret.png", "{parent}/secret.png", "file://{parent}/secret.png"],
 )
 def test_image_outside_the_folder_is_not_read(folders: tuple[Path, Path], reference: str) -> None:
     folder, parent = folders
     src = reference.format(parent=parent)
-    override(folder, body=f'<img src="{src}" width="40" height="40"><img src="img/logo.png" width="40" height="40">')
+    override(
+        folder,
+        body=f'<img src="{src}" width="40" height="40"><img src="img/logo.png" width="40" height="40">',
+    )
     pdf = render_invoice_pdf(document(), folder)  # no exception: the image is just missing
     assert f"MARKER {NUMBER}" in text(pdf)
     assert image_colours(pdf) == [BLUE]  # the allowed logo only; no red secret
@@ -175,7 +179,9 @@ def test_stylesheet_outside_the_folder_is_not_read(folders: tuple[Path, Path]) -
         assert "MARKER" in text(render_invoice_pdf(document(), folder)), head
 
 
-def test_remote_references_are_never_fetched(folders: tuple[Path, Path], counting_server: CountingServer) -> None:
+def test_remote_references_are_never_fetched(
+    folders: tuple[Path, Path], counting_server: CountingServer
+) -> None:
     folder, _ = folders
     base = counting_server.base
     override(

@@ -1,6 +1,6 @@
 """Stylesheets parsed once per process for xhtml2pdf (see ``CSSCachingContext``).
 
-Imported by ``activities.rendering`` on the first PDF render, with xhtml2pdf itself: a process that never
+Imported by ``documents.rendering`` on the first PDF render, with xhtml2pdf itself: a process that never
 renders a PDF does not load the PDF libraries.
 """
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.rendering.samples import png
+from tests.documents.samples import png
 
 
 @dataclass

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from xhtml2pdf import document as pisa_document
 
-from activities import css_cache
-from activities.rendering import render_invoice_pdf
-from tests.rendering.samples import document, reader
+from documents import css_cache
+from documents.rendering import render_invoice_pdf
+from tests.documents.samples import document, reader
 
 RED, GREEN, BLUE = "1 0 0", "0 1 0", "0 0 1"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from xhtml2pdf import pisa
 
-from activities import rendering
-from activities.rendering import (
+from documents import rendering
+from documents.rendering import (
     BUILTIN_TEMPLATE_DIR,
     BUNDLED_FONT_DIR,
     DocumentTotal,
@@ -20,7 +20,7 @@ from activities.rendering import (
     render_invoice_html,
     render_invoice_pdf,
 )
-from tests.rendering.samples import (
+from tests.documents.samples import (
     NUMBER,
     document,
     font_names,
@@ -32,7 +32,7 @@ from tests.rendering.samples import (
     text,
 )
 
-HOSTILE = '<script>alert(1)</script><img src=http://evil>'
+HOSTILE = "<script>alert(1)</script><img src=http://evil>"
 
 
 def test_pdf_carries_the_invoice() -> None:
@@ -64,7 +64,9 @@ def test_pdf_carries_the_invoice() -> None:
 
 
 def test_euro_sign_survives_the_default_font() -> None:
-    content = text(render_invoice_pdf(document(totals=(DocumentTotal("Total", "1.234,56 €", emphasis=True),))))
+    content = text(
+        render_invoice_pdf(document(totals=(DocumentTotal("Total", "1.234,56 €", emphasis=True),)))
+    )
     assert "1.234,56 €" in content
 
 
@@ -135,7 +137,9 @@ def test_address_line_breaks_are_rendered() -> None:
     html = render_invoice_html(document())
     assert "Friedrichstraße 123<br/>10117 Berlin" in html
     assert "1 Main Street<br/>Springfield" in html
-    content = text(render_invoice_pdf(document(customer=Party(name="Globex", address="Line A\r\nLine B\rLine C"))))
+    content = text(
+        render_invoice_pdf(document(customer=Party(name="Globex", address="Line A\r\nLine B\rLine C")))
+    )
     assert re.search(r"Line A\s*\n\s*Line B\s*\n\s*Line C", content)
 
 
@@ -238,7 +242,9 @@ def test_template_typo_fails_loudly(tmp_path: Path) -> None:
 
 
 def test_xhtml2pdf_exception_becomes_render_error(tmp_path: Path) -> None:
-    (tmp_path / "invoice.html").write_text('<html><body><pdf:nexttemplate name="nope"/><p>x</p></body></html>')
+    (tmp_path / "invoice.html").write_text(
+        '<html><body><pdf:nexttemplate name="nope"/><p>x</p></body></html>'
+    )
     with pytest.raises(RenderError, match="xhtml2pdf failed"):
         render_invoice_pdf(document(), tmp_path)
 
@@ -260,7 +266,10 @@ def test_concurrent_renders_from_a_thread_pool_do_not_mix() -> None:
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
-    docs = [replace(document(lines=8), number=f"INV-T-{i}", customer=Party(name=f"Customer {i}")) for i in range(6)]
+    docs = [
+        replace(document(lines=8), number=f"INV-T-{i}", customer=Party(name=f"Customer {i}"))
+        for i in range(6)
+    ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         pdfs = list(pool.map(render_invoice_pdf, docs))
     for i, pdf in enumerate(pdfs):
@@ -364,7 +373,7 @@ def test_override_added_later_shadows_the_cached_builtin(tmp_path: Path) -> None
 
 def test_worker_and_api_processes_do_not_import_the_pdf_libraries() -> None:
     """xhtml2pdf, reportlab and pypdf (about 40 MB) load on the first render: a worker renders in its
-    render processes, so its own memory never holds them (issue #9, parked-invoice memory)."""
+    render processes, so its own memory never holds them, parked-invoice memory."""
     import subprocess
     import sys
 
@@ -372,6 +381,11 @@ def test_worker_and_api_processes_do_not_import_the_pdf_libraries() -> None:
         "import sys, worker, api.main\n"
         "print(sorted(m for m in ('xhtml2pdf', 'reportlab', 'pypdf') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.stdout.strip() == "[]"

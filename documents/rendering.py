@@ -8,7 +8,7 @@ Speed
     jinja2 environments (and so compiled templates), the link callback and the resource policy are built
     once per template folder and process. A one-page invoice is laid out in one pass instead of two (see
     ``render_invoice_pdf``). Stylesheets without at-rules (xhtml2pdf's own defaults, the template's plain
-    ``<style>``) are parsed once per process (``activities.css_cache``): they are the same text render
+    ``<style>``) are parsed once per process (``documents.css_cache``): they are the same text render
     after render, and the cache is keyed by the document's stylesheet texts, so an edited or overriding
     template is parsed afresh; at-rules (``@page``, ``@font-face``) are parsed per document because they
     build that document's page templates and load its fonts. The fallback font is declared only for a
@@ -21,7 +21,7 @@ Inputs are already formatted: every amount, date and percentage arrives as the s
 here does arithmetic or formats money.
 
 Templates
-    ``BUILTIN_TEMPLATE_DIR`` (``activities/templates``) holds ``invoice.html`` and, per email kind in
+    ``BUILTIN_TEMPLATE_DIR`` (``documents/templates``) holds ``invoice.html`` and, per email kind in
     ``EMAIL_KINDS``, ``email/<kind>.subject.txt``, ``email/<kind>.txt`` and ``email/<kind>.html`` (the HTML
     ones extend ``email/_layout.html``). ``template_dir`` names a user folder searched *before* the
     built-in one (jinja2 ``ChoiceLoader``), so a user can override a single file, e.g. only
@@ -124,7 +124,13 @@ BUILTIN_TEMPLATE_DIR: Path = Path(__file__).resolve().parent / "templates"
 BUNDLED_FONT_DIR: Path = Path(str(find_spec("reportlab").origin)).resolve().parent / "fonts"  # type: ignore[union-attr]
 
 EMAIL_KINDS: tuple[str, ...] = (
-    "invoice", "reminder", "escalation", "payment_receipt", "approval_request", "approval_rejected", "estimate",
+    "invoice",
+    "reminder",
+    "escalation",
+    "payment_receipt",
+    "approval_request",
+    "approval_rejected",
+    "estimate",
     "credit_note",
     "dunning_notice",
 )
@@ -290,15 +296,21 @@ class _FolderLoader(BaseLoader):
     def __init__(self, folders: Sequence[Path]) -> None:
         self._loaders = [FileSystemLoader(str(folder)) for folder in folders]
 
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool]]:
         for index, loader in enumerate(self._loaders):
             try:
                 source, filename, _ = loader.get_source(environment, template)
             except TemplateNotFound:
                 continue
-            earlier = [Path(searchpath, *split_template_path(template)) for searchpath in self._searchpaths(index)]
+            earlier = [
+                Path(searchpath, *split_template_path(template)) for searchpath in self._searchpaths(index)
+            ]
 
-            def uptodate(filename: str | None = filename, source: str = source, earlier: list[Path] = earlier) -> bool:
+            def uptodate(
+                filename: str | None = filename, source: str = source, earlier: list[Path] = earlier
+            ) -> bool:
                 try:
                     shadowed = any(path.is_file() for path in earlier)
                     return not shadowed and Path(str(filename)).read_bytes().decode("utf-8") == source
@@ -378,7 +390,9 @@ def safe_link_callback(folders: Sequence[Path]) -> Callable[..., str | None]:
             return refuse(raw, "not a file name")
         path = Path(text)
         try:
-            candidates = [path.resolve()] if path.is_absolute() else [(root / path).resolve() for root in roots]
+            candidates = (
+                [path.resolve()] if path.is_absolute() else [(root / path).resolve() for root in roots]
+            )
             for candidate in candidates:
                 if _inside(candidate, roots) and candidate.is_file():
                     return str(candidate)
@@ -407,10 +421,10 @@ def _pisa_link_callback(folders: Sequence[Path]) -> Callable[..., str]:
 
 def _xhtml2pdf() -> Any:
     """xhtml2pdf's ``pisa``, imported on first use (see ``BUNDLED_FONT_DIR``), with the stylesheet
-    cache installed (``activities.css_cache``)."""
+    cache installed (``documents.css_cache``)."""
     from xhtml2pdf import pisa
 
-    from activities import css_cache
+    from documents import css_cache
 
     css_cache.install()
     return pisa
@@ -446,9 +460,13 @@ def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
     link_callback, policy = _pisa_options(folders)
     out = io.BytesIO()
     try:
-        status = _xhtml2pdf().CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy)
+        status = _xhtml2pdf().CreatePDF(
+            html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy
+        )
     except Exception as exc:  # xhtml2pdf raises a wide range of exceptions on malformed input
-        raise RenderError(f"xhtml2pdf failed rendering invoice {number}: {type(exc).__name__}: {exc}") from exc
+        raise RenderError(
+            f"xhtml2pdf failed rendering invoice {number}: {type(exc).__name__}: {exc}"
+        ) from exc
     if status.err:
         details = "; ".join(
             (f"line {line}: {message}" if line else str(message))
@@ -456,7 +474,8 @@ def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
             if level == PML_ERROR_LEVEL
         )
         raise RenderError(
-            f"xhtml2pdf reported {status.err} error(s) rendering invoice {number}" + (f": {details}" if details else "")
+            f"xhtml2pdf reported {status.err} error(s) rendering invoice {number}"
+            + (f": {details}" if details else "")
         )
     content = out.getvalue()
     if not content.startswith(b"%PDF"):
@@ -497,7 +516,9 @@ def needs_fallback_font(doc: InvoiceDocument) -> bool:
     )
 
 
-def _render_invoice(env: Environment, doc: InvoiceDocument, page_count: int | None, fallback_font: bool) -> str:
+def _render_invoice(
+    env: Environment, doc: InvoiceDocument, page_count: int | None, fallback_font: bool
+) -> str:
     return _render(env, "invoice.html", doc=doc, page_count=page_count, fallback_font=fallback_font)
 
 
@@ -564,7 +585,9 @@ def missing_email_templates(name: str, template_dir: Path | None = None) -> list
     ]
 
 
-def render_named_email(name: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:
+def render_named_email(
+    name: str, context: Mapping[str, object], template_dir: Path | None = None
+) -> RenderedEmail:
     """Like ``render_email`` for a template a dunning policy names (a built-in kind or the user's own)."""
     missing = missing_email_templates(name, template_dir)
     if missing:
@@ -611,5 +634,6 @@ def render_process_init() -> None:
 
 def render_invoice_pdf_from_dict(document: Mapping[str, Any], template_dir: str | None) -> bytes:
     """What a render process runs: ``InvoiceDocument.to_dict()`` and the template folder in, PDF bytes out."""
-    return render_invoice_pdf(InvoiceDocument.from_dict(document), Path(template_dir) if template_dir else None)
-
+    return render_invoice_pdf(
+        InvoiceDocument.from_dict(document), Path(template_dir) if template_dir else None
+    )
