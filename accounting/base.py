@@ -1,6 +1,6 @@
 """The one interface the invoice workflow uses to sync to any accounting provider, and its payloads.
 
-Plain frozen dataclasses at the boundary (like ``workflows.contracts``) so the workflow never sees a
+Plain frozen dataclasses at the boundary (like ``workflows.payloads``) so the workflow never sees a
 provider's JSON. Money is ``Decimal`` at the invoice currency's minor units. Every write takes an
 ``idempotency_key`` derived by the caller from stable facts (``f"{invoice_id}:create:r{revision}"``),
 so an activity retry after a timeout replays instead of duplicating; each connector passes it the way

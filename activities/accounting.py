@@ -48,7 +48,7 @@ from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import AccountingSync, CreditNote, CustomerExternalId, Payment
-from workflows.contracts import (
+from workflows.payloads import (
     ACCOUNTING_VALIDATION_ERROR,
     AccountingAction,
     AccountingSyncRequest,

@@ -15,7 +15,7 @@ from core.settings import Settings
 from persistence import approval_rules as rules_repo
 from persistence import invoices as repo
 from persistence.db import session_scope
-from workflows.contracts import ActivityName, ApprovalChain, ApprovalStepSpec, RevisionRequest, RouteRequest
+from workflows.payloads import ActivityName, ApprovalChain, ApprovalStepSpec, RevisionRequest, RouteRequest
 
 
 class ApprovalActivities:

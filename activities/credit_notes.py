@@ -20,7 +20,7 @@ from persistence import invoices as repo
 from persistence import refunds
 from persistence.db import session_scope
 from persistence.models import CreditNote
-from workflows.contracts import (
+from workflows.payloads import (
     ActivityName,
     CreditNoteOutcome,
     CreditNoteRenderRequest,

@@ -12,7 +12,7 @@ from core.settings import Settings
 from persistence import dunning
 from persistence import invoices as repo
 from persistence.db import session_scope
-from workflows.contracts import (
+from workflows.payloads import (
     ActivityName,
     LateFeeOutcome,
     LateFeeRequest,

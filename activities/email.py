@@ -35,7 +35,7 @@ from documents.rendering import RenderedEmail, render_email, render_named_email
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import CreditNote, Document, Estimate, OutboxEntry
-from workflows.contracts import ActivityName, EmailRequest, EmailResult
+from workflows.payloads import ActivityName, EmailRequest, EmailResult
 
 CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt", "credit_note"}
 DUNNING_KINDS = {"reminder", "escalation", "dunning_notice"}

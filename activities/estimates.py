@@ -11,7 +11,7 @@ from billing.errors import MoneyError
 from core.settings import Settings
 from persistence import estimates as repo
 from persistence.db import session_scope
-from workflows.contracts import ActivityName, ConvertedEstimate, ConvertRequest, EstimateStatusChange
+from workflows.payloads import ActivityName, ConvertedEstimate, ConvertRequest, EstimateStatusChange
 
 
 class EstimateActivities:

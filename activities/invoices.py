@@ -16,7 +16,7 @@ from billing.status import InvoiceStatus
 from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
-from workflows.contracts import (
+from workflows.payloads import (
     ActivityName,
     ApplyPaymentRequest,
     CloseRequest,

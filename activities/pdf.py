@@ -34,7 +34,7 @@ from documents.rendering import (
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import Document, Invoice
-from workflows.contracts import ActivityName, RenderedPdf, RenderRequest
+from workflows.payloads import ActivityName, RenderedPdf, RenderRequest
 
 log = logging.getLogger("invoiceflow.pdf")
 

@@ -28,7 +28,7 @@ from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.db import session_scope
 from persistence.models import Project
-from workflows.contracts import (
+from workflows.payloads import (
     ActivityName,
     BillOutcome,
     BillTriggerRequest,

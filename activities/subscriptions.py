@@ -13,7 +13,7 @@ from billing.errors import MoneyError
 from core.settings import Settings
 from persistence import subscriptions as repo
 from persistence.db import session_scope
-from workflows.contracts import (
+from workflows.payloads import (
     ActivityName,
     CycleInvoice,
     CycleInvoiceRequest,

@@ -59,7 +59,7 @@ from persistence.db import session_scope
 from persistence.migrate import upgrade
 from persistence.models import Customer
 from workflows import search_attributes as sa
-from workflows.contracts import InvoiceWorkflowInput
+from workflows.payloads import InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
 
 SECTIONS = ("throughput", "pdf", "parked", "webhook")

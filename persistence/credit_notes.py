@@ -27,7 +27,7 @@ from billing.totals import LineInput, compute_totals, parse_lines
 from persistence import customer_credit, numbering
 from persistence.invoices import InvalidInvoiceOperation, InvoiceNotFound, add_event, get_invoice
 from persistence.models import CreditNote, CreditNoteLine, Invoice
-from workflows.contracts import CreditNoteInput, CreditNoteOutcome
+from workflows.payloads import CreditNoteInput, CreditNoteOutcome
 
 #: Statuses in which an invoice takes credit notes: issued and still receivable.
 CREDITABLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)

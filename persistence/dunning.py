@@ -44,7 +44,7 @@ from persistence.models import (
     LateFeeCharge,
     OutboxEntry,
 )
-from workflows.contracts import (
+from workflows.payloads import (
     HoldSpec,
     LateFeeOutcome,
     LateFeeRequest,

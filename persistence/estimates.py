@@ -19,7 +19,7 @@ from persistence import invoices as repo
 from persistence import numbering, projects
 from persistence.models import Customer, Estimate
 from persistence.subscriptions import terms_json
-from workflows.contracts import ConvertedEstimate, estimate_workflow_id
+from workflows.payloads import ConvertedEstimate, estimate_workflow_id
 
 ESTIMATE_NAMESPACE = uuid.UUID("0b7b6a3e-9c51-4f0e-8d1e-5a2c7e9f1d34")
 

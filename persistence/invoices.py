@@ -34,7 +34,7 @@ from persistence.dunning import (
     requested_policy,
 )
 from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
-from workflows.contracts import (
+from workflows.payloads import (
     DraftChanges,
     IssuedInvoice,
     PaymentInput,

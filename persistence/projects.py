@@ -29,7 +29,7 @@ from billing.totals import LineInput, parse_lines
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.subscriptions import terms_json
-from workflows.contracts import (
+from workflows.payloads import (
     BillOutcome,
     InvoiceWorkflowInput,
     ProjectTrigger,

@@ -30,7 +30,7 @@ from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from persistence import customer_credit
 from persistence.invoices import CREDIT_METHOD, InvalidInvoiceOperation, add_event, get_invoice
 from persistence.models import Payment, Refund
-from workflows.contracts import RefundInput, RefundOutcome
+from workflows.payloads import RefundInput, RefundOutcome
 
 OPEN_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)
 CLOSED_PAID_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.CREDITED)

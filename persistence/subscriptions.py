@@ -19,7 +19,7 @@ from billing.recurrence import Recurrence
 from billing.totals import LineInput, parse_lines
 from persistence import invoices as repo
 from persistence.models import Customer, Invoice, Subscription, SubscriptionEventRow, SubscriptionTerms
-from workflows.contracts import (
+from workflows.payloads import (
     CycleInvoice,
     SubscriptionEvent,
     TermsLine,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from persistence import projects
 from persistence.models import WebhookEvent
-from workflows.contracts import DealSource, ProjectTrigger, TriggerKind
+from workflows.payloads import DealSource, ProjectTrigger, TriggerKind
 
 CRM_DEAL_SYSTEMS = {"hubspot": "hubspot_deal", "pipedrive": "pipedrive_deal"}
 

@@ -284,7 +284,7 @@ async def test_what_cannot_be_credited_is_refused(temporal_env, make_settings) -
         # The workflow's own validator refuses too (e.g. a request that raced past the API's check).
         from temporalio.client import WorkflowUpdateFailedError
 
-        from workflows.contracts import CreditNoteInput, TermsLine
+        from workflows.payloads import CreditNoteInput, TermsLine
 
         handle = client.get_workflow_handle(invoice["workflow_id"])
         try:

@@ -21,7 +21,7 @@ from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import Customer, CustomerCreditEntry, Payment
 from tests.test_persistence import make_customer
-from workflows.contracts import CreditNoteInput, PaymentInput, TermsLine
+from workflows.payloads import CreditNoteInput, PaymentInput, TermsLine
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
 from worker import build_worker
-from workflows.contracts import InvoiceState
+from workflows.payloads import InvoiceState
 from workflows.invoice import InvoiceWorkflow
 
 

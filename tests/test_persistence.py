@@ -112,7 +112,7 @@ def test_issue_numbers_once_and_is_idempotent(pg_url: str) -> None:
 
 
 def test_payments_are_recorded_once_per_key(pg_url: str) -> None:
-    from workflows.contracts import PaymentInput
+    from workflows.payloads import PaymentInput
 
     invoice_id = make_invoice(pg_url, make_customer(pg_url), price="100.00")
     now = datetime.now(UTC)

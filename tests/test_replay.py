@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.contracts import InvoiceResult, InvoiceWorkflowInput
+from workflows.payloads import InvoiceResult, InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
 
 with workflow.unsafe.imports_passed_through():  # this module is sandboxed below (ChangedInvoiceWorkflow)

@@ -18,7 +18,7 @@ from persistence.db import session_scope
 from persistence.models import Invoice
 from tests.support import api_client, customer_body, eventually, record_history, wait_mail
 from worker import build_worker
-from workflows.contracts import SubscriptionWorkflowInput, recurrence_spec
+from workflows.payloads import SubscriptionWorkflowInput, recurrence_spec
 from workflows.subscription import SubscriptionWorkflow
 
 

@@ -16,7 +16,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
+    from workflows.invoice import start_invoice_child
+    from workflows.payloads import (
         ActivityName,
         ConvertedEstimate,
         ConvertRequest,
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         ProjectTrigger,
         TriggerKind,
     )
-    from workflows.invoice import start_invoice_child
     from workflows.project import start_project_child
 
 DB_TIMEOUT = timedelta(seconds=30)

@@ -21,7 +21,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
+    from workflows.invoice import start_invoice_child
+    from workflows.payloads import (
         ActivityName,
         BillOutcome,
         BillTriggerRequest,
@@ -32,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         ProjectWorkflowInput,
         project_workflow_id,
     )
-    from workflows.invoice import start_invoice_child
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(

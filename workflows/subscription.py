@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from billing.errors import MoneyError
     from billing.recurrence import Cycle, cycle, decide_catch_up, due_cycles, local_date, local_midnight
     from billing.totals import compute_totals, parse_lines
-    from workflows.contracts import (
+    from workflows.invoice import start_invoice_child
+    from workflows.payloads import (
         ActivityName,
         CancelInput,
         CycleInvoice,
@@ -47,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         TermsUpdateInput,
         recurrence_from_spec,
     )
-    from workflows.invoice import start_invoice_child
 
 CYCLES_PER_RUN = 12
 DB_TIMEOUT = timedelta(seconds=30)

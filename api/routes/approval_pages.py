@@ -29,7 +29,7 @@ from documents.builders import invoice_document
 from documents.rendering import render_invoice_pdf
 from persistence import invoices as repo
 from persistence.models import ApprovalLinkUse
-from workflows.contracts import DecisionInput, InvoiceState
+from workflows.payloads import DecisionInput, InvoiceState
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/approvals", tags=["approval pages"], include_in_schema=False)

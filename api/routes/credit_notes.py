@@ -27,7 +27,7 @@ from billing.totals import compute_totals, parse_lines
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 from persistence.models import CreditNote, Document
-from workflows.contracts import CreditNoteInput, TermsLine
+from workflows.payloads import CreditNoteInput, TermsLine
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(tags=["credit notes"])

@@ -30,7 +30,7 @@ from documents.rendering import RenderError, missing_email_templates
 from persistence import dunning as repo
 from persistence import invoices as invoice_repo
 from persistence.models import Customer, DunningHold, DunningPolicyRow, Invoice
-from workflows.contracts import HoldSpec, ReleaseInput
+from workflows.payloads import HoldSpec, ReleaseInput
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(tags=["dunning"])

@@ -26,7 +26,7 @@ from billing.totals import parse_lines
 from core.links import LinkError, verify_estimate
 from persistence import estimates as repo
 from persistence.models import Customer, Estimate
-from workflows.contracts import EstimateDecisionInput, EstimateWorkflowInput
+from workflows.payloads import EstimateDecisionInput, EstimateWorkflowInput
 from workflows.estimate import EstimateWorkflow
 
 router = APIRouter(tags=["estimates"])

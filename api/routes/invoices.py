@@ -56,7 +56,7 @@ from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
-from workflows.contracts import (
+from workflows.payloads import (
     ApproveInput,
     DecisionInput,
     DraftChanges,

@@ -29,7 +29,7 @@ from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Customer, Invoice, Project, WebhookEvent
 from persistence.webhook_inbox import Route
-from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, TriggerKind, project_workflow_id
+from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, TriggerKind, project_workflow_id
 from workflows.project import ProjectBillingWorkflow
 
 log = logging.getLogger("invoiceflow.api.projects")

@@ -20,7 +20,7 @@ from billing.money import format_money, parse_decimal, require_minor_units
 from persistence import invoices as repo
 from persistence import refunds
 from persistence.models import Payment
-from workflows.contracts import RefundInput, RefundOutcome
+from workflows.payloads import RefundInput, RefundOutcome
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(tags=["refunds"])

@@ -34,7 +34,7 @@ from billing.totals import compute_totals, parse_lines
 from persistence import subscriptions as repo
 from persistence.models import Customer, Subscription
 from workflows import search_attributes as sa
-from workflows.contracts import (
+from workflows.payloads import (
     CancelInput,
     PauseInput,
     SubscriptionWorkflowInput,

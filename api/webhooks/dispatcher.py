@@ -37,7 +37,7 @@ from api.deps import Db
 from core.settings import Settings
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
-from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
+from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
 from workflows.project import ProjectBillingWorkflow
 
 log = logging.getLogger("invoiceflow.api.webhooks.dispatcher")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from persistence.webhook_inbox import InboundEvent
-from workflows.contracts import TriggerKind
+from workflows.payloads import TriggerKind
 
 
 class MalformedPayload(ValueError):

@@ -51,7 +51,7 @@ from persistence import refunds as refund_repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
-from workflows.contracts import HoldSpec, PaymentInput, RefundInput, ReleaseInput
+from workflows.payloads import HoldSpec, PaymentInput, RefundInput, ReleaseInput
 from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

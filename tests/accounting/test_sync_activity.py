@@ -30,7 +30,7 @@ from persistence.db import session_scope
 from persistence.models import AccountingSync, Customer, CustomerExternalId, Payment
 from standins.accounting.xero import PREFIX, TOKEN_PATH, XeroState, create_xero_app
 from standins.server import ServedApp, serve
-from workflows.contracts import (
+from workflows.payloads import (
     ACCOUNTING_VALIDATION_ERROR,
     AccountingAction,
     AccountingSyncRequest,

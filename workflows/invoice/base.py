@@ -1,0 +1,215 @@
+"""What every part of the invoice workflow shares: its state (declared here, set in
+``InvoiceWorkflow.__init__``) and the side effects all parts use: email, status, search attributes, the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
+    from workflows import search_attributes as sa
+    from workflows.payloads import (
+        AccountingAction,
+        AccountingSyncRequest,
+        ActivityName,
+        ApprovalChain,
+        ApprovalLinkSpec,
+        CloseRequest,
+        EmailRequest,
+        EmailResult,
+        HoldSpec,
+        InvoiceState,
+        InvoiceWorkflowInput,
+        IssuedInvoice,
+        StatusChange,
+        TimelineEntry,
+    )
+
+from workflows.invoice.options import (
+    DB_RETRY,
+    DB_TIMEOUT,
+    EMAIL_HEARTBEAT,
+    EMAIL_TIMEOUT,
+    SIDE_EFFECT_RETRY,
+)
+
+
+class InvoiceBase:
+    """State every part reads; ``InvoiceWorkflow.__init__`` sets it (Temporal constructs the workflow there)."""
+
+    _input: InvoiceWorkflowInput
+    _status: InvoiceStatus
+    _issued: IssuedInvoice | None
+    _total: Decimal | None
+    _amount_paid: Decimal
+    _credit: Decimal
+    _credited: Decimal
+    _past_due: bool
+    _next_step: int
+    _pdf_key: str | None
+    _timeline: list[TimelineEntry]
+    _approved: bool
+    _revision: int
+    _chain: ApprovalChain | None
+    _step: int
+    _approvals: set[str]
+    _rejection: tuple[str, str] | None
+    _escalated: bool
+    _awaiting_submit: bool
+    _lock: asyncio.Lock
+    _sync_enabled: bool
+    _sync_queue: list[AccountingSyncRequest]
+    _sync_status: str
+    _sync_error: str
+    _sync_retry: bool
+    _holds: dict[str, HoldSpec]
+    _ended_holds: set[str]
+    _held_since: datetime | None
+    _wake: bool
+    _next_fee: int
+
+    def _amount_due(self) -> Decimal:
+        if self._total is None:
+            return Decimal(0)
+        return max(self._total - self._amount_paid - self._credited, Decimal(0))
+
+    async def _send_email(
+        self,
+        kind: str,
+        *,
+        key: str,
+        offset_days: int = 0,
+        attach_pdf_key: str | None = None,
+        to: list[str] | None = None,
+        approval: ApprovalLinkSpec | None = None,
+        comment: str = "",
+        credit_note_id: str | None = None,
+        template: str = "",
+        tone: str = "",
+        audience: str = "",
+        recipients: list[str] | None = None,
+        step_index: int | None = None,
+    ) -> EmailResult:
+        result = await workflow.execute_activity(
+            ActivityName.SEND_EMAIL,
+            EmailRequest(
+                invoice_id=self._input.invoice_id,
+                kind=kind,
+                key=key,
+                offset_days=offset_days,
+                attach_pdf_key=attach_pdf_key,
+                to=to,
+                approval=approval,
+                comment=comment,
+                credit_note_id=credit_note_id,
+                template=template,
+                tone=tone,
+                audience=audience,
+                recipients=list(recipients or []),
+                step_index=step_index,
+            ),
+            result_type=EmailResult,
+            start_to_close_timeout=EMAIL_TIMEOUT,
+            heartbeat_timeout=EMAIL_HEARTBEAT,
+            retry_policy=SIDE_EFFECT_RETRY,
+            summary=f"Email: {kind}",
+        )
+        self._note(f"email.{kind}", f"{result.status} {result.detail}".strip())
+        return result
+
+    async def _settle(self, *, event: str) -> None:
+        """Recompute the status from money and time, persist it if it changed, publish it."""
+        assert self._total is not None
+        status = settle_status(
+            total=self._total,
+            amount_paid=self._amount_paid,
+            past_due=self._past_due,
+            amount_credited=self._credited,
+        )
+        if status != self._status:
+            await self._persist_status(status, event=event)
+
+    async def _persist_status(self, status: InvoiceStatus, *, event: str, actor: str = "workflow") -> None:
+        await workflow.execute_activity(
+            ActivityName.SET_STATUS,
+            StatusChange(
+                invoice_id=self._input.invoice_id,
+                status=str(status),
+                actor=actor,
+                event=event,
+                dedupe_key=f"invoice:{self._input.invoice_id}:status:{status}:{event}",
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._status = status
+        self._note(f"status.{status}", event)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Search attributes for the Temporal UI: ids, status and amounts only, never names."""
+        updates = [
+            sa.INVOICE_STATUS.value_set(str(self._status)),
+            sa.CUSTOMER_ID.value_set(self._input.customer_id),
+            sa.CURRENCY.value_set(self._input.currency),
+        ]
+        if self._issued is not None:
+            due = date.fromisoformat(self._issued.due_date)
+            updates += [
+                sa.INVOICE_NUMBER.value_set(self._issued.number),
+                # Double for filtering and sorting in the UI; the exact amount lives in PostgreSQL.
+                sa.AMOUNT_DUE.value_set(float(self._amount_due())),
+                sa.DUE_DATE.value_set(datetime(due.year, due.month, due.day, tzinfo=UTC)),
+            ]
+        workflow.upsert_search_attributes(updates)
+
+    def _note(self, kind: str, detail: str = "") -> None:
+        self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))
+
+    async def _close(self, status: InvoiceStatus, reason: str, actor: str) -> None:
+        await workflow.execute_activity(
+            ActivityName.CLOSE_INVOICE,
+            CloseRequest(invoice_id=self._input.invoice_id, status=str(status), reason=reason, actor=actor),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._status = status
+        self._note(f"status.{status}", reason)
+        self._publish()
+        if status == InvoiceStatus.VOID:
+            self._queue_sync(AccountingAction.VOID)
+
+    def _snapshot(self) -> InvoiceState:
+        """What the ``state`` query and every Update return: status, money, plan and timeline."""
+        next_at = None
+        if self._issued is not None and self._status not in FINAL_STATUSES:
+            next_at = self._next_deadline()
+        return InvoiceState(
+            invoice_id=self._input.invoice_id,
+            status=str(self._status),
+            number=self._issued.number if self._issued else None,
+            currency=self._input.currency,
+            total=str(self._total) if self._total is not None else None,
+            amount_paid=str(self._amount_paid),
+            amount_due=str(self._amount_due()) if self._total is not None else None,
+            credit=str(self._credit),
+            due_date=self._issued.due_date if self._issued else None,
+            next_reminder_at=next_at,
+            timeline=list(self._timeline),
+            revision=self._revision,
+            approval_rule=self._chain.rule if self._chain else None,
+            approval_step=self._step + 1 if self._chain else None,
+            approval_steps=len(self._chain.steps) if self._chain else None,
+            awaiting_approvers=self._awaiting_approvers(),
+            accounting_status=self._sync_status,
+            accounting_error=self._sync_error,
+            amount_credited=str(self._credited),
+            holds=list(self._holds.values()),
+            reminders=list(self._issued.reminders) if self._issued else [],
+            reminders_sent=self._next_step,
+        )

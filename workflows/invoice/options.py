@@ -1,0 +1,55 @@
+"""Retry policies, timeouts and patch markers of the invoice workflow, in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from billing.status import InvoiceStatus
+    from workflows.payloads import ACCOUNTING_VALIDATION_ERROR
+
+# Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["InvoiceNotFound", "InvalidInvoice"],
+)
+# Rendering and email can fail on things an operator fixes (a template, SMTP credentials): keep retrying,
+# slowly, and the pending activity shows the error in the Temporal UI meanwhile.
+SIDE_EFFECT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["InvoiceNotFound"],
+)
+DB_TIMEOUT = timedelta(seconds=30)
+RENDER_TIMEOUT = timedelta(minutes=2)
+EMAIL_TIMEOUT = timedelta(minutes=1)
+EMAIL_HEARTBEAT = timedelta(seconds=10)
+
+OPEN_STATES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)
+# Marks histories that route approvals through rules; older ones replay without it.
+APPROVAL_ROUTING_PATCH = "approval-routing-v1"
+# Marks histories that sync to accounting; invoices started before keep running without it.
+ACCOUNTING_SYNC_PATCH = "accounting-sync-v1"
+# Accounting APIs: 429s wait for the provider's Retry-After (the activity sets next_retry_delay), 5xx and
+# timeouts back off; a validation error is final until an operator fixes the mapping and retries.
+ACCOUNTING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+    non_retryable_error_types=[ACCOUNTING_VALIDATION_ERROR, "InvoiceNotFound"],
+)
+ACCOUNTING_TIMEOUT = timedelta(minutes=2)
+# Marks histories that issued a credit note (the Update is new; the marker documents the code path).
+CREDIT_NOTES_PATCH = "credit-notes-v1"
+# Marks histories that recorded a refund of an open invoice's payment.
+REFUNDS_PATCH = "refunds-v1"
+# Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders.
+HOLDS_PATCH = "dunning-holds-v1"
+# Marks histories that charge a dunning policy's late fee.
+LATE_FEE_PATCH = "dunning-late-fee-v1"

@@ -1,0 +1,84 @@
+"""Payloads of project billing (deal won, contract signed, milestone done).
+
+Stdlib dataclasses only (imported inside the workflow sandbox); every field added later has a default so
+recorded histories still decode; money travels as decimal strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.payloads.invoice import InvoiceWorkflowInput
+
+
+class TriggerKind:
+    DEAL_WON = "deal_won"
+    CONTRACT_SIGNED = "contract_signed"
+    MILESTONE_DONE = "milestone_done"
+
+
+@dataclass
+class DealSource:
+    """A won CRM deal that no project knows yet: the workflow builds the project from the deal."""
+
+    provider: str  # hubspot | pipedrive
+    deal_id: str
+
+
+@dataclass
+class ProjectTrigger:
+    """One business event for a project. ``event_key`` is the provider's event identity; the workflow
+    ignores a key it has seen, and the billing activity bills each deposit/milestone once anyway."""
+
+    event_key: str
+    kind: str  # TriggerKind
+    provider: str
+    ref: str = ""
+    milestone_key: str | None = None
+    actor: str = "webhook"
+    webhook_event_id: str | None = None
+
+
+@dataclass
+class ProjectWorkflowInput:
+    project_id: str
+    deal: DealSource | None = None
+    seen: list[str] = field(default_factory=list)  # carried over continue-as-new
+    initial: list[ProjectTrigger] = field(
+        default_factory=list
+    )  # triggers it starts with (an accepted estimate)
+
+
+@dataclass
+class ProjectFromDealRequest:
+    project_id: str
+    deal: DealSource
+
+
+@dataclass
+class ProjectReady:
+    project_id: str
+    created: bool
+    detail: str = ""
+
+
+@dataclass
+class BillTriggerRequest:
+    project_id: str
+    trigger: ProjectTrigger
+
+
+@dataclass
+class BillOutcome:
+    outcome: str  # billed | already_billed | nothing_to_bill | unknown_milestone | closed
+    detail: str = ""
+    invoices: list[InvoiceWorkflowInput] = field(default_factory=list)
+    project_done: bool = False
+
+
+@dataclass
+class ProjectState:
+    project_id: str
+    status: str
+    processed: int
+    pending_triggers: int
+    outcomes: list[str] = field(default_factory=list)
