@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from core.settings import Settings
-from persistence.db import session_scope
+from services.db import Db
 
 T = TypeVar("T")
 
@@ -39,20 +36,6 @@ def require_operator(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return "operator"
-
-
-class Db:
-    """Runs a function in one transaction on a worker thread (SQLAlchemy here is synchronous)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def run(self, fn: Callable[[Session], T]) -> T:
-        def _tx() -> T:
-            with session_scope(self.url) as session:
-                return fn(session)
-
-        return await run_in_threadpool(_tx)
 
 
 def get_db(request: Request) -> Db:

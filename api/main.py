@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from temporalio.client import Client
 
-from api.deps import Db
+from api import errors
 from api.routes import (
     accounting,
     approval_pages,
@@ -29,8 +28,8 @@ from api.routes import (
 )
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
-from billing.errors import MoneyError
 from core.settings import Settings, get_settings
+from services.db import Db
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
@@ -62,12 +61,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.temporal = temporal
     app.state.dispatcher = InboxDispatcher(app.state.db, lambda: app.state.temporal, settings)
 
-    @app.exception_handler(MoneyError)
-    async def _money_error(_: Request, exc: MoneyError) -> JSONResponse:
-        # Domain validation (totals, currencies) that pydantic could not see field by field.
-        return JSONResponse(
-            status_code=422, content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]}
-        )
+    errors.install(app)
 
     app.include_router(health.router)
     app.include_router(accounting.router)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from billing.credits import applicable_credit, split
-from billing.money import parse_decimal, require_minor_units
+from billing.payments import payment_amount, payment_currency
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
@@ -417,7 +417,8 @@ def apply_payment(
         return _outcome(invoice, existing, duplicate=True)
     if invoice.status in FINAL_STATUSES:
         raise InvalidInvoiceOperation(f"invoice is {invoice.status}; it takes no more payments")
-    amount = require_minor_units(parse_decimal(payment.amount), invoice.currency, field="amount")
+    amount = payment_amount(payment.amount, invoice.currency)
+    payment_currency(payment.currency, invoice.currency)
     row = Payment(
         invoice_id=invoice.id,
         idempotency_key=payment.idempotency_key,

@@ -9,13 +9,11 @@ nothing. The workflow's Update validator is the last word on "superseded" (step 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,33 +21,17 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, SettingsDep, TemporalDep
+from api.pages import HEADERS, page, result
 from billing.money import format_money
 from core.links import ApprovalToken, LinkError, verify_approval
 from documents.builders import invoice_document
 from documents.rendering import render_invoice_pdf
 from persistence import invoices as repo
 from persistence.models import ApprovalLinkUse
-from workflows.payloads import DecisionInput, InvoiceState
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import DecisionInput, InvoiceState
 
 router = APIRouter(prefix="/approvals", tags=["approval pages"], include_in_schema=False)
-pages = Environment(
-    loader=FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates")),
-    autoescape=select_autoescape(["html"]),
-)
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-
-
-def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(
-        pages.get_template(template).render(**context), status_code=status_code, headers=HEADERS
-    )
-
-
-def result(status_code: int, heading: str, message: str, tone: str = "", **context: Any) -> HTMLResponse:
-    return page("approval_result.html", status_code, heading=heading, message=message, tone=tone, **context)
-
-
 LINK_PAGES = {
     "tampered": (
         400,

@@ -18,17 +18,17 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, TemporalDep
-from api.routes.credit_note_views import credit_note_out
-from api.routes.invoices import update_error
 from api.schemas import CreditNoteCreate, CreditNoteOut, CreditNoteResult
+from api.views.credit_notes import credit_note_out
 from billing.credits import CreditRefused, check_credit_amount
 from billing.errors import MoneyError
 from billing.totals import compute_totals, parse_lines
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 from persistence.models import CreditNote, Document
-from workflows.payloads import CreditNoteInput, TermsLine
+from services.workflow_calls import refusal
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import CreditNoteInput, TermsLine
 
 router = APIRouter(tags=["credit notes"])
 
@@ -140,7 +140,7 @@ async def issue_credit_note(
         if found is not None:
             response.status_code = status.HTTP_200_OK
             return found
-        raise update_error(exc) from exc
+        raise refusal(exc) from exc
 
     def load(session: Session) -> CreditNoteResult:
         note = notes.get_credit_note(session, uuid.UUID(outcome.credit_note_id))

@@ -22,7 +22,6 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
-from api.routes.invoices import run_update
 from api.schemas import HoldOut, Strict
 from billing.dunning import DunningError, DunningPolicy, policy_from_dict, policy_to_dict
 from billing.status import InvoiceStatus
@@ -30,8 +29,9 @@ from documents.rendering import RenderError, missing_email_templates
 from persistence import dunning as repo
 from persistence import invoices as invoice_repo
 from persistence.models import Customer, DunningHold, DunningPolicyRow, Invoice
-from workflows.payloads import HoldSpec, ReleaseInput
+from services.workflow_calls import run_update
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import HoldSpec, ReleaseInput
 
 router = APIRouter(tags=["dunning"])
 

@@ -16,9 +16,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
-from api.routes.approval_pages import page, result
-from api.routes.invoices import run_update
-from api.routes.projects import DepositCreate, MilestoneCreate
+from api.pages import page, result
+from api.plan_schemas import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
 from billing.errors import MoneyError
 from billing.money import format_money
@@ -26,8 +25,9 @@ from billing.totals import parse_lines
 from core.links import LinkError, verify_estimate
 from persistence import estimates as repo
 from persistence.models import Customer, Estimate
-from workflows.payloads import EstimateDecisionInput, EstimateWorkflowInput
+from services.workflow_calls import run_update
 from workflows.estimate import EstimateWorkflow
+from workflows.payloads import EstimateDecisionInput, EstimateWorkflowInput
 
 router = APIRouter(tags=["estimates"])
 # Estimate links outlive the estimate's validity by design (the page then says it expired).

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, SettingsDep
-from api.routes.approval_pages import page, result
+from api.pages import page, result
 from billing.money import format_money
 from core.links import LinkError, verify_invoice_page
 from persistence import credit_notes as notes

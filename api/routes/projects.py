@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field, field_validator
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from temporalio.service import RPCError
 
 from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
+from api.plan_schemas import DepositCreate, MilestoneCreate, RefValue
 from api.schemas import Currency, DecimalStr, Strict, Terms
 from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
@@ -36,40 +37,9 @@ log = logging.getLogger("invoiceflow.api.projects")
 
 router = APIRouter(tags=["projects"])
 
-Key = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
-RefValue = Annotated[str, Field(min_length=1, max_length=300)]
-
 
 def _invalid(loc: list[str | int], message: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
-
-
-class DepositCreate(Strict):
-    percent: DecimalStr | None = None
-    amount: DecimalStr | None = None
-    on: Literal["signature", "deal_won"] = Field(
-        default="signature", description="The event that bills the deposit."
-    )
-
-
-class MilestoneCreate(Strict):
-    key: Key
-    name: str = Field(min_length=1, max_length=300)
-    amount: DecimalStr | None = None
-    percent: DecimalStr | None = Field(default=None, description="Percent of contract_amount.")
-    bill_on: Literal["milestone", "signature", "deal_won"] = "milestone"
-    external_refs: dict[str, RefValue] = Field(
-        default_factory=dict,
-        description='PM-tool objects whose completion bills it, e.g. {"github": "globex/portal#3"}.',
-    )
-
-    @field_validator("external_refs")
-    @classmethod
-    def _systems(cls, refs: dict[str, str]) -> dict[str, str]:
-        unknown = set(refs) - repo.MILESTONE_REF_SYSTEMS
-        if unknown:
-            raise ValueError(f"unknown systems {sorted(unknown)}; use {sorted(repo.MILESTONE_REF_SYSTEMS)}")
-        return refs
 
 
 class ProjectCreate(Strict):

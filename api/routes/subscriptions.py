@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
-from api.routes.invoices import run_update
 from api.schemas import (
     CancelCreate,
     CycleInvoiceOut,
@@ -33,6 +32,7 @@ from billing.recurrence import Recurrence, RecurrenceError, next_cycles
 from billing.totals import compute_totals, parse_lines
 from persistence import subscriptions as repo
 from persistence.models import Customer, Subscription
+from services.workflow_calls import run_update
 from workflows import search_attributes as sa
 from workflows.payloads import (
     CancelInput,

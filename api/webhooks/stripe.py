@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from api.deps import Db
 from api.webhooks import signatures
 from billing.currency import normalize_currency
 from billing.dunning import payment_hold
@@ -51,8 +50,11 @@ from persistence import refunds as refund_repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
-from workflows.payloads import HoldSpec, PaymentInput, RefundInput, ReleaseInput
+from services.db import Db
+from services.errors import Conflict, Invalid, Unavailable
+from services.refunds import refund_payment
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import HoldSpec, PaymentInput, RefundInput, ReleaseInput
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -381,8 +383,6 @@ def parse_refunds(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
-    from api.routes.refunds import refund_payment  # the operator API's refund path, shared
-
     db: Db = request.app.state.db
     results: list[dict[str, str]] = []
     for refund in parse_refunds(event):
@@ -435,14 +435,11 @@ async def _refunds(request: Request, event: dict[str, Any]) -> JSONResponse:
                     actor="stripe",
                 ),
             )
-        except HTTPException as exc:
-            if exc.status_code not in (409, 422):
-                raise
-            note = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-            await db.run(lambda s, note=note: park(s, f"refund not applied: {note}"))
+        except (Conflict, Invalid) as exc:
+            await db.run(lambda s, note=exc.message: park(s, f"refund not applied: {note}"))
             results.append({"refund": refund["id"], "status": "unmatched"})
             continue
-        except (RPCError, RuntimeError) as exc:
+        except (Unavailable, RPCError, RuntimeError) as exc:
             raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
         results.append(
             {

@@ -8,9 +8,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from billing.credits import CreditRefused, check_credit_amount
-    from billing.currency import normalize_currency
     from billing.errors import MoneyError
-    from billing.money import parse_decimal, require_minor_units
+    from billing.payments import payment_amount, payment_currency
     from billing.status import FINAL_STATUSES
     from billing.totals import compute_totals, parse_lines
     from workflows.payloads import (
@@ -36,17 +35,10 @@ class LedgerRules(InvoiceBase):
         if not payment.idempotency_key:
             raise ValueError("payment.idempotency_key is required")
         try:
-            amount = require_minor_units(
-                parse_decimal(payment.amount, field="amount"), self._input.currency, field="amount"
-            )
-            if payment.currency is not None and normalize_currency(payment.currency) != self._input.currency:
-                raise ValueError(
-                    f"currency: payment is in {payment.currency}, the invoice in {self._input.currency}"
-                )
+            payment_amount(payment.amount, self._input.currency)
+            payment_currency(payment.currency, self._input.currency)
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
-        if amount <= 0:
-            raise ValueError("amount: must be greater than 0")
 
     def _check_void(self, request: VoidInput) -> None:
         if not request.reason.strip():
@@ -108,14 +100,11 @@ class LedgerRules(InvoiceBase):
         if not refund.idempotency_key:
             raise ValueError("idempotency_key is required")
         try:
-            amount = require_minor_units(
-                parse_decimal(refund.amount, field="amount"), self._input.currency, field="amount"
-            )
+            amount = payment_amount(refund.amount, self._input.currency)
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
-        if amount <= 0:
-            raise ValueError("amount: must be greater than 0")
         if amount > self._amount_paid:
             raise ValueError(
-                f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} paid on this invoice"
+                f"amount: {amount} {self._input.currency} is more than the {self._amount_paid} "
+                "paid on this invoice"
             )

@@ -1,0 +1,47 @@
+"""Talking to a running invoice workflow: Updates, signals, and what their refusals mean.
+
+A refused Update (the workflow's validator said no) or a workflow that has finished is a ``Conflict``
+carrying the workflow's own reason; Temporal out of reach is ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from services.errors import Conflict, Unavailable
+
+FINISHED = "the invoice's workflow has finished; it takes no more changes"
+
+
+def refusal(exc: Exception) -> Exception:
+    """The domain error for a failed Update or signal (anything else is returned unchanged)."""
+    if isinstance(exc, WorkflowUpdateFailedError):
+        cause = exc.cause
+        return Conflict(getattr(cause, "message", None) or str(cause))
+    if isinstance(exc, RPCError):
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return Conflict(FINISHED)
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return Unavailable(f"Temporal is unavailable: {exc.message}")
+    return exc
+
+
+async def run_update(temporal: Client, workflow_id: str, update: Any, arg: Any = None) -> Any:
+    """Send a workflow Update and return its result; a refusal becomes a ``Conflict``."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    try:
+        return await (handle.execute_update(update) if arg is None else handle.execute_update(update, arg))
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        raise refusal(exc) from exc
+
+
+async def send_signal(temporal: Client, workflow_id: str, signal: Any, arg: Any = None) -> None:
+    """Signal a workflow; a finished one is a ``Conflict``."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    try:
+        await (handle.signal(signal) if arg is None else handle.signal(signal, arg))
+    except RPCError as exc:
+        raise refusal(exc) from exc
