@@ -35,6 +35,7 @@ from billing.reminders import reminder_schedule
 from billing.status import FINAL_STATUSES
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
+from persistence.invoice_rows import add_event, get_invoice, line_input, replace_lines
 from persistence.models import (
     Customer,
     DunningHold,
@@ -203,7 +204,6 @@ def add_hold_event(
     at: datetime | None = None,
     extra: dict[str, str] | None = None,
 ) -> None:
-    from persistence.invoices import add_event
 
     hold_id = hold.hold_id if isinstance(hold, HoldSpec) else str(hold.id)
     data = {"hold_id": hold_id, "hold_kind": hold.kind, "reason": hold.reason, **(extra or {})}
@@ -265,7 +265,6 @@ def release_holds(session: Session, request: ReleaseHoldsRequest, *, send_hour: 
     """The invoice's hold is over: mark the invoice's own holds released and decide, by
     ``reminders_after_hold``, which held-back reminder is still sent (the latest, at the next window
     slot) and which are skipped for good. Idempotent: the same request gives the same plan and rows."""
-    from persistence.invoices import add_event, get_invoice
 
     invoice = get_invoice(session, uuid.UUID(request.invoice_id), lock=True)
     zone = ZoneInfo(invoice.customer.timezone)
@@ -529,7 +528,6 @@ def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
     sequence) and a "Late fee" line, so the total and the amount due grow. A retry finds the row."""
     from billing.status import settle_status
     from billing.totals import LineInput
-    from persistence.invoices import _line_input, _replace_lines, add_event, get_invoice
 
     invoice = get_invoice(session, uuid.UUID(request.invoice_id), lock=True)
     rows = late_fee_rows(session, invoice.id)
@@ -581,7 +579,7 @@ def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
             currency=charge.currency,
         )
     )
-    lines = [_line_input(line) for line in invoice.lines]
+    lines = [line_input(line) for line in invoice.lines]
     label = (
         f"Late fee ({policy.late_fee.value.normalize():f}%)"
         if policy.late_fee.kind == "percent"
@@ -594,7 +592,7 @@ def apply_late_fee(session: Session, request: LateFeeRequest) -> LateFeeOutcome:
             unit_price=charge.amount,
         )
     )
-    totals = _replace_lines(session, invoice, lines)
+    totals = replace_lines(session, invoice, lines)
     status = settle_status(
         total=invoice.total,
         amount_paid=invoice.amount_paid,

@@ -10,11 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from billing.credits import applicable_credit, split
@@ -22,7 +20,7 @@ from billing.payments import payment_amount, payment_currency
 from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
 from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
-from billing.totals import InvoiceTotals, LineInput, compute_totals, parse_lines
+from billing.totals import LineInput, compute_totals, parse_lines
 from persistence import customer_credit, numbering
 from persistence.dunning import (
     active_customer_holds,
@@ -33,7 +31,17 @@ from persistence.dunning import (
     late_fee_instants,
     requested_policy,
 )
-from persistence.models import BillableItem, Customer, Invoice, InvoiceEvent, InvoiceLine, Payment
+from persistence.invoice_rows import (  # the row-level helpers, re-exported for callers of this module
+    InvalidInvoiceOperation,
+    InvoiceNotFound,
+    add_event,
+    get_invoice,
+    line_input,
+    line_rows,
+    replace_lines,
+    timeline,
+)
+from persistence.models import BillableItem, Customer, Invoice, Payment
 from workflows.payloads import (
     DraftChanges,
     IssuedInvoice,
@@ -41,14 +49,6 @@ from workflows.payloads import (
     PaymentOutcome,
     invoice_workflow_id,
 )
-
-
-class InvoiceNotFound(LookupError):
-    pass
-
-
-class InvalidInvoiceOperation(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -69,32 +69,6 @@ class NewInvoice:
     period_date: date | None = None
     project_id: uuid.UUID | None = None
     dunning_policy: str | None = None  # a named policy; wins over the customer's
-
-
-def add_event(
-    session: Session,
-    invoice_id: uuid.UUID,
-    kind: str,
-    *,
-    actor: str,
-    data: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    """Append to the audit timeline; a repeated ``dedupe_key`` is a no-op (retried activities)."""
-    values: dict[str, Any] = {
-        "invoice_id": invoice_id,
-        "kind": kind,
-        "actor": actor,
-        "data": data or {},
-        "dedupe_key": dedupe_key,
-    }
-    if at is not None:
-        values["at"] = at
-    stmt = insert(InvoiceEvent).values(**values)
-    if dedupe_key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    session.execute(stmt)
 
 
 def create_invoice(session: Session, new: NewInvoice) -> Invoice:
@@ -127,7 +101,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         project_id=new.project_id,
         dunning_policy=new.dunning_policy,
     )
-    invoice.lines = _line_rows(new.lines, totals)
+    invoice.lines = line_rows(new.lines, totals)
     session.add(invoice)
     session.flush()
     data = {"total": str(totals.total)}
@@ -135,49 +109,6 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         data |= {"subscription_id": str(new.subscription_id), "cycle": str(new.subscription_cycle)}
     add_event(session, invoice.id, "created", actor=new.source, data=data)
     return invoice
-
-
-def _line_rows(lines: list[LineInput], totals: InvoiceTotals) -> list[InvoiceLine]:
-    return [
-        InvoiceLine(
-            position=position,
-            description=line.description.strip(),
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            discount_percent=line.discount_percent,
-            discount_amount=line.discount_amount,
-            tax_rate=line.tax_rate,
-            gross=computed.gross,
-            discount=computed.discount,
-            net=computed.net,
-        )
-        for position, (line, computed) in enumerate(zip(lines, totals.lines, strict=True))
-    ]
-
-
-def _replace_lines(session: Session, invoice: Invoice, lines: list[LineInput]) -> InvoiceTotals:
-    """New lines for a not-yet-issued invoice, with its totals recomputed from them."""
-    totals = compute_totals(lines, invoice.currency)
-    invoice.lines.clear()
-    session.flush()  # the old rows go first: (invoice_id, position) is unique
-    invoice.lines.extend(_line_rows(lines, totals))
-    invoice.subtotal, invoice.discount_total = totals.subtotal, totals.discount_total
-    invoice.tax_total, invoice.total = totals.tax_total, totals.total
-    invoice.amount_due, _ = split(
-        totals.total, invoice.amount_paid, invoice.amount_credited
-    )  # a late fee after a credit note
-    return totals
-
-
-def _line_input(line: InvoiceLine) -> LineInput:
-    return LineInput(
-        description=line.description,
-        quantity=line.quantity,
-        unit_price=line.unit_price,
-        discount_percent=line.discount_percent,
-        discount_amount=line.discount_amount,
-        tax_rate=line.tax_rate,
-    )
 
 
 def _collect_billable_items(session: Session, invoice: Invoice) -> int:
@@ -199,7 +130,7 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
     )
     if not items:
         return 0
-    lines = [_line_input(line) for line in invoice.lines] + [
+    lines = [line_input(line) for line in invoice.lines] + [
         LineInput(
             description=f"{item.description} ({item.incurred_on.isoformat()})",
             quantity=item.quantity,
@@ -208,7 +139,7 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
         )
         for item in items
     ]
-    totals = _replace_lines(session, invoice, lines)
+    totals = replace_lines(session, invoice, lines)
     for item in items:
         item.invoice_id = invoice.id
     add_event(
@@ -220,24 +151,6 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
         dedupe_key=f"invoice:{invoice.id}:billable_items",
     )
     return len(items)
-
-
-def get_invoice(session: Session, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if lock:
-        stmt = stmt.with_for_update(of=Invoice)
-    invoice = session.scalars(stmt).unique().one_or_none()
-    if invoice is None:
-        raise InvoiceNotFound(f"invoice {invoice_id} does not exist")
-    return invoice
-
-
-def timeline(session: Session, invoice_id: uuid.UUID) -> list[InvoiceEvent]:
-    return list(
-        session.scalars(
-            select(InvoiceEvent).where(InvoiceEvent.invoice_id == invoice_id).order_by(InvoiceEvent.id)
-        )
-    )
 
 
 def overdue_instant(due: date, timezone: str) -> datetime:
@@ -546,7 +459,7 @@ def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes
         raise InvalidInvoiceOperation(f"invoice is {invoice.status}; only a draft can be edited")
     changed: dict[str, str] = {}
     if changes.lines is not None:
-        totals = _replace_lines(session, invoice, parse_lines(changes.lines))
+        totals = replace_lines(session, invoice, parse_lines(changes.lines))
         changed["total"] = str(totals.total)
     if changes.notes is not None:
         invoice.notes = changes.notes
@@ -564,3 +477,21 @@ def revise_draft(session: Session, invoice_id: uuid.UUID, revision: int, changes
         dedupe_key=f"invoice:{invoice.id}:revision:{revision}",
     )
     return revision
+
+
+__all__ = [
+    "CREDIT_METHOD",
+    "InvalidInvoiceOperation",
+    "InvoiceNotFound",
+    "NewInvoice",
+    "add_event",
+    "apply_payment",
+    "close",
+    "create_invoice",
+    "get_invoice",
+    "issue",
+    "overdue_instant",
+    "revise_draft",
+    "set_status",
+    "timeline",
+]
