@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from collections.abc import Sequence
+
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from billing.errors import MoneyError
 from services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 
 
-def invalid_detail(field: str, message: str, location: str = "body") -> list[dict[str, object]]:
+def _item(loc: Sequence[str | int], message: str) -> dict[str, object]:
     """FastAPI's own 422 shape, so a client parses one format for every validation error."""
-    return [{"loc": [location, field], "msg": message, "type": "value_error"}]
+    return {"loc": list(loc), "msg": message, "type": "value_error"}
+
+
+def unprocessable(loc: Sequence[str | int], message: str) -> HTTPException:
+    """A 422 for a check a route makes itself (``loc`` as FastAPI writes it, e.g. ``["body", "amount"]``)."""
+    return HTTPException(422, detail=[_item(loc, message)])
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     if isinstance(exc, Invalid):
-        return JSONResponse({"detail": invalid_detail(exc.field, exc.message, exc.location)}, status_code=422)
+        return JSONResponse({"detail": [_item([exc.location, exc.field], exc.message)]}, status_code=422)
     code = next(
         (c for kind, c in ((NotFound, 404), (Conflict, 409), (Unavailable, 503)) if isinstance(exc, kind)),
         400,
@@ -27,9 +34,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _money_error(request: Request, exc: Exception) -> JSONResponse:
     # Domain validation (totals, currencies) that pydantic could not see field by field.
-    return JSONResponse(
-        {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]}, status_code=422
-    )
+    return JSONResponse({"detail": [_item(["body"], str(exc))]}, status_code=422)
 
 
 def install(app: FastAPI) -> None:

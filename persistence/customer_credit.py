@@ -26,7 +26,7 @@ def balance(session: Session, customer_id: uuid.UUID, currency: str) -> Decimal:
             CustomerCreditEntry.customer_id == customer_id, CustomerCreditEntry.currency == currency
         )
     )
-    return Decimal(total)
+    return Decimal(total or 0)
 
 
 def balances(session: Session, customer_id: uuid.UUID) -> dict[str, Decimal]:

@@ -430,14 +430,14 @@ def preview(
     if invoice.issued_at is not None:
         charged = {row.sequence: row for row in late_fee_rows(session, invoice.id)}
         for sequence, at in enumerate(late_fee_instants(invoice), start=1):
-            row = charged.get(sequence)
+            charge = charged.get(sequence)
             pending = at > now and invoice.status not in FINAL_STATUSES
             fees.append(
                 {
                     "sequence": sequence,
                     "assess_at": at,
-                    "status": "applied" if row else ("pending" if pending else "none"),
-                    "amount": str(row.amount) if row else None,
+                    "status": "applied" if charge else ("pending" if pending else "none"),
+                    "amount": str(charge.amount) if charge else None,
                 }
             )
     return Preview(

@@ -436,7 +436,7 @@ def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, rea
         # A voided invoice bills nothing: its expenses and time go back to the unbilled pool.
         released = session.execute(
             update(BillableItem).where(BillableItem.invoice_id == invoice.id).values(invoice_id=None)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
         if released:
             data["released_billable_items"] = str(released)
     add_event(

@@ -41,6 +41,7 @@ def refunded(session: Session, payment_id: uuid.UUID) -> Decimal:
         session.scalar(
             select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.payment_id == payment_id)
         )
+        or 0
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator
+from api.errors import unprocessable
 from api.schemas import Currency, DecimalStr, Strict
 from billing.approval_rules import parse_rule, route, rule_to_dict
 from billing.errors import MoneyError
@@ -56,7 +57,7 @@ def rule_out(row: ApprovalRuleRow) -> RuleOut:
 
 
 def _invalid(exc: Exception) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}])
+    return unprocessable(["body"], str(exc))
 
 
 def _conflict(exc: IntegrityError) -> HTTPException:
@@ -168,24 +169,10 @@ async def dry_run(body: DryRunCreate, db: DbDep, _: Operator) -> DryRunOut:
             facts = repo.facts_for_invoice(session, invoice, project_category=body.project_category)
         else:
             if body.customer_id is None or body.total is None:
-                raise HTTPException(
-                    422,
-                    detail=[
-                        {
-                            "loc": ["body"],
-                            "msg": "give invoice_id, or customer_id and total",
-                            "type": "value_error",
-                        }
-                    ],
-                )
+                raise unprocessable(["body"], "give invoice_id, or customer_id and total")
             customer = session.get(Customer, body.customer_id)
             if customer is None:
-                raise HTTPException(
-                    422,
-                    detail=[
-                        {"loc": ["body", "customer_id"], "msg": "no such customer", "type": "value_error"}
-                    ],
-                )
+                raise unprocessable(["body", "customer_id"], "no such customer")
             facts = repo.facts_for(
                 session,
                 customer,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator, SettingsDep
+from api.errors import unprocessable
 from api.schemas import BillableItemOut, DecisionCreate, ExpenseCreate, TimeEntryCreate
 from billing.errors import MoneyError
 from billing.money import quantize, require_minor_units
@@ -46,7 +47,7 @@ def item_out(item: BillableItem) -> BillableItemOut:
 
 
 def _invalid(field: str, message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+    return unprocessable(["body", field], message)
 
 
 async def _add(

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, TemporalDep
+from api.errors import unprocessable
 from api.schemas import CreditNoteCreate, CreditNoteOut, CreditNoteResult
 from api.views.credit_notes import credit_note_out
 from billing.credits import CreditRefused, check_credit_amount
@@ -34,7 +35,7 @@ router = APIRouter(tags=["credit notes"])
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+    return unprocessable(["body", field], message)
 
 
 def _result(session: Session, note: CreditNote, *, duplicate: bool) -> CreditNoteResult:

@@ -14,6 +14,7 @@ from api.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from persistence import customer_credit
 from persistence.dunning import get_policy
 from persistence.models import Customer, CustomerExternalId
+from services.errors import Invalid
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -39,16 +40,7 @@ def customer_out(c: Customer) -> CustomerOut:
 
 def _check_policy(session: Session, name: str | None) -> None:
     if name is not None and get_policy(session, name) is None:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", "dunning_policy"],
-                    "msg": f"dunning policy {name!r} does not exist",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise Invalid("dunning_policy", f"dunning policy {name!r} does not exist")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)

@@ -22,6 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.errors import unprocessable
 from api.schemas import HoldOut, Strict
 from billing.dunning import DunningError, DunningPolicy, policy_from_dict, policy_to_dict
 from billing.status import InvoiceStatus
@@ -39,7 +40,7 @@ OPEN = (str(InvoiceStatus.OPEN), str(InvoiceStatus.OVERDUE), str(InvoiceStatus.P
 
 
 def _invalid(message: str, *loc: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
+    return unprocessable(["body", *loc], message)
 
 
 # ---------------------------------------------------------------- policies

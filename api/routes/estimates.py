@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.errors import unprocessable
 from api.pages import page, result
 from api.plan_schemas import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
@@ -97,7 +98,7 @@ def estimate_out(e: Estimate) -> EstimateOut:
 
 
 def _invalid(field: str, message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+    return unprocessable(["body", field], message)
 
 
 @router.post("/estimates", status_code=status.HTTP_201_CREATED, response_model=EstimateOut)

@@ -44,7 +44,6 @@ from workflows.payloads import (
 router = APIRouter(prefix="/invoices", tags=["invoices"])
 
 
-
 def _fingerprint(body: InvoiceCreate) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 

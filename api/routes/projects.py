@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from temporalio.service import RPCError
 
 from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
+from api.errors import unprocessable
 from api.plan_schemas import DepositCreate, MilestoneCreate, RefValue
 from api.schemas import Currency, DecimalStr, Strict, Terms
 from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
@@ -39,7 +40,7 @@ router = APIRouter(tags=["projects"])
 
 
 def _invalid(loc: list[str | int], message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
+    return unprocessable(loc, message)
 
 
 class ProjectCreate(Strict):

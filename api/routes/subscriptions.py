@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.errors import unprocessable
 from api.schemas import (
     CancelCreate,
     CycleInvoiceOut,
@@ -50,7 +51,7 @@ FINISHED = ("canceled", "ended", "canceling")
 
 
 def _invalid(loc: list[str | int], message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
+    return unprocessable(loc, message)
 
 
 def subscription_out(

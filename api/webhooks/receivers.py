@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from api.deps import Db
+from api.errors import unprocessable
 from api.webhooks import normalize, signatures
 from api.webhooks.dispatcher import InboxDispatcher
 from api.webhooks.normalize import MalformedPayload
@@ -69,7 +70,7 @@ def _unauthorized(exc: signatures.SignatureError) -> HTTPException:
 
 
 def _malformed(message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body"], "msg": message, "type": "value_error"}])
+    return unprocessable(["body"], message)
 
 
 def _json(body: bytes) -> Any:

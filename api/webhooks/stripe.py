@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from api.errors import unprocessable
 from api.webhooks import signatures
 from billing.currency import normalize_currency
 from billing.dunning import payment_hold
@@ -71,7 +72,7 @@ REFUND_EVENTS = {"refund.created", "refund.updated", "charge.refunded"}
 
 
 def _malformed(message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body"], "msg": message, "type": "value_error"}])
+    return unprocessable(["body"], message)
 
 
 def parse_payment(event: dict[str, Any]) -> dict[str, Any] | None:

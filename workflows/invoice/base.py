@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
@@ -72,6 +74,16 @@ class InvoiceBase:
     _held_since: datetime | None
     _wake: bool
     _next_fee: int
+
+    if TYPE_CHECKING:  # provided by the parts (BooksSync, DunningClock, ApprovalGate) the workflow combines
+
+        def _queue_sync(
+            self, action: str, payment_id: str | None = None, credit_note_id: str | None = None
+        ) -> None: ...
+
+        def _next_deadline(self) -> datetime | None: ...
+
+        def _awaiting_approvers(self) -> list[str]: ...
 
     def _amount_due(self) -> Decimal:
         if self._total is None:
@@ -153,7 +165,7 @@ class InvoiceBase:
 
     def _publish(self) -> None:
         """Search attributes for the Temporal UI: ids, status and amounts only, never names."""
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             sa.INVOICE_STATUS.value_set(str(self._status)),
             sa.CUSTOMER_ID.value_set(self._input.customer_id),
             sa.CURRENCY.value_set(self._input.currency),
