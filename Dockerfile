@@ -34,7 +34,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/pyproject.toml /tmp/requirements.txt
 
-# Then the application itself (packages core, documents, invoiceflow, billing, persistence, workflows, activities, api
+# Then the application itself (packages core, documents, services, invoiceflow, billing, persistence, workflows, activities, api
 # and the module worker.py, with their templates, static files and migrations).
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
