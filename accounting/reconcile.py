@@ -152,7 +152,8 @@ def _line_specs(
             code = NO_TAX[provider]
         if code is None:
             raise ValidationFailed(
-                f"no {provider} tax code for {line.tax_rate.normalize():f} % ({label} {index + 1}): add it to "
+                f"no {provider} tax code for {line.tax_rate.normalize():f} % ({label} {index + 1}): add it "
+                "to "
                 "INVOICEFLOW_ACCOUNTING_TAX_CODES",
                 provider=provider,
                 status_code=None,

@@ -137,7 +137,8 @@ def oauth_app(settings: Settings, provider: str) -> OAuthApp:
     if not client_id or not client_secret:
         name = provider.upper()
         raise ConnectionProblem(
-            f"{provider}: set INVOICEFLOW_{name}_CLIENT_ID and INVOICEFLOW_{name}_CLIENT_SECRET (the OAuth app)",
+            f"{provider}: set INVOICEFLOW_{name}_CLIENT_ID and INVOICEFLOW_{name}_CLIENT_SECRET (the OAuth "
+            "app)",
             provider=provider,
         )
     facts = _OAUTH[provider]
@@ -176,7 +177,8 @@ def token_cipher(settings: Settings) -> MultiFernet:
         except ValueError as exc:
             raise ConnectionProblem(
                 "INVOICEFLOW_TOKEN_KEY holds a value that is not a Fernet key (32 url-safe base64 bytes; "
-                "make one with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+                "make one with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`)"
             ) from exc
     keys.append(Fernet(_derived_key(settings.secret_key)))
     return MultiFernet(keys)
@@ -189,7 +191,8 @@ def _decrypt(cipher: MultiFernet, value: bytes, provider: str) -> str:
         return cipher.decrypt(value).decode()
     except InvalidToken as exc:
         raise ReconnectRequired(
-            f"{provider}: the stored tokens cannot be decrypted (INVOICEFLOW_TOKEN_KEY or SECRET_KEY changed?); "
+            f"{provider}: the stored tokens cannot be decrypted (INVOICEFLOW_TOKEN_KEY or SECRET_KEY "
+            "changed?); "
             f"run `invoiceflow connect {provider}` again",
             provider=provider,
         ) from exc

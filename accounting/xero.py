@@ -147,7 +147,8 @@ class XeroConnector:
         for index, line in enumerate(invoice.lines):
             if decimals_of(line.unit_price) > UNIT_DP:
                 raise ValidationFailed(
-                    f"lines[{index}].unit_price: Xero keeps at most {UNIT_DP} decimals, got {line.unit_price}",
+                    f"lines[{index}].unit_price: Xero keeps at most {UNIT_DP} decimals, got "
+                    f"{line.unit_price}",
                     provider=self.provider,
                     status_code=None,
                 )

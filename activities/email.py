@@ -201,7 +201,8 @@ class EmailActivities:
             session.add(row)
         uncertain = row.status == "sending"
         recipients = [str(Address(addr_spec=e)) for e in estimate.customer.emails]
-        link = f"{self._settings.public_url.rstrip('/')}/estimates/view/{sign_estimate(self._settings.secret_key, str(estimate.id))}"
+        token = sign_estimate(self._settings.secret_key, str(estimate.id))
+        link = f"{self._settings.public_url.rstrip('/')}/estimates/view/{token}"
         rendered = render_email(
             request.kind, estimate_context(estimate, self._settings, link), self._settings.template_dir
         )

@@ -59,8 +59,8 @@ from persistence.db import session_scope
 from persistence.migrate import upgrade
 from persistence.models import Customer
 from workflows import search_attributes as sa
-from workflows.payloads import InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import InvoiceWorkflowInput
 
 SECTIONS = ("throughput", "pdf", "parked", "webhook")
 #: Parked section: invoices started and not yet open, at most (see ``_parked``).

@@ -100,7 +100,8 @@ def check(rule: ApprovalRule, facts: InvoiceFacts) -> tuple[list[str], list[str]
     if m.project_categories:
         test(
             facts.project_category in m.project_categories,
-            f"project category in {', '.join(m.project_categories)} (invoice: {facts.project_category or 'none'})",
+            f"project category in {', '.join(m.project_categories)} (invoice: "
+            f"{facts.project_category or 'none'})",
         )
     if m.sources:
         test(facts.source in m.sources, f"source in {', '.join(m.sources)} (invoice: {facts.source})")

@@ -108,7 +108,8 @@ def resolve_plan(
             )
         if deposit_amount > milestone_total:
             raise MoneyError(
-                f"deposit: {deposit_amount} is more than the milestones it is an advance on ({milestone_total})"
+                f"deposit: {deposit_amount} is more than the milestones it is an advance on "
+                f"({milestone_total})"
             )
     return ResolvedPlan(contract=contract, deposit=deposit_amount, milestones=resolved)
 

@@ -56,16 +56,16 @@ class Settings(BaseSettings):
     workflow_task_slots: int = Field(
         default=10,
         ge=2,
-        description="Workflow tasks one worker runs at once. They are CPU-bound Python sharing one GIL, so more "
-        "slots only make each task slower: at Temporal's default of 100, a burst of invoices pushed single "
-        "tasks past the 10 s workflow task timeout, and the retries wasted the work.",
+        description="Workflow tasks one worker runs at once. They are CPU-bound Python sharing one GIL, so "
+        "more slots only make each task slower: at Temporal's default of 100, a burst of invoices pushed "
+        "single tasks past the 10 s workflow task timeout, and the retries wasted the work.",
     )
     max_cached_workflows: int = Field(
         default=500,
         ge=0,
-        description="Workflows a worker keeps in memory between their tasks. An invoice spends most of its life "
-        "parked on a timer, so Temporal's default (1,000) made memory grow with the invoices waiting; an evicted "
-        "invoice replays its short history when its next timer or message comes.",
+        description="Workflows a worker keeps in memory between their tasks. An invoice spends most of its "
+        "life parked on a timer, so Temporal's default (1,000) made memory grow with the invoices waiting; "
+        "an evicted invoice replays its short history when its next timer or message comes.",
     )
     seller_name: str = "Your IT Company"
     seller_address: str = ""
@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     )
     deal_won_plan: str = Field(
         default="full",
-        description="How a won deal with no project bills: `full` (its line items at once) or `deposit:<percent>`.",
+        description="How a won deal with no project bills: `full` (its line items at once) or "
+        "`deposit:<percent>`.",
     )
     default_currency: str = Field(
         default="USD", description="Currency of a customer created from a CRM deal."
@@ -173,16 +174,19 @@ class Settings(BaseSettings):
     )
     accounting_payment_account: str | None = Field(
         default=None,
-        description="Where payments land: Xero bank account code (090), QBO deposit account id; FreshBooks: unused.",
+        description="Where payments land: Xero bank account code (090), QBO deposit account id; "
+        "FreshBooks: unused.",
     )
     accounting_redirect_uri: str | None = Field(
         default=None,
-        description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback.",
+        description="OAuth redirect URI registered for the app; unset: "
+        "<public_url>/accounting/oauth/callback.",
     )
     accounting_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one accounting API call.")
     token_key: str | None = Field(
         default=None,
-        description="Fernet key(s) for stored OAuth tokens, comma-separated, first encrypts; unset: derived from secret_key.",
+        description="Fernet key(s) for stored OAuth tokens, comma-separated, first encrypts; unset: derived "
+        "from secret_key.",
     )
     xero_base_url: str = "https://api.xero.com/api.xro/2.0"
     xero_token_url: str = "https://identity.xero.com/connect/token"

@@ -1,6 +1,7 @@
 """Temporal client and search-attribute registration shared by the worker, the API and the dev stack.
 
-The kernel knows no workflow: callers pass the search attributes to register (``workflows.search_attributes.ALL``)."""
+The kernel knows no workflow: callers pass the search attributes to register
+(``workflows.search_attributes.ALL``)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ Undefined values
     ``invoice.html`` renders with ``StrictUndefined``: the document is a typed dataclass, so an unknown
     name is a template bug (a typo would otherwise print an empty total) and raises ``RenderError``.
     Email templates render with jinja2's ``ChainableUndefined``: their context is a loose mapping, and a
-    missing key (even ``{{ contact.first_name }}`` in an overriding template) prints as empty. ``None`` values print as empty too. ``offset_days`` is the one key that
+    missing key (even ``{{ contact.first_name }}`` in an overriding template) prints as empty. ``None``
+    values print as empty too. ``offset_days`` is the one key that
     is not defaulted to ``""``: when absent it is ``None`` and the reminder falls back to a neutral tone.
 
 Escaping
@@ -48,7 +49,8 @@ Resources (what a PDF template may load)
        ``https``, ``ftp``, ``file``, ``data`` ...), protocol-relative ``//host`` references and every path
        that resolves (after ``..`` and symlinks) outside the template folders. A relative path is looked
        up in the user folder first, then the built-in one (relative to the folder, also when written in a
-       stylesheet: ``url(img/logo.png)``, not ``url(../img/logo.png)`` from ``css/style.css``). One exception: ``fonts/<name>.ttf`` that is in
+       stylesheet: ``url(img/logo.png)``, not ``url(../img/logo.png)`` from ``css/style.css``). One
+       exception: ``fonts/<name>.ttf`` that is in
        no template folder falls back to the TrueType fonts bundled with reportlab (Bitstream Vera). A
        refusal is logged as a warning and the resource renders as missing; it is never an exception.
        xhtml2pdf keeps the *original* URL when a callback returns nothing, so the callback actually

@@ -88,7 +88,8 @@ def demo(
     ] = "dev-webhook-secret",
     crm_port: Annotated[int, typer.Option(help="The dev stack's --crm-port.")] = 8091,
 ) -> None:
-    """Fire realistic signed webhooks (DocuSign, GitHub, Jira, HubSpot, ...) at a running `invoiceflow dev`."""
+    """Fire realistic signed webhooks (DocuSign, GitHub, Jira, HubSpot, ...) at a running
+    `invoiceflow dev`."""
     from invoiceflow.demo import DemoError, config_from_env, run_demo
 
     try:

@@ -79,7 +79,8 @@ class DemoError(RuntimeError):
 async def _expect(response: httpx.Response, *codes: int) -> Any:
     if response.status_code not in codes:
         raise DemoError(
-            f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:500]}"
+            f"{response.request.method} {response.request.url.path} → {response.status_code}: "
+            f"{response.text[:500]}"
         )
     return (
         response.json()
@@ -153,7 +154,8 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
                 201,
             )
             say(
-                f"project {project['name']}: deposit 30 % on signature, milestones on GitHub {github_ref}#3 and Jira {jira_ref}"
+                f"project {project['name']}: deposit 30 % on signature, milestones on GitHub {github_ref}#3 "
+                f"and Jira {jira_ref}"
             )
 
             secret = config.secret

@@ -242,14 +242,16 @@ class DevStack:
         ]
         if self.accounting:
             lines.append(
-                f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} (invoices sync there)"
+                f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} "
+                "(invoices sync there)"
             )
         if not self.settings.smtp_host:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")
         else:
             lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
         lines.append(
-            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: {DEV_WEBHOOK_SECRET!r};"
+            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: "
+            f"{DEV_WEBHOOK_SECRET!r};"
             " `invoiceflow demo` fires some)"
         )
         lines += [

@@ -110,7 +110,8 @@ def issue_credit_note(
         return _outcome(invoice, existing, duplicate=True)
     if invoice.number is None or invoice.status not in CREDITABLE_STATUSES:
         raise InvalidInvoiceOperation(
-            f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially paid invoices"
+            f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially paid "
+            "invoices"
         )
     if not request.reason.strip():
         raise InvalidInvoiceOperation("reason: say why the invoice is credited")

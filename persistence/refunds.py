@@ -103,7 +103,8 @@ def apply_refund(
     left = payment.amount - refunded(session, payment.id)
     if amount > left:
         raise InvalidInvoiceOperation(
-            f"amount: {format_money(amount, cur)} is more than the {format_money(left, cur)} still refundable of this payment"
+            f"amount: {format_money(amount, cur)} is more than the {format_money(left, cur)} still "
+            "refundable of this payment"
         )
     if invoice.status in OPEN_STATUSES:
         if past_due is None:
@@ -114,8 +115,10 @@ def apply_refund(
         available = min(invoice.credit_amount, customer_credit.balance(session, invoice.customer_id, cur))
         if amount > available:
             raise InvalidInvoiceOperation(
-                f"invoice is {invoice.status}: only its unused customer credit of {format_money(max(available, Decimal(0)), cur)} "
-                "can be refunded; a closed invoice is not reopened by a refund (credit it while it is open instead)"
+                f"invoice is {invoice.status}: only its unused customer credit of "
+                f"{format_money(max(available, Decimal(0)), cur)} "
+                "can be refunded; a closed invoice is not reopened by a refund (credit it while it is open "
+                "instead)"
             )
         kind = "credit"
     else:

@@ -52,7 +52,8 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert results["pdf"]["one_page_ms"] > 0 and results["pdf"]["ten_page_ms"] > results["pdf"]["one_page_ms"]
     parked = results["parked"]
     assert parked["invoices"] == 12 and parked["worker_rss_mb"] > 0 and parked["worker_rss_samples"]
-    # 10 invoices park first to measure the rate; the other 2 get the wave's reminder, at the window start or after.
+    # 10 invoices park first to measure the rate; the other 2 get the wave's reminder, at the window start or
+    # after.
     assert (
         parked["wave_invoices"] == 2
         and parked["wave_all_sent_after_s"] >= parked["wave_first_sent_after_s"] >= 0

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
 from worker import build_worker
-from workflows.payloads import InvoiceState
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import InvoiceState
 
 
 def next_weekday(start: date, weekday: int) -> date:

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
 from worker import build_worker
-from workflows.payloads import InvoiceState
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import InvoiceState
 
 
 def reminder_offsets(messages) -> list[int]:  # type: ignore[no-untyped-def]

@@ -15,8 +15,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.payloads import InvoiceResult, InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import InvoiceResult, InvoiceWorkflowInput
 
 with workflow.unsafe.imports_passed_through():  # this module is sandboxed below (ChangedInvoiceWorkflow)
     from worker import WORKFLOW_RUNNER, WORKFLOWS

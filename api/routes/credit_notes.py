@@ -98,7 +98,8 @@ async def issue_credit_note(
         if invoice.number is None or invoice.status not in notes.CREDITABLE_STATUSES:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                detail=f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially paid invoices",
+                detail=f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially "
+                "paid invoices",
             )
         try:
             amount = (

@@ -226,7 +226,8 @@ class InboxDispatcher:
             else:
                 if result.dispatched:
                     self.backoff_s = 0.0  # Temporal answers again
-                # A pass that found nothing due leaves the backoff be: only a hand-over shows Temporal is back.
+                # A pass that found nothing due leaves the backoff be: only a hand-over shows Temporal is
+                # back.
                 await self._idle(min(self.sweep_s, self.backoff_s or self.sweep_s), wakeable=True)
 
     async def _idle(self, seconds: float, *, wakeable: bool) -> None:

@@ -60,7 +60,8 @@ def _secret(request: Request, provider: str) -> list[str]:
     if not secrets:
         raise HTTPException(
             404,
-            detail=f"the {provider} webhook is not configured (INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET)",
+            detail=f"the {provider} webhook is not configured "
+            f"(INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET)",
         )
     return secrets
 

@@ -598,7 +598,8 @@ GENERIC_SIGNATURE_HEADER = "X-Invoiceflow-Signature"
 def verify_generic(
     headers: Mapping[str, str], body: bytes, secret: Secret, *, now: float, tolerance: float = 300
 ) -> None:
-    """Our own scheme (see the module docstring): ``X-Invoiceflow-Timestamp`` + ``X-Invoiceflow-Signature``."""
+    """Our own scheme (see the module docstring): ``X-Invoiceflow-Timestamp`` and
+    ``X-Invoiceflow-Signature``."""
     keys = _secrets(secret)
     ts_text = _header(headers, GENERIC_TIMESTAMP_HEADER)
     value = _header(headers, GENERIC_SIGNATURE_HEADER)

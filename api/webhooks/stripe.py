@@ -292,7 +292,8 @@ async def stripe(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unmatched", "event": event["id"]}, status_code=202)
     if payment["currency"] != invoice.currency:
         raise _malformed(
-            f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in {invoice.currency}"
+            f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in "
+            f"{invoice.currency}"
         )
     paid_at = datetime.fromtimestamp(payment["paid_at"], UTC) if isinstance(payment["paid_at"], int) else None
     handle = request.app.state.temporal.get_workflow_handle(invoice.workflow_id)

@@ -436,7 +436,8 @@ class _Handlers:
                 _fault(
                     "5010",
                     "Stale Object Error",
-                    "Stale Object Error : You and another user were working on the same thing. If you continue, "
+                    "Stale Object Error : You and another user were working on the same thing. If you "
+                    "continue, "
                     "you may erase their changes. Go back and make your changes again.",
                 )
             )
@@ -609,7 +610,9 @@ class _QboFlavor:
                 "Fault": {
                     "Error": [
                         {
-                            "Message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                            "Message": (
+                                "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"
+                            ),
                             "code": "3100",
                         }
                     ],

@@ -15,7 +15,12 @@ import pytest
 from accounting.reconcile import reconcile
 from accounting.tokens import TokenGrant, save_connection, token_cipher
 from standins.server import serve
-from tests.accounting.test_invoice_sync_e2e import _accounting, _invoice, xero, xero_settings  # noqa: F401 (fixture)
+from tests.accounting.test_invoice_sync_e2e import (  # noqa: F401, F811 (fixtures)
+    _accounting,
+    _invoice,
+    xero,
+    xero_settings,
+)
 from tests.support import api_client, eventually
 from worker import build_worker
 
@@ -32,7 +37,9 @@ async def _credit_note_accounting(api, invoice_id: str, status: str) -> dict[str
 
 
 async def test_a_credit_note_is_in_xero_once_and_allocated_to_its_invoice(
-    temporal_env, make_settings, xero
+    temporal_env,
+    make_settings,
+    xero,  # noqa: F811 (the fixture)
 ) -> None:  # type: ignore[no-untyped-def]
     state, served = xero
     client = temporal_env.client
@@ -92,7 +99,8 @@ async def test_a_credit_note_is_in_xero_once_and_allocated_to_its_invoice(
 
 
 def _qbo_books(state: Any, invoice_number: str, note_number: str) -> tuple[Decimal, Decimal, int, Decimal]:
-    """(credit total, credit left unapplied, how many with this number, invoice balance) in the QBO stand-in."""
+    """(credit total, credit left unapplied, how many with this number, invoice balance) in the QBO
+    stand-in."""
     memos = [m for m in state.credit_memos.values() if m["DocNumber"] == note_number]
     [invoice] = [i for i in state.invoices.values() if i["DocNumber"] == invoice_number]
     return memos[0]["TotalAmt"], memos[0]["Balance"], len(memos), invoice["Balance"]

@@ -138,7 +138,8 @@ def test_user_folder_overrides_one_email_file(tmp_path: Path) -> None:
 def test_override_html_may_extend_the_builtin_layout(tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
     (tmp_path / "email" / "invoice.html").write_text(
-        '{% extends "email/_layout.html" %}{% block body %}<p>Custom {{ number }} for {{ customer_name }}</p>{% endblock %}'
+        '{% extends "email/_layout.html" %}'
+        "{% block body %}<p>Custom {{ number }} for {{ customer_name }}</p>{% endblock %}"
     )
     html = render_email("invoice", {**CONTEXT, "customer_name": "A & B"}, tmp_path).html
     assert f"<p>Custom {NUMBER} for A &amp; B</p>" in html and "Northwind Software GmbH" in html

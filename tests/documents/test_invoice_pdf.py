@@ -128,7 +128,10 @@ def test_user_text_is_escaped_in_html_and_printed_literally_in_pdf() -> None:
 
 
 def test_hostile_text_fetches_nothing(counting_server) -> None:  # type: ignore[no-untyped-def]
-    hostile = f'<img src="{counting_server.base}/desc.png"><link rel="stylesheet" href="{counting_server.base}/s.css">'
+    hostile = (
+        f'<img src="{counting_server.base}/desc.png">'
+        f'<link rel="stylesheet" href="{counting_server.base}/s.css">'
+    )
     render_invoice_pdf(document(lines=(line(hostile),), notes=hostile))
     assert counting_server.requests == []
 

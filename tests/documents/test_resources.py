@@ -39,7 +39,8 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 def override(folder: Path, head: str = "", body: str = "") -> None:
     (folder / "invoice.html").write_text(
-        f"<html><head>{head}</head><body>{body}<p class='marker'>MARKER {{{{ doc.number }}}}</p></body></html>"
+        f"<html><head>{head}</head><body>{body}<p class='marker'>MARKER "
+        f"{{{{ doc.number }}}}</p></body></html>"
     )
 
 

@@ -200,7 +200,8 @@ def test_generic_accepts_several_v1_entries() -> None:
     }
 
 
-# --- hex-of-body schemes --------------------------------------------------------------------------------------
+# --- hex-of-body schemes
+# --------------------------------------------------------------------------------------
 
 
 def test_github_documented_test_vector() -> None:
@@ -292,7 +293,8 @@ def test_pandadoc_header_fallback() -> None:
     assert reason(sig.verify_pandadoc, None, BODY, S, headers={}) == "missing_header"
 
 
-# --- DocuSign -------------------------------------------------------------------------------------------------
+# --- DocuSign
+# -------------------------------------------------------------------------------------------------
 
 
 def test_docusign_any_numbered_header_any_key() -> None:
@@ -321,7 +323,8 @@ def test_docusign_malformed() -> None:
     sig.verify_docusign(headers, BODY, S)
 
 
-# --- Dropbox Sign ---------------------------------------------------------------------------------------------
+# --- Dropbox Sign
+# ---------------------------------------------------------------------------------------------
 
 
 def test_dropbox_sign_documented_construction() -> None:
@@ -355,7 +358,8 @@ def test_dropbox_sign_malformed_hash() -> None:
     assert reason(sig.verify_dropbox_sign, event, S) == "malformed_header"
 
 
-# --- Pipedrive ------------------------------------------------------------------------------------------------
+# --- Pipedrive
+# ------------------------------------------------------------------------------------------------
 
 
 def basic(text: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """What every part of the invoice workflow shares: its state (declared here, set in
-``InvoiceWorkflow.__init__``) and the side effects all parts use: email, status, search attributes, the timeline.
+``InvoiceWorkflow.__init__``) and the side effects all parts use: email, status, search attributes, the
+timeline.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from workflows.invoice.options import (
 
 
 class InvoiceBase:
-    """State every part reads; ``InvoiceWorkflow.__init__`` sets it (Temporal constructs the workflow there)."""
+    """State every part reads; ``InvoiceWorkflow.__init__`` sets it (Temporal constructs the workflow
+    there)."""
 
     _input: InvoiceWorkflowInput
     _status: InvoiceStatus

@@ -196,5 +196,6 @@ class DunningClock(InvoiceBase):
                 raise ValueError("no such active hold on this invoice")
         elif not any(h.kind == "dispute" and not h.customer_wide for h in self._holds.values()):
             raise ValueError(
-                "this invoice has no dispute hold of its own (a customer-wide hold is released on the customer)"
+                "this invoice has no dispute hold of its own (a customer-wide hold is released on the "
+                "customer)"
             )

@@ -59,7 +59,8 @@ class LedgerRules(InvoiceBase):
     def _check_uncollectible(self, request: UncollectibleInput) -> None:
         if self._status not in OPEN_STATES:
             raise ValueError(
-                f"only an open, overdue or partially paid invoice can be written off; this one is {self._status}"
+                "only an open, overdue or partially paid invoice can be written off; this one is "
+                f"{self._status}"
             )
 
     def _check_credit_note(self, request: CreditNoteInput) -> None:
@@ -67,7 +68,8 @@ class LedgerRules(InvoiceBase):
             raise ValueError("invoice is not issued yet; credit notes are issued against issued invoices")
         if self._status not in OPEN_STATES:
             raise ValueError(
-                f"invoice is {self._status}; credit notes are issued on open, overdue or partially paid invoices"
+                f"invoice is {self._status}; credit notes are issued on open, overdue or partially paid "
+                "invoices"
             )
         if not request.reason.strip():
             raise ValueError("reason: say why the invoice is credited")

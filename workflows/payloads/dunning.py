@@ -10,7 +10,8 @@ from datetime import datetime
 
 
 def reminder_step_id(step: ReminderPlanStep) -> str:
-    """A plan step's stable identity: ``s<index>`` for a policy step, ``<kind>:<offset>`` for the default plan."""
+    """A plan step's stable identity: ``s<index>`` for a policy step, ``<kind>:<offset>`` for the
+    default plan."""
     return f"s{step.step_index}" if step.template else f"{step.kind}:{step.offset_days}"
 
 

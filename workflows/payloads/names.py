@@ -1,4 +1,5 @@
-"""Names the workflows and their callers share: workflow ids from business ids, activity names, the task queue.
+"""Names the workflows and their callers share: workflow ids from business ids, activity names, the task
+queue.
 
 Stdlib dataclasses only (imported inside the workflow sandbox); every field added later has a default so
 recorded histories still decode; money travels as decimal strings."""

@@ -133,7 +133,8 @@ def upgrade() -> None:
     # Overpayments recorded before this release become ledger credit (same key as new ones use).
     op.execute(
         "insert into customer_credit_entries (customer_id, currency, amount, kind, invoice_id, dedupe_key) "
-        "select customer_id, currency, credit_amount, 'overpayment', id, 'invoice:' || id || ':' || 'overpayment' "
+        "select customer_id, currency, credit_amount, 'overpayment', id, 'invoice:' || id || ':' || "
+        "'overpayment' "
         "from invoices where credit_amount > 0"
     )
 
