@@ -156,7 +156,7 @@ class InboxDispatcher:
     async def _batch(
         self, result: Pass, ids: list[uuid.UUID] | None, note: str, ignore_leases: bool, retry_in_s: float
     ) -> int:
-        """Claim one batch, hand it over concurrently, record the outcome in one transaction."""
+        """Claim one batch, hand it over (in order per project), record the outcome in one transaction."""
         claimed = await self._db.run(
             lambda s: inbox.claim(
                 s, lease_s=self.lease_s, limit=self.batch, ids=ids, ignore_leases=ignore_leases
@@ -164,7 +164,7 @@ class InboxDispatcher:
         )
         if not claimed:
             return 0
-        errors = await asyncio.gather(*(self._hand_over(target, trigger) for _, target, trigger in claimed))
+        errors = await self._hand_over_in_order(claimed)
         done: list[uuid.UUID] = []
         by_error: dict[str, list[uuid.UUID]] = {}
         for (event_id, _, _), error in zip(claimed, errors, strict=True):
@@ -183,6 +183,32 @@ class InboxDispatcher:
         await self._db.run(record)
         result.dispatched += done
         return len(claimed)
+
+    async def _hand_over_in_order(
+        self, claimed: list[tuple[uuid.UUID, Route, ProjectTrigger]]
+    ) -> list[str | None]:
+        """Hand a batch over: one project's events one after another, in the order they were received
+        (a milestone reported before the signature bills as such), different projects concurrently. Once
+        one of a project's events fails, its later events wait for the next pass rather than overtake."""
+        errors: list[str | None] = [None] * len(claimed)
+        lanes: dict[str, list[int]] = {}
+        for index, (_, target, _) in enumerate(claimed):
+            lanes.setdefault(str(target.project_id), []).append(index)
+
+        async def lane(indices: list[int]) -> None:
+            for position, index in enumerate(indices):
+                _, target, trigger = claimed[index]
+                error = await self._hand_over(target, trigger)
+                if error is not None:
+                    errors[index] = error
+                    for later in indices[position + 1 :]:
+                        errors[later] = (
+                            f"waiting: an earlier event of this project was not handed over ({error})"
+                        )
+                    return
+
+        await asyncio.gather(*(lane(indices) for indices in lanes.values()))
+        return errors
 
     async def _hand_over(self, target: Route, trigger: ProjectTrigger) -> str | None:
         try:

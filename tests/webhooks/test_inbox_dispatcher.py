@@ -138,3 +138,63 @@ async def test_backoff_while_temporal_is_down_then_the_hand_over(temporal_env, m
         async with api_client(settings, client) as live:
             await settled(live, project["id"], invoices=1)
             await _assert_single_invoice(Stack(live, settings, client), project["id"])
+
+
+class _SlowFirst(InboxDispatcher):
+    """A dispatcher whose first hand-over is slow (a congested Temporal frontend, say)."""
+
+    slowed = False
+
+    async def _hand_over(self, target, trigger):  # type: ignore[no-untyped-def]
+        if not self.slowed:
+            self.slowed = True
+            await asyncio.sleep(1.0)
+        return await super()._hand_over(target, trigger)
+
+
+async def test_a_slow_hand_over_is_not_overtaken_by_a_later_event_of_the_same_project(  # type: ignore[no-untyped-def]
+    temporal_env, make_settings
+) -> None:
+    """Milestone 1 reported, then the signature, then milestone 2, all waiting in one batch: the project
+    hears them in that order even when the first hand-over is slow, so m1 bills in full and the deposit
+    is recouped from m2 (as if each had been handed over at once)."""
+    client = temporal_env.client
+    settings = make_settings(client, public_url=PUBLIC_URL, **SECRETS)
+    url = settings.require_database_url()
+    secret = SECRETS["generic_webhook_secret"]
+    async with build_worker(client, settings):
+        async with api_client(settings, client) as live:
+            project = await new_project(
+                live,
+                deposit={"percent": "30"},
+                milestones=[
+                    {"key": "m1", "name": "Design", "amount": "4000.00"},
+                    {"key": "m2", "name": "Build", "amount": "6000.00"},
+                ],
+            )
+        pid = project["id"]
+        events = [
+            send_as.generic_event(
+                f"m1-{uuid.uuid4()}", "milestone.completed", secret, project_id=pid, milestone_key="m1"
+            ),
+            send_as.generic_event(f"sig-{uuid.uuid4()}", "contract.signed", secret, project_id=pid),
+            send_as.generic_event(
+                f"m2-{uuid.uuid4()}", "milestone.completed", secret, project_id=pid, milestone_key="m2"
+            ),
+        ]
+        recorder = create_app(settings, client)  # no lifespan: its dispatcher never runs
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=recorder), base_url="http://invoiceflow.test"
+        ) as api:
+            for delivery in events:
+                assert (await send(api, delivery)).status_code == 200
+        with session_scope(url) as session:
+            rows = session.query(WebhookEvent).filter(WebhookEvent.project_id == uuid.UUID(pid))
+            ids = [row.id for row in rows.order_by(WebhookEvent.received_at)]
+        assert len(ids) == 3
+        result = await _SlowFirst(Db(url), lambda: client, settings).dispatch(ids)
+        assert not result.failed and len(result.dispatched) == 3
+        async with api_client(settings, client) as live:
+            body = await settled(live, pid, invoices=3)
+        assert sorted(i["total"] for i in body["invoices"]) == ["3000.00", "3000.00", "4000.00"]
+        assert [m["deposit_applied"] for m in body["milestones"]] == ["0", "3000.00"]
