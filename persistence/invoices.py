@@ -233,6 +233,7 @@ def issue(
         holds=[hold_spec(hold) for hold in holds],
         dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
         late_fee_at=late_fee_instants(invoice),
+        project_id=str(invoice.project_id) if invoice.project_id else None,
     )
 
 

@@ -465,7 +465,9 @@ class ProjectMilestone(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric)  # resolved from amount or percent
     percent: Mapped[Decimal | None] = mapped_column(Numeric)
     lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)  # a deal's own line items, if any
-    bill_on: Mapped[str] = mapped_column(String(16), default="milestone")  # milestone | deal_won | signature
+    # milestone | deal_won | signature | after_paid (once the invoice of ``after_key`` is paid in full)
+    bill_on: Mapped[str] = mapped_column(String(16), default="milestone")
+    after_key: Mapped[str | None] = mapped_column(String(80))  # a milestone key or "deposit"
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | billed
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     recouped: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))

@@ -64,6 +64,7 @@ class NewMilestone:
     refs: dict[str, str] = field(default_factory=dict)
     bill_on: str = "milestone"
     lines: list[LineInput] | None = None
+    after: str | None = None  # with bill_on "after_paid": the milestone key (or "deposit") paid first
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def create_project(session: Session, new: NewProject) -> Project:
             percent=m.percent,
             lines=terms_json(m.lines) if m.lines else None,
             bill_on=m.bill_on,
+            after_key=m.after,
             status="pending",
             recouped=Decimal(0),
         )
@@ -360,6 +362,13 @@ def _apply_recoupment(lines: list[LineInput], recoup: Decimal, currency: str) ->
     return result
 
 
+def _paid_stage(project: Project, invoice_id: str) -> str | None:
+    """Which stage of the plan a paid invoice billed: ``deposit`` or a milestone key."""
+    if project.deposit_invoice_id is not None and str(project.deposit_invoice_id) == invoice_id:
+        return "deposit"
+    return next((m.key for m in project.milestones if m.invoice_id and str(m.invoice_id) == invoice_id), None)
+
+
 def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigger) -> BillOutcome:
     project = get_project(session, project_id, lock=True)
     out = BillOutcome(outcome="nothing_to_bill")
@@ -371,6 +380,15 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
             _bill_deposit(session, project, trigger, out)
         for milestone in project.milestones:
             if milestone.bill_on == stage:
+                _bill_milestone(session, project, milestone, trigger, out)
+    elif trigger.kind == TriggerKind.INVOICE_PAID:
+        paid = _paid_stage(project, trigger.ref)
+        if paid is None:
+            return BillOutcome(
+                outcome="nothing_to_bill", detail=f"invoice {trigger.ref} is not of this project"
+            )
+        for milestone in project.milestones:
+            if milestone.bill_on == "after_paid" and milestone.after_key == paid:
                 _bill_milestone(session, project, milestone, trigger, out)
     elif trigger.kind == TriggerKind.MILESTONE_DONE:
         milestone = next((m for m in project.milestones if m.key == trigger.milestone_key), None)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.service import RPCError
@@ -60,6 +60,16 @@ class ProjectCreate(Strict):
         description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.',
     )
 
+    @model_validator(mode="after")
+    def _after_refers_to_the_plan(self) -> ProjectCreate:
+        keys = {m.key for m in self.milestones}
+        for index, m in enumerate(self.milestones):
+            if m.after == "deposit" and self.deposit is None:
+                raise ValueError(f"milestones[{index}].after: the plan has no deposit to be paid first")
+            if m.after is not None and m.after != "deposit" and m.after not in keys:
+                raise ValueError(f"milestones[{index}].after: the plan has no milestone {m.after!r}")
+        return self
+
     @field_validator("external_refs")
     @classmethod
     def _systems(cls, refs: dict[str, str]) -> dict[str, str]:
@@ -75,6 +85,7 @@ class MilestoneOut(BaseModel):
     amount: str
     percent: str | None
     bill_on: str
+    after: str | None = None
     status: str
     invoice_id: uuid.UUID | None
     deposit_applied: str
@@ -142,6 +153,7 @@ def project_out(session: Session, project: Project) -> ProjectOut:
                 amount=str(m.amount),
                 percent=str(m.percent) if m.percent is not None else None,
                 bill_on=m.bill_on,
+                after=m.after_key,
                 status=m.status,
                 invoice_id=m.invoice_id,
                 deposit_applied=str(m.recouped),
@@ -205,6 +217,7 @@ async def create_project(
                             percent=m.percent,
                             refs=m.external_refs,
                             bill_on=m.bill_on,
+                            after=m.after,
                         )
                         for m in body.milestones
                     ],

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
@@ -29,8 +30,11 @@ with workflow.unsafe.imports_passed_through():
         InvoiceState,
         InvoiceWorkflowInput,
         IssuedInvoice,
+        ProjectTrigger,
         StatusChange,
         TimelineEntry,
+        TriggerKind,
+        project_workflow_id,
     )
 
 from workflows.invoice.options import (
@@ -38,6 +42,7 @@ from workflows.invoice.options import (
     DB_TIMEOUT,
     EMAIL_HEARTBEAT,
     EMAIL_TIMEOUT,
+    PROJECT_PAID_PATCH,
     SIDE_EFFECT_RETRY,
 )
 
@@ -227,3 +232,23 @@ class InvoiceBase:
             reminders=list(self._issued.reminders) if self._issued else [],
             reminders_sent=self._next_step,
         )
+
+    async def _tell_project_paid(self) -> None:
+        """A paid invoice of a project may bill the project's next stage (a milestone ``after_paid``): the
+        project hears it once, whichever source (API, Stripe, the books) reported the last payment."""
+        if self._issued is None or not self._issued.project_id or not workflow.patched(PROJECT_PAID_PATCH):
+            return
+        trigger = ProjectTrigger(
+            event_key=f"invoice-paid:{self._input.invoice_id}",
+            kind=TriggerKind.INVOICE_PAID,
+            provider="invoiceflow",
+            ref=self._input.invoice_id,
+            actor="workflow",
+        )
+        project = workflow.get_external_workflow_handle(project_workflow_id(self._issued.project_id))
+        try:
+            await project.signal("trigger", trigger)
+        except ApplicationError as exc:  # the project's workflow has ended: nothing is left to bill
+            self._note("project.not_told", exc.message)
+        else:
+            self._note("project.told", f"paid: {self._issued.project_id}")

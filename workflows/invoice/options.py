@@ -51,5 +51,7 @@ CREDIT_NOTES_PATCH = "credit-notes-v1"
 REFUNDS_PATCH = "refunds-v1"
 # Marks histories in which a dunning hold (dispute, payment in flight) paused the reminders.
 HOLDS_PATCH = "dunning-holds-v1"
+# Marks histories in which a paid invoice of a project told the project (a milestone may bill after it).
+PROJECT_PAID_PATCH = "project-paid-trigger-v1"
 # Marks histories that charge a dunning policy's late fee.
 LATE_FEE_PATCH = "dunning-late-fee-v1"

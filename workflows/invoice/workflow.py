@@ -145,6 +145,7 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
 
         if self._status == InvoiceStatus.PAID:
             await self._send_email("payment_receipt", key=f"invoice:{input.invoice_id}:receipt")
+            await self._tell_project_paid()
         if self._sync_enabled:
             # The books must hear about every payment and the void before this invoice's process ends;
             # a sync an operator has to fix keeps it open (and visible) until it goes through.

@@ -45,6 +45,7 @@ class IssuedInvoice:
     late_fee_at: list[datetime] = field(
         default_factory=list
     )  # when the policy's late fee is assessed (1st, 2nd, ...)
+    project_id: str | None = None  # the project it bills a stage of; its payment may bill the next one
 
 
 @dataclass

@@ -14,6 +14,7 @@ class TriggerKind:
     DEAL_WON = "deal_won"
     CONTRACT_SIGNED = "contract_signed"
     MILESTONE_DONE = "milestone_done"
+    INVOICE_PAID = "invoice_paid"  # an invoice of the project is paid in full (ref = its id)
 
 
 @dataclass
