@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -46,3 +46,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 DbDep = Annotated[Db, Depends(get_db)]
 Operator = Annotated[str, Depends(require_operator)]
+#: The optional ``Idempotency-Key`` of a create: the same key and body answer with the first result.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=200, description="Repeat a create safely: same key, same result."
+    ),
+]

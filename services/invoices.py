@@ -14,8 +14,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.common import (
@@ -32,9 +30,10 @@ from billing.totals import LineInput
 from core.settings import Settings
 from persistence import dunning
 from persistence import invoices as repo
-from persistence.models import Customer, IdempotencyRecord
+from persistence.models import Customer
 from services.db import Db
 from services.errors import Invalid, NotFound, Unavailable
+from services.idempotency import create_once
 from services.workflow_calls import run_update, send_signal
 from workflows import search_attributes as sa
 from workflows.invoice import InvoiceWorkflow
@@ -106,23 +105,7 @@ async def create_invoice(
     """Commit the draft (once per idempotency key; the same key with another body is refused), then
     start its workflow. A workflow that cannot start leaves a saved draft and an ``Unavailable``."""
 
-    def replay(session: Session) -> CreatedInvoice | None:
-        record = session.scalars(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == IDEMPOTENCY_SCOPE, IdempotencyRecord.key == idempotency_key
-            )
-        ).one_or_none()
-        if record is None:
-            return None
-        if record.request_hash != fingerprint:
-            raise Invalid(
-                "Idempotency-Key",
-                "Idempotency-Key was already used with a different request body",
-                location="header",
-            )
-        return _created(repo.get_invoice(session, uuid.UUID(record.response["id"])), replayed=True)
-
-    def create(session: Session) -> CreatedInvoice:
+    def create(session: Session) -> uuid.UUID:
         customer = session.get(Customer, draft.customer_id)
         if customer is None:
             raise Invalid("customer_id", f"customer {draft.customer_id} does not exist")
@@ -142,28 +125,10 @@ async def create_invoice(
                 dunning_policy=draft.dunning_policy,
             ),
         )
-        if idempotency_key is not None:
-            session.add(
-                IdempotencyRecord(
-                    scope=IDEMPOTENCY_SCOPE,
-                    key=idempotency_key,
-                    request_hash=fingerprint,
-                    status_code=201,
-                    response={"id": str(invoice.id)},
-                )
-            )
-            session.flush()
-        return _created(invoice, replayed=False)
+        return invoice.id
 
-    found = await db.run(replay) if idempotency_key is not None else None
-    if found is None:
-        try:
-            found = await db.run(create)
-        except IntegrityError:
-            # A concurrent request with the same key won the race: answer as it did.
-            found = await db.run(replay) if idempotency_key is not None else None
-            if found is None:
-                raise
+    invoice_id, replayed = await create_once(db, IDEMPOTENCY_SCOPE, idempotency_key, fingerprint, create)
+    found = await db.run(lambda s: _created(repo.get_invoice(s, invoice_id), replayed=replayed))
     await start_invoice_workflow(temporal, settings, found)
     return found
 

@@ -11,16 +11,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import DbDep, Operator, SettingsDep
+from api.deps import DbDep, IdempotencyKey, Operator, SettingsDep
 from api.errors import unprocessable
 from api.schemas import BillableItemOut, DecisionCreate, ExpenseCreate, TimeEntryCreate
 from billing.errors import MoneyError
 from billing.money import quantize, require_minor_units
 from persistence.models import BillableItem, Customer
+from services.idempotency import create_once, fingerprint
 
 router = APIRouter(tags=["billable items"])
 
@@ -65,8 +66,10 @@ async def _add(
     receipt_ref: str,
     project_ref: str | None,  # type: ignore[no-untyped-def]
     threshold: Decimal,
+    idempotency: tuple[str | None, str] = (None, ""),
+    response: Response | None = None,
 ) -> BillableItemOut:
-    def tx(session: Session) -> BillableItemOut:
+    def tx(session: Session) -> uuid.UUID:
         customer = session.get(Customer, customer_id)
         if customer is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"customer {customer_id} does not exist")
@@ -102,16 +105,26 @@ async def _add(
         )
         session.add(item)
         session.flush()
-        return item_out(item)
+        return item.id
 
-    return await db.run(tx)
+    key, digest = idempotency
+    item_id, replayed = await create_once(db, f"billable_items.{kind}", key, digest, tx)
+    if key is not None and response is not None:
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+    return await db.run(lambda session: item_out(session.get(BillableItem, item_id)))
 
 
 @router.post(
     "/customers/{customer_id}/expenses", status_code=status.HTTP_201_CREATED, response_model=BillableItemOut
 )
 async def add_expense(
-    customer_id: uuid.UUID, body: ExpenseCreate, db: DbDep, settings: SettingsDep, _: Operator
+    customer_id: uuid.UUID,
+    body: ExpenseCreate,
+    response: Response,
+    db: DbDep,
+    settings: SettingsDep,
+    _: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> BillableItemOut:
     return await _add(
         db,
@@ -127,6 +140,8 @@ async def add_expense(
         receipt_ref=body.receipt_ref,
         project_ref=body.project_ref,
         threshold=settings.expense_approval_threshold,
+        idempotency=(idempotency_key, fingerprint(body)),
+        response=response,
     )
 
 
@@ -136,7 +151,13 @@ async def add_expense(
     response_model=BillableItemOut,
 )
 async def add_time_entry(
-    customer_id: uuid.UUID, body: TimeEntryCreate, db: DbDep, settings: SettingsDep, _: Operator
+    customer_id: uuid.UUID,
+    body: TimeEntryCreate,
+    response: Response,
+    db: DbDep,
+    settings: SettingsDep,
+    _: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> BillableItemOut:
     return await _add(
         db,
@@ -152,6 +173,8 @@ async def add_time_entry(
         receipt_ref="",
         project_ref=body.project_ref,
         threshold=settings.expense_approval_threshold,
+        idempotency=(idempotency_key, fingerprint(body)),
+        response=response,
     )
 
 

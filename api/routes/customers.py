@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import DbDep, Operator
+from api.deps import DbDep, IdempotencyKey, Operator
 from api.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from persistence import customer_credit
 from persistence.dunning import get_policy
 from persistence.models import Customer, CustomerExternalId
 from services.errors import Invalid
+from services.idempotency import create_once, fingerprint
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -44,8 +45,10 @@ def _check_policy(session: Session, name: str | None) -> None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
-async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> CustomerOut:
-    def tx(session: Session) -> CustomerOut:
+async def create_customer(
+    body: CustomerCreate, response: Response, db: DbDep, _: Operator, idempotency_key: IdempotencyKey = None
+) -> CustomerOut:
+    def tx(session: Session) -> uuid.UUID:
         _check_policy(session, body.dunning_policy)
         customer = Customer(
             name=body.name,
@@ -63,17 +66,19 @@ async def create_customer(body: CustomerCreate, db: DbDep, _: Operator) -> Custo
         )
         session.add(customer)
         session.flush()
-        session.refresh(customer)
-        return customer_out(customer)
+        return customer.id
 
     try:
-        return await db.run(tx)
+        created, replayed = await create_once(db, "customers.create", idempotency_key, fingerprint(body), tx)
     except IntegrityError as exc:
         if "uq_customer_external_ids_system_id" in str(exc.orig):
             raise HTTPException(
                 status.HTTP_409_CONFLICT, detail="external_ids: another customer already has one of these ids"
             ) from None
         raise
+    if idempotency_key is not None:
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+    return await db.run(lambda session: customer_out(session.get(Customer, created)))
 
 
 @router.get("", response_model=list[CustomerOut])

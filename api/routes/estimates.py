@@ -3,19 +3,21 @@ acts), converted into invoices with exactly their lines, discounts and tax."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.deps import DbDep, IdempotencyKey, Operator, SettingsDep, TemporalDep
 from api.errors import unprocessable
 from api.pages import page, result
 from api.plan_schemas import DepositCreate, MilestoneCreate
@@ -26,6 +28,7 @@ from billing.totals import parse_lines
 from core.links import LinkError, verify_estimate
 from persistence import estimates as repo
 from persistence.models import Customer, Estimate
+from services.idempotency import create_once, fingerprint
 from services.workflow_calls import run_update
 from workflows.estimate import EstimateWorkflow
 from workflows.payloads import EstimateDecisionInput, EstimateWorkflowInput
@@ -103,9 +106,15 @@ def _invalid(field: str, message: str) -> HTTPException:
 
 @router.post("/estimates", status_code=status.HTTP_201_CREATED, response_model=EstimateOut)
 async def create_estimate(
-    body: EstimateCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator
+    body: EstimateCreate,
+    response: Response,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    _: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> EstimateOut:
-    def tx(session: Session) -> tuple[EstimateOut, EstimateWorkflowInput]:
+    def tx(session: Session) -> uuid.UUID:
         customer = session.get(Customer, body.customer_id)
         if customer is None:
             raise _invalid("customer_id", f"customer {body.customer_id} does not exist")
@@ -139,23 +148,31 @@ async def create_estimate(
             raise _invalid(
                 "project" if body.project is not None and "project" in str(exc) else "lines", str(exc)
             ) from None
+        return estimate.id
+
+    def started(session: Session) -> tuple[EstimateOut, EstimateWorkflowInput]:
+        estimate = repo.get(session, created)
         start = EstimateWorkflowInput(
             estimate_id=str(estimate.id),
-            customer_id=str(customer.id),
+            customer_id=str(estimate.customer_id),
             currency=estimate.currency,
             expires_at=repo.expires_at(estimate),
         )
         return estimate_out(estimate), start
 
-    out, start = await db.run(tx)
-    await temporal.start_workflow(
-        EstimateWorkflow.run,
-        start,
-        id=out.workflow_id,
-        task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        static_summary=f"Estimate {out.number}: {out.total} {out.currency}",
-    )
+    created, replayed = await create_once(db, "estimates.create", idempotency_key, fingerprint(body), tx)
+    if idempotency_key is not None:
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+    out, start = await db.run(started)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # a repeated create: it runs (or ran) already
+        await temporal.start_workflow(
+            EstimateWorkflow.run,
+            start,
+            id=out.workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Estimate {out.number}: {out.total} {out.currency}",
+        )
     return out
 
 

@@ -6,8 +6,6 @@ case of ``services.invoices`` / ``services.payments``, which go through the invo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import asdict
 
@@ -33,6 +31,7 @@ from billing.status import InvoiceStatus
 from billing.totals import LineInput
 from persistence.models import Document, Invoice
 from services import invoices, payments
+from services.idempotency import fingerprint
 from services.invoices import InvoiceDraft
 from services.payments import ReceivedPayment
 from workflows.payloads import (
@@ -42,10 +41,6 @@ from workflows.payloads import (
 )
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
-
-
-def _fingerprint(body: InvoiceCreate) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=InvoiceOut)
@@ -79,7 +74,7 @@ async def create_invoice(
         dunning_policy=body.dunning_policy,
     )
     created = await invoices.create_invoice(
-        db, temporal, settings, draft, idempotency_key=idempotency_key, fingerprint=_fingerprint(body)
+        db, temporal, settings, draft, idempotency_key=idempotency_key, fingerprint=fingerprint(body)
     )
     if idempotency_key is not None:
         response.headers["Idempotent-Replayed"] = "true" if created.replayed else "false"

@@ -13,13 +13,14 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import Db, DbDep, Operator, SettingsDep, TemporalDep
+from api.deps import Db, DbDep, IdempotencyKey, Operator, SettingsDep, TemporalDep
 from api.errors import unprocessable
 from api.plan_schemas import DepositCreate, MilestoneCreate, RefValue
 from api.schemas import Currency, DecimalStr, Strict, Terms
@@ -31,6 +32,7 @@ from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.models import Customer, Invoice, Project, WebhookEvent
 from persistence.webhook_inbox import Route
+from services.idempotency import create_once, fingerprint
 from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, TriggerKind, project_workflow_id
 from workflows.project import ProjectBillingWorkflow
 
@@ -189,7 +191,13 @@ async def _load(db: Db, project_id: uuid.UUID) -> ProjectOut:
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
 async def create_project(
-    body: ProjectCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator
+    body: ProjectCreate,
+    response: Response,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    _: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> ProjectOut:
     def tx(session: Session) -> uuid.UUID:
         customer = session.get(Customer, body.customer_id)
@@ -235,9 +243,13 @@ async def create_project(
         return project.id
 
     try:
-        project_id = await db.run(tx)
+        project_id, replayed = await create_once(
+            db, "projects.create", idempotency_key, fingerprint(body), tx
+        )
     except MoneyError as exc:
         raise _invalid(["body"], str(exc)) from exc
+    if idempotency_key is not None:
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
     try:
         # Started now so the project shows in the Temporal UI at once; if Temporal is down, the first
         # trigger's signal-with-start starts it instead, so the project is usable either way.
@@ -247,6 +259,8 @@ async def create_project(
             id=project_workflow_id(str(project_id)),
             task_queue=settings.task_queue,
         )
+    except WorkflowAlreadyStartedError:
+        pass  # a repeated create: its workflow runs (or ran) already
     except (RPCError, RuntimeError) as exc:
         log.warning(
             "project %s stored; its workflow starts with its first trigger (Temporal: %s)", project_id, exc

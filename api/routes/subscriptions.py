@@ -7,15 +7,17 @@ against its own state. ``next_invoice_dates`` comes from the same pure function 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.deps import DbDep, IdempotencyKey, Operator, SettingsDep, TemporalDep
 from api.errors import unprocessable
 from api.schemas import (
     CancelCreate,
@@ -33,6 +35,7 @@ from billing.recurrence import Recurrence, RecurrenceError, next_cycles
 from billing.totals import compute_totals, parse_lines
 from persistence import subscriptions as repo
 from persistence.models import Customer, Subscription
+from services.idempotency import create_once, fingerprint
 from services.workflow_calls import run_update
 from workflows import search_attributes as sa
 from workflows.payloads import (
@@ -111,9 +114,15 @@ def subscription_out(
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SubscriptionOut)
 async def create_subscription(
-    body: SubscriptionCreate, db: DbDep, temporal: TemporalDep, settings: SettingsDep, _: Operator
+    body: SubscriptionCreate,
+    response: Response,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    _: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> SubscriptionOut:
-    def tx(session: Session) -> tuple[SubscriptionOut, SubscriptionWorkflowInput]:
+    def tx(session: Session) -> uuid.UUID:
         customer = session.get(Customer, body.customer_id)
         if customer is None:
             raise _invalid(["body", "customer_id"], f"customer {body.customer_id} does not exist")
@@ -145,34 +154,43 @@ async def create_subscription(
                 catch_up=body.catch_up,
             ),
         )
-        session.refresh(sub)
+        return sub.id
+
+    def started(session: Session) -> tuple[SubscriptionOut, SubscriptionWorkflowInput]:
+        sub = repo.get(session, created)
         start = SubscriptionWorkflowInput(
             subscription_id=str(sub.id),
-            customer_id=str(customer.id),
-            currency=currency,
-            recurrence=recurrence_spec(rec),
-            catch_up=body.catch_up,
+            customer_id=str(sub.customer_id),
+            currency=sub.currency,
+            recurrence=recurrence_spec(repo.recurrence_of(sub)),
+            catch_up=sub.catch_up,
         )
         return subscription_out(session, sub, detail=False), start
 
     try:
-        out, start = await db.run(tx)
+        created, replayed = await create_once(
+            db, "subscriptions.create", idempotency_key, fingerprint(body), tx
+        )
     except MoneyError as exc:
         raise _invalid(["body"], str(exc)) from None
-    await temporal.start_workflow(
-        SubscriptionWorkflow.run,
-        start,
-        id=out.workflow_id,
-        task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.CUSTOMER_ID, str(out.customer_id)),
-                SearchAttributePair(sa.CURRENCY, out.currency),
-            ]
-        ),
-        static_summary=f"{out.interval_count} × {out.interval} subscription from {out.start_date}",
-    )
+    if idempotency_key is not None:
+        response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+    out, start = await db.run(started)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # a repeated create: it runs (or ran) already
+        await temporal.start_workflow(
+            SubscriptionWorkflow.run,
+            start,
+            id=out.workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CUSTOMER_ID, str(out.customer_id)),
+                    SearchAttributePair(sa.CURRENCY, out.currency),
+                ]
+            ),
+            static_summary=f"{out.interval_count} × {out.interval} subscription from {out.start_date}",
+        )
     return out
 
 
