@@ -9,13 +9,20 @@ import uuid
 from temporalio import activity
 
 from activities.invoices import non_retryable
-from billing.approval_rules import route
+from billing.approval_rules import ApprovalStep, route
 from billing.errors import MoneyError
 from core.settings import Settings
 from persistence import approval_rules as rules_repo
 from persistence import invoices as repo
 from persistence.db import session_scope
 from workflows.payloads import ActivityName, ApprovalChain, ApprovalStepSpec, RevisionRequest, RouteRequest
+
+
+def _step_spec(step: ApprovalStep, client_emails: list[str]) -> ApprovalStepSpec:
+    """A routed step; a ``client_contact`` step adds the client's first email as an approver."""
+    client = [client_emails[0].strip().lower()] if step.client_contact and client_emails else []
+    approvers = list(step.approvers) + [e for e in client if e not in step.approvers]
+    return ApprovalStepSpec(approvers=approvers, mode=step.mode, delegate=step.delegate, client=client)
 
 
 class ApprovalActivities:
@@ -47,10 +54,7 @@ class ApprovalActivities:
                 return ApprovalChain(
                     rule=decision.rule,
                     revision=invoice.revision,
-                    steps=[
-                        ApprovalStepSpec(approvers=list(s.approvers), mode=s.mode, delegate=s.delegate)
-                        for s in decision.steps
-                    ],
+                    steps=[_step_spec(s, invoice.customer.emails) for s in decision.steps],
                     remind_after_s=self._settings.approval_remind_after_hours * 3600,
                     escalate_after_s=self._settings.approval_escalate_after_hours * 3600,
                 )

@@ -142,7 +142,8 @@ class EmailActivities:
             elif context["pay_url"]:
                 context["open_pixel_url"] = f"{context['pay_url']}/open.gif"
             if request.approval is not None:
-                context |= self._approval_context(request)
+                client = {e.strip().lower() for e in invoice.customer.emails}
+                context |= self._approval_context(request, to_client=request.approval.approver in client)
             if request.comment:
                 context["comment"] = request.comment
             filename = f"{invoice.number or 'invoice'}.pdf"
@@ -212,7 +213,7 @@ class EmailActivities:
         row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
         return message, recipients, uncertain
 
-    def _approval_context(self, request: EmailRequest) -> dict[str, object]:
+    def _approval_context(self, request: EmailRequest, *, to_client: bool = False) -> dict[str, object]:
         spec = request.approval
         assert spec is not None
         token = sign_approval(
@@ -228,7 +229,7 @@ class EmailActivities:
         return {
             "approval_url": f"{self._settings.public_url.rstrip('/')}/approvals/{token}",
             "approver": spec.approver,
-            "step": f"{spec.step + 1} of {spec.of_steps}",
+            "step": "" if to_client else f"{spec.step + 1} of {spec.of_steps}",  # the chain is internal
             "reminder": spec.reminder,
         }
 

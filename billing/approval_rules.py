@@ -43,6 +43,9 @@ class ApprovalStep:
     approvers: tuple[str, ...]
     mode: str = "any"
     delegate: str | None = None
+    # The client's own contact approves this step too (a purchase-order or timesheet sign-off): resolved
+    # to the customer's first email when the invoice is routed.
+    client_contact: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,11 +196,14 @@ def parse_rule(data: Mapping[str, Any], *, path: str = "rule") -> ApprovalRule:
     steps = []
     for i, raw in enumerate(raw_steps):
         step_path = f"{path}.steps[{i}]"
-        if not isinstance(raw, Mapping) or set(raw) - {"approvers", "mode", "delegate"}:
-            raise RuleError(f"{step_path}: expected {{approvers, mode, delegate}}")
-        approvers = raw.get("approvers")
-        if not isinstance(approvers, list) or not approvers or len(approvers) > 20:
-            raise RuleError(f"{step_path}.approvers: one to twenty email addresses")
+        if not isinstance(raw, Mapping) or set(raw) - {"approvers", "mode", "delegate", "client_contact"}:
+            raise RuleError(f"{step_path}: expected {{approvers, mode, delegate, client_contact}}")
+        client_contact = raw.get("client_contact", False)
+        if not isinstance(client_contact, bool):
+            raise RuleError(f"{step_path}.client_contact: expected true or false")
+        approvers = raw.get("approvers", [] if client_contact else None)
+        if not isinstance(approvers, list) or len(approvers) > 20 or not (approvers or client_contact):
+            raise RuleError(f"{step_path}.approvers: one to twenty email addresses (or client_contact: true)")
         emails = tuple(_email(a, f"{step_path}.approvers") for a in approvers)
         if len(set(emails)) != len(emails):
             raise RuleError(f"{step_path}.approvers: listed twice")
@@ -205,7 +211,9 @@ def parse_rule(data: Mapping[str, Any], *, path: str = "rule") -> ApprovalRule:
         if mode not in MODES:
             raise RuleError(f"{step_path}.mode: 'any' or 'all', got {mode!r}")
         delegate = _email(raw["delegate"], f"{step_path}.delegate") if raw.get("delegate") else None
-        steps.append(ApprovalStep(approvers=emails, mode=mode, delegate=delegate))
+        steps.append(
+            ApprovalStep(approvers=emails, mode=mode, delegate=delegate, client_contact=client_contact)
+        )
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise RuleError(f"{path}.enabled: expected true or false")
@@ -234,6 +242,7 @@ def rule_to_dict(rule: ApprovalRule) -> dict[str, Any]:
                 "approvers": list(s.approvers),
                 "mode": s.mode,
                 **({"delegate": s.delegate} if s.delegate else {}),
+                **({"client_contact": True} if s.client_contact else {}),
             }
             for s in rule.steps
         ],

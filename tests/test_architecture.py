@@ -123,18 +123,14 @@ def _graph() -> dict[str, set[str]]:
 
 def test_layers_import_only_downwards() -> None:
     bad = {
-        _name(p): v
-        for p in _modules()
-        if (v := layer_violations(_name(p), list(imports_of(p.read_text()))))
+        _name(p): v for p in _modules() if (v := layer_violations(_name(p), list(imports_of(p.read_text()))))
     }
     assert bad == {}
 
 
 def test_routers_never_import_each_other() -> None:
     bad = {
-        _name(p): v
-        for p in _modules()
-        if (v := router_violations(_name(p), list(imports_of(p.read_text()))))
+        _name(p): v for p in _modules() if (v := router_violations(_name(p), list(imports_of(p.read_text()))))
     }
     assert bad == {}
 

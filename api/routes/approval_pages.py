@@ -65,6 +65,8 @@ def _summary(session: Session, token: ApprovalToken) -> dict[str, Any] | None:
         "notes": invoice.notes,
         "workflow_id": invoice.workflow_id,
         "used": used.decision if used else None,
+        # The client's own contact sees no internal detail (the chain, its steps, other approvers).
+        "client": token.approver in {e.strip().lower() for e in invoice.customer.emails},
         "lines": [
             {
                 "description": line.description,
@@ -120,8 +122,8 @@ async def show(
     return page(
         "approval.html",
         approver=token.approver,
-        step=token.step + 1,
-        steps=state.approval_steps,
+        step=None if summary["client"] else token.step + 1,
+        steps=None if summary["client"] else state.approval_steps,
         action_url=f"/approvals/{value}",
         preview_url=f"/approvals/{value}/preview.pdf",
         **summary,

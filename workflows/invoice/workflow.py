@@ -169,21 +169,25 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
         else:
             self._rejection = (approver, decision.comment)
         kind = "approval.approved" if decision.decision == "approve" else "approval.rejected"
-        self._note(kind, f"{approver} (step {step + 1}, {decision.via})")
+        client = self._chain is not None and approver in self._chain.steps[step].client
+        self._note(kind, f"{approver}{' (client)' if client else ''} (step {step + 1}, {decision.via})")
+        data = {
+            "step": str(step + 1),
+            "revision": str(revision),
+            "comment": decision.comment,
+            "via": decision.via,
+            "ip": decision.ip,
+            "user_agent": decision.user_agent,
+        }
+        if client:  # the client's own sign-off (a purchase order, a timesheet), not the firm's
+            data["party"] = "client"
         await workflow.execute_activity(
             ActivityName.RECORD_EVENT,
             EventRecord(
                 invoice_id=self._input.invoice_id,
                 kind=kind,
                 actor=approver,
-                data={
-                    "step": str(step + 1),
-                    "revision": str(revision),
-                    "comment": decision.comment,
-                    "via": decision.via,
-                    "ip": decision.ip,
-                    "user_agent": decision.user_agent,
-                },
+                data=data,
                 dedupe_key=f"invoice:{self._input.invoice_id}:decision:r{revision}:s{step}:{approver}",
             ),
             start_to_close_timeout=DB_TIMEOUT,

@@ -30,6 +30,7 @@ class ApprovalStepSpec:
     approvers: list[str]
     mode: str = "any"  # any | all
     delegate: str | None = None
+    client: list[str] = field(default_factory=list)  # approvers who are the client's contact
 
 
 @dataclass
