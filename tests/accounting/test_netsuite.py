@@ -18,9 +18,11 @@ from accounting.errors import Transient
 from accounting.netsuite_auth import ASSERTION_TYPE, TOKEN_PATH, client_assertion
 from accounting.netsuite_http import RECORD
 from accounting.tokens import ConnectionProblem
-from tests.accounting.netsuite_support import NetSuite, customer, invoice, keys, netsuite  # noqa: F401
+from tests.accounting import netsuite_support
+from tests.accounting.netsuite_support import NetSuite, invoice, keys
 
 D = Decimal
+netsuite = netsuite_support.netsuite  # the fixture
 
 
 def payment(invoice_id: str, amount: str, *, customer_id: str | None = None) -> AccountingPayment:
@@ -275,3 +277,40 @@ async def test_the_suiteql_change_feed_reports_a_payment_entered_in_netsuite_onc
     finally:
         await accountant.aclose()
         await connector.aclose()
+
+
+async def test_the_dev_stand_in_and_settings_connect_through_open_connection(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """`invoiceflow dev --accounting netsuite` wiring: the dev key, the stand-in that maps its public half,
+    the INVOICEFLOW_NETSUITE_* settings, and the connection the worker opens from them."""
+    from accounting.tokens import NotConnected, open_connection, resolve_tenant
+    from core.settings import Settings
+    from standins.accounting.dev import PROVIDERS, netsuite_dev_key
+    from standins.server import serve
+
+    key = netsuite_dev_key(tmp_path / "netsuite-dev-key.pem")
+    assert key.stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE", str(key))
+    dev = PROVIDERS["netsuite"]
+    app, state = dev.app()
+    with serve(app) as served:
+        for name, value in {
+            **dev.env(served.base_url),
+            "INVOICEFLOW_ACCOUNTING_PROVIDER": "netsuite",
+        }.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert resolve_tenant(settings) == dev.tenant
+        connection = open_connection(settings, dev.tenant)
+        try:
+            made = await connection.connector.ensure_customer(
+                netsuite_support.customer(), idempotency_key="k"
+            )
+            assert made.external_id in state.books.records["customer"]
+            assert [r["grant_type"] for r in state.token_requests] == ["client_credentials"]
+        finally:
+            await connection.aclose()
+    monkeypatch.delenv("INVOICEFLOW_NETSUITE_ACCOUNT_ID")
+    with pytest.raises(NotConnected, match="INVOICEFLOW_NETSUITE_ACCOUNT_ID"):
+        resolve_tenant(Settings(_env_file=None))  # type: ignore[call-arg]
