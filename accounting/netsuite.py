@@ -7,8 +7,9 @@ What Oracle's documentation says, and how this module follows it (looked up in t
   write carries our own id as its external id (customer id, invoice id, payment id, credit note id), so
   a retry after a timeout updates what the first attempt created instead of duplicating it. A write
   answers ``204`` with ``Location`` ("Creating a Record Instance", section_1545141395); we read the
-  record back by ``eid:`` for its internal id and totals. Sublists are replaced, not merged, on an
-  update (``replace=item``).
+  record back by ``eid:`` for its internal id and totals. The item lines are replaced, not appended, on
+  an update (``replace=item``: "Replacing a Sublist", section_1545297048); reads ask for
+  ``expandSubResources=true`` to get the lines ("Format of Sublists and Subrecords", section_1545141947).
 - **Asynchronous requests** carry ``X-NetSuite-Idempotency-Key`` ("Sending an Asynchronous Request Using
   an Idempotency Key", subsect_164494900632): the money writes (customer payment, credit memo) go with
   ``Prefer: respond-async`` and a key derived from ours (a UUID, as in Oracle's example). NetSuite

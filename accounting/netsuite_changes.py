@@ -13,8 +13,9 @@ Records Catalog itself was not in the searchable documentation). Dates are forma
 
 The cursor is the provider's own ``lastmodifieddate`` (to the second) of the newest payment seen, plus
 the rows (id and a digest of their values) seen at that second: the next poll asks ``>=`` and drops
-those, so a payment is reported once and a change in the same second is not lost. A first poll looks back ``LOOKBACK_DAYS``. A voided
-payment comes back as ``deleted`` (a difference for an operator, never applied silently).
+those, so a payment is reported once and a change in the same second is not lost. A first poll looks
+back ``LOOKBACK_DAYS``. A voided payment comes back as ``deleted`` (a difference for an operator, never
+applied silently). Deleted records (SuiteQL ``DeletedRecord``) are not read yet.
 """
 
 from __future__ import annotations

@@ -288,7 +288,8 @@ def create_netsuite_app(state: NetSuiteState | None = None) -> tuple[Starlette, 
                     raise Refused(
                         400, "INVALID_REQUEST", "Upsert is supported only with an external ID in the URL."
                     )  # [K]
-                return 204, None, url(kind, books.upsert(kind, ref[4:], body))
+                replace = frozenset(request.query_params.get("replace", "").lower().split(","))
+                return 204, None, url(kind, books.upsert(kind, ref[4:], body, replace))
             return 204, None, url(kind, books.patch(kind, ref, body))
 
         return await state.serve(request, handle, write=method != "GET")

@@ -66,6 +66,7 @@ class Books:
     currencies: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(CURRENCIES))
     next_id: int = 100
     shift: timedelta = timedelta(0)  # tests move the account's clock
+    _replace: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         return (datetime.now(UTC) + self.shift).replace(microsecond=0, tzinfo=None)
@@ -92,8 +93,13 @@ class Books:
             )
         return self.records[kind][internal]
 
-    def upsert(self, kind: str, external_id: str | None, body: dict[str, Any]) -> str:
-        """Create (or, with a known external id, update) one record; returns its internal id."""
+    def upsert(
+        self, kind: str, external_id: str | None, body: dict[str, Any], replace: frozenset[str] = frozenset()
+    ) -> str:
+        """Create (or, with a known external id, update) one record; returns its internal id. On an update
+        the item lines sent are appended to the old ones (a non-keyed sublist) unless ``replace`` names
+        ``item`` (Oracle: "Updating a Sublist", "Replacing a Sublist")."""
+        self._replace = replace
         internal = self.external[kind].get(external_id) if external_id else None
         build = {
             "customer": self._customer,
@@ -186,6 +192,8 @@ class Books:
             body, record.get("currency") or self.records["customer"][entity]["currency"]
         )
         lines = self._lines(body, currency) if "item" in body or old is None else record["lines"]
+        if old is not None and "item" in body and "item" not in self._replace:
+            lines = [{**line, "line": n} for n, line in enumerate(record["lines"] + lines, start=1)]
         tran_id = str(body.get("tranId") or record.get("tranId") or f"{kind[:3].upper()}{self.next_id + 1}")
         for other in self.records[kind].values():
             if other["tranId"] == tran_id and other is not old and other.get("id") != record.get("id"):

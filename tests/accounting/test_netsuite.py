@@ -314,3 +314,31 @@ async def test_the_dev_stand_in_and_settings_connect_through_open_connection(
     monkeypatch.delenv("INVOICEFLOW_NETSUITE_ACCOUNT_ID")
     with pytest.raises(NotConnected, match="INVOICEFLOW_NETSUITE_ACCOUNT_ID"):
         resolve_tenant(Settings(_env_file=None))  # type: ignore[call-arg]
+
+
+async def test_a_changed_invoice_replaces_its_lines_instead_of_appending(netsuite: NetSuite) -> None:
+    """NetSuite appends lines sent on an update (a non-keyed sublist) unless asked to replace them."""
+    from dataclasses import replace
+
+    connector = netsuite.connector()
+    try:
+        ours = invoice()
+        synced = await connector.upsert_invoice(ours, idempotency_key="r1")
+        fewer = replace(
+            ours,
+            lines=ours.lines[:1],
+            totals=replace(ours.totals, subtotal=D("1875.00"), tax=D("375.00"), total=D("2250.00")),
+        )
+        again = await connector.upsert_invoice(fewer, idempotency_key="r2", external_id=synced.external_id)
+        theirs = await connector.fetch_invoice(again.external_id)
+        assert [line.description for line in theirs.lines] == ["Consulting, June"]
+        assert drift(fewer, theirs) == [] and again.status == SyncStatus.UPDATED
+        # Without replace=item the same PUT would have appended: the stand-in models NetSuite's merge.
+        await connector.http.call(
+            "PUT",
+            f"{RECORD}/invoice/eid:{ours.invoice_id}",
+            body={"item": {"items": [connector._line(ours.lines[1])]}},
+        )
+        assert len((await connector.fetch_invoice(again.external_id)).lines) == 2
+    finally:
+        await connector.aclose()
