@@ -55,7 +55,7 @@ class M2MCredentials:
 def credentials(settings: Settings, base_url: str) -> M2MCredentials:
     """From ``INVOICEFLOW_NETSUITE_CLIENT_ID/_CERTIFICATE_ID/_PRIVATE_KEY(_FILE)``; what is missing is a
     ``ConnectionProblem`` now, not a failed sync later."""
-    key = settings.netsuite_private_key
+    key = settings.netsuite_private_key.get_secret_value() if settings.netsuite_private_key else None
     if not key and settings.netsuite_private_key_file:
         try:
             key = Path(settings.netsuite_private_key_file).read_text()

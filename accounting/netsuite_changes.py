@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from accounting.changes import ChangeSet, RemotePayment
@@ -156,7 +155,3 @@ class NetSuiteChangeFeed:
             _COLUMNS + f"l.previousdoc = {_integer(invoice_id)} ORDER BY t.lastmodifieddate, t.id"
         )
         return [p for p in await self._payments(rows) if p.invoice_external_id == invoice_id]
-
-
-def total(payments: Iterable[RemotePayment]) -> Decimal:
-    return sum((p.amount for p in payments if not p.deleted), Decimal(0))

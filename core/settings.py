@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-only-change-me"
@@ -213,7 +213,9 @@ class Settings(BaseSettings):
     netsuite_certificate_id: str | None = Field(
         default=None, description="Certificate ID of the OAuth 2.0 Client Credentials (M2M) mapping."
     )
-    netsuite_private_key: str | None = Field(default=None, description="PEM private key of that certificate.")
+    netsuite_private_key: SecretStr | None = Field(
+        default=None, description="PEM private key of that certificate."
+    )
     netsuite_private_key_file: str | None = Field(default=None, description="…or a file holding it.")
     netsuite_jwt_algorithm: Literal["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"] = "PS256"
     netsuite_scope: str = Field(default="rest_webservices", description="Scopes of the client assertion.")

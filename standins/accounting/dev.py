@@ -56,7 +56,7 @@ def netsuite_dev_key(path: Path) -> Path:
     """The dev stack's M2M private key (made on first use, kept in the data dir): the worker signs its
     client assertions with it and the stand-in registers its public half as the mapped certificate."""
     if not path.exists():
-        from standins.accounting.netsuite import key_pair
+        from standins.accounting.netsuite_keys import key_pair
 
         path.parent.mkdir(parents=True, exist_ok=True)
         private, _ = key_pair("invoiceflow-dev")

@@ -44,6 +44,7 @@ from standins.accounting.common import (
     json_response,
 )
 from standins.accounting.netsuite_books import Books, Refused
+from standins.accounting.netsuite_keys import key_pair
 from standins.accounting.netsuite_render import render
 from standins.accounting.netsuite_suiteql import run as run_suiteql
 
@@ -93,6 +94,7 @@ class NetSuiteState:
     idempotency: dict[str, str] = field(default_factory=dict)  # key → job id
     token_requests: list[dict[str, str]] = field(default_factory=list)
     token_refusals: list[str] = field(default_factory=list)
+    hung: list[str] = field(default_factory=list)  # writes that committed, then answered late
     core: Core = field(init=False)
 
     def __post_init__(self) -> None:
@@ -245,6 +247,7 @@ class NetSuiteState:
             if write and 200 <= status < 300 and faults.hang_writes > 0:
                 faults.hang_writes -= 1
                 hang = faults.hang_seconds
+                self.hung.append(f"{call.method} {call.path}")
             headers = {"Location": location} if location else {}
             if payload is None:
                 return Response(status_code=status, headers=headers), hang
@@ -260,6 +263,9 @@ class NetSuiteState:
             "location": location,
         }
         return job
+
+
+__all__ = ["NetSuiteState", "create_netsuite_app", "key_pair"]
 
 
 def create_netsuite_app(state: NetSuiteState | None = None) -> tuple[Starlette, NetSuiteState]:
@@ -385,32 +391,3 @@ def create_netsuite_app(state: NetSuiteState | None = None) -> tuple[Starlette, 
         ]
     )
     return app, state
-
-
-def key_pair(common_name: str = "invoiceflow-m2m") -> tuple[str, str]:
-    """A fresh RSA private key and its self-signed certificate (PEM), as an administrator would make with
-    ``openssl req -x509 -newkey rsa:3072`` before uploading the certificate to the M2M setup page."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=730))
-        .sign(key, hashes.SHA256())
-    )
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return private, certificate.public_bytes(serialization.Encoding.PEM).decode()

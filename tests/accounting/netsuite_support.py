@@ -17,7 +17,8 @@ from accounting.mapping import LineSpec, build_invoice
 from accounting.netsuite import NetSuiteConnector
 from accounting.netsuite_auth import M2MCredentials, M2MTokenSource
 from accounting.netsuite_http import netsuite_http_settings, netsuite_policy
-from standins.accounting.netsuite import TOKEN_PATH, NetSuiteState, create_netsuite_app, key_pair
+from standins.accounting.netsuite import TOKEN_PATH, NetSuiteState, create_netsuite_app
+from standins.accounting.netsuite_keys import key_pair
 from standins.server import ServedApp, serve
 
 D = Decimal

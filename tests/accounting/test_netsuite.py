@@ -342,3 +342,41 @@ async def test_a_changed_invoice_replaces_its_lines_instead_of_appending(netsuit
         assert len((await connector.fetch_invoice(again.external_id)).lines) == 2
     finally:
         await connector.aclose()
+
+
+async def test_a_refused_asynchronous_write_surfaces_netsuites_message(netsuite: NetSuite) -> None:
+    """The job fails (more applied than is due): its task result's error is raised, nothing is written."""
+    from accounting.errors import ValidationFailed
+
+    connector = netsuite.connector()
+    try:
+        synced = await connector.upsert_invoice(invoice(), idempotency_key="i")
+        too_much = payment(synced.external_id, "9999.00")
+        with pytest.raises(ValidationFailed, match="exceeds the amount due"):
+            await connector.record_payment(too_much, idempotency_key=f"payment:{too_much.payment_id}")
+        assert (
+            netsuite.state.books.records["customerpayment"] == {} and netsuite.state.books.applications == []
+        )
+    finally:
+        await connector.aclose()
+
+
+def test_netsuite_error_bodies_map_to_what_the_caller_should_do() -> None:
+    from accounting.errors import NotFound, RateLimited, ValidationFailed
+    from accounting.netsuite_http import IdempotencyConflict, error_from
+
+    def body(code: str, status: int = 400) -> dict[str, object]:
+        return {
+            "type": "t",
+            "title": "x",
+            "status": status,
+            "o:errorDetails": [{"detail": "d", "o:errorCode": code}],
+        }
+
+    limited = error_from(400, body("SSS_REQUEST_LIMIT_EXCEEDED"), {"Retry-After": "3"})
+    assert isinstance(limited, RateLimited) and limited.retry_after_seconds == 3.0  # the RESTlet-style 400
+    conflict = error_from(400, body("IDEMPOTENCY_ERROR"), {"Location": "/services/rest/async/v1/job/7"})
+    assert isinstance(conflict, IdempotencyConflict) and conflict.location.endswith("/job/7")
+    assert isinstance(error_from(404, body("NONEXISTENT_ID", 404), {}), NotFound)
+    refused = error_from(400, body("USER_ERROR"), {})
+    assert type(refused) is ValidationFailed and refused.code == "USER_ERROR" and not refused.retryable
