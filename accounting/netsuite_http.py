@@ -10,9 +10,12 @@ Asynchronous Request"), so unlike the other providers the headers matter: ``NetS
 NetSuite governs *concurrency* per account (web services and RESTlets together; 5 on a shared tier
 without SuiteCloud Plus, +10 per licence: "Web Services and RESTlet Concurrency Governance"), not calls
 per minute, so the policy is a concurrency cap plus a generous window. A call over the limit is refused:
-HTTP 429 for REST web services, or 400 with ``SSS_REQUEST_LIMIT_EXCEEDED`` (documented for RESTlets).
-Both are waited out: ``Retry-After`` when sent (Oracle documents none for this case), else a short fixed
-backoff, since a concurrency slot frees as soon as any call ends.
+HTTP 429 (what the REST web services answer, per Oracle's note on the AI connector's "Too Many
+Requests"; the error code in that body was not found in the docs, the stand-in uses
+``SSS_REQUEST_LIMIT_EXCEEDED``), or 400 with ``SSS_REQUEST_LIMIT_EXCEEDED`` (documented for RESTlets).
+A 429 is waited out inline (``Retry-After`` when sent, which Oracle does not document, else a one-second
+backoff: a slot frees as soon as any call ends), pausing the account's limiter for every task; the 400
+form becomes ``RateLimited`` and the activity's retry waits it out.
 """
 
 from __future__ import annotations
