@@ -1,5 +1,5 @@
-"""Native accounting sync: one connector interface, clients for QuickBooks Online, Xero and
-FreshBooks, their error hierarchy and a shared per-organisation rate limiter."""
+"""Native accounting sync: one connector interface, clients for QuickBooks Online, Xero, FreshBooks and
+NetSuite, their error hierarchy and a shared per-organisation rate limiter."""
 
 from accounting.base import (
     AccountingConnector,

@@ -39,7 +39,7 @@ from persistence.db import session_scope
 from persistence.models import AccountingSync, CreditNote, Customer, Invoice
 
 # The provider's "no tax" code, used for 0 % lines unless INVOICEFLOW_ACCOUNTING_TAX_CODES maps 0.
-NO_TAX = {"xero": "NONE", "qbo": "NON", "freshbooks": ""}
+NO_TAX = {"xero": "NONE", "qbo": "NON", "freshbooks": "", "netsuite": ""}
 
 
 @dataclass(frozen=True)

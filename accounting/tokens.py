@@ -49,7 +49,10 @@ from persistence.models import AccountingConnection
 if TYPE_CHECKING:  # imported where used, so importing the API or the worker does not need it
     from cryptography.fernet import MultiFernet
 
-PROVIDERS = ("xero", "qbo", "freshbooks")
+    from accounting.netsuite_auth import M2MTokenSource
+
+PROVIDERS = ("xero", "qbo", "freshbooks", "netsuite")
+M2M_PROVIDERS = ("netsuite",)  # client credentials: nothing to connect or store
 REFRESH_MARGIN = timedelta(minutes=5)
 HKDF_INFO = b"invoiceflow/accounting-oauth-tokens/v1"
 
@@ -101,7 +104,12 @@ _OAUTH = {
     ),
 }
 
-_TENANT_SETTING = {"xero": "xero_tenant_id", "qbo": "qbo_realm_id", "freshbooks": "freshbooks_account_id"}
+_TENANT_SETTING = {
+    "xero": "xero_tenant_id",
+    "qbo": "qbo_realm_id",
+    "freshbooks": "freshbooks_account_id",
+    "netsuite": "netsuite_account_id",
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,12 @@ def oauth_app(settings: Settings, provider: str) -> OAuthApp:
     """The app from ``INVOICEFLOW_<PROVIDER>_CLIENT_ID/_SECRET/_TOKEN_URL``; missing credentials are a
     ``ConnectionProblem`` now rather than a failed refresh half an hour later."""
     _check_provider(provider)
+    if provider in M2M_PROVIDERS:
+        raise ConnectionProblem(
+            f"{provider} uses OAuth 2.0 client credentials: there is nothing to connect; set "
+            f"INVOICEFLOW_{provider.upper()}_ACCOUNT_ID, _CLIENT_ID, _CERTIFICATE_ID and _PRIVATE_KEY(_FILE)",
+            provider=provider,
+        )
     client_id = getattr(settings, f"{provider}_client_id")
     client_secret = getattr(settings, f"{provider}_client_secret")
     if not client_id or not client_secret:
@@ -390,6 +404,10 @@ def resolve_tenant(settings: Settings, provider: str | None = None) -> str:
     configured = configured_tenant(settings, provider)
     if configured:
         return configured
+    if provider in M2M_PROVIDERS:
+        raise NotConnected(
+            f"{provider}: set INVOICEFLOW_{_TENANT_SETTING[provider].upper()}", provider=provider
+        )
     tenants = connected_tenants(settings.require_database_url(), provider)
     if len(tenants) == 1:
         return tenants[0]
@@ -532,7 +550,7 @@ class Connection:
 
     provider: str
     tenant_id: str
-    store: TokenStore
+    store: TokenStore | M2MTokenSource
     connector: AccountingConnector
 
     async def aclose(self) -> None:
@@ -543,6 +561,10 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
     """The connector for ``settings.accounting_provider``. Its rate limiter is the process-wide one of
     the organisation (``accounting.ratelimit.limiter_for``), bound on first use."""
     provider = _check_provider(settings.accounting_provider)
+    if provider == "netsuite":
+        from accounting.netsuite_connection import open_netsuite
+
+        return open_netsuite(settings, tenant_id)
     app = oauth_app(settings, provider)
     store = TokenStore(
         database_url=settings.require_database_url(),

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-only-change-me"
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
 
     # Accounting sync: at most one provider and organisation per installation. Tokens come
     # from `invoiceflow connect <provider>` and live encrypted in the database, not in settings.
-    accounting_provider: Literal["none", "xero", "qbo", "freshbooks"] = Field(
+    accounting_provider: Literal["none", "xero", "qbo", "freshbooks", "netsuite"] = Field(
         default="none", description="Where issued invoices and payments are synced; `none` skips the sync."
     )
     accounting_sales_account: str = Field(
@@ -203,6 +203,38 @@ class Settings(BaseSettings):
     freshbooks_account_id: str | None = Field(default=None, description="FreshBooks business account id.")
     freshbooks_client_id: str | None = None
     freshbooks_client_secret: str | None = None
+    # NetSuite: OAuth 2.0 client credentials (M2M), a JWT signed with the mapped certificate's key.
+    netsuite_account_id: str | None = Field(
+        default=None, description="NetSuite account id (`1234567`, `1234567_SB1`)."
+    )
+    netsuite_base_url: str | None = Field(
+        default=None, description="SuiteTalk REST host; unset: https://<account>.suitetalk.api.netsuite.com."
+    )
+    netsuite_token_url: str | None = Field(
+        default=None, description="Token endpoint; unset: <base>/services/rest/auth/oauth2/v1/token."
+    )
+    netsuite_client_id: str | None = Field(default=None, description="The integration record's client id.")
+    netsuite_certificate_id: str | None = Field(
+        default=None, description="Certificate ID of the OAuth 2.0 Client Credentials (M2M) mapping."
+    )
+    netsuite_private_key: SecretStr | None = Field(
+        default=None, description="PEM private key of that certificate."
+    )
+    netsuite_private_key_file: str | None = Field(default=None, description="…or a file holding it.")
+    netsuite_jwt_algorithm: Literal["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"] = "PS256"
+    netsuite_scope: str = Field(default="rest_webservices", description="Scopes of the client assertion.")
+    netsuite_concurrency: int = Field(
+        default=5,
+        ge=1,
+        description="Concurrent calls this installation may make (the account's limit or its share).",
+    )
+    netsuite_subsidiary_id: str | None = Field(
+        default=None, description="Subsidiary of new customers (OneWorld)."
+    )
+    netsuite_currency_ids: str = Field(
+        default="",
+        description="Currency → NetSuite internal id, e.g. `USD=1,EUR=4`; unset: looked up by symbol.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -33,15 +33,19 @@ def dev(
     ] = 8091,
     accounting: Annotated[
         str | None,
-        typer.Option(help="Sync to a local stand-in of xero, qbo or freshbooks (on --accounting-port)."),
+        typer.Option(
+            help="Sync to a local stand-in of xero, qbo, freshbooks or netsuite (on --accounting-port)."
+        ),
     ] = None,
     accounting_port: Annotated[int, typer.Option()] = 8092,
 ) -> None:
     """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
     from invoiceflow.devstack import DevPorts, DevStack, DevStackError
 
-    if accounting is not None and accounting not in ("xero", "qbo", "freshbooks"):
-        typer.echo(f"error: --accounting must be xero, qbo or freshbooks, not {accounting!r}", err=True)
+    if accounting is not None and accounting not in ("xero", "qbo", "freshbooks", "netsuite"):
+        typer.echo(
+            f"error: --accounting must be xero, qbo, freshbooks or netsuite, not {accounting!r}", err=True
+        )
         raise typer.Exit(2)
     stack = DevStack(
         data_dir=data_dir.resolve(),
@@ -103,7 +107,7 @@ def demo(
 
 @app.command()
 def standin(
-    provider: Annotated[str, typer.Argument(help="xero, qbo or freshbooks")],
+    provider: Annotated[str, typer.Argument(help="xero, qbo, freshbooks or netsuite")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8092,
 ) -> None:

@@ -56,7 +56,7 @@ class DevStack:
     settings: Settings
     host: str = "127.0.0.1"
     say: Callable[[str], None] = print
-    accounting: str | None = None  # xero | qbo | freshbooks: run that provider's stand-in and sync to it
+    accounting: str | None = None  # xero | qbo | freshbooks | netsuite: its stand-in, synced to
     children: list[Child] = field(default_factory=list)
     _pg: object | None = None
     database_url: str = ""
@@ -96,7 +96,7 @@ class DevStack:
         """The provider's stand-in, and its dev token stored as the organisation's connection."""
         from datetime import UTC, datetime, timedelta
 
-        from accounting.tokens import TokenGrant, save_connection, token_cipher
+        from accounting.tokens import M2M_PROVIDERS, TokenGrant, save_connection, token_cipher
         from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
         assert self.accounting is not None
@@ -108,6 +108,8 @@ class DevStack:
         _wait_for_port(
             self.host, self.ports.accounting, timeout_s, f"{self.accounting} stand-in", self._first_dead
         )
+        if self.accounting in M2M_PROVIDERS:  # client credentials: the worker signs in by itself
+            return
         grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
         save_connection(
             self.database_url,
@@ -194,6 +196,11 @@ class DevStack:
 
             env["INVOICEFLOW_ACCOUNTING_PROVIDER"] = self.accounting
             env.update(PROVIDERS[self.accounting].env(f"http://{self.host}:{self.ports.accounting}"))
+            if self.accounting == "netsuite" and "INVOICEFLOW_NETSUITE_PRIVATE_KEY" not in env:
+                from standins.accounting.dev import netsuite_dev_key
+
+                key = netsuite_dev_key(self.data_dir / "netsuite-dev-key.pem")
+                env.setdefault("INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE", str(key))
         return dev_environment(env, crm_port=self.ports.crm)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:

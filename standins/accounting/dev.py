@@ -7,8 +7,10 @@ that token as the organisation's connection, so issued invoices show up in the s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DEV_TOKEN = "dev-accounting-token"
@@ -44,6 +46,39 @@ def _freshbooks() -> tuple[Any, Any]:
     state = FreshBooksState(account_id=PROVIDERS["freshbooks"].tenant, tokens={DEV_TOKEN})
     state.oauth.add_refresh_token(DEV_REFRESH_TOKEN)
     return create_freshbooks_app(state)
+
+
+NETSUITE_DEV_CLIENT_ID = "dev-netsuite-client"
+NETSUITE_DEV_CERTIFICATE_ID = "dev-netsuite-certificate"
+
+
+def netsuite_dev_key(path: Path) -> Path:
+    """The dev stack's M2M private key (made on first use, kept in the data dir): the worker signs its
+    client assertions with it and the stand-in registers its public half as the mapped certificate."""
+    if not path.exists():
+        from standins.accounting.netsuite_keys import key_pair
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private, _ = key_pair("invoiceflow-dev")
+        path.write_text(private)
+        path.chmod(0o600)
+    return path
+
+
+def _netsuite() -> tuple[Any, Any]:
+    from cryptography.hazmat.primitives import serialization
+
+    from standins.accounting.netsuite import NetSuiteState, create_netsuite_app
+
+    state = NetSuiteState(account_id=PROVIDERS["netsuite"].tenant)
+    key_file = os.environ.get("INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE")
+    if key_file:  # the public half of the dev key is the certificate mapped for the dev client id
+        private = serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        state.register_certificate(NETSUITE_DEV_CERTIFICATE_ID, public, NETSUITE_DEV_CLIENT_ID)
+    return create_netsuite_app(state)
 
 
 PROVIDERS: dict[str, DevAccounting] = {
@@ -82,6 +117,20 @@ PROVIDERS: dict[str, DevAccounting] = {
             "INVOICEFLOW_FRESHBOOKS_ACCOUNT_ID": "xZNQ1X",
             "INVOICEFLOW_FRESHBOOKS_CLIENT_ID": "freshbooks-client",
             "INVOICEFLOW_FRESHBOOKS_CLIENT_SECRET": "freshbooks-secret",
+        },
+    ),
+    # M2M: no stored connection; the dev stack adds INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE (netsuite_dev_key).
+    "netsuite": DevAccounting(
+        "TSTDRV1234567",
+        _netsuite,
+        lambda base: {
+            "INVOICEFLOW_NETSUITE_BASE_URL": base,
+            "INVOICEFLOW_NETSUITE_ACCOUNT_ID": "TSTDRV1234567",
+            "INVOICEFLOW_NETSUITE_CLIENT_ID": NETSUITE_DEV_CLIENT_ID,
+            "INVOICEFLOW_NETSUITE_CERTIFICATE_ID": NETSUITE_DEV_CERTIFICATE_ID,
+            # The stand-in's item "Services" and its 20 % and 19 % tax codes.
+            "INVOICEFLOW_ACCOUNTING_SALES_ACCOUNT": "10",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "20=5,19=6",
         },
     ),
 }
