@@ -35,7 +35,7 @@ from accounting.base import (
 from accounting.errors import AccountingError, NotFound, ValidationFailed
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
-from accounting.ratelimit import FRESHBOOKS_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import FRESHBOOKS_POLICY, CallLimiter, RateLimitPolicy
 
 FRESHBOOKS_BASE_URL = "https://api.freshbooks.com"
 DELETED = 1  # vis_state: 0 active, 1 deleted, 2 archived
@@ -95,7 +95,7 @@ class FreshBooksConnector:
         payment_type: str = "Bank Transfer",
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = FRESHBOOKS_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.account_id = account_id

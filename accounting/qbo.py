@@ -37,7 +37,7 @@ from accounting.errors import AccountingError, NotFound, StaleObject, Validation
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key, derived_key
-from accounting.ratelimit import QBO_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import QBO_POLICY, CallLimiter, RateLimitPolicy
 
 QBO_BASE_URL = "https://quickbooks.api.intuit.com"
 QBO_SANDBOX_BASE_URL = "https://sandbox-quickbooks.api.intuit.com"
@@ -95,7 +95,7 @@ class QboConnector:
         max_stale_retries: int = 3,
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = QBO_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.realm_id = realm_id

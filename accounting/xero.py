@@ -30,7 +30,7 @@ from accounting.errors import AccountingError, NotFound, ValidationFailed
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key
-from accounting.ratelimit import XERO_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import XERO_POLICY, CallLimiter, RateLimitPolicy
 from billing.money import decimals_of
 
 XERO_BASE_URL = "https://api.xero.com/api.xro/2.0"
@@ -84,7 +84,7 @@ class XeroConnector:
         payment_account_code: str = "090",
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = XERO_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.tenant_id = tenant_id
