@@ -44,6 +44,7 @@ from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingP
 from accounting.errors import AccessDenied, AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
 from accounting.reconcile import credit_note_for_sync, customer_system, invoice_for_sync
 from accounting.tokens import Connection, ConnectionProblem, open_connection, resolve_tenant, tokens_used
+from activities.books_money import BooksMoney
 from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
@@ -109,7 +110,7 @@ class _PaymentSnapshot:
     invoice_row: _SyncRow | None
 
 
-class AccountingActivities:
+class AccountingActivities(BooksMoney):
     """One instance per worker process; it holds that process's connector per event loop, so all
     concurrent syncs of the organisation share one HTTP client, token store and rate limiter."""
 
@@ -168,6 +169,12 @@ class AccountingActivities:
                 credit_note_id = uuid.UUID(request.credit_note_id or "")
             except ValueError as exc:
                 raise _refused(f"a credit note sync needs credit_note_id: {exc}") from exc
+        refund_id: uuid.UUID | None = None
+        if request.action == AccountingAction.REFUND:
+            try:
+                refund_id = uuid.UUID(request.refund_id or "")
+            except ValueError as exc:
+                raise _refused(f"a refund sync needs refund_id: {exc}") from exc
         target = _Target("invoice", invoice_id, invoice_id)
         with tokens_used() as used:
             try:
@@ -181,6 +188,11 @@ class AccountingActivities:
                 elif request.action == AccountingAction.CREDIT_NOTE:
                     assert credit_note_id is not None
                     result = await self._sync_credit_note(connection, invoice_id, credit_note_id, target)
+                elif request.action == AccountingAction.REFUND:
+                    assert refund_id is not None
+                    result = await self._sync_refund(connection, invoice_id, refund_id, target)
+                elif request.action == AccountingAction.WRITE_OFF:
+                    result = await self._write_off(connection, invoice_id, target)
                 else:
                     raise _refused(f"unknown accounting action {request.action!r}")
             except RateLimited as exc:
@@ -236,6 +248,7 @@ class AccountingActivities:
             and row.revision == snap.revision
             and row.fingerprint == fingerprint(ours)
         ):
+            await self._apply_issued_credit(connection, invoice_id, row.external_id)
             return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
         await self._mark_pending(connection, target)
         if ours.customer.external_id is None:
@@ -255,6 +268,7 @@ class AccountingActivities:
             external_id=row.external_id if row else None,
         )
         await self._succeed(connection, target, result, revision=snap.revision, digest=digest)
+        await self._apply_issued_credit(connection, invoice_id, result.external_id)
         return result
 
     @staticmethod

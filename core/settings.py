@@ -175,6 +175,10 @@ class Settings(BaseSettings):
         default=None,
         description="Where payments land: Xero bank account code (090), QBO deposit account id; FreshBooks: unused.",
     )
+    accounting_bad_debt_account: str | None = Field(
+        default=None,
+        description="Where write-offs go: a Xero expense account code, a QBO Bad Debt Item id; unset: the sales account.",
+    )
     accounting_redirect_uri: str | None = Field(
         default=None,
         description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback.",

@@ -1,0 +1,250 @@
+"""The sync activity's money movements after issue: refunds, write-offs and customer credit applied at
+issue, so that everything that moves money on an invoice reaches the books (``AccountingActivities``
+inherits these; the retry and idempotency rules of ``activities.accounting`` hold for each).
+
+- **Refund** of an open invoice's payment: providers let a payment be deleted, not lowered (Xero says so
+  outright), so the payment is removed and what is left of it after every refund so far is recorded
+  again, under the refund's id (a retry finds both steps done); the payment's row then points at the new
+  payment, so a second refund removes that one.
+- **Write-off**: a bad-debt credit note applied to the invoice (``accounting.writeoff``).
+- **Customer credit applied at issue** (a payment of method ``customer_credit``): taken at the provider
+  from the customer's credit notes, oldest first, never as money received.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from accounting.base import AccountingCreditApplication, AccountingPayment, SyncResult, SyncStatus
+from accounting.errors import Transient, ValidationFailed
+from accounting.reconcile import customer_system
+from accounting.writeoff import write_off_for_sync
+from persistence import invoices as repo
+from persistence.models import AccountingSync, CreditNote, Payment, Refund
+
+if TYPE_CHECKING:
+    from accounting.tokens import Connection
+    from activities.accounting import AccountingActivities, _Target
+
+SYNCED = "synced"
+
+
+@dataclass(frozen=True)
+class _RefundFacts:
+    payment_id: uuid.UUID
+    payment_external_id: str | None
+    invoice_external_id: str | None
+    remaining: Decimal  # what is left of the payment after this refund and every earlier one
+    currency: str
+    reference: str
+    paid_on: Any  # date
+    customer_external_id: str | None
+
+
+def _synced_id(
+    session: Session, provider: str, tenant_id: str, kind: str, object_id: uuid.UUID
+) -> str | None:
+    return session.scalar(
+        select(AccountingSync.external_id).where(
+            AccountingSync.provider == provider,
+            AccountingSync.tenant_id == tenant_id,
+            AccountingSync.kind == kind,
+            AccountingSync.object_id == object_id,
+            AccountingSync.status == SYNCED,
+        )
+    )
+
+
+def _customer_external(session: Session, invoice: Any, provider: str, tenant_id: str) -> str | None:
+    system = customer_system(provider, tenant_id)
+    return next((e.external_id for e in invoice.customer.external_ids if e.system == system), None)
+
+
+class BooksMoney:
+    """Mixed into ``AccountingActivities`` (which supplies ``_db``, ``_row``, ``_sync_invoice`` and the
+    sync-state writers)."""
+
+    # --- refund ------------------------------------------------------------------------------------
+
+    async def _sync_refund(
+        self: AccountingActivities,
+        connection: Connection,
+        invoice_id: uuid.UUID,
+        refund_id: uuid.UUID,
+        target: _Target,
+    ) -> SyncResult:
+        provider, tenant_id = connection.provider, connection.tenant_id
+        row = await self._db(lambda s: self._row(s, provider, tenant_id, "refund", refund_id))
+        if row is not None and row.status == SYNCED and row.external_id is not None:
+            return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
+
+        def load(session: Session) -> _RefundFacts:
+            refund = session.get(Refund, refund_id)
+            if refund is None or refund.invoice_id != invoice_id:
+                raise repo.InvoiceNotFound(f"refund {refund_id} of invoice {invoice_id} does not exist")
+            payment = session.get(Payment, refund.payment_id)
+            assert payment is not None
+            refunded = session.scalar(
+                select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                    Refund.payment_id == payment.id, Refund.created_at <= refund.created_at
+                )
+            )
+            invoice = repo.get_invoice(session, invoice_id)
+            return _RefundFacts(
+                payment_id=payment.id,
+                payment_external_id=_synced_id(session, provider, tenant_id, "payment", payment.id),
+                invoice_external_id=_synced_id(session, provider, tenant_id, "invoice", invoice_id),
+                remaining=payment.amount - Decimal(refunded),
+                currency=payment.currency,
+                reference=payment.reference,
+                paid_on=payment.received_at.astimezone(ZoneInfo(invoice.customer.timezone)).date(),
+                customer_external_id=_customer_external(session, invoice, provider, tenant_id),
+            )
+
+        facts = await self._db(load)
+        if not facts.payment_external_id or not facts.invoice_external_id:
+            raise Transient(  # its payment's sync comes first (another workflow may still run it)
+                f"{provider}: refund {refund_id} waits for its payment to reach the books", provider=provider
+            )
+        target.kind, target.object_id = "refund", refund_id
+        await self._mark_pending(connection, target)
+        connector = connection.connector
+        removed = await connector.remove_payment(
+            facts.payment_external_id,
+            invoice_external_id=facts.invoice_external_id,
+            idempotency_key=f"refund:{refund_id}:remove",
+        )
+        result = SyncResult(removed.external_id, SyncStatus.REMOVED, "refunded")
+        if facts.remaining > 0:
+            short = str(refund_id)[:8]
+            rest = await connector.record_payment(
+                AccountingPayment(
+                    payment_id=str(refund_id),
+                    invoice_external_id=facts.invoice_external_id,
+                    amount=facts.remaining,
+                    date=facts.paid_on,
+                    reference=f"{facts.reference or facts.payment_id} [{short}]",
+                    currency=facts.currency,
+                    customer_external_id=facts.customer_external_id,
+                ),
+                idempotency_key=f"refund:{refund_id}:rest",
+            )
+            result = SyncResult(rest.external_id, SyncStatus.UPDATED, "refunded in part")
+        # The payment now lives at the provider as the re-recorded rest (or not at all).
+        from activities.accounting import _Target as Target
+
+        await self._upsert(
+            connection,
+            Target("payment", facts.payment_id, invoice_id),
+            status=SYNCED,
+            external_id=result.external_id,
+            remote_status="refunded" if facts.remaining <= 0 else "refunded in part",
+        )
+        await self._succeed(connection, target, result)
+        return result
+
+    # --- write-off ---------------------------------------------------------------------------------
+
+    async def _write_off(
+        self: AccountingActivities, connection: Connection, invoice_id: uuid.UUID, target: _Target
+    ) -> SyncResult:
+        provider, tenant_id = connection.provider, connection.tenant_id
+        row = await self._db(lambda s: self._row(s, provider, tenant_id, "write_off", invoice_id))
+        if row is not None and row.status == SYNCED and row.external_id:
+            return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
+        invoice_row = await self._db(lambda s: self._row(s, provider, tenant_id, "invoice", invoice_id))
+        if invoice_row is None or invoice_row.status != SYNCED or not invoice_row.external_id:
+            invoice_external_id = (await self._sync_invoice(connection, invoice_id, target)).external_id
+        else:
+            invoice_external_id = invoice_row.external_id
+        target.kind, target.object_id = "write_off", invoice_id
+        await self._mark_pending(connection, target)
+        note = await self._db(
+            lambda s: write_off_for_sync(
+                repo.get_invoice(s, invoice_id), self._settings, provider, tenant_id, invoice_external_id
+            )
+        )
+        if note is None:
+            result = SyncResult(invoice_external_id, SyncStatus.EXISTING, "nothing due")
+        else:
+            result = await connection.connector.record_credit_note(
+                note, idempotency_key=f"{invoice_id}:write_off"
+            )
+        await self._succeed(connection, target, result)
+        return result
+
+    # --- customer credit applied at issue ----------------------------------------------------------
+
+    async def _apply_issued_credit(
+        self: AccountingActivities, connection: Connection, invoice_id: uuid.UUID, invoice_external_id: str
+    ) -> None:
+        """After the invoice is in the books: the credit applied to it at issue, taken there from the
+        customer's credit notes. Waits (retryable) while one of them is still on its way to the books;
+        refused when the books hold too little of it (credit from an overpayment is not there)."""
+        from activities.accounting import _Target as Target
+
+        provider, tenant_id = connection.provider, connection.tenant_id
+
+        def load(session: Session) -> list[AccountingCreditApplication]:
+            invoice = repo.get_invoice(session, invoice_id)
+            credits = [p for p in invoice.payments if p.method == repo.CREDIT_METHOD]
+            pending = [
+                p for p in credits if _synced_id(session, provider, tenant_id, "payment", p.id) is None
+            ]
+            if not pending:
+                return []
+            notes = session.scalars(
+                select(CreditNote)
+                .where(
+                    CreditNote.customer_id == invoice.customer_id,
+                    CreditNote.currency == invoice.currency,
+                    CreditNote.to_customer_credit > 0,
+                )
+                .order_by(CreditNote.issue_date, CreditNote.number)
+            ).all()
+            sources: list[tuple[str, str]] = []
+            for note in notes:
+                external = _synced_id(session, provider, tenant_id, "credit_note", note.id)
+                if external is None:
+                    raise Transient(
+                        f"{provider}: credit note {note.number} is not in the books yet; the credit it gave "
+                        f"is applied to {invoice.number} once it is",
+                        provider=provider,
+                    )
+                sources.append((external, note.number))
+            customer = _customer_external(session, invoice, provider, tenant_id) or ""
+            zone = ZoneInfo(invoice.customer.timezone)
+            return [
+                AccountingCreditApplication(
+                    application_id=str(p.id),
+                    invoice_external_id=invoice_external_id,
+                    customer_external_id=customer,
+                    amount=p.amount,
+                    date=p.received_at.astimezone(zone).date(),
+                    currency=invoice.currency,
+                    sources=tuple(sources),
+                )
+                for p in pending
+            ]
+
+        for application in await self._db(load):
+            target = Target("payment", uuid.UUID(application.application_id), invoice_id)
+            if not application.sources:
+                raise ValidationFailed(
+                    f"customer credit of {application.amount} applied at issue has no credit note in "
+                    f"{provider} to come from (credit from an overpayment is not in the books)",
+                    provider=provider,
+                    status_code=None,
+                )
+            await self._mark_pending(connection, target)
+            result = await connection.connector.apply_credit(
+                application, idempotency_key=f"credit:{application.application_id}"
+            )
+            await self._succeed(connection, target, result)
