@@ -27,7 +27,7 @@ from accounting.base import (
     SyncStatus,
     TokenProvider,
 )
-from accounting.errors import AccountingError, NotFound, ValidationFailed
+from accounting.errors import AccountingError, LockedByPayments, NotFound, ValidationFailed
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key
@@ -57,6 +57,8 @@ def parse_xero_error(response: httpx.Response, body: Any) -> AccountingError:
         text, code = str(body or response.reason_phrase), ""
     if status == 404:
         return NotFound(text, provider="xero", status_code=status, code=code)
+    if "cannot be edited as it has a payment" in text:
+        return LockedByPayments(text, provider="xero", status_code=status, code=code)
     return ValidationFailed(text, provider="xero", status_code=status, code=code)
 
 

@@ -22,9 +22,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accounting.base import AccountingCreditApplication, AccountingPayment, SyncResult, SyncStatus
+from accounting.base import (
+    AccountingCreditApplication,
+    AccountingCreditNote,
+    AccountingInvoice,
+    AccountingPayment,
+    SyncResult,
+    SyncStatus,
+)
 from accounting.errors import Transient, ValidationFailed
-from accounting.reconcile import customer_system
+from accounting.reconcile import credit_note_for_sync, customer_system
 from accounting.writeoff import write_off_for_sync
 from persistence import invoices as repo
 from persistence.models import AccountingSync, CreditNote, Payment, Refund
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from activities.accounting import AccountingActivities, _Target
 
 SYNCED = "synced"
+MOVING = "moving payments"  # an invoice row's remote_status while its payments are moved (see below)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,44 @@ def _customer_external(session: Session, invoice: Any, provider: str, tenant_id:
 class BooksMoney:
     """Mixed into ``AccountingActivities`` (which supplies ``_db``, ``_row``, ``_sync_invoice`` and the
     sync-state writers)."""
+
+    # --- credit note -------------------------------------------------------------------------------
+
+    async def _sync_credit_note(
+        self: AccountingActivities,
+        connection: Connection,
+        invoice_id: uuid.UUID,
+        credit_note_id: uuid.UUID,
+        target: _Target,
+    ) -> SyncResult:
+        """The credit note once (the connector finds it by number), applied to the synced invoice: Xero
+        allocates an ACCRECCREDIT, QBO links a CreditMemo by a zero payment, FreshBooks pays from credit."""
+        provider, tenant_id = connection.provider, connection.tenant_id
+        row = await self._db(lambda s: self._row(s, provider, tenant_id, "credit_note", credit_note_id))
+        if row is not None and row.status == SYNCED and row.external_id:
+            return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
+        invoice_row = await self._db(lambda s: self._row(s, provider, tenant_id, "invoice", invoice_id))
+        if invoice_row is None or invoice_row.status != SYNCED or not invoice_row.external_id:
+            invoice_external_id = (await self._sync_invoice(connection, invoice_id, target)).external_id
+        else:
+            invoice_external_id = invoice_row.external_id
+        target.kind, target.object_id = "credit_note", credit_note_id
+        await self._mark_pending(connection, target)
+
+        def load(session: Session) -> AccountingCreditNote:
+            note = session.get(CreditNote, credit_note_id)
+            if note is None or note.invoice_id != invoice_id:
+                raise repo.InvoiceNotFound(
+                    f"credit note {credit_note_id} of invoice {invoice_id} does not exist"
+                )
+            return credit_note_for_sync(note, self._settings, provider, tenant_id, invoice_external_id)
+
+        note = await self._db(load)
+        result = await connection.connector.record_credit_note(
+            note, idempotency_key=f"credit_note:{credit_note_id}"
+        )
+        await self._succeed(connection, target, result)
+        return result
 
     # --- refund ------------------------------------------------------------------------------------
 
@@ -248,3 +294,92 @@ class BooksMoney:
                 application, idempotency_key=f"credit:{application.application_id}"
             )
             await self._succeed(connection, target, result)
+
+    # --- an invoice the provider locked because it has payments ----------------------------------
+
+    async def _update_locked_invoice(
+        self: AccountingActivities,
+        connection: Connection,
+        invoice_id: uuid.UUID,
+        ours: AccountingInvoice,
+        *,
+        external_id: str,
+        idempotency_key: str,
+        revision: int,
+        target: _Target,
+    ) -> SyncResult:
+        """Xero edits no invoice with payments on it (a late fee added after a part payment): its payments
+        are removed, the invoice is updated, and each of our payments is recorded again as it stands
+        (less its refunds), with its own reference. The invoice row says ``moving payments`` meanwhile,
+        so a retry after a crash finishes the move (every step finds what it already did). Credit
+        allocated there (credit notes, credit applied) cannot be moved: that stays a refusal."""
+        from activities.accounting import _Target as Target
+
+        provider, tenant_id, connector = connection.provider, connection.tenant_id, connection.connector
+        remote = await connector.fetch_invoice(external_id)
+        if remote.total - remote.amount_paid - remote.amount_due > 0:
+            raise ValidationFailed(
+                f"{provider} will not edit {ours.number}: it has credit allocated there; remove the "
+                "allocation in the books, then retry",
+                provider=provider,
+                status_code=None,
+            )
+        await self._upsert(connection, target, status="pending", remote_status=MOVING)
+
+        def load(session: Session) -> list[tuple[uuid.UUID, str | None, Decimal, str, Any]]:
+            invoice = repo.get_invoice(session, invoice_id)
+            zone = ZoneInfo(invoice.customer.timezone)
+            moves = []
+            for payment in invoice.payments:
+                if payment.method == repo.CREDIT_METHOD:
+                    continue
+                refunded = session.scalar(
+                    select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.payment_id == payment.id)
+                )
+                reference = payment.reference
+                reference = f"{reference} [{str(payment.id)[:8]}]" if reference else str(payment.id)
+                moves.append(
+                    (
+                        payment.id,
+                        _synced_id(session, provider, tenant_id, "payment", payment.id),
+                        payment.amount - Decimal(refunded),
+                        reference,
+                        payment.received_at.astimezone(zone).date(),
+                    )
+                )
+            return moves
+
+        moves = await self._db(load)
+        for payment_id, payment_external, _, _, _ in moves:
+            if payment_external:
+                await connector.remove_payment(
+                    payment_external,
+                    invoice_external_id=external_id,
+                    idempotency_key=f"payment:{payment_id}:move:r{revision}",
+                )
+        result = await connector.upsert_invoice(
+            ours, idempotency_key=idempotency_key, external_id=external_id
+        )
+        for payment_id, payment_external, amount, reference, paid_on in moves:
+            if not payment_external or amount <= 0:
+                continue  # not in the books yet (its own sync follows), or refunded in full
+            again = await connector.record_payment(
+                AccountingPayment(
+                    payment_id=str(payment_id),
+                    invoice_external_id=external_id,
+                    amount=amount,
+                    date=paid_on,
+                    reference=reference,
+                    currency=ours.currency,
+                    customer_external_id=ours.customer.external_id,
+                ),
+                idempotency_key=f"payment:{payment_id}:again:r{revision}",
+            )
+            await self._upsert(
+                connection,
+                Target("payment", payment_id, invoice_id),
+                status=SYNCED,
+                external_id=again.external_id,
+                remote_status=again.remote_status[:40],
+            )
+        return result

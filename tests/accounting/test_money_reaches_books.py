@@ -152,3 +152,58 @@ async def test_a_credit_note_on_a_paid_invoice_and_its_credit_on_the_next_invoic
         remote = await b.remote(synced.external_id or "")
         assert (remote.amount_paid, remote.amount_due) == (Decimal("150.00"), Decimal(0))
         await _no_differences(b)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_late_fee_added_after_issue_reaches_the_books(time_env, make_settings, provider: str) -> None:  # type: ignore[no-untyped-def]
+    """The late fee needs days to pass, so this one runs on the time-skipping test server: the invoice is
+    in the books and part paid before it is due; the fee line charged after the due date follows it."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.test_dunning_timers import local, open_invoice, setup, sleep_until
+
+    client = time_env.client
+    with books(provider, make_settings, client) as b:
+        async with build_worker(client, b.settings), api_client(b.settings, client) as api:
+            customer = await setup(
+                api,
+                "UTC",
+                {
+                    "name": "Fee",
+                    "steps": [{"offset_days": 30, "template": "reminder"}],
+                    "late_fee": {"kind": "fixed", "value": "25.00", "after_days": 5},
+                },
+            )
+            today = (await time_env.get_current_time()).astimezone(ZoneInfo("UTC")).date()
+            due = today + timedelta(days=5)
+            invoice, handle = await open_invoice(api, client, customer, due)
+            synced = await b.synced("invoice", invoice["id"])
+            await _pay(api, invoice["id"], "400.00")
+            await b.synced(
+                "payment", (await api.get(f"/invoices/{invoice['id']}")).json()["payments"][0]["id"]
+            )
+            before = await b.remote(synced.external_id or "")
+            assert (before.total, before.amount_due) == (Decimal("2400.00"), Decimal("2000.00"))
+
+            await sleep_until(time_env, local(due + timedelta(days=6), "UTC"))
+            detail = (await api.get(f"/invoices/{invoice['id']}")).json()
+            assert (detail["total"], detail["amount_due"]) == ("2425.00", "2025.00")
+
+            async def resynced() -> bool:
+                row = b.row("invoice", invoice["id"])
+                return (
+                    row is not None
+                    and row.status == "synced"
+                    and row.revision is not None
+                    and (await b.remote(synced.external_id or "")).total == Decimal("2425.00")
+                )
+
+            from tests.support import eventually
+
+            await eventually(resynced, timeout=45, what="the fee line in the books")
+            remote = await b.remote(synced.external_id or "")
+            assert [line.description for line in remote.lines][-1].startswith("Late fee")
+            assert (remote.amount_paid, remote.amount_due) == (Decimal("400.00"), Decimal("2025.00"))
+            await _no_differences(b)
+            await handle.cancel()
