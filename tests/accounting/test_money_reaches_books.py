@@ -14,8 +14,9 @@ import pytest
 
 from accounting.reconcile import reconcile
 from tests.accounting.books_env import Books, books
-from tests.support import api_client, customer_body
+from tests.support import api_client, customer_body, record_history
 from worker import build_worker
+from workflows.closed_credit_note import closed_credit_note_workflow_id
 
 PROVIDERS = ["xero", "qbo", "freshbooks"]
 
@@ -81,6 +82,10 @@ async def test_a_refund_of_an_open_invoices_payment_reaches_the_books(
 
             await _pay(api, invoice["id"], "300.00")  # the rest: paid there and here
             await client.get_workflow_handle(invoice["workflow_id"]).result()
+            if provider == "xero":
+                await record_history(
+                    client.get_workflow_handle(invoice["workflow_id"]), "books_refund_synced"
+                )
         remote = await b.remote(synced.external_id or "")
         assert (remote.amount_paid, remote.amount_due) == (Decimal("500.00"), Decimal(0))
         await _no_differences(b)
@@ -102,6 +107,9 @@ async def test_a_write_off_reaches_the_books_as_a_bad_debt_credit(
             assert written.status_code == 200, written.text
             assert written.json()["status"] == "uncollectible"
             await client.get_workflow_handle(invoice["workflow_id"]).result()  # ends once the books have it
+            if provider == "xero":
+                handle = client.get_workflow_handle(invoice["workflow_id"])
+                await record_history(handle, "books_written_off_synced")
         row = b.row("write_off", invoice["id"])
         assert row is not None and row.status == "synced"
         remote = await b.remote(synced.external_id or "")
@@ -135,6 +143,12 @@ async def test_a_credit_note_on_a_paid_invoice_and_its_credit_on_the_next_invoic
             again = await api.post(f"/invoices/{first['id']}/credit-notes", json=body)
             assert again.status_code == 200 and again.json()["duplicate"] is True
             await b.synced("credit_note", note["credit_note"]["id"])
+            if provider == "xero":
+                closed = client.get_workflow_handle(
+                    closed_credit_note_workflow_id(first["id"], body["idempotency_key"])
+                )
+                await closed.result()
+                await record_history(closed, "closed_invoice_credit_note_synced")
             await _no_differences(b)
 
             second = await _issue(api, customer_id, "2", "100.00")  # 200.00, 50.00 of it from the credit
