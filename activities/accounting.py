@@ -1,4 +1,5 @@
-"""The accounting sync activity: push an issued invoice, a payment or a void to the configured provider.
+"""The accounting sync activity: push an issued invoice, a payment, a credit note, a refund, a write-off
+or a void to the configured provider (the money movements after issue live in ``activities.books_money``).
 
 Async, unlike the database activities: it spends its time waiting on the provider's HTTP API and on
 the organisation's shared rate limiter, which only works for tasks on one event loop. Database work

@@ -257,14 +257,16 @@ class BooksMoney:
             ).all()
             sources: list[tuple[str, str]] = []
             for note in notes:
-                external = _synced_id(session, provider, tenant_id, "credit_note", note.id)
-                if external is None:
+                row = self._row(session, provider, tenant_id, "credit_note", note.id)
+                if row is None or row.status == "sync_failed":
+                    continue  # never on its way to the books (issued before the sync, or refused there)
+                if row.status != SYNCED or not row.external_id:
                     raise Transient(
                         f"{provider}: credit note {note.number} is not in the books yet; the credit it gave "
                         f"is applied to {invoice.number} once it is",
                         provider=provider,
                     )
-                sources.append((external, note.number))
+                sources.append((row.external_id, note.number))
             customer = _customer_external(session, invoice, provider, tenant_id) or ""
             zone = ZoneInfo(invoice.customer.timezone)
             return [

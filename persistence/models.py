@@ -578,7 +578,7 @@ class AccountingSync(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(20))
     tenant_id: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # invoice | payment
+    kind: Mapped[str] = mapped_column(String(16))  # invoice | payment | credit_note | refund | write_off
     object_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | synced | sync_failed
