@@ -32,6 +32,7 @@ from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
 from core.temporal import connect
+from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.project import ProjectBillingWorkflow
@@ -39,7 +40,13 @@ from workflows.subscription import SubscriptionWorkflow
 
 log = logging.getLogger("invoiceflow.worker")
 
-WORKFLOWS = [InvoiceWorkflow, SubscriptionWorkflow, EstimateWorkflow, ProjectBillingWorkflow]
+WORKFLOWS = [
+    InvoiceWorkflow,
+    SubscriptionWorkflow,
+    EstimateWorkflow,
+    ProjectBillingWorkflow,
+    ClosedInvoiceCreditNoteWorkflow,
+]
 
 
 def workflow_runner(*packages: str) -> SandboxedWorkflowRunner:

@@ -111,11 +111,27 @@ class AccountingCreditNote:
     allocate: Decimal
 
 
+@dataclass(frozen=True)
+class AccountingCreditApplication:
+    """Customer credit applied to a later invoice (our payment of method ``customer_credit``): taken at
+    the provider from the customer's credit notes, oldest first (``sources``: (external id, number)),
+    never more than ``amount``; ``application_id`` (our payment id) makes a retry find what it did."""
+
+    application_id: str
+    invoice_external_id: str
+    customer_external_id: str
+    amount: Decimal
+    date: date
+    currency: str
+    sources: tuple[tuple[str, str], ...]
+
+
 class SyncStatus:
     CREATED = "created"  # a new object at the provider
     UPDATED = "updated"  # an existing object was changed to match ours
     EXISTING = "existing"  # already there (found by number/email, or replayed); nothing written
     RECORDED = "recorded"  # a payment was recorded
+    REMOVED = "removed"  # a payment was deleted (refunded)
     VOIDED = "voided"
 
 
@@ -194,6 +210,18 @@ class AccountingConnector(Protocol):
     async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
         """Create the credit note once (found by number on a retry) and apply up to ``note.allocate`` of it
         to its invoice, once; what is not applied stays the customer's credit at the provider."""
+        ...
+
+    async def remove_payment(
+        self, external_id: str, *, invoice_external_id: str, idempotency_key: str
+    ) -> SyncResult:
+        """Delete a recorded payment (a refund: the rest is recorded again); deleting twice is a no-op."""
+        ...
+
+    async def apply_credit(
+        self, application: AccountingCreditApplication, *, idempotency_key: str
+    ) -> SyncResult:
+        """Apply the customer's credit at the provider to an invoice, once per ``application_id``."""
         ...
 
     async def fetch_invoice(self, external_id: str) -> RemoteInvoice:

@@ -66,6 +66,11 @@ class ValidationFailed(AccountingError):
         self.code = code  # QBO error code ("2500") or FreshBooks errno, when the provider gives one
 
 
+class LockedByPayments(ValidationFailed):
+    """The provider will not edit an invoice that has payments on it (Xero): remove them, edit it,
+    record them again (``activities.books_money``)."""
+
+
 class NotFound(ValidationFailed):
     """The object is not at the provider (deleted there, or the id belongs to another organisation)."""
 

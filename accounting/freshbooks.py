@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from accounting.base import (
+    AccountingCreditApplication,
     AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
@@ -35,7 +36,7 @@ from accounting.base import (
 from accounting.errors import AccountingError, NotFound, ValidationFailed
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
-from accounting.ratelimit import FRESHBOOKS_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import FRESHBOOKS_POLICY, CallLimiter, RateLimitPolicy
 
 FRESHBOOKS_BASE_URL = "https://api.freshbooks.com"
 DELETED = 1  # vis_state: 0 active, 1 deleted, 2 archived
@@ -95,7 +96,7 @@ class FreshBooksConnector:
         payment_type: str = "Bank Transfer",
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = FRESHBOOKS_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.account_id = account_id
@@ -285,6 +286,46 @@ class FreshBooksConnector:
         }
         saved = (await self._call("POST", "payments/payments", body=body))["payment"]
         return SyncResult(str(saved["id"]), SyncStatus.RECORDED)
+
+    async def remove_payment(
+        self, external_id: str, *, invoice_external_id: str, idempotency_key: str
+    ) -> SyncResult:
+        """``PUT /payments/payments/{id}`` with ``vis_state: 1`` (deleted); the invoice is owed it again
+        and the caller records what is left as a new payment. FreshBooks has no idempotency key:
+        deleting a deleted payment is harmless, and it is looked up first."""
+        found = await self._call(
+            "GET", "payments/payments", params={"search[invoiceid]": invoice_external_id}
+        )
+        current = [p for p in found.get("payments") or [] if str(p.get("id")) == external_id]
+        if not current or current[0].get("vis_state", 0) == DELETED:
+            return SyncResult(external_id, SyncStatus.EXISTING, "deleted")
+        body = {"payment": {"vis_state": DELETED}}
+        await self._call("PUT", f"payments/payments/{external_id}", body=body)
+        return SyncResult(external_id, SyncStatus.REMOVED, "deleted")
+
+    async def apply_credit(
+        self, application: AccountingCreditApplication, *, idempotency_key: str
+    ) -> SyncResult:
+        """A "Credit" payment on the invoice: FreshBooks takes it from the client's credit itself. Once:
+        found by its marker on a retry."""
+        marker = _payment_marker(application.application_id)
+        found = await self._call(
+            "GET", "payments/payments", params={"search[invoiceid]": application.invoice_external_id}
+        )
+        for existing in found.get("payments") or []:
+            if str(existing.get("note", "")).startswith(marker) and existing.get("vis_state", 0) != DELETED:
+                return SyncResult(str(existing["id"]), SyncStatus.EXISTING, "applied")
+        body = {
+            "payment": {
+                "invoiceid": int(application.invoice_external_id),
+                "amount": {"amount": format(application.amount, "f"), "code": application.currency},
+                "date": application.date.isoformat(),
+                "type": CREDIT_PAYMENT_TYPE,
+                "note": f"{marker} customer credit",
+            }
+        }
+        saved = (await self._call("POST", "payments/payments", body=body))["payment"]
+        return SyncResult(str(saved["id"]), SyncStatus.RECORDED, "applied")
 
     # Credit notes ---------------------------------------------------------------------------------
 

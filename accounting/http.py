@@ -21,7 +21,7 @@ import httpx
 from accounting import jsonnum
 from accounting.base import TokenProvider, current_token
 from accounting.errors import AccessDenied, AccountingError, AuthExpired, RateLimited, Transient
-from accounting.ratelimit import RateLimitPolicy, TenantLimiter, limiter_for
+from accounting.ratelimit import CallLimiter, RateLimitPolicy, limiter_for
 
 ErrorParser = Callable[[httpx.Response, Any], AccountingError]
 CONCURRENT_FALLBACK_S = 1.0
@@ -75,7 +75,7 @@ class ProviderHttp:
         error_parser: ErrorParser,
         settings: HttpSettings | None = None,
         headers: Mapping[str, str] | None = None,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.provider = provider
@@ -91,7 +91,7 @@ class ProviderHttp:
         self._client = client or httpx.AsyncClient(timeout=settings.timeout_s)
 
     @property
-    def limiter(self) -> TenantLimiter:
+    def limiter(self) -> CallLimiter:
         if self._limiter is None:  # bound lazily: the shared limiter belongs to the running loop
             self._limiter = limiter_for(self.provider, self.tenant, self._policy)
         return self._limiter

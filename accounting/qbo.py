@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from accounting.base import (
+    AccountingCreditApplication,
     AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
@@ -37,7 +38,7 @@ from accounting.errors import AccountingError, NotFound, StaleObject, Validation
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key, derived_key
-from accounting.ratelimit import QBO_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import QBO_POLICY, CallLimiter, RateLimitPolicy
 
 QBO_BASE_URL = "https://quickbooks.api.intuit.com"
 QBO_SANDBOX_BASE_URL = "https://sandbox-quickbooks.api.intuit.com"
@@ -95,7 +96,7 @@ class QboConnector:
         max_stale_retries: int = 3,
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = QBO_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.realm_id = realm_id
@@ -351,6 +352,67 @@ class QboConnector:
             body["DepositToAccountRef"] = {"value": self.deposit_account_id}
         saved = (await self._post("payment", body, idempotency_key))["Payment"]
         return SyncResult(saved["Id"], SyncStatus.RECORDED, version=saved.get("SyncToken", ""))
+
+    async def remove_payment(
+        self, external_id: str, *, invoice_external_id: str, idempotency_key: str
+    ) -> SyncResult:
+        """``POST /payment?operation=delete``: the invoice's Balance rises by the payment; the caller
+        records what is left as a new payment. Deleted already: nothing to do."""
+        try:
+            payment = (await self._get(f"payment/{external_id}"))["Payment"]
+        except NotFound:
+            return SyncResult(external_id, SyncStatus.EXISTING, "Deleted")
+        body = {"Id": external_id, "SyncToken": payment["SyncToken"]}
+        await self._post("payment", body, idempotency_key, operation="delete")
+        return SyncResult(external_id, SyncStatus.REMOVED, "Deleted")
+
+    async def apply_credit(
+        self, application: AccountingCreditApplication, *, idempotency_key: str
+    ) -> SyncResult:
+        """One zero payment per credit memo, linking it to the invoice (as ``record_credit_note`` does),
+        oldest memo first, up to ``amount``. Payments already linked to the invoice by this application
+        (found by their PrivateNote) count, so a retry applies only the rest."""
+        marker = f"invoiceflow:{application.application_id} "
+        invoice = (await self._get(f"invoice/{application.invoice_external_id}"))["Invoice"]
+        left, used_memos, status, first = application.amount, set(), SyncStatus.EXISTING, ""
+        for linked in invoice.get("LinkedTxn") or []:
+            if linked.get("TxnType") != "Payment":
+                continue
+            payment = (await self._get(f"payment/{linked['TxnId']}"))["Payment"]
+            if not str(payment.get("PrivateNote", "")).startswith(marker):
+                continue
+            first = first or str(payment["Id"])
+            for line in payment.get("Line") or []:
+                for txn in line.get("LinkedTxn") or []:
+                    if txn.get("TxnType") == "CreditMemo":
+                        used_memos.add(str(txn.get("TxnId")))
+                        left -= to_decimal(line.get("Amount", 0))
+        balance = to_decimal(invoice.get("Balance", 0))
+        for memo_id, number in application.sources:
+            if left <= 0 or balance <= 0 or memo_id in used_memos:
+                continue
+            memo = (await self._get(f"creditmemo/{memo_id}"))["CreditMemo"]
+            amount = min(left, balance, to_decimal(memo.get("Balance", 0)))
+            if amount <= 0:
+                continue
+            body: dict[str, Any] = {
+                "CustomerRef": {"value": application.customer_external_id},
+                "TotalAmt": 0,
+                "TxnDate": application.date.isoformat(),
+                "CurrencyRef": {"value": application.currency},
+                "PrivateNote": f"{marker}applies {number}",
+                "Line": [
+                    {
+                        "Amount": amount,
+                        "LinkedTxn": [{"TxnId": application.invoice_external_id, "TxnType": "Invoice"}],
+                    },
+                    {"Amount": amount, "LinkedTxn": [{"TxnId": memo_id, "TxnType": "CreditMemo"}]},
+                ],
+            }
+            saved = (await self._post("payment", body, derived_key(idempotency_key, memo_id)))["Payment"]
+            left, balance, status = left - amount, balance - amount, SyncStatus.RECORDED
+            first = first or str(saved["Id"])
+        return SyncResult(first or application.application_id, status, "Applied" if first else "")
 
     # Credit notes ---------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ tenant, QBO 500 a minute (10 a second, 10 at a time) per realm. Waiting here is 
 429 still counts against Xero's quotas and sets every retry back by a minute. One ``TenantLimiter``
 per (provider, organisation) is shared by all connectors through ``limiter_for``; all its state is
 asyncio-only, so it is safe across any number of tasks on one event loop (one worker process). Several
-worker processes each need a share of the quota (phase 2: split the policy or centralise it).
+worker processes share one quota through ``accounting.shared_limit`` (the default), which keeps this
+rule across processes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ XERO_POLICY = RateLimitPolicy(windows=((60, 60.0), (5000, 86400.0)), max_concurr
 QBO_POLICY = RateLimitPolicy(windows=((500, 60.0), (10, 1.0)), max_concurrent=10, margin_s=0.1)
 # FreshBooks publishes no limit; keep a polite ceiling.
 FRESHBOOKS_POLICY = RateLimitPolicy(windows=((120, 60.0),), max_concurrent=5, margin_s=0.5)
+
+
+class CallLimiter(Protocol):
+    """What a connector needs of a limiter: this per-process one or ``accounting.shared_limit``'s."""
+
+    policy: RateLimitPolicy
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class _Call:

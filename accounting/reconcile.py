@@ -6,8 +6,9 @@ difference is a real change at the provider (someone edited the invoice there, a
 by hand) and never an artefact of two mappings disagreeing.
 
 ``reconcile`` reads every invoice marked ``synced`` for the configured organisation back from the
-provider (``fetch_invoice``) and reports lines, totals (``accounting.base.drift``), the amount paid and
-the voided state that differ. It only reports: what to do about a difference is an accountant's call.
+provider (``fetch_invoice``) and reports lines, totals (``accounting.base.drift``), the money paid, the
+amount still due (credit notes, credit applied, write-offs) and the voided state that differ. It only
+reports: what to do about a difference is an accountant's call.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from accounting.base import (
     AccountingCreditNote,
@@ -36,7 +38,8 @@ from billing.money import format_money, quantize
 from billing.status import InvoiceStatus
 from core.settings import Settings
 from persistence.db import session_scope
-from persistence.models import AccountingSync, CreditNote, Customer, Invoice
+from persistence.invoices import CREDIT_METHOD
+from persistence.models import AccountingSync, CreditNote, Customer, Invoice, Payment, Refund
 
 # The provider's "no tax" code, used for 0 % lines unless INVOICEFLOW_ACCOUNTING_TAX_CODES maps 0.
 NO_TAX = {"xero": "NONE", "qbo": "NON", "freshbooks": "", "netsuite": ""}
@@ -242,10 +245,18 @@ def invoice_for_sync(
 
 
 def compare(
-    ours: AccountingInvoice, theirs: RemoteInvoice, *, status: str, amount_paid: Decimal
+    ours: AccountingInvoice,
+    theirs: RemoteInvoice,
+    *,
+    status: str,
+    amount_paid: Decimal,
+    amount_due: Decimal | None = None,
 ) -> list[str]:
     """What differs: a voided invoice only needs to be voided there (QBO zeroes a voided invoice's
-    amounts); any other needs our lines and totals (``drift``), our amount paid, and not to be void."""
+    amounts); any other needs our lines and totals (``drift``), our money paid (``amount_paid``: money
+    received less refunds that reopened it; credit applied is not money), and not to be void. With
+    ``amount_due`` also what is still owed there: credit notes, credit applied and a write-off (an
+    uncollectible invoice owes nothing in the books once its bad debt is credited) all lower it."""
     voided_there = theirs.state == RemoteState.VOIDED
     if status == InvoiceStatus.VOID:
         return [] if voided_there else [f"status: ours void, theirs {theirs.remote_status or theirs.state}"]
@@ -255,7 +266,29 @@ def compare(
     paid = min(amount_paid, ours.totals.total)  # an overpayment is our credit, not theirs
     if theirs.amount_paid != paid:
         problems.append(f"amount paid: ours {paid}, theirs {theirs.amount_paid}")
+    if amount_due is not None:
+        due = Decimal(0) if status == InvoiceStatus.UNCOLLECTIBLE else amount_due
+        if theirs.amount_due != due:
+            what = "written off" if status == InvoiceStatus.UNCOLLECTIBLE else "amount due"
+            problems.append(f"{what}: ours due {due}, theirs {theirs.amount_due}")
     return problems
+
+
+def money_paid(session: Session, invoice: Invoice) -> Decimal:
+    """What the books should show as paid on the invoice itself: money received (not customer credit
+    applied at issue) less refunds that reopened it (a refund of a closed invoice's credit comes out of
+    the customer's credit, not out of this invoice's payments)."""
+    received = session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0)).where(
+            Payment.invoice_id == invoice.id, Payment.method != CREDIT_METHOD
+        )
+    )
+    returned = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.invoice_id == invoice.id, Refund.kind == "reopened"
+        )
+    )
+    return Decimal(received) - Decimal(returned)
 
 
 @dataclass(frozen=True)
@@ -267,6 +300,7 @@ class _Synced:
     amount_paid: Decimal
     ours: AccountingInvoice | None
     problem: str = ""
+    amount_due: Decimal | None = None
 
 
 def _synced_invoices(settings: Settings, provider: str, tenant_id: str) -> list[_Synced]:
@@ -300,9 +334,10 @@ def _synced_invoices(settings: Settings, provider: str, tenant_id: str) -> list[
                     invoice.number or "",
                     str(sync.external_id),
                     invoice.status,
-                    invoice.amount_paid,
+                    money_paid(session, invoice),
                     ours,
                     problem,
+                    invoice.amount_due,
                 )
             )
         return found
@@ -330,7 +365,13 @@ async def _check(connection: Connection, item: _Synced) -> Difference | None:
         except AccountingError as exc:
             problems = [f"could not be read: {exc.message}"]
         else:
-            problems = compare(item.ours, theirs, status=item.status, amount_paid=item.amount_paid)
+            problems = compare(
+                item.ours,
+                theirs,
+                status=item.status,
+                amount_paid=item.amount_paid,
+                amount_due=item.amount_due,
+            )
     if not problems:
         return None
     return Difference(item.invoice_id, item.number, connection.provider, item.external_id, tuple(problems))

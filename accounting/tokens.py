@@ -41,6 +41,7 @@ from accounting.errors import AccessDenied, Transient
 from accounting.freshbooks import FreshBooksConnector
 from accounting.http import HttpSettings
 from accounting.qbo import QboConnector
+from accounting.shared_limit import configured_limiter
 from accounting.xero import XeroConnector
 from core.settings import Settings, split_secrets
 from persistence.db import session_scope
@@ -558,8 +559,9 @@ class Connection:
 
 
 def open_connection(settings: Settings, tenant_id: str) -> Connection:
-    """The connector for ``settings.accounting_provider``. Its rate limiter is the process-wide one of
-    the organisation (``accounting.ratelimit.limiter_for``), bound on first use."""
+    """The connector for ``settings.accounting_provider``. Its rate limiter is the deployment-wide one
+    of the organisation (``accounting.shared_limit``, call it on the event loop that uses it), or with
+    ``accounting_rate_limit_scope=process`` the process-wide one (``accounting.ratelimit.limiter_for``)."""
     provider = _check_provider(settings.accounting_provider)
     if provider == "netsuite":
         from accounting.netsuite_connection import open_netsuite
@@ -574,6 +576,7 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
         timeout_s=settings.accounting_timeout_s,
     )
     http = HttpSettings(timeout_s=settings.accounting_timeout_s)
+    policy, limiter = configured_limiter(settings, provider, tenant_id)
     connector: AccountingConnector
     if provider == "xero":
         connector = XeroConnector(
@@ -582,6 +585,8 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
             base_url=settings.xero_base_url,
             payment_account_code=settings.accounting_payment_account or "090",
             settings=http,
+            policy=policy,
+            limiter=limiter,
         )
     elif provider == "qbo":
         connector = QboConnector(
@@ -590,6 +595,8 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
             base_url=settings.qbo_base_url,
             deposit_account_id=settings.accounting_payment_account,
             settings=http,
+            policy=policy,
+            limiter=limiter,
         )
     else:
         connector = FreshBooksConnector(
@@ -597,5 +604,7 @@ def open_connection(settings: Settings, tenant_id: str) -> Connection:
             token_provider=store.access_token,
             base_url=settings.freshbooks_base_url,
             settings=http,
+            policy=policy,
+            limiter=limiter,
         )
     return Connection(provider=provider, tenant_id=tenant_id, store=store, connector=connector)

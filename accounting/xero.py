@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from accounting.base import (
+    AccountingCreditApplication,
     AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
@@ -26,11 +27,11 @@ from accounting.base import (
     SyncStatus,
     TokenProvider,
 )
-from accounting.errors import AccountingError, NotFound, ValidationFailed
+from accounting.errors import AccountingError, LockedByPayments, NotFound, ValidationFailed
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key
-from accounting.ratelimit import XERO_POLICY, RateLimitPolicy, TenantLimiter
+from accounting.ratelimit import XERO_POLICY, CallLimiter, RateLimitPolicy
 from billing.money import decimals_of
 
 XERO_BASE_URL = "https://api.xero.com/api.xro/2.0"
@@ -56,6 +57,8 @@ def parse_xero_error(response: httpx.Response, body: Any) -> AccountingError:
         text, code = str(body or response.reason_phrase), ""
     if status == 404:
         return NotFound(text, provider="xero", status_code=status, code=code)
+    if "cannot be edited as it has a payment" in text:
+        return LockedByPayments(text, provider="xero", status_code=status, code=code)
     return ValidationFailed(text, provider="xero", status_code=status, code=code)
 
 
@@ -84,7 +87,7 @@ class XeroConnector:
         payment_account_code: str = "090",
         settings: HttpSettings | None = None,
         policy: RateLimitPolicy = XERO_POLICY,
-        limiter: TenantLimiter | None = None,
+        limiter: CallLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.tenant_id = tenant_id
@@ -293,6 +296,55 @@ class XeroConnector:
         recorded = saved["Payments"][0]
         invoice_status = (recorded.get("Invoice") or {}).get("Status", "")
         return SyncResult(recorded["PaymentID"], SyncStatus.RECORDED, invoice_status)
+
+    async def remove_payment(
+        self, external_id: str, *, invoice_external_id: str, idempotency_key: str
+    ) -> SyncResult:
+        """``POST /Payments/{id}`` ``Status: DELETED``: Xero lets a payment be deleted, never changed, so a
+        refund removes it and the caller records what is left as a new payment."""
+        invoice = await self._get_invoice(invoice_external_id)
+        if not any(p.get("PaymentID") == external_id for p in invoice.get("Payments") or []):
+            return SyncResult(external_id, SyncStatus.EXISTING, "DELETED")  # removed on an earlier try
+        body = {"Payments": [{"PaymentID": external_id, "Status": "DELETED"}]}
+        await self._write("POST", f"/Payments/{external_id}", body, idempotency_key)
+        return SyncResult(external_id, SyncStatus.REMOVED, "DELETED")
+
+    async def apply_credit(
+        self, application: AccountingCreditApplication, *, idempotency_key: str
+    ) -> SyncResult:
+        """Allocate the customer's credit notes to the invoice, oldest first, up to ``amount``; what a
+        note already allocated to this invoice counts (a retry allocates only the rest)."""
+        left, status, first = application.amount, SyncStatus.EXISTING, ""
+        notes = [await self._find_credit_note(number) for _, number in application.sources]
+        for note in notes:
+            if note is None:
+                continue
+            for allocation in note.get("Allocations") or []:
+                if (allocation.get("Invoice") or {}).get("InvoiceID") == application.invoice_external_id:
+                    left -= to_decimal(allocation.get("Amount", 0))
+                    first = first or note["CreditNoteID"]
+        for note in notes:
+            if note is None or left <= 0:
+                continue
+            invoice = await self._get_invoice(application.invoice_external_id)
+            amount = min(left, to_decimal(note.get("RemainingCredit", 0)), to_decimal(invoice["AmountDue"]))
+            if amount <= 0:
+                continue
+            body = {
+                "Allocations": [
+                    {
+                        "Invoice": {"InvoiceID": application.invoice_external_id},
+                        "Amount": amount,
+                        "Date": application.date.isoformat(),
+                    }
+                ]
+            }
+            note_id = note["CreditNoteID"]
+            await self._write(
+                "PUT", f"/CreditNotes/{note_id}/Allocations", body, f"{idempotency_key}:{note_id}"
+            )
+            left, status, first = left - amount, SyncStatus.RECORDED, first or note_id
+        return SyncResult(first or application.application_id, status, "ALLOCATED" if first else "")
 
     # Credit notes ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The accounting sync activity: push an issued invoice, a payment or a void to the configured provider.
+"""The accounting sync activity: push an issued invoice, a payment, a credit note, a refund, a write-off
+or a void to the configured provider (the money movements after issue live in ``activities.books_money``).
 
 Async, unlike the database activities: it spends its time waiting on the provider's HTTP API and on
 the organisation's shared rate limiter, which only works for tasks on one event loop. Database work
@@ -40,14 +41,23 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from accounting.base import AccountingCreditNote, AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
-from accounting.errors import AccessDenied, AuthExpired, RateLimited, StaleObject, Transient, ValidationFailed
-from accounting.reconcile import credit_note_for_sync, customer_system, invoice_for_sync
+from accounting.base import AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
+from accounting.errors import (
+    AccessDenied,
+    AuthExpired,
+    LockedByPayments,
+    RateLimited,
+    StaleObject,
+    Transient,
+    ValidationFailed,
+)
+from accounting.reconcile import customer_system, invoice_for_sync
 from accounting.tokens import Connection, ConnectionProblem, open_connection, resolve_tenant, tokens_used
+from activities.books_money import MOVING, BooksMoney
 from core.settings import Settings
 from persistence import invoices as repo
 from persistence.db import session_scope
-from persistence.models import AccountingSync, CreditNote, CustomerExternalId, Payment
+from persistence.models import AccountingSync, CustomerExternalId, Payment
 from workflows.payloads import (
     ACCOUNTING_VALIDATION_ERROR,
     AccountingAction,
@@ -109,7 +119,7 @@ class _PaymentSnapshot:
     invoice_row: _SyncRow | None
 
 
-class AccountingActivities:
+class AccountingActivities(BooksMoney):
     """One instance per worker process; it holds that process's connector per event loop, so all
     concurrent syncs of the organisation share one HTTP client, token store and rate limiter."""
 
@@ -168,6 +178,12 @@ class AccountingActivities:
                 credit_note_id = uuid.UUID(request.credit_note_id or "")
             except ValueError as exc:
                 raise _refused(f"a credit note sync needs credit_note_id: {exc}") from exc
+        refund_id: uuid.UUID | None = None
+        if request.action == AccountingAction.REFUND:
+            try:
+                refund_id = uuid.UUID(request.refund_id or "")
+            except ValueError as exc:
+                raise _refused(f"a refund sync needs refund_id: {exc}") from exc
         target = _Target("invoice", invoice_id, invoice_id)
         with tokens_used() as used:
             try:
@@ -181,6 +197,11 @@ class AccountingActivities:
                 elif request.action == AccountingAction.CREDIT_NOTE:
                     assert credit_note_id is not None
                     result = await self._sync_credit_note(connection, invoice_id, credit_note_id, target)
+                elif request.action == AccountingAction.REFUND:
+                    assert refund_id is not None
+                    result = await self._sync_refund(connection, invoice_id, refund_id, target)
+                elif request.action == AccountingAction.WRITE_OFF:
+                    result = await self._write_off(connection, invoice_id, target)
                 else:
                     raise _refused(f"unknown accounting action {request.action!r}")
             except RateLimited as exc:
@@ -235,7 +256,9 @@ class AccountingActivities:
             and row.external_id
             and row.revision == snap.revision
             and row.fingerprint == fingerprint(ours)
+            and row.remote_status != MOVING
         ):
+            await self._apply_issued_credit(connection, invoice_id, row.external_id)
             return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
         await self._mark_pending(connection, target)
         if ours.customer.external_id is None:
@@ -249,12 +272,27 @@ class AccountingActivities:
             )
             ours = replace(ours, customer=replace(ours.customer, external_id=customer.external_id))
         digest = fingerprint(ours)
-        result = await connection.connector.upsert_invoice(
-            ours,
-            idempotency_key=f"{invoice_id}:invoice:r{snap.revision}:{digest[:16]}",
-            external_id=row.external_id if row else None,
-        )
+        key = f"{invoice_id}:invoice:r{snap.revision}:{digest[:16]}"
+        external_id = row.external_id if row else None
+        try:
+            if external_id and row is not None and row.remote_status == MOVING:
+                raise LockedByPayments("a move of payments was under way", provider=provider)
+            result = await connection.connector.upsert_invoice(
+                ours, idempotency_key=key, external_id=external_id
+            )
+        except LockedByPayments:
+            assert external_id is not None
+            result = await self._update_locked_invoice(
+                connection,
+                invoice_id,
+                ours,
+                external_id=external_id,
+                idempotency_key=key,
+                revision=snap.revision,
+                target=target,
+            )
         await self._succeed(connection, target, result, revision=snap.revision, digest=digest)
+        await self._apply_issued_credit(connection, invoice_id, result.external_id)
         return result
 
     @staticmethod
@@ -383,40 +421,6 @@ class AccountingActivities:
         result = await connection.connector.void_invoice(external_id, idempotency_key=f"{invoice_id}:void")
         # Normalised: FreshBooks' delete leaves its status text as it was ("sent").
         await self._succeed(connection, target, replace(result, remote_status="VOIDED"))
-        return result
-
-    # --- credit note -------------------------------------------------------------------------------
-
-    async def _sync_credit_note(
-        self, connection: Connection, invoice_id: uuid.UUID, credit_note_id: uuid.UUID, target: _Target
-    ) -> SyncResult:
-        """The credit note once (the connector finds it by number), applied to the synced invoice: Xero
-        allocates an ACCRECCREDIT, QBO links a CreditMemo by a zero payment, FreshBooks pays from credit."""
-        provider, tenant_id = connection.provider, connection.tenant_id
-        row = await self._db(lambda s: self._row(s, provider, tenant_id, "credit_note", credit_note_id))
-        if row is not None and row.status == SYNCED and row.external_id:
-            return SyncResult(row.external_id, SyncStatus.EXISTING, row.remote_status)
-        invoice_row = await self._db(lambda s: self._row(s, provider, tenant_id, "invoice", invoice_id))
-        if invoice_row is None or invoice_row.status != SYNCED or not invoice_row.external_id:
-            invoice_external_id = (await self._sync_invoice(connection, invoice_id, target)).external_id
-        else:
-            invoice_external_id = invoice_row.external_id
-        target.kind, target.object_id = "credit_note", credit_note_id
-        await self._mark_pending(connection, target)
-
-        def load(session: Session) -> AccountingCreditNote:
-            note = session.get(CreditNote, credit_note_id)
-            if note is None or note.invoice_id != invoice_id:
-                raise repo.InvoiceNotFound(
-                    f"credit note {credit_note_id} of invoice {invoice_id} does not exist"
-                )
-            return credit_note_for_sync(note, self._settings, provider, tenant_id, invoice_external_id)
-
-        note = await self._db(load)
-        result = await connection.connector.record_credit_note(
-            note, idempotency_key=f"credit_note:{credit_note_id}"
-        )
-        await self._succeed(connection, target, result)
         return result
 
     # --- sync state --------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class CreditNoteActivities:
                     past_due=request.past_due,
                     as_of=request.as_of,
                     number_prefix=self._settings.credit_note_number_prefix,
+                    closed=request.closed,
                 )
         except (repo.InvoiceNotFound, repo.InvalidInvoiceOperation, MoneyError) as exc:
             raise non_retryable(exc) from exc

@@ -177,12 +177,26 @@ class Settings(BaseSettings):
         description="Where payments land: Xero bank account code (090), QBO deposit account id; "
         "FreshBooks: unused.",
     )
+    accounting_bad_debt_account: str | None = Field(
+        default=None,
+        description="Where write-offs go: a Xero expense account code, a QBO Bad Debt Item id; unset: the sales account.",
+    )
     accounting_redirect_uri: str | None = Field(
         default=None,
         description="OAuth redirect URI registered for the app; unset: "
         "<public_url>/accounting/oauth/callback.",
     )
     accounting_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one accounting API call.")
+    accounting_rate_limit_scope: Literal["deployment", "process"] = Field(
+        default="deployment",
+        description="`deployment`: provider rate limits hold across every worker process (PostgreSQL); "
+        "`process`: per process only.",
+    )
+    accounting_rate_limit: str = Field(
+        default="",
+        description="Replace the provider's published limit: `CALLS/SECONDS[,CONCURRENT]`, e.g. `60/60,5`; "
+        "unset: the provider's own (Xero 60/min, 5 at once).",
+    )
     token_key: str | None = Field(
         default=None,
         description="Fernet key(s) for stored OAuth tokens, comma-separated, first encrypts; unset: derived "

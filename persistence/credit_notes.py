@@ -31,6 +31,8 @@ from workflows.payloads import CreditNoteInput, CreditNoteOutcome
 
 #: Statuses in which an invoice takes credit notes: issued and still receivable.
 CREDITABLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.OVERDUE, InvoiceStatus.PARTIALLY_PAID)
+#: ... and, through their own short-lived workflow (the invoice's has ended), paid ones.
+CLOSED_CREDITABLE_STATUSES = (InvoiceStatus.PAID,)
 
 
 def request_hash(*, reason: str, full: bool, lines: Sequence[dict[str, Any]]) -> str:
@@ -97,8 +99,11 @@ def issue_credit_note(
     past_due: bool,
     as_of: datetime,
     number_prefix: str,
+    closed: bool = False,
 ) -> CreditNoteOutcome:
-    """Number and persist a credit note and reduce its invoice's amount due; idempotent per key."""
+    """Number and persist a credit note and reduce its invoice's amount due; idempotent per key.
+    ``closed`` (from ``ClosedInvoiceCreditNoteWorkflow``): a paid invoice takes one too, all of it
+    becoming the customer's credit."""
     invoice = get_invoice(session, invoice_id, lock=True)
     existing = find(session, invoice.id, request.idempotency_key)
     if existing is not None:
@@ -108,9 +113,10 @@ def issue_credit_note(
                 "with a different request"
             )
         return _outcome(invoice, existing, duplicate=True)
-    if invoice.number is None or invoice.status not in CREDITABLE_STATUSES:
+    allowed = CREDITABLE_STATUSES + CLOSED_CREDITABLE_STATUSES if closed else CREDITABLE_STATUSES
+    if invoice.number is None or invoice.status not in allowed:
         raise InvalidInvoiceOperation(
-            f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially paid "
+            f"invoice is {invoice.status}; credit notes are issued on open, overdue, partially paid or paid "
             "invoices"
         )
     if not request.reason.strip():

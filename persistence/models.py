@@ -580,7 +580,7 @@ class AccountingSync(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(20))
     tenant_id: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # invoice | payment
+    kind: Mapped[str] = mapped_column(String(16))  # invoice | payment | credit_note | refund | write_off
     object_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | synced | sync_failed
@@ -749,3 +749,30 @@ class LateFeeCharge(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AccountingRateLimit(Base):
+    """One provider organisation's shared rate-limit state: the row every worker process locks to
+    admit a call (``accounting.shared_limit``), and a pause the provider asked for (Retry-After)."""
+
+    __tablename__ = "accounting_rate_limits"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountingRateCall(Base):
+    """One call admitted to a provider organisation, by any worker process: when it was sent, when its
+    answer came back (``finished_at``), and until when it counts as in flight if its process died
+    (``lease_until``). Only the most recent calls of each organisation are kept."""
+
+    __tablename__ = "accounting_rate_calls"
+    __table_args__ = (Index("ix_accounting_rate_calls_org", "provider", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    tenant_id: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from api.deps import DbDep, Operator, TemporalDep
+from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.errors import unprocessable
 from api.schemas import CreditNoteCreate, CreditNoteOut, CreditNoteResult
 from api.views.credit_notes import credit_note_out
@@ -27,6 +27,7 @@ from billing.totals import compute_totals, parse_lines
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 from persistence.models import CreditNote, Document
+from services.credit_notes import issue_on_closed_invoice
 from services.workflow_calls import refusal
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import CreditNoteInput, TermsLine
@@ -64,11 +65,13 @@ async def issue_credit_note(
     db: DbDep,
     temporal: TemporalDep,
     operator: Operator,
+    settings: SettingsDep,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> CreditNoteResult:
-    """Credit an issued, still open invoice in full or in part. Crediting more than is still due (on a
-    partly paid invoice) turns the excess into customer credit for the client's next invoice; more than
-    the invoice's total minus earlier credit notes is refused."""
+    """Credit an issued invoice in full or in part: an open one through its workflow, a paid one through
+    a workflow of its own (all of it becomes customer credit; the invoice stays paid). Crediting more than
+    is still due (on a partly paid invoice) turns the excess into customer credit for the client's next
+    invoice; more than the invoice's total minus earlier credit notes is refused."""
     key = body.idempotency_key or idempotency_key
     if not key:
         raise _unprocessable(
@@ -88,18 +91,19 @@ async def issue_credit_note(
             )
         return _result(session, note, duplicate=True)
 
-    def precheck(session: Session) -> str:
+    def precheck(session: Session) -> tuple[str, str]:
         try:
             invoice = repo.get_invoice(session, invoice_id)
         except repo.InvoiceNotFound:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, detail=f"invoice {invoice_id} does not exist"
             ) from None
-        if invoice.number is None or invoice.status not in notes.CREDITABLE_STATUSES:
+        creditable = notes.CREDITABLE_STATUSES + notes.CLOSED_CREDITABLE_STATUSES
+        if invoice.number is None or invoice.status not in creditable:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                detail=f"invoice is {invoice.status}; credit notes are issued on open, overdue or partially "
-                "paid invoices",
+                detail=f"invoice is {invoice.status}; credit notes are issued on open, overdue, partially "
+                "paid or paid invoices",
             )
         try:
             amount = (
@@ -117,13 +121,13 @@ async def issue_credit_note(
             raise _unprocessable("lines", str(exc)) from None
         except CreditRefused as exc:
             raise _unprocessable("full" if str(exc).startswith("full") else "lines", str(exc)) from None
-        return invoice.workflow_id
+        return invoice.workflow_id, invoice.status
 
     found = await db.run(existing)
     if found is not None:
         response.status_code = status.HTTP_200_OK
         return found
-    workflow_id = await db.run(precheck)
+    workflow_id, invoice_status = await db.run(precheck)
     request = CreditNoteInput(
         reason=body.reason,
         idempotency_key=key,
@@ -133,9 +137,12 @@ async def issue_credit_note(
         request_hash=digest,
     )
     try:
-        outcome = await temporal.get_workflow_handle(workflow_id).execute_update(
-            InvoiceWorkflow.issue_credit_note, request
-        )
+        if invoice_status in notes.CLOSED_CREDITABLE_STATUSES:  # its workflow has ended: one of its own
+            outcome = await issue_on_closed_invoice(temporal, settings, invoice_id, request)
+        else:
+            outcome = await temporal.get_workflow_handle(workflow_id).execute_update(
+                InvoiceWorkflow.issue_credit_note, request
+            )
     except (WorkflowUpdateFailedError, RPCError) as exc:
         # A concurrent request with the same key may have won: answer as it did.
         found = await db.run(existing)

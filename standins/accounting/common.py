@@ -58,6 +58,9 @@ class RecordedCall:
     response: bytes = b""
     replayed: bool = False
     admitted: bool = False  # counted against the quota (so it holds a concurrency slot until answered)
+    arrived_at: float = 0.0  # time.monotonic() when the request reached the stand-in
+    answered_at: float = 0.0  # ... and when its answer left
+    in_flight: int = 0  # admitted calls of the organisation in flight at its admission, itself included
 
     def json(self) -> Any:
         return jsonnum.loads(self.body) if self.body else None
@@ -240,6 +243,7 @@ class Core:
             query=dict(request.query_params),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=raw,
+            arrived_at=time.monotonic(),
         )
         response, hang = self._respond(request, flavor, call, tenant, write, handler, replay_key, precheck)
         try:
@@ -250,6 +254,7 @@ class Core:
                 if call.admitted:
                     self.traffic.done(tenant)
                 call.status, call.response = response.status_code, bytes(response.body)
+                call.answered_at = time.monotonic()
                 self.calls.append(call)
         return response
 
@@ -282,6 +287,7 @@ class Core:
                 retry_after = None if problem == "concurrent" else max(int(wait + 0.999), 1)
                 return flavor.rate_limited(tenant, problem, retry_after), 0.0
             call.admitted = True
+            call.in_flight = self.traffic.in_flight.get(tenant, 0)
             fingerprint = hashlib.sha256(
                 f"{request.method} {request.url.path}?{request.url.query}\n".encode() + call.body
             ).hexdigest()

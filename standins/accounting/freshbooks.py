@@ -453,6 +453,26 @@ class _Handlers:
         self.s.payments[new_id] = payment
         return _result("payment", payment)
 
+    def update_payment(self, payment_id: str) -> Callable[[Any], HandlerResult]:
+        """``PUT /payments/payments/{id}`` with ``vis_state: 1`` deletes it: the invoice is owed that
+        amount again (only deletion of a money payment is modelled)."""
+
+        def run(body: Any) -> HandlerResult:
+            payment = self.s.payments.get(int(payment_id)) if payment_id.isdigit() else None
+            if payment is None:
+                return _errors(404, _error(1012, "Payment not found.", "paymentid", "payment", payment_id))
+            data = dict((body or {}).get("payment") or {})
+            if data.get("vis_state") != 1 or payment.get("type") == "Credit":
+                return _errors(422, _error(1001, "Only deleting a money payment is modelled.", "payment"))
+            if payment["vis_state"] != 1:
+                payment["vis_state"] = 1
+                invoice = self.s.invoices[payment["invoiceid"]]
+                invoice["_paid"] = invoice["_paid"] - to_decimal(payment["amount"]["amount"])
+                self._recompute(invoice)
+            return _result("payment", payment)
+
+        return run
+
 
 class _FreshBooksFlavor:
     def unauthorized(self, reason: str) -> Response:
@@ -543,6 +563,9 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             return await run(request, handlers.list_rows("payments", "payments", wanted), write=False)
         return await run(request, handlers.create_payment, write=True)
 
+    async def payment(request: Request) -> Response:
+        return await run(request, handlers.update_payment(request.path_params["id"]), write=True)
+
     async def credit_notes(request: Request) -> Response:
         if request.method == "GET":
             page = request.query_params.get("page", "1")
@@ -565,6 +588,7 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
             Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
             Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
+            Route(f"{base}/payments/payments/{{id}}", payment, methods=["PUT"]),
             Route(f"{base}/credit_notes/credit_notes", credit_notes, methods=["GET", "POST"]),
             Route(f"{base}/credit_notes/credit_notes/{{id}}", credit_note, methods=["GET"]),
             Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),

@@ -575,6 +575,40 @@ class _Handlers:
         self.s.payments[payment["Id"]] = payment
         return 200, {"Payment": payment, "time": _time()}
 
+    def delete_payment(self, body: Any) -> HandlerResult:
+        """``POST /payment?operation=delete`` with Id and SyncToken: what it applied is undone (invoice
+        Balances rise, credit memos get their credit back); the payment can no longer be read."""
+        body = dict(body or {})
+        payment = self.s.payments.get(str(body.get("Id", "")))
+        if payment is None:
+            return _not_found("Payment", str(body.get("Id", "")))
+        if str(body.get("SyncToken")) != payment["SyncToken"]:
+            return _fault(
+                "5010",
+                "Stale Object Error",
+                f"Stale Object Error : You and another user were working on the same thing. "
+                f"SyncToken {body.get('SyncToken')} is not current: {payment['SyncToken']}",
+            )  # [K]
+        for line in payment.get("Line") or []:
+            amount = to_decimal(line.get("Amount", 0))
+            for linked in line.get("LinkedTxn") or []:
+                table = {"Invoice": self.s.invoices, "CreditMemo": self.s.credit_memos}.get(
+                    str(linked.get("TxnType"))
+                )
+                target = table.get(str(linked.get("TxnId"))) if table is not None else None
+                if target is None:
+                    continue
+                target["_paid"] = target.get("_paid", Decimal(0)) - amount
+                target["Balance"] = target["Balance"] + amount
+                if "RemainingCredit" in target:
+                    target["RemainingCredit"] = target["Balance"]
+                target["LinkedTxn"] = [
+                    t for t in target.get("LinkedTxn", []) if str(t.get("TxnId")) != payment["Id"]
+                ]
+                target["SyncToken"] = str(int(target["SyncToken"]) + 1)
+        del self.s.payments[payment["Id"]]
+        return 200, {"Payment": {"Id": payment["Id"], "status": "Deleted", "domain": "QBO"}, "time": _time()}
+
 
 class _QboFlavor:
     def __init__(self, state: QboState) -> None:
@@ -717,6 +751,8 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         )
 
     async def payment(request: Request) -> Response:
+        if request.query_params.get("operation") == "delete":
+            return await run(request, handlers.delete_payment, write=True)
         return await run(request, handlers.create_payment, write=True)
 
     async def payment_by_id(request: Request) -> Response:

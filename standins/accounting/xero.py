@@ -557,6 +557,33 @@ class _Handlers:
             return _validation(echoes)
         return 200, _envelope("Payments", saved)
 
+    def delete_payment(self, ref: str) -> Callable[[Any], HandlerResult]:
+        """``POST /Payments/{PaymentID}`` with ``Status: DELETED``: the only change Xero allows to a
+        payment; the invoice is owed that amount again."""
+
+        def run(body: Any) -> HandlerResult:
+            payment = self.s.payments.get(ref)
+            if payment is None:
+                return 404, "The resource you're looking for cannot be found"
+            elements = list((body or {}).get("Payments") or [body or {}])
+            if not elements or elements[0].get("Status") != "DELETED":
+                return _validation([{"ValidationErrors": [{"Message": "Payments can only be deleted"}]}])
+            if payment["Status"] == "DELETED":
+                return _validation([{"ValidationErrors": [{"Message": "Payment has been deleted"}]}])  # [K]
+            invoice = self.s.invoices[payment["Invoice"]["InvoiceID"]]
+            amount = payment["Amount"]
+            invoice["AmountPaid"] -= amount
+            invoice["AmountDue"] += amount
+            if invoice["Status"] == "PAID":
+                invoice["Status"] = "AUTHORISED"
+                invoice.pop("FullyPaidOnDate", None)
+            invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != ref]
+            invoice["UpdatedDateUTC"] = payment["UpdatedDateUTC"] = _now_ms()
+            payment["Status"] = "DELETED"
+            return 200, _envelope("Payments", [payment])
+
+        return run
+
     # Credit notes
 
     def _find_credit_note(self, ref: str) -> dict[str, Any] | None:
@@ -828,6 +855,9 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
             return await run(request, handlers.get_collection("Payments"), write=False)
         return await run(request, handlers.put_payments, write=True)
 
+    async def payment(request: Request) -> Response:
+        return await run(request, handlers.delete_payment(request.path_params["ref"]), write=True)
+
     async def credit_notes(request: Request) -> Response:
         if request.method == "GET":
             return await run(request, handlers.get_credit_notes(dict(request.query_params)), write=False)
@@ -847,6 +877,7 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
             Route(f"{PREFIX}/Invoices", invoices, methods=["GET", "PUT", "POST"]),
             Route(f"{PREFIX}/Invoices/{{ref}}", invoice, methods=["GET", "POST"]),
             Route(f"{PREFIX}/Payments", payments, methods=["GET", "PUT", "POST"]),
+            Route(f"{PREFIX}/Payments/{{ref}}", payment, methods=["POST"]),
             Route(f"{PREFIX}/CreditNotes", credit_notes, methods=["GET", "PUT"]),
             Route(f"{PREFIX}/CreditNotes/{{ref}}/Allocations", allocations, methods=["PUT"]),
             Route(f"{PREFIX}/Accounts", collection, methods=["GET"]),

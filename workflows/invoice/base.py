@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.invoice.options import (
+    BOOKS_WRITE_OFF_PATCH,
     DB_RETRY,
     DB_TIMEOUT,
     EMAIL_HEARTBEAT,
@@ -202,6 +203,12 @@ class InvoiceBase:
         self._publish()
         if status == InvoiceStatus.VOID:
             self._queue_sync(AccountingAction.VOID)
+        elif (
+            status == InvoiceStatus.UNCOLLECTIBLE
+            and self._sync_enabled
+            and workflow.patched(BOOKS_WRITE_OFF_PATCH)
+        ):
+            self._queue_sync(AccountingAction.WRITE_OFF)  # a bad-debt credit for what was still due
 
     def _snapshot(self) -> InvoiceState:
         """What the ``state`` query and every Update return: status, money, plan and timeline."""

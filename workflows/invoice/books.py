@@ -24,7 +24,11 @@ from workflows.invoice.options import (
 
 class BooksSync(InvoiceBase):
     def _queue_sync(
-        self, action: str, payment_id: str | None = None, credit_note_id: str | None = None
+        self,
+        action: str,
+        payment_id: str | None = None,
+        credit_note_id: str | None = None,
+        refund_id: str | None = None,
     ) -> None:
         if self._sync_enabled:
             self._sync_queue.append(
@@ -33,6 +37,7 @@ class BooksSync(InvoiceBase):
                     action=action,
                     payment_id=payment_id,
                     credit_note_id=credit_note_id,
+                    refund_id=refund_id,
                 )
             )
             if self._sync_status != "sync_failed":

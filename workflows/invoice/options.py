@@ -55,3 +55,7 @@ HOLDS_PATCH = "dunning-holds-v1"
 PROJECT_PAID_PATCH = "project-paid-trigger-v1"
 # Marks histories that charge a dunning policy's late fee.
 LATE_FEE_PATCH = "dunning-late-fee-v1"
+# Marks histories whose refunds of an open invoice's payments are synced to the books.
+BOOKS_REFUND_PATCH = "books-refund-v1"
+# Marks histories whose write-off (uncollectible) reaches the books as a bad-debt credit.
+BOOKS_WRITE_OFF_PATCH = "books-write-off-v1"

@@ -64,6 +64,7 @@ from workflows.invoice.dunning import DunningClock
 from workflows.invoice.ledger import LedgerRules
 from workflows.invoice.options import (
     ACCOUNTING_SYNC_PATCH,
+    BOOKS_REFUND_PATCH,
     CREDIT_NOTES_PATCH,
     DB_RETRY,
     DB_TIMEOUT,
@@ -480,6 +481,8 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
                 "refund.duplicate" if outcome.duplicate else "refund.recorded",
                 f"{refund.amount} {self._input.currency}",
             )
+            if not outcome.duplicate and self._sync_enabled and workflow.patched(BOOKS_REFUND_PATCH):
+                self._queue_sync(AccountingAction.REFUND, refund_id=outcome.refund_id)
             status = InvoiceStatus(outcome.status)
             if status != self._status:
                 self._status = status

@@ -24,6 +24,7 @@ from workflows.payloads.approval import (
     SubmitInput,
 )
 from workflows.payloads.credit_notes import (
+    ClosedCreditNoteInput,
     CreditNoteInput,
     CreditNoteOutcome,
     CreditNoteRenderRequest,
@@ -124,6 +125,7 @@ __all__ = [
     "CloseRequest",
     "ConvertRequest",
     "ConvertedEstimate",
+    "ClosedCreditNoteInput",
     "CreditNoteInput",
     "CreditNoteOutcome",
     "CreditNoteRenderRequest",

@@ -13,6 +13,8 @@ class AccountingAction:
     PAYMENT = "payment"  # one payment, linked to the synced invoice
     VOID = "void"
     CREDIT_NOTE = "credit_note"  # one credit note (credit_note_id) against the synced invoice
+    REFUND = "refund"  # one refund (refund_id) of a synced payment
+    WRITE_OFF = "write_off"  # the invoice was marked uncollectible: a bad-debt credit for what was due
 
 
 @dataclass
@@ -21,6 +23,7 @@ class AccountingSyncRequest:
     action: str  # AccountingAction
     payment_id: str | None = None
     credit_note_id: str | None = None
+    refund_id: str | None = None
 
 
 @dataclass

@@ -29,6 +29,15 @@ class CreditNoteRequest:
     credit_note: CreditNoteInput
     past_due: bool
     as_of: datetime  # workflow time: the credit note's date is this instant in the client's timezone
+    closed: bool = False  # from ClosedInvoiceCreditNoteWorkflow: a paid invoice takes it too
+
+
+@dataclass
+class ClosedCreditNoteInput:
+    """A credit note on an invoice whose own workflow has ended (paid): its short-lived workflow's input."""
+
+    invoice_id: str
+    credit_note: CreditNoteInput
 
 
 @dataclass

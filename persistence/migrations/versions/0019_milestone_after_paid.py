@@ -2,7 +2,7 @@
 (``bill_on = 'after_paid'``, ``after_key`` = the milestone key or ``deposit`` whose invoice must be paid).
 
 Revision ID: 0019_milestone_after_paid
-Revises: 0010
+Revises: 0017_books_outbound
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_milestone_after_paid"
-down_revision = "0010"
+down_revision = "0017_books_outbound"
 branch_labels = None
 depends_on = None
 
