@@ -15,6 +15,7 @@ from api.routes import (
     approval_pages,
     approval_rules,
     billable_items,
+    books_differences,
     credit_notes,
     customers,
     dunning,
@@ -27,6 +28,7 @@ from api.routes import (
     reports,
     subscriptions,
 )
+from api.webhooks import books as books_webhooks
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
 from billing.errors import MoneyError
@@ -86,4 +88,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
+    app.include_router(books_webhooks.router)
+    app.include_router(books_differences.router)
     return app

@@ -180,6 +180,23 @@ class Settings(BaseSettings):
         description="OAuth redirect URI registered for the app; unset: <public_url>/accounting/oauth/callback.",
     )
     accounting_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one accounting API call.")
+    accounting_poll_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often the books are polled for payments, credit notes and voids made there "
+        "(the safety net of the webhooks); 0: webhooks only.",
+    )
+    xero_webhook_key: str | None = Field(
+        default=None,
+        description="Xero webhook signing key(s), comma-separated; unset: /webhooks/xero is 404.",
+    )
+    qbo_webhook_verifier: str | None = Field(
+        default=None, description="QuickBooks Online webhook verifier token(s); unset: /webhooks/qbo is 404."
+    )
+    freshbooks_webhook_verifier: str | None = Field(
+        default=None,
+        description="FreshBooks callback verifier(s) (sent in its verification request); unset: 404.",
+    )
     token_key: str | None = Field(
         default=None,
         description="Fernet key(s) for stored OAuth tokens, comma-separated, first encrypts; unset: derived from secret_key.",
