@@ -103,3 +103,81 @@ async def test_a_payment_entered_in_the_books_pays_the_invoice_once_by_webhook(
             assert all(d.status == 200 for d in books.state.webhooks.deliveries), (
                 books.state.webhooks.deliveries
             )
+
+
+async def _differences(api: httpx.AsyncClient, invoice_id: str) -> list[dict[str, Any]]:
+    found = (await api.get("/accounting/differences", params={"state": "all"})).json()["differences"]
+    return [d for d in found if d["invoice_id"] == invoice_id]
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+async def test_with_webhooks_off_the_poller_finds_the_payment(temporal_env, served_api, provider) -> None:  # type: ignore[no-untyped-def]
+    client = temporal_env.client
+    with books_of(provider) as books:
+        settings = await _setup(books, served_api, temporal_env, accounting_poll_minutes=0.05)  # every 3 s
+        async with build_worker(client, settings), _api(settings) as api:
+            workflow_id = await ensure_books_workflow(client, settings)
+            assert workflow_id
+            _, invoice = await _issue(api, "800.00")
+            remote_id = invoice["accounting"]["external_id"]
+            books.enter_payment(remote_id, Decimal("800.00"), reference="WIRE-77")
+            paid = await _status(api, invoice["id"], "paid", timeout=15)  # one interval and a little
+            assert [p["reference"] for p in paid["payments"]] == [f"{provider} WIRE-77"]
+            status = await client.get_workflow_handle(workflow_id).query("status")
+            polls = status["polls"]
+            await eventually(
+                lambda: _polled_more(client, workflow_id, polls + 2), timeout=20, what="two more polls"
+            )
+            again = (await api.get(f"/invoices/{invoice['id']}")).json()
+            assert len(again["payments"]) == 1  # polls that see it again record nothing
+            assert books.payments_on(remote_id) == [Decimal("800.00")]
+            assert await _differences(api, invoice["id"]) == []
+            assert not books.state.webhooks.deliveries
+
+
+async def _polled_more(client: Any, workflow_id: str, at_least: int) -> bool:
+    return (await client.get_workflow_handle(workflow_id).query("status"))["polls"] >= at_least
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+async def test_our_own_payment_never_comes_back_and_poll_plus_webhook_record_once(
+    temporal_env, served_api, provider
+) -> None:  # type: ignore[no-untyped-def]
+    """An operator's payment is pushed to the books, whose webhook and poll then report it: it is ours,
+    not a second payment. The accountant's payment for the rest, reported by both, is recorded once."""
+    client = temporal_env.client
+    with books_of(provider) as books:
+        settings = await _setup(books, served_api, temporal_env, accounting_poll_minutes=0.05)
+        async with build_worker(client, settings), _api(settings) as api:
+            workflow_id = await ensure_books_workflow(client, settings)
+            books.webhooks_to(settings.public_url)
+            if provider == "freshbooks":
+                await eventually(
+                    lambda: asyncio.sleep(0, books.callbacks_verified()), what="callbacks verified"
+                )
+            _, invoice = await _issue(api, "1000.00")
+            remote_id = invoice["accounting"]["external_id"]
+            ours = await api.post(
+                f"/invoices/{invoice['id']}/payments",
+                json={"amount": "300.00", "reference": "CHEQUE-1"},
+                headers={"Idempotency-Key": f"ours-{invoice['id']}"},
+            )
+            assert ours.status_code == 201, ours.text
+            await eventually(
+                lambda: asyncio.sleep(0, books.payments_on(remote_id) == [Decimal("300.00")]), what="push"
+            )
+            polls = (await client.get_workflow_handle(workflow_id).query("status"))["polls"]
+            await eventually(lambda: _polled_more(client, workflow_id, polls + 2), timeout=20, what="polls")
+            body = (await api.get(f"/invoices/{invoice['id']}")).json()
+            assert [p["amount"] for p in body["payments"]] == ["300.00"] and body[
+                "status"
+            ] == "partially_paid"
+
+            books.enter_payment(remote_id, Decimal("700.00"))
+            await _status(api, invoice["id"], "paid", timeout=10)
+            polls = (await client.get_workflow_handle(workflow_id).query("status"))["polls"]
+            await eventually(lambda: _polled_more(client, workflow_id, polls + 2), timeout=20, what="polls")
+            body = (await api.get(f"/invoices/{invoice['id']}")).json()
+            assert sorted(p["amount"] for p in body["payments"]) == ["300.00", "700.00"]
+            assert sorted(books.payments_on(remote_id)) == [Decimal("300.00"), Decimal("700.00")]
+            assert await _differences(api, invoice["id"]) == []
