@@ -110,6 +110,7 @@ async def _differences(api: httpx.AsyncClient, invoice_id: str) -> list[dict[str
     return [d for d in found if d["invoice_id"] == invoice_id]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
 async def test_with_webhooks_off_the_poller_finds_the_payment(temporal_env, served_api, provider) -> None:  # type: ignore[no-untyped-def]
     client = temporal_env.client
@@ -139,6 +140,7 @@ async def _polled_more(client: Any, workflow_id: str, at_least: int) -> bool:
     return (await client.get_workflow_handle(workflow_id).query("status"))["polls"] >= at_least
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
 async def test_our_own_payment_never_comes_back_and_poll_plus_webhook_record_once(
     temporal_env, served_api, provider
