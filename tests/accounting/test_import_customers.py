@@ -67,7 +67,7 @@ async def test_import_links_creates_and_never_guesses(temporal_env, make_setting
         for name, value in books.settings_overrides().items():
             monkeypatch.setenv(f"INVOICEFLOW_{name.upper()}", str(value))
         monkeypatch.setenv("INVOICEFLOW_DATABASE_URL", url)
-        monkeypatch.setenv("INVOICEFLOW_SECRET_KEY", settings.secret_key)  # the key the tokens were stored with
+        monkeypatch.setenv("INVOICEFLOW_SECRET_KEY", settings.secret_key)  # the tokens were stored with it
         get_settings.cache_clear()
         try:
             runner = CliRunner()
