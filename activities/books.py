@@ -93,7 +93,9 @@ class BooksActivities:
 
     @activity.defn(name=POLL_BOOKS)
     async def poll_books(self, request: BooksPollRequest) -> BooksOutcome:
-        return await self._run(request.provider, request.tenant_id, books_inbound.poll)
+        outcome = await self._run(request.provider, request.tenant_id, books_inbound.poll)
+        outcome.poll_seconds = self._settings.accounting_poll_minutes * 60
+        return outcome
 
     @activity.defn(name=APPLY_BOOKS_EVENTS)
     async def apply_books_events(self, request: BooksEventsRequest) -> BooksOutcome:

@@ -138,8 +138,13 @@ def pushed_by_us(
         return False
 
 
+IN_FLIGHT = timedelta(minutes=2)  # a push pending longer is stuck (retrying), not racing us
+
+
 def push_in_flight(session: Session, provider: str, tenant_id: str, invoice_id: uuid.UUID) -> bool:
-    """A payment of this invoice is being pushed right now: its provider id is not known yet."""
+    """A payment of this invoice is being pushed right now (pending, touched in the last two minutes):
+    its provider id is not stored yet. A push stuck in retries for longer does not hold the books
+    back; its marker still identifies it."""
     return (
         session.scalars(
             select(AccountingSync.id).where(
@@ -148,6 +153,7 @@ def push_in_flight(session: Session, provider: str, tenant_id: str, invoice_id: 
                 AccountingSync.kind == "payment",
                 AccountingSync.invoice_id == invoice_id,
                 AccountingSync.status == "pending",
+                AccountingSync.updated_at > func.now() - IN_FLIGHT,
             )
         ).first()
         is not None

@@ -69,6 +69,7 @@ class BooksOutcome:
     ours: int = 0
     differences: int = 0
     detail: str = ""
+    poll_seconds: float = 0.0  # the configured interval, so a changed setting takes effect at once
 
 
 @workflow.defn(name="BooksInboundWorkflow")
@@ -121,6 +122,8 @@ class BooksInboundWorkflow:
                     summary="Books: poll",
                 )
                 self.polls += 1
+                if self.last.poll_seconds > 0:
+                    interval = timedelta(seconds=self.last.poll_seconds)
                 next_poll = workflow.now() + interval
             if workflow.info().is_continue_as_new_suggested():
                 break

@@ -180,9 +180,10 @@ async def xero(request: Request) -> Response:
         sig.verify_xero(request.headers, body, keys)
     except SignatureError:
         return Response(status_code=401)  # Xero wants empty bodies, right or wrong
-    changes = xero_changes(_json(body))
+    payload = _json(body)
+    changes = xero_changes(payload)
     if changes:
-        await _record(request, "xero", changes, _json(body))
+        await _record(request, "xero", changes, payload)
     return Response(status_code=200)
 
 
