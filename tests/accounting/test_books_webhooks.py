@@ -6,6 +6,7 @@ a stale event, a FreshBooks verifier FreshBooks did not issue (401); a body not 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,6 +124,15 @@ async def test_qbo_refusals(temporal_env, make_settings) -> None:  # type: ignor
             ]
             again = await api.post("/webhooks/qbo", content=good.body, headers=good.headers)  # a redelivery
             assert again.status_code == 200
+
+            # An operator's replay of a books event still waiting hands it over; it is not "unmatched".
+            event_id = answer.json()["events"][0]["event"]
+            with session_scope(settings.require_database_url()) as session:
+                row = session.get(WebhookEvent, uuid.UUID(event_id))
+                assert row is not None
+                row.status, row.dispatching_until = "received", datetime.now(UTC) + timedelta(hours=1)
+            replayed = await api.post(f"/webhooks/events/{event_id}/replay")
+            assert replayed.status_code == 200 and replayed.json()["status"] == "dispatched", replayed.text
         assert _books_rows(settings.require_database_url()) == before + 1
 
 
