@@ -91,6 +91,13 @@ def invoice_by_external_id(
     return OurInvoice(row.id, row.workflow_id, row.status, row.currency, row.total, row.number or "")
 
 
+def invoice_by_id(session: Session, invoice_id: uuid.UUID) -> OurInvoice | None:
+    row = session.get(Invoice, invoice_id)
+    if row is None:
+        return None
+    return OurInvoice(row.id, row.workflow_id, row.status, row.currency, row.total, row.number or "")
+
+
 def recorded_payment(session: Session, key: str) -> Payment | None:
     return session.scalars(select(Payment).where(Payment.idempotency_key == key)).one_or_none()
 

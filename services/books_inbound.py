@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -111,8 +112,14 @@ async def changes_of_events(books: Books, events: list[BooksEvent]) -> ChangeSet
             except NotFound:  # deleted at the provider (QBO's Delete): the difference check needs its id
                 payments.append(
                     RemotePayment(
-                        event.resource_id, "", 0, date.today(), "", deleted=True, payment_id=event.resource_id
-                    )  # type: ignore[arg-type]
+                        event.resource_id,
+                        "",
+                        Decimal(0),
+                        date.today(),
+                        "",
+                        deleted=True,
+                        payment_id=event.resource_id,
+                    )
                 )
         elif event.category == "invoice":
             invoices.append(event.resource_id)
@@ -164,9 +171,12 @@ async def _payment(books: Books, payment: RemotePayment, outcome: BooksOutcome) 
             if payment.invoice_external_id
             else None
         )
-        recorded = repo.recorded_payment(session, key) is not None or bool(
-            payment.deleted and repo.recorded_by_provider_id(session, provider, tenant, provider_id)
+        earlier = (
+            repo.recorded_by_provider_id(session, provider, tenant, provider_id) if payment.deleted else []
         )
+        recorded = repo.recorded_payment(session, key) is not None or bool(earlier)
+        if ours is None and earlier:  # a deletion names no invoice (QBO): the one we recorded it on
+            ours = repo.invoice_by_id(session, earlier[0].invoice_id)
         pushed = repo.pushed_by_us(
             session, provider, tenant, provider_id, payment.memo, ours.invoice_id if ours else None
         )

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 POLL_BOOKS = "poll_books"
 APPLY_BOOKS_EVENTS = "apply_books_events"
@@ -26,6 +27,11 @@ ROUNDS_BEFORE_CONTINUE = 200
 BOOKS_TIMEOUT = timedelta(minutes=5)
 # Provider outages and 429s retry with backoff (the activity sets next_retry_delay on a 429).
 BOOKS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10))
+# Webhook events give up after a while (an event that cannot be read must not hold up the others): the
+# poll, which retries without limit and moves its cursor only on success, finds what they named.
+EVENTS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2), maximum_attempts=12
+)
 
 
 def books_workflow_id(provider: str, tenant_id: str) -> str:
@@ -79,6 +85,7 @@ class BooksInboundWorkflow:
         self._events: list[BooksEvent] = list(input.pending)
         self._seen: set[str] = set()
         self.polls = 0
+        self.failures = 0
         self.last: BooksOutcome | None = None
 
     @workflow.signal
@@ -89,7 +96,17 @@ class BooksInboundWorkflow:
 
     @workflow.query
     def status(self) -> dict[str, object]:
-        return {"polls": self.polls, "waiting": len(self._events), "last": self.last}
+        return {
+            "polls": self.polls,
+            "waiting": len(self._events),
+            "failures": self.failures,
+            "last": self.last,
+        }
+
+    def _failed(self, detail: str) -> None:
+        self.failures += 1
+        self.last = BooksOutcome(detail=detail[:500])
+        workflow.logger.warning("books inbound: %s", detail)
 
     @workflow.run
     async def run(self, input: BooksInboundInput) -> None:
@@ -104,26 +121,32 @@ class BooksInboundWorkflow:
                     pass
             if self._events:
                 batch, self._events = self._events[:BATCH], self._events[BATCH:]
-                self.last = await workflow.execute_activity(
-                    APPLY_BOOKS_EVENTS,
-                    BooksEventsRequest(input.provider, input.tenant_id, batch),
-                    result_type=BooksOutcome,
-                    start_to_close_timeout=BOOKS_TIMEOUT,
-                    retry_policy=BOOKS_RETRY,
-                    summary=f"Books: {len(batch)} webhook event(s)",
-                )
+                try:
+                    self.last = await workflow.execute_activity(
+                        APPLY_BOOKS_EVENTS,
+                        BooksEventsRequest(input.provider, input.tenant_id, batch),
+                        result_type=BooksOutcome,
+                        start_to_close_timeout=BOOKS_TIMEOUT,
+                        retry_policy=EVENTS_RETRY,
+                        summary=f"Books: {len(batch)} webhook event(s)",
+                    )
+                except ActivityError as err:
+                    self._failed(f"webhook events: {err.cause or err}")
             if next_poll is not None and interval is not None and workflow.now() >= next_poll:
-                self.last = await workflow.execute_activity(
-                    POLL_BOOKS,
-                    BooksPollRequest(input.provider, input.tenant_id),
-                    result_type=BooksOutcome,
-                    start_to_close_timeout=BOOKS_TIMEOUT,
-                    retry_policy=BOOKS_RETRY,
-                    summary="Books: poll",
-                )
-                self.polls += 1
-                if self.last.poll_seconds > 0:
-                    interval = timedelta(seconds=self.last.poll_seconds)
+                try:
+                    outcome = await workflow.execute_activity(
+                        POLL_BOOKS,
+                        BooksPollRequest(input.provider, input.tenant_id),
+                        result_type=BooksOutcome,
+                        start_to_close_timeout=BOOKS_TIMEOUT,
+                        retry_policy=BOOKS_RETRY,
+                        summary="Books: poll",
+                    )
+                    self.last, self.polls = outcome, self.polls + 1
+                    if outcome.poll_seconds > 0:
+                        interval = timedelta(seconds=outcome.poll_seconds)
+                except ActivityError as err:  # non-retryable only: the books are not configured any more
+                    self._failed(f"poll: {err.cause or err}")
                 next_poll = workflow.now() + interval
             if workflow.info().is_continue_as_new_suggested():
                 break

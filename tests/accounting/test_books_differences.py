@@ -141,3 +141,35 @@ async def test_xero_credit_note_new_total_and_deleted_payment_are_differences(
 async def _kinds(api: httpx.AsyncClient) -> set[str] | None:
     found = {d["kind"] for d in (await api.get("/accounting/differences")).json()["differences"]}
     return found if "credit_note" in found else None
+
+
+DELETE_PAYMENT = {
+    "qbo": lambda b, pid: b._call(
+        "POST",
+        "/v3/company/{t}/payment?operation=delete",
+        {"Id": pid, "SyncToken": b.state.payments[pid]["SyncToken"]},
+    ),
+    "freshbooks": lambda b, pid: b._call(
+        "PUT", f"/accounting/account/{{t}}/payments/payments/{pid}", {"payment": {"vis_state": 1}}
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", ["qbo", "freshbooks"])
+async def test_a_payment_deleted_in_the_books_is_a_difference_on_its_invoice(
+    temporal_env, served_api, provider
+) -> None:  # type: ignore[no-untyped-def]
+    client = temporal_env.client
+    with books_of(provider) as books:
+        settings = await _setup(books, served_api, temporal_env, accounting_poll_minutes=0.05)
+        async with build_worker(client, settings), _api(settings) as api:
+            await ensure_books_workflow(client, settings)
+            books.webhooks_to(settings.public_url)
+            _, invoice = await _issue(api, "500.00")
+            payment_id = books.enter_payment(invoice["accounting"]["external_id"], Decimal("200.00"))
+            await _status(api, invoice["id"], "partially_paid", timeout=10)
+            DELETE_PAYMENT[provider](books, payment_id)
+            deleted = await _open_difference(api, invoice["id"], "payment_deleted")
+            assert payment_id in deleted["detail"]
+            body = (await api.get(f"/invoices/{invoice['id']}")).json()
+            assert body["status"] == "partially_paid" and body["amount_paid"] == "200.00"
