@@ -747,3 +747,7 @@ class LateFeeCharge(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Tables defined in modules of their own, on this same metadata (imported last: they import Base).
+from persistence import books_models as _books_models  # noqa: E402, F401
