@@ -195,8 +195,8 @@ async def _payment(books: Books, payment: RemotePayment, outcome: BooksOutcome) 
                 detail=f"payment {provider_id} was deleted in {provider}; it is still recorded here",
             )
         return
-    if ours is None:
-        return  # not an invoice of ours (made in the books by hand): nothing for us to record
+    if ours is None or payment.amount <= 0:
+        return  # not an invoice of ours (made in the books by hand), or no money: nothing to record
     if recorded:
         outcome.duplicates += 1
         return
