@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
+from activities.books import BooksActivities
 from activities.credit_notes import CreditNoteActivities
 from activities.dunning import DunningActivities
 from activities.email import EmailActivities
@@ -32,6 +33,7 @@ from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
 from core.temporal import connect
+from workflows.books import BooksInboundWorkflow
 from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
@@ -46,6 +48,7 @@ WORKFLOWS = [
     EstimateWorkflow,
     ProjectBillingWorkflow,
     ClosedInvoiceCreditNoteWorkflow,
+    BooksInboundWorkflow,
 ]
 
 
@@ -76,6 +79,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
     accounting = AccountingActivities(settings)
     credit_notes = CreditNoteActivities(settings, render_pool)
     dunning = DunningActivities(settings)
+    books = BooksActivities(settings)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -100,6 +104,8 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         dunning.place_dunning_hold,
         dunning.release_dunning_holds,
         dunning.apply_late_fee,
+        books.poll_books,
+        books.apply_books_events,
     ]
 
 
@@ -162,6 +168,11 @@ async def run(settings: Settings, *, interceptors: Sequence[Interceptor] = ()) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
+        from services.books_workflow import ensure_books_workflow
+
+        books = await ensure_books_workflow(client, settings)  # the books' poller, once connected
+        if books:
+            log.info("books inbound workflow %s running", books)
         log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
         await stop.wait()
     log.info("worker stopped")

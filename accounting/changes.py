@@ -33,6 +33,11 @@ class RemotePayment:
     currency: str
     reference: str = ""
     deleted: bool = False
+    # Optional, added for recognising our own pushes: the provider's payment object id (QBO's external_id
+    # also names the invoice) and its free text, where our sync leaves its marker (QBO PrivateNote,
+    # FreshBooks note, Xero Reference).
+    payment_id: str = ""
+    memo: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,3 +67,15 @@ class ChangeFeed(Protocol):
     async def fetch_payment(self, external_id: str) -> tuple[RemotePayment, ...]:
         """One provider payment, by id, as its applications to invoices (a webhook names only the id)."""
         ...
+
+
+@dataclass(frozen=True)
+class RemoteContact:
+    """A customer as the books hold it, for linking ours to theirs (``invoiceflow accounting
+    import-customers``): matched by external id, then tax id, then email."""
+
+    external_id: str
+    name: str
+    email: str = ""
+    tax_id: str = ""
+    currency: str = ""

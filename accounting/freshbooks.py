@@ -34,6 +34,7 @@ from accounting.base import (
     TokenProvider,
 )
 from accounting.errors import AccountingError, NotFound, ValidationFailed
+from accounting.freshbooks_changes import FreshBooksChanges
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.ratelimit import FRESHBOOKS_POLICY, CallLimiter, RateLimitPolicy
@@ -82,7 +83,7 @@ CREDIT_PAYMENT_TYPE = "Credit"  # [K] FreshBooks' payment type for credit applie
 PER_PAGE = 100
 
 
-class FreshBooksConnector:
+class FreshBooksConnector(FreshBooksChanges):
     """One FreshBooks business account."""
 
     provider = "freshbooks"

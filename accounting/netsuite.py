@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 
 from accounting.base import (
+    AccountingCreditApplication,
     AccountingCreditNote,
     AccountingCustomer,
     AccountingInvoice,
@@ -328,6 +329,29 @@ class NetSuiteConnector(NetSuiteChangeFeed):
         await self._upsert("customerpayment", payment.payment_id, body, key=idempotency_key)
         saved = await self._get("customerpayment", f"eid:{payment.payment_id}")
         return SyncResult(str(saved["id"]), SyncStatus.RECORDED, _status_name(saved))
+
+    async def remove_payment(
+        self, external_id: str, *, invoice_external_id: str, idempotency_key: str
+    ) -> SyncResult:
+        """Not synced to NetSuite yet: a refund of a recorded payment stops the sync with this message
+        (``sync_failed``, visible to an operator) instead of leaving the books silently different."""
+        raise ValidationFailed(
+            "a refund of a recorded payment is not synced to NetSuite yet: enter it in NetSuite, then "
+            "retry the sync",
+            provider=self.provider,
+            status_code=None,
+        )
+
+    async def apply_credit(
+        self, application: AccountingCreditApplication, *, idempotency_key: str
+    ) -> SyncResult:
+        """Not synced to NetSuite yet (see ``remove_payment``): the sync stops visibly."""
+        raise ValidationFailed(
+            "customer credit applied to an invoice is not synced to NetSuite yet: apply the credit memo "
+            "in NetSuite, then retry the sync",
+            provider=self.provider,
+            status_code=None,
+        )
 
     async def record_credit_note(self, note: AccountingCreditNote, *, idempotency_key: str) -> SyncResult:
         """The credit memo and its application to the invoice in one write (the ``apply`` sublist), so

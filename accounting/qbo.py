@@ -38,6 +38,7 @@ from accounting.errors import AccountingError, NotFound, StaleObject, Validation
 from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key, derived_key
+from accounting.qbo_changes import QboChanges
 from accounting.ratelimit import QBO_POLICY, CallLimiter, RateLimitPolicy
 
 QBO_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -79,7 +80,7 @@ def _is_voided(invoice: Mapping[str, Any]) -> bool:
     return str(invoice.get("PrivateNote", "")).startswith("Voided")
 
 
-class QboConnector:
+class QboConnector(QboChanges):
     """One QuickBooks Online company (realm)."""
 
     provider = "qbo"

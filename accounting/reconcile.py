@@ -288,7 +288,7 @@ def money_paid(session: Session, invoice: Invoice) -> Decimal:
             Refund.invoice_id == invoice.id, Refund.kind == "reopened"
         )
     )
-    return Decimal(received) - Decimal(returned)
+    return Decimal(received or 0) - Decimal(returned or 0)
 
 
 @dataclass(frozen=True)

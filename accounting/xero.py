@@ -32,6 +32,7 @@ from accounting.http import HttpSettings, ProviderHttp
 from accounting.jsonnum import to_decimal
 from accounting.keys import bounded_key
 from accounting.ratelimit import XERO_POLICY, CallLimiter, RateLimitPolicy
+from accounting.xero_changes import XeroChanges
 from billing.money import decimals_of
 
 XERO_BASE_URL = "https://api.xero.com/api.xro/2.0"
@@ -73,7 +74,7 @@ def _state(invoice: Mapping[str, Any]) -> str:
     return RemoteState.PARTIALLY_PAID if to_decimal(invoice.get("AmountPaid", 0)) > 0 else RemoteState.OPEN
 
 
-class XeroConnector:
+class XeroConnector(XeroChanges):
     """One Xero organisation (tenant)."""
 
     provider = "xero"

@@ -56,6 +56,7 @@ from accounting.tokens import Connection, ConnectionProblem, open_connection, re
 from activities.books_money import MOVING, BooksMoney
 from core.settings import Settings
 from persistence import invoices as repo
+from persistence.books_inbound import provider_payment_id
 from persistence.db import session_scope
 from persistence.models import AccountingSync, CustomerExternalId, Payment
 from workflows.payloads import (
@@ -117,6 +118,7 @@ class _PaymentSnapshot:
     received_at: datetime
     row: _SyncRow | None
     invoice_row: _SyncRow | None
+    books_id: str | None = None  # the provider's id when the payment was found in these books
 
 
 class AccountingActivities(BooksMoney):
@@ -349,6 +351,11 @@ class AccountingActivities(BooksMoney):
         snap = await self._db(lambda s: self._load_payment(s, invoice_id, payment_id, provider, tenant_id))
         if snap.row is not None and snap.row.status == SYNCED and snap.row.external_id:
             return SyncResult(snap.row.external_id, SyncStatus.EXISTING, snap.row.remote_status)
+        if snap.books_id is not None:  # entered in the books themselves: already there, never pushed back
+            target.kind, target.object_id = "payment", payment_id
+            result = SyncResult(snap.books_id, SyncStatus.EXISTING, "in the books")
+            await self._succeed(connection, target, result)
+            return result
         invoice_row = snap.invoice_row
         if invoice_row is None or invoice_row.status != SYNCED or not invoice_row.external_id:
             synced = await self._sync_invoice(connection, invoice_id, target)  # the books need it first
@@ -391,6 +398,7 @@ class AccountingActivities(BooksMoney):
             received_at=payment.received_at,
             row=self._row(session, provider, tenant_id, "payment", payment_id),
             invoice_row=self._row(session, provider, tenant_id, "invoice", invoice_id),
+            books_id=provider_payment_id(payment.idempotency_key, provider, tenant_id),
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from api.routes import (
     approval_pages,
     approval_rules,
     billable_items,
+    books_differences,
     credit_notes,
     customers,
     dunning,
@@ -26,6 +27,7 @@ from api.routes import (
     reports,
     subscriptions,
 )
+from api.webhooks import books as books_webhooks
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
 from core.settings import Settings, get_settings
@@ -80,4 +82,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
+    app.include_router(books_webhooks.router)
+    app.include_router(books_differences.router)
     return app

@@ -179,7 +179,8 @@ class Settings(BaseSettings):
     )
     accounting_bad_debt_account: str | None = Field(
         default=None,
-        description="Where write-offs go: a Xero expense account code, a QBO Bad Debt Item id; unset: the sales account.",
+        description="Where write-offs go: a Xero expense account code, a QBO Bad Debt Item id; unset: the "
+        "sales account.",
     )
     accounting_redirect_uri: str | None = Field(
         default=None,
@@ -196,6 +197,23 @@ class Settings(BaseSettings):
         default="",
         description="Replace the provider's published limit: `CALLS/SECONDS[,CONCURRENT]`, e.g. `60/60,5`; "
         "unset: the provider's own (Xero 60/min, 5 at once).",
+    )
+    accounting_poll_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often the books are polled for payments, credit notes and voids made there "
+        "(the safety net of the webhooks); 0: webhooks only.",
+    )
+    xero_webhook_key: str | None = Field(
+        default=None,
+        description="Xero webhook signing key(s), comma-separated; unset: /webhooks/xero is 404.",
+    )
+    qbo_webhook_verifier: str | None = Field(
+        default=None, description="QuickBooks Online webhook verifier token(s); unset: /webhooks/qbo is 404."
+    )
+    freshbooks_webhook_verifier: str | None = Field(
+        default=None,
+        description="FreshBooks callback verifier(s) (sent in its verification request); unset: 404.",
     )
     token_key: str | None = Field(
         default=None,

@@ -110,6 +110,8 @@ def standin(
     provider: Annotated[str, typer.Argument(help="xero, qbo, freshbooks or netsuite")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8092,
+    webhook_url: Annotated[str | None, typer.Option(help="Send the provider's webhooks here.")] = None,
+    webhook_secret: Annotated[str, typer.Option(help="Xero webhook key / QBO verifier token.")] = "",
 ) -> None:
     """Serve an accounting API stand-in (used by `invoiceflow dev --accounting`)."""
     from standins.accounting.dev import PROVIDERS, serve_forever
@@ -117,7 +119,7 @@ def standin(
     if provider not in PROVIDERS:
         typer.echo(f"error: unknown provider {provider!r}; choose {', '.join(PROVIDERS)}", err=True)
         raise typer.Exit(2)
-    serve_forever(provider, host, port)
+    serve_forever(provider, host, port, webhook_url=webhook_url, webhook_secret=webhook_secret)
 
 
 @app.command()
@@ -270,6 +272,52 @@ def reconcile() -> None:
         typer.echo(f"{len(differences)} invoice(s) differ at {settings.accounting_provider}", err=True)
         raise typer.Exit(1)
     typer.echo(f"every synced invoice matches {settings.accounting_provider}")
+
+
+accounting_app = typer.Typer(
+    no_args_is_help=True, help="The accounting organisation: customers and the books."
+)
+app.add_typer(accounting_app, name="accounting")
+
+
+@accounting_app.command("import-customers")
+def import_customers(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be linked or created.")] = False,
+) -> None:
+    """Link our customers to the books' contacts (by id, tax id, then email) or create ours from them."""
+    from rich.progress import Progress
+
+    from accounting.errors import AccountingError
+    from services.books_customers import fetch_contacts, plan_and_apply
+
+    settings = get_settings()
+    if settings.accounting_provider == "none":
+        typer.echo("no accounting provider configured (INVOICEFLOW_ACCOUNTING_PROVIDER)", err=True)
+        raise typer.Exit(2)
+    try:
+        tenant_id, contacts = asyncio.run(fetch_contacts(settings))
+    except AccountingError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"{settings.accounting_provider} contacts", total=len(contacts))
+        report = plan_and_apply(
+            settings, tenant_id, contacts, dry_run=dry_run, advance=lambda: progress.advance(task)
+        )
+    verb = "would be " if dry_run else ""
+    for contact, how in report.linked:
+        typer.echo(f"linked{' (dry run)' if dry_run else ''}: {contact} -> {how}")
+    for contact in report.created:
+        typer.echo(f"created{' (dry run)' if dry_run else ''}: {contact}")
+    for contact, why in report.ambiguous:
+        typer.echo(f"ambiguous, left alone: {contact}: {why}")
+    typer.echo(
+        f"{len(contacts)} contact(s): {len(report.already)} already linked, "
+        f"{len(report.linked)} {verb}linked, {len(report.created)} {verb}created, "
+        f"{len(report.ambiguous)} ambiguous"
+    )
+    if report.ambiguous:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

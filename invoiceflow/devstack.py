@@ -24,6 +24,7 @@ import httpx
 
 from core.settings import Settings
 from invoiceflow.demo import DEV_WEBHOOK_SECRET, dev_environment
+from standins.accounting.dev import WEBHOOK_SETTINGS
 from workflows.search_attributes import CLI_TYPES
 
 
@@ -91,6 +92,8 @@ class DevStack:
         self._spawn("worker", ["worker"])
         self._spawn("api", ["api", "--host", self.host, "--port", str(self.ports.api)])
         self._wait_healthy(timeout_s)
+        if self.accounting:
+            self._wire_books_webhooks()
 
     def _start_accounting(self, timeout_s: float) -> None:
         """The provider's stand-in, and its dev token stored as the organisation's connection."""
@@ -103,7 +106,18 @@ class DevStack:
         self.say(f"starting the {self.accounting} stand-in ...")
         self._spawn(
             "accounting",
-            ["standin", self.accounting, "--host", self.host, "--port", str(self.ports.accounting)],
+            [
+                "standin",
+                self.accounting,
+                "--host",
+                self.host,
+                "--port",
+                str(self.ports.accounting),
+                "--webhook-url",
+                self._books_webhook_url(),
+                "--webhook-secret",
+                self._child_env()[WEBHOOK_SETTINGS[self.accounting]],
+            ],
         )
         _wait_for_port(
             self.host, self.ports.accounting, timeout_s, f"{self.accounting} stand-in", self._first_dead
@@ -118,6 +132,20 @@ class DevStack:
             PROVIDERS[self.accounting].tenant,
             grant,
         )
+
+    def _books_webhook_url(self) -> str:
+        return f"http://{self.host}:{self.ports.api}/webhooks/{self.accounting}"
+
+    def _wire_books_webhooks(self) -> None:
+        """FreshBooks' callbacks are registered through its API once our receiver is up to verify them."""
+        from standins.accounting.dev import PROVIDERS, register_freshbooks_callbacks
+
+        if self.accounting == "freshbooks":
+            register_freshbooks_callbacks(
+                f"http://{self.host}:{self.ports.accounting}",
+                PROVIDERS["freshbooks"].tenant,
+                self._books_webhook_url(),
+            )
 
     def _check_ports(self) -> None:
         wanted = {
@@ -201,6 +229,8 @@ class DevStack:
 
                 key = netsuite_dev_key(self.data_dir / "netsuite-dev-key.pem")
                 env.setdefault("INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE", str(key))
+            for setting in WEBHOOK_SETTINGS.values():  # the books' webhooks come back to the API
+                env.setdefault(setting, DEV_WEBHOOK_SECRET)
         return dev_environment(env, crm_port=self.ports.crm)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
@@ -249,8 +279,8 @@ class DevStack:
         ]
         if self.accounting:
             lines.append(
-                f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting} "
-                "(invoices sync there)"
+                f"  Accounting     {self.accounting} stand-in at http://{h}:{self.ports.accounting}"
+                f" (invoices sync there; its webhooks come back to {self._books_webhook_url()})"
             )
         if not self.settings.smtp_host:
             lines.append(f"  Dev mailbox    http://{h}:{self.ports.mail_ui}  (SMTP {h}:{self.ports.smtp})")

@@ -776,3 +776,7 @@ class AccountingRateCall(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# Tables defined in modules of their own, on this same metadata (imported last: they import Base).
+from persistence import books_models as _books_models  # noqa: E402, F401

@@ -338,6 +338,48 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(payments) == 1 and Decimal(str(payments[0]["Amount"])) == Decimal("1850.00")
         detail = httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()
         assert detail["accounting"]["provider"] == "xero" and detail["accounting"]["status"] == "synced"
+
+        # The books talk back: an accountant enters the next invoice's payment in Xero; the stand-in's
+        # signed webhook reaches the API the dev stack wired it to, and the invoice is paid, once.
+        second = httpx.post(
+            f"{api}/invoices",
+            headers=auth,
+            timeout=10,
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "Patch day", "unit_price": "300.00"}],
+            },
+        ).json()
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{api}/invoices/{second['id']}", headers=auth, timeout=5).json()
+            if (state.get("accounting") or {}).get("status") == "synced":
+                break
+            time.sleep(0.5)
+        entered = httpx.put(
+            f"{xero}/Payments",
+            headers=xero_auth,
+            timeout=10,
+            json={
+                "Payments": [
+                    {
+                        "Invoice": {"InvoiceID": state["accounting"]["external_id"]},
+                        "Account": {"Code": "090"},
+                        "Date": time.strftime("%Y-%m-%d"),
+                        "Amount": "300.00",
+                        "Reference": "BANK-LINE-9",
+                    }
+                ]
+            },
+        )
+        assert entered.status_code == 200, entered.text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and state["status"] != "paid":
+            time.sleep(0.3)
+            state = httpx.get(f"{api}/invoices/{second['id']}", headers=auth, timeout=5).json()
+        assert state["status"] == "paid" and [p["reference"] for p in state["payments"]] == [
+            "xero BANK-LINE-9"
+        ]
     finally:
         stop(process)
     assert not postgres_running(data_dir)

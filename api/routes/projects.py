@@ -30,6 +30,7 @@ from billing.projects import DepositSpec
 from billing.totals import LineInput, compute_totals
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
+from persistence.books_inbound import BOOKS_EVENT
 from persistence.models import Customer, Invoice, Project, WebhookEvent
 from persistence.webhook_inbox import Route
 from services.idempotency import create_once, fingerprint
@@ -404,6 +405,12 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
             if row is None:
                 raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
             if row.status == "dispatched":
+                continue
+            if (
+                row.kind == BOOKS_EVENT
+            ):  # an accounting webhook event: the dispatcher's books lane hands it over
+                inbox.mark(session, row.id, "received", note=row.note)
+                routed.append(row.id)
                 continue
             target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
             if target is None:

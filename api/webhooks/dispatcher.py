@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 
 from api.deps import Db
 from core.settings import Settings
+from persistence import books_inbound as books_repo
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
 from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
@@ -148,10 +149,55 @@ class InboxDispatcher:
         if ids is not None:
             for i in range(0, len(ids), self.batch):
                 await self._batch(result, list(ids[i : i + self.batch]), note, ignore_leases, retry_in)
+                await self._books_batch(result, list(ids[i : i + self.batch]), note, ignore_leases, retry_in)
             return result
         while await self._batch(result, None, note, ignore_leases, retry_in) == self.batch:
             pass
+        while await self._books_batch(result, None, note, ignore_leases, retry_in) == self.batch:
+            pass
         return result
+
+    async def _books_batch(
+        self, result: Pass, ids: list[uuid.UUID] | None, note: str, ignore_leases: bool, retry_in_s: float
+    ) -> int:
+        """The books lane: accounting webhook events go to their organisation's BooksInboundWorkflow."""
+        claimed = await self._db.run(
+            lambda s: books_repo.claim_events(
+                s, lease_s=self.lease_s, limit=self.batch, ids=ids, ignore_leases=ignore_leases
+            )
+        )
+        if not claimed:
+            return 0
+        errors = await asyncio.gather(*(self._hand_over_books(event) for event in claimed))
+        done = [e.event_id for e, error in zip(claimed, errors, strict=True) if error is None]
+        failed = {e.event_id: error for e, error in zip(claimed, errors, strict=True) if error is not None}
+
+        def record(session: Session) -> None:
+            if done:
+                inbox.mark_dispatched(session, done, note=note)
+            for event_id, error in failed.items():
+                inbox.hand_over_failed(session, [event_id], error, retry_in_s=retry_in_s)
+
+        await self._db.run(record)
+        result.dispatched += done
+        result.failed.update(failed)
+        return len(claimed)
+
+    async def _hand_over_books(self, event: books_repo.ClaimedEvent) -> str | None:
+        from services.books_workflow import hand_over
+        from workflows.books import BooksEvent
+
+        books_event = BooksEvent(str(event.event_id), event.category, event.resource_id)
+        try:
+            await asyncio.wait_for(
+                hand_over(self._temporal(), self._settings, event.provider, event.tenant_id, books_event),
+                self.rpc_timeout_s,
+            )
+        except (RPCError, RuntimeError) as exc:
+            return f"Temporal is unavailable: {exc}"
+        except TimeoutError:
+            return f"Temporal is unavailable: no answer in {self.rpc_timeout_s:g} s"
+        return None
 
     async def _batch(
         self, result: Pass, ids: list[uuid.UUID] | None, note: str, ignore_leases: bool, retry_in_s: float

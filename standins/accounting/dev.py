@@ -15,6 +15,13 @@ from typing import Any
 
 DEV_TOKEN = "dev-accounting-token"
 DEV_REFRESH_TOKEN = "dev-accounting-refresh"
+# The settings that switch each provider's webhook receiver on, and the value the dev stack gives them
+# (FreshBooks' verifier comes from its verification request; any value switches the receiver on).
+WEBHOOK_SETTINGS = {
+    "xero": "INVOICEFLOW_XERO_WEBHOOK_KEY",
+    "qbo": "INVOICEFLOW_QBO_WEBHOOK_VERIFIER",
+    "freshbooks": "INVOICEFLOW_FRESHBOOKS_WEBHOOK_VERIFIER",
+}
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,30 @@ PROVIDERS: dict[str, DevAccounting] = {
 }
 
 
-def serve_forever(provider: str, host: str, port: int) -> None:
+def serve_forever(
+    provider: str, host: str, port: int, *, webhook_url: str | None = None, webhook_secret: str = ""
+) -> None:
+    """Serve the stand-in; with ``webhook_url`` it sends the provider's signed webhooks there (Xero and
+    QBO: configured here, as in their developer portals; FreshBooks: once a callback is registered
+    through its API, see ``register_freshbooks_callbacks``)."""
     import uvicorn
 
-    app, _ = PROVIDERS[provider].app()
+    app, state = PROVIDERS[provider].app()
+    if webhook_url and provider in ("xero", "qbo"):
+        state.webhooks.configure(webhook_url, webhook_secret)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def register_freshbooks_callbacks(base_url: str, account_id: str, uri: str) -> None:
+    """Register payment, invoice and credit note callbacks through FreshBooks' API, as an operator
+    would; FreshBooks then sends each a verification request, which our receiver answers."""
+    import httpx
+
+    for event in ("payment", "invoice", "credit_note"):
+        response = httpx.post(
+            f"{base_url}/events/account/{account_id}/events/callbacks",
+            json={"callback": {"event": event, "uri": uri}},
+            headers={"Authorization": f"Bearer {DEV_TOKEN}"},
+            timeout=10,
+        )
+        response.raise_for_status()

@@ -17,9 +17,11 @@ from the client's notes oldest first and refused beyond what they have left [K].
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,9 +45,15 @@ from standins.accounting.common import (
     json_response,
     money,
 )
+from standins.accounting.hooks import Callback, WebhookOutbox, freshbooks_form
 
 TOKEN_PATH = "/auth/oauth/token"
 STATUS = {"draft": 1, "sent": 2, "paid": 4, "partial": 8}
+
+
+def _now() -> str:
+    """FreshBooks' ``updated`` (``YYYY-MM-DD HH:MM:SS``; kept in UTC here)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _errors(status: int, *errors: dict[str, Any]) -> HandlerResult:
@@ -93,6 +101,10 @@ class FreshBooksState:
     payments: dict[int, dict[str, Any]] = field(default_factory=dict)
     credit_notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1000
+    webhooks: WebhookOutbox = field(default_factory=WebhookOutbox)  # only ``enabled`` and deliveries
+    callbacks: dict[int, Callback] = field(default_factory=dict)
+    business_id: int = 6543
+    identity_id: int = 1234
 
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(None))
@@ -123,6 +135,33 @@ class FreshBooksState:
         with self.core.lock:
             self.core.tokens.expire(token)
 
+    def _fields(self, name: str, object_id: Any) -> dict[str, str]:
+        return {
+            "name": name,
+            "object_id": str(object_id),
+            "account_id": self.account_id,
+            "business_id": str(self.business_id),
+            "identity_id": str(self.identity_id),
+            "user_id": "1",
+        }
+
+    def notify(self, event: str, object_id: Any) -> None:
+        """The webhook FreshBooks sends to every verified callback registered for this event."""
+        for callback in self.callbacks.values():
+            if callback.wants(event):
+                fields = self._fields(event, object_id)
+                self.webhooks.send(
+                    lambda _secret, f=fields, v=callback.verifier: freshbooks_form(f, v), url=callback.uri
+                )
+
+    def register_callback(self, event: str, uri: str) -> Callback:
+        """A new callback; FreshBooks then POSTs ``callback.verify`` with its verifier to ``uri``."""
+        callback = Callback(self.new_id(), event, uri, secrets.token_hex(16))
+        self.callbacks[callback.callback_id] = callback
+        fields = {**self._fields("callback.verify", callback.callback_id), "verifier": callback.verifier}
+        self.webhooks.send(lambda _secret: freshbooks_form(fields, callback.verifier), url=uri)
+        return callback
+
     def new_id(self) -> int:
         self.next_id += 1
         return self.next_id
@@ -132,12 +171,79 @@ class _Handlers:
     def __init__(self, state: FreshBooksState) -> None:
         self.s = state
 
-    def list_rows(self, table: str, key: str, filters: dict[str, str]) -> Callable[[Any], HandlerResult]:
+    def list_rows(
+        self, table: str, key: str, filters: dict[str, str], page: int = 1, per_page: int | None = None
+    ) -> Callable[[Any], HandlerResult]:
+        """Equality filters, and ``updated_min`` (rows updated at or after it), a page at a time."""
+
         def run(_: Any) -> HandlerResult:
             rows = list(getattr(self.s, table).values())
             for name, value in filters.items():
-                rows = [r for r in rows if str(r.get(name, "")) == value]
-            return _listing(key, [self._public(r, lines=False) for r in rows])
+                if name == "updated_min":
+                    rows = [r for r in rows if str(r.get("updated", "")) >= value]
+                else:
+                    rows = [r for r in rows if str(r.get(name, "")) == value]
+            public = [self._public(r, lines=False) for r in rows]
+            if per_page is None:
+                return _listing(key, public)
+            size = max(1, min(per_page, 100))
+            pages = max(1, -(-len(public) // size))
+            chunk = public[(page - 1) * size : page * size]
+            result = {key: chunk, "page": page, "pages": pages, "per_page": size, "total": len(public)}
+            return 200, {"response": {"result": result}}
+
+        return run
+
+    def get_payment(self, payment_id: str) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            payment = self.s.payments.get(int(payment_id)) if payment_id.isdigit() else None
+            if payment is None:
+                return _errors(404, _error(1012, "Payment not found.", "paymentid", "payment", payment_id))
+            return _result("payment", self._public(payment, lines=False))
+
+        return run
+
+    def update_payment(self, payment_id: str) -> Callable[[Any], HandlerResult]:
+        """``vis_state`` 1 deletes the payment: its money leaves the invoice's paid amount."""
+
+        def run(body: Any) -> HandlerResult:
+            payment = self.s.payments.get(int(payment_id)) if payment_id.isdigit() else None
+            if payment is None:
+                return _errors(404, _error(1012, "Payment not found.", "paymentid", "payment", payment_id))
+            data = dict((body or {}).get("payment") or {})
+            if int(data.get("vis_state", payment["vis_state"])) == 1 and payment["vis_state"] != 1:
+                invoice = self.s.invoices[payment["invoiceid"]]
+                invoice["_paid"] -= to_decimal(payment["amount"]["amount"])
+                self._recompute(invoice)
+                payment["vis_state"] = 1
+            if "note" in data:
+                payment["note"] = str(data["note"])
+            payment["updated"] = _now()
+            return _result("payment", self._public(payment, lines=False))
+
+        return run
+
+    def create_callback(self, body: Any) -> HandlerResult:
+        data = dict((body or {}).get("callback") or {})
+        if not data.get("event") or not data.get("uri"):
+            return _errors(422, _error(1001, "Field event and uri are required.", "event", "callback"))  # [K]
+        return _result("callback", self.s.register_callback(str(data["event"]), str(data["uri"])).public())
+
+    def verify_callback(self, callback_id: str) -> Callable[[Any], HandlerResult]:
+        def run(body: Any) -> HandlerResult:
+            callback = self.s.callbacks.get(int(callback_id)) if callback_id.isdigit() else None
+            if callback is None:
+                return _errors(
+                    404, _error(1012, "Callback not found.", "callbackid", "callback", callback_id)
+                )
+            data = dict((body or {}).get("callback") or {})
+            if "verifier" in data:
+                if not hmac.compare_digest(str(data["verifier"]), callback.verifier):
+                    return _errors(
+                        422, _error(1001, "The verifier is incorrect.", "verifier", "callback")
+                    )  # [K]
+                callback.verified = True
+            return _result("callback", callback.public())
 
         return run
 
@@ -161,6 +267,8 @@ class _Handlers:
             "email": client.get("email", ""),
             "currency_code": client.get("currency_code", "USD"),
             "vis_state": 0,
+            "vat_number": client.get("vat_number", ""),
+            "updated": _now(),
         }
         self.s.clients[new_id] = saved
         return _result("client", saved)
@@ -229,6 +337,7 @@ class _Handlers:
         else:
             state = "draft"
         invoice["v3_status"], invoice["status"] = state, STATUS[state]
+        invoice["updated"] = _now()
 
     def _apply(self, invoice: dict[str, Any], body: dict[str, Any]) -> None:
         if "customerid" in body:
@@ -390,6 +499,7 @@ class _Handlers:
         note["display_status"] = (
             "applied" if note["_used"] >= total else ("partial" if note["_used"] else "sent")
         )
+        note["updated"] = _now()
 
     def _use_credit(self, client_id: int, amount: Decimal) -> None:
         """Take ``amount`` from the client's credit notes, oldest first; refused beyond what is left."""
@@ -447,31 +557,12 @@ class _Handlers:
             "note": data.get("note", ""),
             "overpaymentid": None,
             "vis_state": 0,
+            "updated": _now(),
         }
         invoice["_paid"] = invoice["_paid"] + amount
         self._recompute(invoice)
         self.s.payments[new_id] = payment
         return _result("payment", payment)
-
-    def update_payment(self, payment_id: str) -> Callable[[Any], HandlerResult]:
-        """``PUT /payments/payments/{id}`` with ``vis_state: 1`` deletes it: the invoice is owed that
-        amount again (only deletion of a money payment is modelled)."""
-
-        def run(body: Any) -> HandlerResult:
-            payment = self.s.payments.get(int(payment_id)) if payment_id.isdigit() else None
-            if payment is None:
-                return _errors(404, _error(1012, "Payment not found.", "paymentid", "payment", payment_id))
-            data = dict((body or {}).get("payment") or {})
-            if data.get("vis_state") != 1 or payment.get("type") == "Credit":
-                return _errors(422, _error(1001, "Only deleting a money payment is modelled.", "payment"))
-            if payment["vis_state"] != 1:
-                payment["vis_state"] = 1
-                invoice = self.s.invoices[payment["invoiceid"]]
-                invoice["_paid"] = invoice["_paid"] - to_decimal(payment["amount"]["amount"])
-                self._recompute(invoice)
-            return _result("payment", payment)
-
-        return run
 
 
 class _FreshBooksFlavor:
@@ -529,6 +620,34 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             request, flavor, tenant=account, write=write, handler=handler, precheck=precheck
         )
 
+    def notifying(
+        handler: Callable[[Any], HandlerResult], key: str, event: Callable[[Any], str]
+    ) -> Callable[[Any], HandlerResult]:
+        """After a committed write, the webhook FreshBooks sends for it."""
+
+        def run_and_notify(body: Any) -> HandlerResult:
+            status, payload = handler(body)
+            result = ((payload or {}).get("response") or {}).get("result") or {}
+            if 200 <= status < 300 and key in result:
+                state.notify(event(body), result[key]["id"])
+            return status, payload
+
+        return run_and_notify
+
+    def updated(noun: str) -> Callable[[Any], str]:
+        def name(body: Any) -> str:
+            data = dict((body or {}).get(noun) or {}) if isinstance(body, dict) else {}
+            return f"{noun}.delete" if int(data.get("vis_state", 0) or 0) == 1 else f"{noun}.update"
+
+        return name
+
+    def page_of(request: Request) -> tuple[int, int | None]:
+        page, per_page = request.query_params.get("page", "1"), request.query_params.get("per_page")
+        return (
+            int(page) if page.isdigit() and int(page) > 0 else 1,
+            int(per_page) if per_page and per_page.isdigit() else None,
+        )
+
     def filters(request: Request, allowed: dict[str, str]) -> dict[str, str]:
         return {
             column: request.query_params[param]
@@ -539,34 +658,65 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
     async def clients(request: Request) -> Response:
         if request.method == "GET":
             wanted = filters(request, {"search[email]": "email", "search[organization_like]": "organization"})
-            return await run(request, handlers.list_rows("clients", "clients", wanted), write=False)
-        return await run(request, handlers.create_client, write=True)
+            listing = handlers.list_rows("clients", "clients", wanted, *page_of(request))
+            return await run(request, listing, write=False)
+        return await run(
+            request, notifying(handlers.create_client, "client", lambda _: "client.create"), write=True
+        )
 
     async def invoices(request: Request) -> Response:
         if request.method == "GET":
             wanted = filters(
-                request, {"search[invoice_number]": "invoice_number", "search[customerid]": "customerid"}
+                request,
+                {
+                    "search[invoice_number]": "invoice_number",
+                    "search[customerid]": "customerid",
+                    "search[updated_min]": "updated_min",
+                },
             )
-            return await run(request, handlers.list_rows("invoices", "invoices", wanted), write=False)
-        return await run(request, handlers.create_invoice, write=True)
+            listing = handlers.list_rows("invoices", "invoices", wanted, *page_of(request))
+            return await run(request, listing, write=False)
+        return await run(
+            request, notifying(handlers.create_invoice, "invoice", lambda _: "invoice.create"), write=True
+        )
 
     async def invoice(request: Request) -> Response:
         invoice_id = request.path_params["id"]
         if request.method == "GET":
             lines = "lines" in request.query_params.getlist("include[]")
             return await run(request, handlers.get_invoice(invoice_id, lines), write=False)
-        return await run(request, handlers.update_invoice(invoice_id), write=True)
+        handler = notifying(handlers.update_invoice(invoice_id), "invoice", updated("invoice"))
+        return await run(request, handler, write=True)
 
     async def payments(request: Request) -> Response:
         if request.method == "GET":
-            wanted = filters(request, {"search[invoiceid]": "invoiceid"})
-            return await run(request, handlers.list_rows("payments", "payments", wanted), write=False)
-        return await run(request, handlers.create_payment, write=True)
+            wanted = filters(
+                request, {"search[invoiceid]": "invoiceid", "search[updated_min]": "updated_min"}
+            )
+            listing = handlers.list_rows("payments", "payments", wanted, *page_of(request))
+            return await run(request, listing, write=False)
+        return await run(
+            request, notifying(handlers.create_payment, "payment", lambda _: "payment.create"), write=True
+        )
 
     async def payment(request: Request) -> Response:
-        return await run(request, handlers.update_payment(request.path_params["id"]), write=True)
+        payment_id = request.path_params["id"]
+        if request.method == "GET":
+            return await run(request, handlers.get_payment(payment_id), write=False)
+        handler = notifying(handlers.update_payment(payment_id), "payment", updated("payment"))
+        return await run(request, handler, write=True)
+
+    async def callbacks(request: Request) -> Response:
+        return await run(request, handlers.create_callback, write=True)
+
+    async def callback(request: Request) -> Response:
+        return await run(request, handlers.verify_callback(request.path_params["id"]), write=True)
 
     async def credit_notes(request: Request) -> Response:
+        if request.method == "GET" and "search[updated_min]" in request.query_params:
+            wanted = filters(request, {"search[updated_min]": "updated_min"})
+            listing = handlers.list_rows("credit_notes", "credit_notes", wanted, *page_of(request))
+            return await run(request, listing, write=False)
         if request.method == "GET":
             page = request.query_params.get("page", "1")
             per_page = request.query_params.get("per_page", "15")
@@ -576,7 +726,11 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
                 int(per_page) if per_page.isdigit() else 15,
             )
             return await run(request, listing, write=False)
-        return await run(request, handlers.create_credit_note, write=True)
+        return await run(
+            request,
+            notifying(handlers.create_credit_note, "credit_note", lambda _: "credit_note.create"),
+            write=True,
+        )
 
     async def credit_note(request: Request) -> Response:
         return await run(request, handlers.get_credit_note(request.path_params["id"]), write=False)
@@ -588,7 +742,9 @@ def create_freshbooks_app(state: FreshBooksState | None = None) -> tuple[Starlet
             Route(f"{base}/invoices/invoices", invoices, methods=["GET", "POST"]),
             Route(f"{base}/invoices/invoices/{{id}}", invoice, methods=["GET", "PUT"]),
             Route(f"{base}/payments/payments", payments, methods=["GET", "POST"]),
-            Route(f"{base}/payments/payments/{{id}}", payment, methods=["PUT"]),
+            Route(f"{base}/payments/payments/{{id}}", payment, methods=["GET", "PUT"]),
+            Route("/events/account/{account}/events/callbacks", callbacks, methods=["POST"]),
+            Route("/events/account/{account}/events/callbacks/{id}", callback, methods=["PUT"]),
             Route(f"{base}/credit_notes/credit_notes", credit_notes, methods=["GET", "POST"]),
             Route(f"{base}/credit_notes/credit_notes/{{id}}", credit_note, methods=["GET"]),
             Route(TOKEN_PATH, state.oauth.endpoint, methods=["POST"]),

@@ -40,13 +40,22 @@ from standins.accounting.common import (
     json_response,
     money,
 )
+from standins.accounting.hooks import WebhookOutbox, qbo_event
 
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"  # oauth.platform.intuit.com, on the stand-in's one host
 QBO_QUOTA = Quota(per_window=500, window_s=60.0, concurrent=10)
 PAYMENT_REF_MAX = 21
 _QUERY = re.compile(
-    r"^\s*select\s+\*\s+from\s+(\w+)(?:\s+where\s+(\w+)\s*=\s*'((?:[^'\\]|\\.)*)')?\s*$", re.IGNORECASE
+    r"^\s*select\s+\*\s+from\s+(\w+)(?:\s+where\s+(\w+)\s*=\s*'((?:[^'\\]|\\.)*)')?"
+    r"(?:\s+startposition\s+(\d+))?(?:\s+maxresults\s+(\d+))?\s*$",
+    re.IGNORECASE,
 )
+CDC_TABLES = {
+    "Payment": "payments",
+    "Invoice": "invoices",
+    "CreditMemo": "credit_memos",
+    "Customer": "customers",
+}
 
 
 def _time() -> str:
@@ -108,6 +117,8 @@ class QboState:
     next_id: int = 100
     send_retry_after: bool = False  # QBO documents no Retry-After on 429; tests may turn it on
     stale_next: int = 0  # the next N invoice updates/voids race a concurrent edit (→ 5010)
+    webhooks: WebhookOutbox = field(default_factory=WebhookOutbox)
+    deleted: dict[tuple[str, str], str] = field(default_factory=dict)  # (entity, id) → when deleted
 
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(None, match_body=False))
@@ -162,6 +173,10 @@ class QboState:
         self.next_id += 1
         return str(self.next_id)
 
+    def notify(self, name: str, entity_id: str, operation: str) -> None:
+        """The webhook QBO sends for this change (a no-op unless ``webhooks`` is configured)."""
+        self.webhooks.send(qbo_event(self.realm_id, name, entity_id, operation))
+
 
 def _meta(created: str | None = None) -> dict[str, str]:
     now = _time()
@@ -197,6 +212,8 @@ class _Handlers:
             if column is not None:
                 wanted = re.sub(r"\\(.)", r"\1", value)
                 rows = [r for r in rows if str(r.get(column, "")) == wanted]
+            start, limit = int(match.group(4) or 1), int(match.group(5) or 100)  # QBO's default page: 100
+            rows = rows[start - 1 : start - 1 + limit]
             if not rows:
                 return 200, {"QueryResponse": {}, "time": _time()}
             return 200, {
@@ -572,6 +589,7 @@ class _Handlers:
                 {"TxnId": payment["Id"], "TxnType": "Payment"},
             ]
             target["SyncToken"] = str(int(target["SyncToken"]) + 1)
+            target.setdefault("MetaData", _meta())["LastUpdatedTime"] = _time()
         self.s.payments[payment["Id"]] = payment
         return 200, {"Payment": payment, "time": _time()}
 
@@ -603,11 +621,49 @@ class _Handlers:
                 if "RemainingCredit" in target:
                     target["RemainingCredit"] = target["Balance"]
                 target["LinkedTxn"] = [
-                    t for t in target.get("LinkedTxn", []) if str(t.get("TxnId")) != payment["Id"]
+                    t for t in target.get("LinkedTxn", []) if t.get("TxnId") != payment["Id"]
                 ]
                 target["SyncToken"] = str(int(target["SyncToken"]) + 1)
+                target.setdefault("MetaData", _meta())["LastUpdatedTime"] = _time()
         del self.s.payments[payment["Id"]]
+        self.s.deleted[("Payment", payment["Id"])] = _time()
         return 200, {"Payment": {"Id": payment["Id"], "status": "Deleted", "domain": "QBO"}, "time": _time()}
+
+    def cdc(self, entities: str, changed_since: str) -> Callable[[Any], HandlerResult]:
+        """``GET /cdc?entities=A,B&changedSince=<ISO time>``: what changed after that time, deleted
+        entities as ``{"Id", "status": "Deleted"}``, one QueryResponse per entity."""
+
+        def run(_: Any) -> HandlerResult:
+            try:
+                after = datetime.fromisoformat(changed_since.replace("Z", "+00:00"))
+            except ValueError:
+                return _fault("2010", "Invalid date", f"changedSince: {changed_since!r} is not a date")  # [K]
+            if after.tzinfo is None:
+                after = after.replace(tzinfo=UTC)
+            responses = []
+            for name in [e.strip() for e in entities.split(",") if e.strip()]:
+                table = CDC_TABLES.get(name)
+                if table is None:
+                    return _fault("4001", "Invalid query", f"Unsupported entity {name}")  # [K]
+                rows = [
+                    self._public(row)
+                    for row in getattr(self.s, table).values()
+                    if datetime.fromisoformat(row.get("MetaData", {}).get("LastUpdatedTime", _time())) > after
+                ]
+                rows += [
+                    {
+                        "Id": entity_id,
+                        "status": "Deleted",
+                        "domain": "QBO",
+                        "MetaData": {"LastUpdatedTime": at},
+                    }
+                    for (entity, entity_id), at in self.s.deleted.items()
+                    if entity == name and datetime.fromisoformat(at) > after
+                ]
+                responses.append({name: rows, "startPosition": 1, "maxResults": len(rows)})
+            return 200, {"CDCResponse": [{"QueryResponse": responses}], "time": _time()}
+
+        return run
 
 
 class _QboFlavor:
@@ -725,11 +781,35 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
             precheck=precheck,
         )
 
+    def notifying(
+        handler: Callable[[Any], HandlerResult], name: str, operation: Callable[[Any], str]
+    ) -> Callable[[Any], HandlerResult]:
+        """After a committed write, the webhook QBO sends for it (a replayed requestid sends none)."""
+
+        def run_and_notify(body: Any) -> HandlerResult:
+            status, payload = handler(body)
+            if 200 <= status < 300 and isinstance(payload, dict) and name in payload:
+                state.notify(name, str(payload[name]["Id"]), operation(body))
+            return status, payload
+
+        return run_and_notify
+
+    def create_or_update(body: Any) -> str:
+        return "Update" if isinstance(body, dict) and body.get("Id") else "Create"
+
     async def query(request: Request) -> Response:
         return await run(request, handlers.query(request.query_params.get("query", "")), write=False)
 
+    async def cdc(request: Request) -> Response:
+        listing = handlers.cdc(
+            request.query_params.get("entities", ""), request.query_params.get("changedSince", "")
+        )
+        return await run(request, listing, write=False)
+
     async def customer(request: Request) -> Response:
-        return await run(request, handlers.create_customer, write=True)
+        return await run(
+            request, notifying(handlers.create_customer, "Customer", lambda _: "Create"), write=True
+        )
 
     async def customer_by_id(request: Request) -> Response:
         return await run(
@@ -737,13 +817,18 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
         )
 
     async def invoice(request: Request) -> Response:
-        return await run(request, handlers.post_invoice(request.query_params.get("operation")), write=True)
+        operation = request.query_params.get("operation")
+        handler = handlers.post_invoice(operation)
+        named = (lambda _: "Void") if operation == "void" else create_or_update
+        return await run(request, notifying(handler, "Invoice", named), write=True)
 
     async def invoice_by_id(request: Request) -> Response:
         return await run(request, handlers.get("invoices", "Invoice", request.path_params["id"]), write=False)
 
     async def credit_memo(request: Request) -> Response:
-        return await run(request, handlers.create_credit_memo, write=True)
+        return await run(
+            request, notifying(handlers.create_credit_memo, "CreditMemo", lambda _: "Create"), write=True
+        )
 
     async def credit_memo_by_id(request: Request) -> Response:
         return await run(
@@ -752,8 +837,11 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
 
     async def payment(request: Request) -> Response:
         if request.query_params.get("operation") == "delete":
-            return await run(request, handlers.delete_payment, write=True)
-        return await run(request, handlers.create_payment, write=True)
+            deleting = notifying(
+                lambda body: handlers.delete_payment(dict(body or {})), "Payment", lambda _: "Delete"
+            )
+            return await run(request, deleting, write=True)
+        return await run(request, notifying(handlers.create_payment, "Payment", create_or_update), write=True)
 
     async def payment_by_id(request: Request) -> Response:
         return await run(request, handlers.get("payments", "Payment", request.path_params["id"]), write=False)
@@ -762,6 +850,7 @@ def create_qbo_app(state: QboState | None = None) -> tuple[Starlette, QboState]:
     app = Starlette(
         routes=[
             Route(f"{base}/query", query, methods=["GET"]),
+            Route(f"{base}/cdc", cdc, methods=["GET"]),
             Route(f"{base}/customer", customer, methods=["POST"]),
             Route(f"{base}/customer/{{id}}", customer_by_id, methods=["GET"]),
             Route(f"{base}/invoice", invoice, methods=["POST"]),

@@ -12,6 +12,8 @@ follow). Validation messages marked [K] are plausible wording, not verified agai
 
 from __future__ import annotations
 
+import email.utils
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from standins.accounting.common import (
     json_response,
     money,
 )
+from standins.accounting.hooks import WebhookOutbox, XeroEvents
 
 PREFIX = "/api.xro/2.0"
 TOKEN_PATH = "/identity/connect/token"  # identity.xero.com/connect/token, on the stand-in's one host
@@ -82,9 +85,12 @@ class XeroState:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhooks: WebhookOutbox = field(default_factory=WebhookOutbox)
+    events: XeroEvents = field(init=False)
 
     def __post_init__(self) -> None:
         self.core = Core(Tokens(self.tokens), Traffic(self.quota), Replays(IDEMPOTENCY_TTL_S))
+        self.events = XeroEvents(self.tenant_id)
         # Access tokens last 30 minutes; refresh tokens rotate on every use.
         self.oauth = OAuthServer(
             self.core,
@@ -130,6 +136,44 @@ class XeroState:
     def expire_token(self, token: str) -> None:
         with self.core.lock:
             self.core.tokens.expire(token)
+
+    def notify(self, category: str, event_type: str, resource_id: str) -> None:
+        """Send the webhook Xero sends for this change (a no-op unless ``webhooks`` is configured)."""
+        self.webhooks.send(self.events.build(category, event_type, resource_id))
+
+
+PAGE_SIZE = 100
+
+
+def _ms_datetime(value: Any) -> datetime:
+    match = re.match(r"/Date\((-?\d+)", str(value or ""))
+    return (
+        datetime.fromtimestamp(int(match.group(1)) / 1000, UTC) if match else datetime.min.replace(tzinfo=UTC)
+    )
+
+
+def modified_since(header: str | None) -> datetime | None:
+    """``If-Modified-Since``: Xero takes ``yyyy-mm-ddThh:mm:ss`` (UTC) as well as an HTTP date."""
+    if not header:
+        return None
+    try:
+        parsed = datetime.fromisoformat(header.strip())
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(header)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def changed_page(
+    rows: list[dict[str, Any]], since: datetime | None, page: str | None
+) -> list[dict[str, Any]]:
+    """Rows changed after ``since`` (``UpdatedDateUTC``), ordered by it, one page of 100 if asked."""
+    if since is not None:
+        rows = [r for r in rows if _ms_datetime(r.get("UpdatedDateUTC")) > since]
+        rows.sort(key=lambda r: _ms_datetime(r.get("UpdatedDateUTC")))
+    if page and page.isdigit() and int(page) > 0:
+        start = (int(page) - 1) * PAGE_SIZE
+        rows = rows[start : start + PAGE_SIZE]
+    return rows
 
 
 def _validation(elements: list[dict[str, Any]]) -> HandlerResult:
@@ -183,7 +227,7 @@ class _Handlers:
 
         return run
 
-    def list_contacts(self, search: str) -> Callable[[Any], HandlerResult]:
+    def list_contacts(self, search: str, page: str | None = None) -> Callable[[Any], HandlerResult]:
         """``searchTerm``: case-insensitive, across Name, FirstName, LastName, ContactNumber, EmailAddress."""
 
         def run(_: Any) -> HandlerResult:
@@ -193,7 +237,7 @@ class _Handlers:
                 for c in self.s.contacts.values()
                 if not search or any(search.lower() in str(c.get(f, "")).lower() for f in fields)
             ]
-            return 200, _envelope("Contacts", found)
+            return 200, _envelope("Contacts", changed_page(found, None, page))
 
         return run
 
@@ -241,8 +285,11 @@ class _Handlers:
                 contact["ContactNumber"] = element["ContactNumber"]
             if element.get("DefaultCurrency"):
                 contact["DefaultCurrency"] = element["DefaultCurrency"]
+            if element.get("TaxNumber"):
+                contact["TaxNumber"] = element["TaxNumber"]
             self.s.contacts[contact["ContactID"]] = contact
             saved.append(contact)
+            self.s.notify("CONTACT", "CREATE", contact["ContactID"])
         return 200, _envelope("Contacts", saved)
 
     # Invoices
@@ -414,7 +461,9 @@ class _Handlers:
         if failed or not elements:
             return _validation(echoes or [{"ValidationErrors": [{"Message": "No invoices given"}]}])
         for invoice in built:
+            created = invoice["InvoiceID"] not in self.s.invoices
             self.s.invoices[invoice["InvoiceID"]] = invoice
+            self.s.notify("INVOICE", "CREATE" if created else "UPDATE", invoice["InvoiceID"])
         return 200, _envelope("Invoices", [{**i, "StatusAttributeString": "OK"} for i in built])
 
     def put_invoices(self, unitdp: int) -> Callable[[Any], HandlerResult]:
@@ -437,7 +486,9 @@ class _Handlers:
 
         return run
 
-    def get_invoices(self, query: dict[str, str]) -> Callable[[Any], HandlerResult]:
+    def get_invoices(
+        self, query: dict[str, str], since: datetime | None = None
+    ) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             found = list(self.s.invoices.values())
             if query.get("InvoiceNumbers"):
@@ -449,7 +500,7 @@ class _Handlers:
             if query.get("Statuses"):
                 statuses = {n.strip() for n in query["Statuses"].split(",")}
                 found = [i for i in found if i["Status"] in statuses]
-            return 200, _envelope("Invoices", found)
+            return 200, _envelope("Invoices", changed_page(found, since, query.get("page")))
 
         return run
 
@@ -555,11 +606,21 @@ class _Handlers:
             for payment in saved:
                 self.s.payments.pop(payment["PaymentID"], None)
             return _validation(echoes)
+        for payment in saved:
+            self.s.notify("INVOICE", "UPDATE", payment["Invoice"]["InvoiceID"])
         return 200, _envelope("Payments", saved)
 
+    def get_payment(self, ref: str) -> Callable[[Any], HandlerResult]:
+        def run(_: Any) -> HandlerResult:
+            payment = self.s.payments.get(ref)
+            if payment is None:
+                return 404, "The resource you're looking for cannot be found"
+            return 200, _envelope("Payments", [payment])
+
+        return run
+
     def delete_payment(self, ref: str) -> Callable[[Any], HandlerResult]:
-        """``POST /Payments/{PaymentID}`` with ``Status: DELETED``: the only change Xero allows to a
-        payment; the invoice is owed that amount again."""
+        """``POST /Payments/{id}`` with ``{"Status": "DELETED"}``: the only change Xero allows a payment."""
 
         def run(body: Any) -> HandlerResult:
             payment = self.s.payments.get(ref)
@@ -580,6 +641,7 @@ class _Handlers:
             invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != ref]
             invoice["UpdatedDateUTC"] = payment["UpdatedDateUTC"] = _now_ms()
             payment["Status"] = "DELETED"
+            self.s.notify("INVOICE", "UPDATE", invoice["InvoiceID"])
             return 200, _envelope("Payments", [payment])
 
         return run
@@ -646,22 +708,25 @@ class _Handlers:
                 return _validation(echoes or [{"ValidationErrors": [{"Message": "No credit notes given"}]}])
             for note in built:
                 self.s.credit_notes[note["CreditNoteID"]] = note
+                self.s.notify("CREDITNOTE", "CREATE", note["CreditNoteID"])
             return 200, _envelope("CreditNotes", built)
 
         return run
 
-    def get_credit_notes(self, query: dict[str, str]) -> Callable[[Any], HandlerResult]:
-        """Only the filter the connector uses: ``where=CreditNoteNumber=="CN-..."``."""
+    def get_credit_notes(
+        self, query: dict[str, str], since: datetime | None = None
+    ) -> Callable[[Any], HandlerResult]:
+        """Only the filters the connectors use: ``where=CreditNoteNumber=="CN-..."`` or ``Type=="..."``."""
 
         def run(_: Any) -> HandlerResult:
             found = list(self.s.credit_notes.values())
             where = query.get("where", "")
             if where:
                 field_name, _, value = where.partition("==")
-                if field_name.strip() != "CreditNoteNumber":
+                if field_name.strip() not in ("CreditNoteNumber", "Type"):
                     return _validation([{"ValidationErrors": [{"Message": f"unsupported where {where!r}"}]}])
-                found = [c for c in found if c["CreditNoteNumber"] == value.strip().strip('"')]
-            return 200, _envelope("CreditNotes", found)
+                found = [c for c in found if c[field_name.strip()] == value.strip().strip('"')]
+            return 200, _envelope("CreditNotes", changed_page(found, since, query.get("page")))
 
         return run
 
@@ -712,16 +777,20 @@ class _Handlers:
                     invoice["Status"] = "PAID"
                 invoice["UpdatedDateUTC"] = note["UpdatedDateUTC"] = _now_ms()
                 saved.append(allocation)
+                self.s.notify("INVOICE", "UPDATE", invoice["InvoiceID"])
             return 200, _envelope("Allocations", saved)
 
         return run
 
-    def get_collection(self, key: str) -> Callable[[Any], HandlerResult]:
+    def get_collection(
+        self, key: str, since: datetime | None = None, page: str | None = None
+    ) -> Callable[[Any], HandlerResult]:
         def run(_: Any) -> HandlerResult:
             if key == "Accounts":
                 return 200, _envelope(key, list(self.s.accounts.values()))
             if key == "Payments":
-                return 200, _envelope(key, list(self.s.payments.values()))
+                rows = changed_page(list(self.s.payments.values()), since, page)
+                return 200, _envelope(key, rows)
             if key == "Contacts":
                 return 200, _envelope(key, list(self.s.contacts.values()))
             rates = [
@@ -830,7 +899,11 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
     async def contacts(request: Request) -> Response:
         if request.method == "GET":
             return await run(
-                request, handlers.list_contacts(request.query_params.get("searchTerm", "")), write=False
+                request,
+                handlers.list_contacts(
+                    request.query_params.get("searchTerm", ""), request.query_params.get("page")
+                ),
+                write=False,
             )
         return await run(request, handlers.put_contacts, write=True)
 
@@ -839,7 +912,8 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
 
     async def invoices(request: Request) -> Response:
         if request.method == "GET":
-            return await run(request, handlers.get_invoices(dict(request.query_params)), write=False)
+            since = modified_since(request.headers.get("if-modified-since"))
+            return await run(request, handlers.get_invoices(dict(request.query_params), since), write=False)
         if request.method == "PUT":
             return await run(request, handlers.put_invoices(unitdp(request)), write=True)
         return await run(request, handlers.post_invoices(unitdp(request), None), write=True)
@@ -852,15 +926,23 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
 
     async def payments(request: Request) -> Response:
         if request.method == "GET":
-            return await run(request, handlers.get_collection("Payments"), write=False)
+            since = modified_since(request.headers.get("if-modified-since"))
+            listing = handlers.get_collection("Payments", since, request.query_params.get("page"))
+            return await run(request, listing, write=False)
         return await run(request, handlers.put_payments, write=True)
 
     async def payment(request: Request) -> Response:
-        return await run(request, handlers.delete_payment(request.path_params["ref"]), write=True)
+        ref = request.path_params["ref"]
+        if request.method == "GET":
+            return await run(request, handlers.get_payment(ref), write=False)
+        return await run(request, handlers.delete_payment(ref), write=True)
 
     async def credit_notes(request: Request) -> Response:
         if request.method == "GET":
-            return await run(request, handlers.get_credit_notes(dict(request.query_params)), write=False)
+            since = modified_since(request.headers.get("if-modified-since"))
+            return await run(
+                request, handlers.get_credit_notes(dict(request.query_params), since), write=False
+            )
         return await run(request, handlers.put_credit_notes(unitdp(request)), write=True)
 
     async def allocations(request: Request) -> Response:
@@ -877,7 +959,7 @@ def create_xero_app(state: XeroState | None = None) -> tuple[Starlette, XeroStat
             Route(f"{PREFIX}/Invoices", invoices, methods=["GET", "PUT", "POST"]),
             Route(f"{PREFIX}/Invoices/{{ref}}", invoice, methods=["GET", "POST"]),
             Route(f"{PREFIX}/Payments", payments, methods=["GET", "PUT", "POST"]),
-            Route(f"{PREFIX}/Payments/{{ref}}", payment, methods=["POST"]),
+            Route(f"{PREFIX}/Payments/{{ref}}", payment, methods=["GET", "POST"]),
             Route(f"{PREFIX}/CreditNotes", credit_notes, methods=["GET", "PUT"]),
             Route(f"{PREFIX}/CreditNotes/{{ref}}/Allocations", allocations, methods=["PUT"]),
             Route(f"{PREFIX}/Accounts", collection, methods=["GET"]),
