@@ -41,7 +41,7 @@ from accounting.errors import NotFound
 from persistence import books_inbound as repo
 from persistence.db import session_scope
 from workflows.books import BooksEvent, BooksOutcome
-from workflows.contracts import PaymentInput, PaymentOutcome, VoidInput
+from workflows.payloads import PaymentInput, PaymentOutcome, VoidInput
 
 T = TypeVar("T")
 
