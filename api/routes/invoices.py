@@ -30,6 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.einvoice_fields import check_invoice, einvoice_out, line_extras
 from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
     AccountingOut,
@@ -103,6 +104,12 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         dunning_policy=(invoice.dunning_snapshot or {}).get("name")
         if invoice.issued_at
         else dunning.requested_policy(invoice),
+        purchase_order=invoice.purchase_order or "",
+        contract_ref=invoice.contract_ref or "",
+        project_ref=invoice.project_ref or "",
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        einvoice=einvoice_out(invoice),
     )
     if detail:
         out.lines = [
@@ -116,6 +123,9 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
                 gross=_s(line.gross),
                 discount=_s(line.discount),
                 net=_s(line.net),
+                unit=line.unit or "C62",
+                tax_category=line.tax_category or "",
+                tax_exemption_reason=line.tax_exemption_reason or "",
             )
             for line in invoice.lines
         ]
@@ -224,6 +234,7 @@ async def create_invoice(
                     }
                 ],
             )
+        check_invoice(customer, body, currency)
         new = repo.NewInvoice(
             customer=customer,
             currency=currency,
@@ -244,6 +255,14 @@ async def create_invoice(
             source="api",
             reminder_offsets=body.reminder_offsets,
             dunning_policy=body.dunning_policy,
+            line_extras=line_extras(body),
+            references={
+                "purchase_order": body.purchase_order,
+                "contract_ref": body.contract_ref,
+                "project_ref": body.project_ref,
+                "period_start": body.period_start,
+                "period_end": body.period_end,
+            },
         )
         invoice = repo.create_invoice(session, new)
         out = invoice_out(invoice, detail=True)
