@@ -41,6 +41,19 @@ CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt", "credit_note"}
 DUNNING_KINDS = {"reminder", "escalation", "dunning_notice"}
 
 
+def attach_einvoice_xml(session, message: EmailMessage, invoice) -> None:  # type: ignore[no-untyped-def]
+    """The XML e-invoice (XRechnung, Peppol UBL) travels beside the PDF; a Factur-X one is the PDF."""
+    key = invoice.einvoice_key
+    if invoice.einvoice_status != "valid" or not key or not key.endswith(".xml"):
+        return
+    document = session.get(Document, key)
+    if document is None:
+        raise ApplicationError(f"document {key} is missing", type="MissingDocument")
+    message.add_attachment(
+        document.content, maintype="application", subtype="xml", filename=key.rsplit("/", 1)[-1]
+    )
+
+
 def message_id_for(key: str, mail_from: str) -> str:
     """Deterministic per logical email: the same key always yields the same Message-ID."""
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "invoiceflow.localhost"
@@ -170,6 +183,8 @@ class EmailActivities:
                 message.add_attachment(
                     document.content, maintype="application", subtype="pdf", filename=filename
                 )
+            if request.kind == "invoice":
+                attach_einvoice_xml(session, message, invoice)
 
             row.status = "sending"
             row.attempts += 1

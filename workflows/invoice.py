@@ -80,6 +80,14 @@ with workflow.unsafe.imports_passed_through():
         reminder_email_key,
         reminder_step_id,
     )
+    from workflows.einvoice import (
+        EINVOICE_PATCH,
+        EINVOICE_RECHECK,
+        EINVOICE_TIMEOUT,
+        PRODUCE_EINVOICE,
+        EInvoiceRequest,
+        EInvoiceResult,
+    )
 
 # Database steps: a PostgreSQL outage should stall the invoice, never fail it, so retry without limit.
 DB_RETRY = RetryPolicy(
@@ -159,6 +167,8 @@ class InvoiceWorkflow:
         self._held_since: datetime | None = None
         self._wake = False  # holds changed: recompute the next deadline
         self._next_fee = 0  # index into issued.late_fee_at
+        self._einvoice_retry = False
+        self._einvoice_errors: list[str] = []
 
     # ------------------------------------------------------------------ main line
 
@@ -492,8 +502,54 @@ class InvoiceWorkflow:
         self._pdf_key = pdf.key
         self._note("pdf.rendered", pdf.key)
 
-        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=pdf.key)
+        attach = pdf.key
+        if workflow.patched(EINVOICE_PATCH):
+            attach = await self._einvoice(pdf.key)
+            if attach is None:  # voided while its e-invoice waited for a fix
+                return
+        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=attach)
         await self._settle(event="sent")
+
+    async def _einvoice(self, pdf_key: str) -> str | None:
+        """The e-invoice in the customer's format, validated with the official rules, before the email.
+        An invalid one stops here, status ``einvoice_invalid`` with the failed rules on the timeline,
+        until the data is fixed (``retry_einvoice``, or the periodic recheck); the lock is released
+        meanwhile so that the invoice can still be voided. Returns the key the email attaches."""
+        while True:
+            result = await workflow.execute_activity(
+                PRODUCE_EINVOICE,
+                EInvoiceRequest(invoice_id=self._input.invoice_id, pdf_key=pdf_key),
+                result_type=EInvoiceResult,
+                start_to_close_timeout=EINVOICE_TIMEOUT,
+                retry_policy=SIDE_EFFECT_RETRY,
+                summary="E-invoice: build and validate",
+            )
+            if result.status != "invalid":
+                self._einvoice_errors = []
+                if result.status == "valid":
+                    self._note("einvoice.valid", f"{result.format} {result.key}")
+                return result.attach_key or pdf_key
+            self._einvoice_errors = list(result.errors)
+            self._note("einvoice.invalid", result.summary)
+            self._status = InvoiceStatus.EINVOICE_INVALID  # written by the activity
+            self._publish()
+            self._einvoice_retry = False
+            self._lock.release()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._einvoice_retry or self._status in FINAL_STATUSES, timeout=EINVOICE_RECHECK
+                )
+            except TimeoutError:
+                pass
+            finally:
+                await self._lock.acquire()
+            if self._status in FINAL_STATUSES:
+                return None
+
+    @workflow.signal
+    def retry_einvoice(self) -> None:
+        """The data an invalid e-invoice lacked was fixed: build and validate it again now."""
+        self._einvoice_retry = True
 
     # ------------------------------------------------------------------ timers
 
