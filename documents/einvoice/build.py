@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from billing.einvoice_rules import ENDPOINT, currency_problem, line_category
+from billing.einvoice_rules import ENDPOINT, NEEDS_REASON, currency_problem, line_category
 from billing.money import quantize
 from billing.recurrence import cycle_date
 from core.settings import Settings
@@ -28,7 +28,15 @@ from documents.einvoice.model import (
     check_totals,
     tax_groups,
 )
-from persistence.models import CreditNote, Customer, Invoice, InvoiceLine, Project, Subscription
+from persistence.models import (
+    CreditNote,
+    CreditNoteLine,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Project,
+    Subscription,
+)
 from persistence.subscriptions import recurrence_of
 
 NAME_LIMIT = 100
@@ -92,7 +100,8 @@ def _name_and_description(text: str) -> tuple[str, str]:
     return first[:NAME_LIMIT], text.strip()
 
 
-def _line(row: InvoiceLine, index: int, category: str, unit: str) -> Line:
+def _line(row: InvoiceLine | CreditNoteLine, index: int, category: str, unit: str, reason: str = "") -> Line:
+    """``reason``: the exemption reason; on a zero-rated line it becomes the line note (BR-Z-10)."""
     name, description = _name_and_description(row.description)
     return Line(
         id=str(index + 1),
@@ -107,13 +116,15 @@ def _line(row: InvoiceLine, index: int, category: str, unit: str) -> Line:
         net=row.net,
         category=category,
         rate=row.tax_rate.normalize() if row.tax_rate else Decimal(0),
+        note=reason.strip() if category == "Z" else "",
     )
 
 
 def _reasons(rows: list[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for category, reason in rows:
-        if reason.strip() and category not in out:
+        # Only these categories carry a reason in the VAT breakdown (BR-E-10 ...; BR-S-10, BR-Z-10 forbid it).
+        if reason.strip() and category in NEEDS_REASON and category not in out:
             out[category] = reason.strip()
     return out
 
@@ -154,7 +165,9 @@ def from_invoice(session: Session, invoice: Invoice, settings: Settings) -> EInv
     cur = invoice.currency
     _refuse_currency(cur)
     lines = tuple(
-        _line(row, i, line_category(row.tax_rate, row.tax_category), row.unit or "C62")
+        _line(
+            row, i, line_category(row.tax_rate, row.tax_category), row.unit or "C62", row.tax_exemption_reason
+        )
         for i, row in enumerate(invoice.lines)
     )
     reasons = _reasons(
@@ -210,8 +223,9 @@ def from_credit_note(session: Session, note: CreditNote, settings: Settings) -> 
         rate = row.tax_rate.normalize() if row.tax_rate else Decimal(0)
         source = by_rate.get(rate)
         category = line_category(rate, source.tax_category if source is not None else None)
-        lines.append(_line(row, i, category, source.unit if source is not None else "C62"))  # type: ignore[arg-type]
-        reasons.append((category, source.tax_exemption_reason if source is not None else ""))
+        reason = source.tax_exemption_reason if source is not None else ""
+        lines.append(_line(row, i, category, source.unit if source is not None else "C62", reason))
+        reasons.append((category, reason))
     customer = invoice.customer
     doc = EInvoice(
         kind="credit_note",

@@ -91,7 +91,10 @@ def to_cii(doc: EInvoice, profile: Profile) -> bytes:
 
     for line in doc.lines:
         item = _el(tx, "ram:IncludedSupplyChainTradeLineItem")
-        _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", line.id)
+        document = _el(item, "ram:AssociatedDocumentLineDocument")
+        _el(document, "ram:LineID", line.id)
+        if line.note:
+            _el(_el(document, "ram:IncludedNote"), "ram:Content", line.note)
         product = _el(item, "ram:SpecifiedTradeProduct")
         _el(product, "ram:Name", line.name)
         if line.description:

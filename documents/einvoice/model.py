@@ -63,6 +63,7 @@ class Line:
     net: Decimal
     category: str
     rate: Decimal
+    note: str = ""  # BT-127: e.g. why a line is zero rated (the breakdown of Z may carry no reason, BR-Z-10)
 
 
 @dataclass(frozen=True)

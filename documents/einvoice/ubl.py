@@ -167,6 +167,8 @@ def to_ubl(doc: EInvoice, profile: Profile) -> bytes:
     for line in doc.lines:
         el = _cac(root, "CreditNoteLine" if credit else "InvoiceLine")
         _cbc(el, "ID", line.id)
+        if line.note:
+            _cbc(el, "Note", line.note)
         _cbc(
             el,
             "CreditedQuantity" if credit else "InvoicedQuantity",
@@ -182,7 +184,8 @@ def to_ubl(doc: EInvoice, profile: Profile) -> bytes:
             if line.discount_percent:
                 _cbc(allowance, "MultiplierFactorNumeric", decimal_text(line.discount_percent))
             money(allowance, "Amount", line.discount)
-            money(allowance, "BaseAmount", line.gross)
+            if line.discount_percent:  # PEPPOL-EN16931-R042: a base amount only with its percentage
+                money(allowance, "BaseAmount", line.gross)
         item = _cac(el, "Item")
         if line.description:
             _cbc(item, "Description", line.description)
