@@ -5,7 +5,7 @@ process, the Factur-X PDF's render in the render pool. The outcome is written on
 (``einvoice_status``, ``einvoice_errors``, ``einvoice_key``; an invalid one also sets the status
 ``einvoice_invalid``) and on the timeline, and returned to the workflow as keys and rule ids, never
 as the document. Idempotent: a retry rebuilds the same document under the same key, and a timeline
-entry per distinct outcome (dedupe key over the rule ids, or the document's digest).
+entry per distinct outcome (dedupe key over the failed rule ids, or the stored document's key).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class EInvoiceActivities:
             if not produced.valid:
                 return self._invalid(session, stored, produced)
             key = einvoice_key(stored, fmt)
-            digest = store_document(session, key, produced.content, produced.media_type)
+            store_document(session, key, produced.content, produced.media_type)
             stored.einvoice_key, stored.einvoice_status, stored.einvoice_errors = key, "valid", None
             if fmt == "facturx":
                 stored.pdf_key = key  # the PDF the client gets, the hosted page and GET .../pdf serve
@@ -100,7 +100,7 @@ class EInvoiceActivities:
                 "einvoice.valid",
                 actor="workflow",
                 data={"format": fmt, "key": key, "rules": ", ".join(profile_for(fmt).rules)},
-                dedupe_key=f"invoice:{stored.id}:einvoice:valid:{digest[:16]}",
+                dedupe_key=f"invoice:{stored.id}:einvoice:valid:{key}",  # once, however often retried
             )
             attach = key if fmt == "facturx" else request.pdf_key
             return EInvoiceResult(status="valid", format=fmt, key=key, attach_key=attach)

@@ -100,6 +100,13 @@ async def test_facturx_sent_and_invalid_xrechnung_held_until_fixed(
         assert {"BR-DE-8", "BR-DE-9"} <= rules
         [event] = [e for e in held["timeline"] if e["kind"] == "status.einvoice_invalid"]
         assert "BR-DE-8" in event["data"]["rules"] and "Buyer city" in event["data"]["errors"]
+        # A second one, held the same way, can still be voided while it waits (the workflow lets go of
+        # its lock meanwhile), and is then never sent.
+        other = await api.post("/invoices", json={"customer_id": public["id"], "lines": LINES[:1]})
+        other_held = await _status(api, other.json()["id"], "einvoice_invalid")
+        voided = await api.post(f"/invoices/{other_held['id']}/void", json={"reason": "issued by mistake"})
+        assert voided.status_code == 200, voided.text
+        assert voided.json()["status"] == "void"
         await asyncio.sleep(1.0)
         assert [m for m in mailbox.store.list() if to(public["emails"][0])(m)] == []  # nothing was sent
 
