@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from core.links import sign_invoice_page
 from documents.einvoice.facturx import embedded_xml, xmp_facts
 from documents.einvoice.validation import errors_of, failed_asserts
 from tests.einvoice.cases import SELLER
@@ -79,6 +80,29 @@ async def test_facturx_sent_and_invalid_xrechnung_held_until_fixed(
         assert xr.status_code == 422 and "BR-DE-15" in {e["id"] for e in xr.json()["detail"]["errors"]}
         cii = await api.get(f"/invoices/{invoice['id']}/einvoice", params={"format": "cii"})
         assert cii.status_code == 200 and errors_of(failed_asserts(cii.content, ["cen-cii"])) == []
+        # The hosted invoice page offers the same document.
+        token = sign_invoice_page(settings.secret_key, invoice["id"])
+        page = await api.get(f"/i/{token}")
+        assert "Download e-invoice" in page.text
+        hosted = await api.get(f"/i/{token}/einvoice")
+        assert hosted.status_code == 200 and hosted.content == attachment.payload
+        # A partial credit note, as Factur-X (PDF/A-3 with its CII: type 381, the invoice it credits).
+        credited = await api.post(
+            f"/invoices/{invoice['id']}/credit-notes",
+            json={
+                "reason": "Two hours not delivered",
+                "lines": [{**{k: v for k, v in LINES[0].items() if k != "unit"}, "quantity": "2"}],
+                "idempotency_key": "cn-1",
+            },
+        )
+        assert credited.status_code == 201, credited.text
+        note = credited.json()["credit_note"]
+        cn = await api.get(f"/credit-notes/{note['id']}/einvoice", params={"format": "facturx"})
+        assert cn.status_code == 200 and cn.headers["content-type"] == "application/pdf", cn.text
+        cn_xml = embedded_xml(cn.content)
+        assert errors_of(failed_asserts(cn_xml, ["cen-cii"])) == []
+        assert b"<ram:TypeCode>381</ram:TypeCode>" in cn_xml and invoice["number"].encode() in cn_xml
+        assert xmp_facts(cn.content)["pdfaid:part"] == "3"
 
         # 2. XRechnung for a public buyer whose address lacks city and post code (BR-DE-8, BR-DE-9).
         public = (
