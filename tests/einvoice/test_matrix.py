@@ -220,3 +220,35 @@ def test_partial_credit_note_passes_the_official_rules(settings: Settings, pool:
         )
         # The 0 % line is credited in the category of the invoice's 0 % line it credits (Z, the first).
         assert b">Z<" in produced.xml or b">E<" in produced.xml
+
+
+def test_a_subscription_cycle_carries_its_period(settings: Settings, pool: EInvoicePool) -> None:
+    """BT-73/74 of a cycle come from its calendar: from the cycle's date to the day before the next one
+    (month-end anchoring: 31 Jan, 28 Feb, 31 Mar ...)."""
+    from datetime import date
+
+    from billing.recurrence import Recurrence
+    from billing.totals import LineInput
+    from persistence import subscriptions
+    from tests.einvoice.cases import make_customer
+
+    with session_scope(settings.require_database_url()) as session:
+        customer = make_customer(session, "de")
+        rec = Recurrence(
+            interval="month", interval_count=1, start_date=date(2026, 1, 31), timezone="Europe/Berlin"
+        )
+        line = LineInput("Managed services", Decimal(1), Decimal("2400.00"), tax_rate=Decimal(19))
+        sub = subscriptions.create(
+            session,
+            subscriptions.NewSubscription(
+                customer, "EUR", [line], rec, "net_30", auto_send=True, catch_up="latest"
+            ),
+        )
+        case = Case("de", [S19])
+        invoice = make_invoice(session, case, settings)
+        invoice.subscription_id, invoice.subscription_cycle = sub.id, 1  # the February cycle
+        session.flush()
+        doc = from_invoice(session, invoice, settings)
+        assert (doc.period_start, doc.period_end) == (date(2026, 2, 28), date(2026, 3, 30))
+        for fmt in ("ubl", "cii"):
+            _assert_clean(produce(doc, profile_for(fmt), pool), fmt)
