@@ -226,6 +226,13 @@ class InvoiceCreate(Strict):
     )
     period_start: date | None = Field(default=None, description="Invoicing period start (BT-73).")
     period_end: date | None = Field(default=None, description="Invoicing period end (BT-74).")
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> InvoiceCreate:
+        if self.period_start and self.period_end and self.period_end < self.period_start:
+            raise ValueError("period_end: must not be before period_start (BR-29)")
+        return self
+
     payment_terms: Terms | None = Field(default=None, description="net_N, due_on_receipt, eom, net_N_eom.")
     due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
