@@ -71,7 +71,7 @@ def activities(
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
     accounting = AccountingActivities(settings)
-    credit_notes = CreditNoteActivities(settings, render_pool)
+    credit_notes = CreditNoteActivities(settings, render_pool, einvoice_pool)
     dunning = DunningActivities(settings)
     einvoice = EInvoiceActivities(settings, render_pool, einvoice_pool)
     return [

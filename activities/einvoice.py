@@ -21,15 +21,17 @@ from activities.invoices import non_retryable
 from activities.pdf import RenderPool, store_document
 from billing.status import InvoiceStatus
 from core.settings import Settings
-from documents.builders import invoice_document
-from documents.einvoice.build import from_invoice
+from documents.builders import credit_note_document, invoice_document
+from documents.einvoice.build import from_credit_note, from_invoice
 from documents.einvoice.model import EInvoiceRefused
 from documents.einvoice.pool import EInvoicePool, shared_pool
 from documents.einvoice.produce import Produced, produce, refusal, summary
 from documents.einvoice.profiles import CUSTOMER_FORMAT, profile_for
+from persistence import credit_notes as notes
 from persistence import invoices as repo
 from persistence.db import session_scope
-from persistence.models import Invoice
+from persistence.models import CreditNote, Invoice
+from workflows.contracts import RenderedPdf
 from workflows.einvoice import PRODUCE_EINVOICE, EInvoiceRequest, EInvoiceResult
 
 
@@ -121,3 +123,62 @@ class EInvoiceActivities:
             detail={"format": produced.format, "rules": ", ".join(ids), "errors": text},
         )
         return EInvoiceResult(status="invalid", format=produced.format, errors=ids, summary=text)
+
+
+def credit_note_einvoice_key(note: CreditNote, fmt: str) -> str:
+    return f"credit-notes/{note.id}/{note.number}.{fmt}.xml"
+
+
+def credit_note_einvoice(
+    url: str,
+    settings: Settings,
+    render_pool: RenderPool,
+    pool: EInvoicePool,
+    note_id: uuid.UUID,
+    pdf_key: str,
+) -> RenderedPdf | None:
+    """After a credit note's PDF is rendered: its e-invoice in the customer's format, validated. A valid
+    Factur-X one replaces the PDF under the same key (the email attaches it); a valid XML one is stored
+    beside it (``credit_note_einvoice_key``) and the email carries it too. An invalid one is not
+    attached: the credit note goes out as PDF and the invoice's timeline names the failed rules."""
+    with session_scope(url) as session:
+        note = notes.get_credit_note(session, note_id)
+        fmt = CUSTOMER_FORMAT.get(note.invoice.customer.einvoice_format or "none")
+        if fmt is None:
+            return None
+        profile = profile_for(fmt)
+        try:
+            doc = from_credit_note(session, note, settings)
+        except EInvoiceRefused as exc:
+            produced = Produced(fmt, b"", b"", profile.media_type, "", refusal(exc))
+        else:
+
+            def pdf() -> bytes:
+                return render_pool.render(
+                    replace(credit_note_document(note, settings), embed_fonts=True), settings.template_dir
+                )
+
+            produced = produce(doc, profile, pool, render_pdf=pdf)
+    with session_scope(url) as session:
+        note = notes.get_credit_note(session, note_id)
+        if not produced.valid:
+            ids = ", ".join(e["id"] for e in produced.errors)
+            repo.add_event(
+                session,
+                note.invoice_id,
+                "einvoice.credit_note_invalid",
+                actor="workflow",
+                data={
+                    "credit_note": note.number,
+                    "format": fmt,
+                    "rules": ids,
+                    "errors": summary(produced.errors),
+                },
+                dedupe_key=f"credit_note:{note.id}:einvoice:invalid:{ids}"[:200],
+            )
+            return None
+        if fmt == "facturx":
+            digest = store_document(session, pdf_key, produced.content, produced.media_type)
+            return RenderedPdf(key=pdf_key, sha256=digest, size=len(produced.content))
+        store_document(session, credit_note_einvoice_key(note, fmt), produced.content, produced.media_type)
+        return None

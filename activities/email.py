@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -52,6 +53,22 @@ def attach_einvoice_xml(session, message: EmailMessage, invoice) -> None:  # typ
     message.add_attachment(
         document.content, maintype="application", subtype="xml", filename=key.rsplit("/", 1)[-1]
     )
+
+
+def attach_credit_note_xml(session: Session, message: EmailMessage, note: CreditNote) -> None:
+    """A credit note's validated XML e-invoice, when one was stored beside its PDF."""
+    from activities.einvoice import credit_note_einvoice_key
+    from documents.einvoice.profiles import CUSTOMER_FORMAT
+
+    fmt = CUSTOMER_FORMAT.get(note.invoice.customer.einvoice_format or "none")
+    if fmt is None or fmt == "facturx":
+        return
+    key = credit_note_einvoice_key(note, fmt)
+    document = session.get(Document, key)
+    if document is not None:
+        message.add_attachment(
+            document.content, maintype="application", subtype="xml", filename=key.rsplit("/", 1)[-1]
+        )
 
 
 def message_id_for(key: str, mail_from: str) -> str:
@@ -185,6 +202,8 @@ class EmailActivities:
                 )
             if request.kind == "invoice":
                 attach_einvoice_xml(session, message, invoice)
+            elif request.credit_note_id is not None:
+                attach_credit_note_xml(session, message, note)
 
             row.status = "sending"
             row.attempts += 1

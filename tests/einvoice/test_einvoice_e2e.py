@@ -103,6 +103,13 @@ async def test_facturx_sent_and_invalid_xrechnung_held_until_fixed(
         assert errors_of(failed_asserts(cn_xml, ["cen-cii"])) == []
         assert b"<ram:TypeCode>381</ram:TypeCode>" in cn_xml and invoice["number"].encode() in cn_xml
         assert xmp_facts(cn.content)["pdfaid:part"] == "3"
+        # The credit note's own email carries it as Factur-X too.
+        mails = await wait_mail(mailbox, 2, where=to(german["emails"][0]))
+        [cn_mail] = [m for m in mails if note["number"] in (m.subject or "")]
+        [cn_pdf] = cn_mail.attachments()
+        cn_sent_xml = embedded_xml(cn_pdf.payload)
+        assert b"<ram:TypeCode>381</ram:TypeCode>" in cn_sent_xml
+        assert errors_of(failed_asserts(cn_sent_xml, ["cen-cii"])) == []
 
         # 2. XRechnung for a public buyer whose address lacks city and post code (BR-DE-8, BR-DE-9).
         public = (
