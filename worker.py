@@ -25,6 +25,7 @@ from activities.approvals import ApprovalActivities
 from activities.books import BooksActivities
 from activities.credit_notes import CreditNoteActivities
 from activities.dunning import DunningActivities
+from activities.einvoice import EInvoiceActivities
 from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
@@ -33,6 +34,7 @@ from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
 from core.temporal import connect
+from documents.einvoice.pool import EInvoicePool
 from workflows.books import BooksInboundWorkflow
 from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
 from workflows.estimate import EstimateWorkflow
@@ -68,7 +70,9 @@ def workflow_runner(*packages: str) -> SandboxedWorkflowRunner:
 WORKFLOW_RUNNER = workflow_runner("workflows")
 
 
-def activities(settings: Settings, render_pool: RenderPool | None = None) -> list[object]:
+def activities(
+    settings: Settings, render_pool: RenderPool | None = None, einvoice_pool: EInvoicePool | None = None
+) -> list[object]:
     invoices = InvoiceActivities(settings)
     pdf = PdfActivities(settings, render_pool)
     email = EmailActivities(settings)
@@ -77,9 +81,10 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
     accounting = AccountingActivities(settings)
-    credit_notes = CreditNoteActivities(settings, render_pool)
+    credit_notes = CreditNoteActivities(settings, render_pool, einvoice_pool)
     dunning = DunningActivities(settings)
     books = BooksActivities(settings)
+    einvoice = EInvoiceActivities(settings, render_pool, einvoice_pool)
     return [
         invoices.issue_invoice,
         invoices.set_invoice_status,
@@ -106,6 +111,7 @@ def activities(settings: Settings, render_pool: RenderPool | None = None) -> lis
         dunning.apply_late_fee,
         books.poll_books,
         books.apply_books_events,
+        einvoice.produce_einvoice,
     ]
 
 
@@ -113,9 +119,17 @@ class InvoiceflowWorker(Worker):
     """A Temporal ``Worker`` that owns the PDF render processes and stops them once it has stopped
     (whether through ``shutdown``, ``async with`` or a fatal error): no render process outlives it."""
 
-    def __init__(self, client: Client, *, render_pool: RenderPool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        render_pool: RenderPool,
+        einvoice_pool: EInvoicePool | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(client, **kwargs)
         self.render_pool = render_pool
+        self.einvoice_pool = einvoice_pool
 
     async def __aenter__(self) -> InvoiceflowWorker:
         await super().__aenter__()
@@ -127,6 +141,8 @@ class InvoiceflowWorker(Worker):
         finally:
             # After super().run(): every activity has finished, so no render is cut short.
             await asyncio.shield(asyncio.to_thread(self.render_pool.shutdown))
+            if self.einvoice_pool is not None:
+                await asyncio.shield(asyncio.to_thread(self.einvoice_pool.shutdown))
 
 
 def build_worker(
@@ -139,13 +155,15 @@ def build_worker(
     **worker_kwargs: object,
 ) -> InvoiceflowWorker:
     render_pool = RenderPool(settings.render_processes)
+    einvoice_pool = EInvoicePool(settings.einvoice_processes)  # the official rules, in a process of its own
     return InvoiceflowWorker(
         client,
         render_pool=render_pool,
+        einvoice_pool=einvoice_pool,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=activities(settings, render_pool),
+        activities=activities(settings, render_pool, einvoice_pool),
         activity_executor=ThreadPoolExecutor(
             max_workers=max_concurrent_activities, thread_name_prefix="activity"
         ),

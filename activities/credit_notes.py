@@ -9,11 +9,13 @@ import uuid
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities.einvoice import credit_note_einvoice
 from activities.invoices import non_retryable
 from activities.pdf import RenderPool, render_and_store
 from billing.errors import MoneyError
 from core.settings import Settings
 from documents.builders import credit_note_document
+from documents.einvoice.pool import EInvoicePool, shared_pool
 from documents.rendering import InvoiceDocument
 from persistence import credit_notes as notes
 from persistence import invoices as repo
@@ -36,10 +38,16 @@ def credit_note_pdf_key(note: CreditNote) -> str:
 
 
 class CreditNoteActivities:
-    def __init__(self, settings: Settings, render_pool: RenderPool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        render_pool: RenderPool | None = None,
+        einvoice_pool: EInvoicePool | None = None,
+    ) -> None:
         self._settings = settings
         self._url = settings.require_database_url()
         self._pool = render_pool if render_pool is not None else RenderPool(0)
+        self._einvoice_pool = einvoice_pool
 
     @activity.defn(name=ActivityName.ISSUE_CREDIT_NOTE)
     def issue_credit_note(self, request: CreditNoteRequest) -> CreditNoteOutcome:
@@ -70,7 +78,11 @@ class CreditNoteActivities:
             assert stored is not None
             stored.pdf_key = key
 
-        return render_and_store(self._url, self._pool, self._settings, load, record)
+        rendered = render_and_store(self._url, self._pool, self._settings, load, record)
+        # The customer's e-invoice format: validated, then the Factur-X PDF or the XML beside it.
+        pool = self._einvoice_pool or shared_pool(self._settings.einvoice_processes)
+        hybrid = credit_note_einvoice(self._url, self._settings, self._pool, pool, note_id, rendered.key)
+        return hybrid or rendered
 
     @activity.defn(name=ActivityName.APPLY_REFUND)
     def apply_refund(self, request: RefundRequest) -> RefundOutcome:

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -39,6 +40,35 @@ from workflows.payloads import ActivityName, EmailRequest, EmailResult
 
 CUSTOMER_KINDS = {"invoice", "reminder", "payment_receipt", "credit_note"}
 DUNNING_KINDS = {"reminder", "escalation", "dunning_notice"}
+
+
+def attach_einvoice_xml(session, message: EmailMessage, invoice) -> None:  # type: ignore[no-untyped-def]
+    """The XML e-invoice (XRechnung, Peppol UBL) travels beside the PDF; a Factur-X one is the PDF."""
+    key = invoice.einvoice_key
+    if invoice.einvoice_status != "valid" or not key or not key.endswith(".xml"):
+        return
+    document = session.get(Document, key)
+    if document is None:
+        raise ApplicationError(f"document {key} is missing", type="MissingDocument")
+    message.add_attachment(
+        document.content, maintype="application", subtype="xml", filename=key.rsplit("/", 1)[-1]
+    )
+
+
+def attach_credit_note_xml(session: Session, message: EmailMessage, note: CreditNote) -> None:
+    """A credit note's validated XML e-invoice, when one was stored beside its PDF."""
+    from activities.einvoice import credit_note_einvoice_key
+    from documents.einvoice.profiles import CUSTOMER_FORMAT
+
+    fmt = CUSTOMER_FORMAT.get(note.invoice.customer.einvoice_format or "none")
+    if fmt is None or fmt == "facturx":
+        return
+    key = credit_note_einvoice_key(note, fmt)
+    document = session.get(Document, key)
+    if document is not None:
+        message.add_attachment(
+            document.content, maintype="application", subtype="xml", filename=key.rsplit("/", 1)[-1]
+        )
 
 
 def message_id_for(key: str, mail_from: str) -> str:
@@ -171,6 +201,10 @@ class EmailActivities:
                 message.add_attachment(
                     document.content, maintype="application", subtype="pdf", filename=filename
                 )
+            if request.kind == "invoice":
+                attach_einvoice_xml(session, message, invoice)
+            elif request.credit_note_id is not None:
+                attach_credit_note_xml(session, message, note)
 
             row.status = "sending"
             row.attempts += 1

@@ -18,6 +18,7 @@ from api.routes import (
     credit_notes,
     customers,
     dunning,
+    einvoice,
     estimates,
     health,
     hosted,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
+    app.include_router(einvoice.router)
     app.include_router(credit_notes.router)
     app.include_router(refunds.router)
     app.include_router(dunning.router)

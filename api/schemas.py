@@ -70,6 +70,29 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- customers
 
 
+EInvoiceFormat = Literal["none", "facturx", "xrechnung", "peppol"]
+TaxCategory = Literal["S", "Z", "E", "AE", "K", "G", "O"]
+Endpoint = Annotated[
+    str,
+    Field(
+        max_length=205,
+        pattern=r"^(\d{4}:\S{1,200})?$",
+        description="Electronic address `scheme:id` (EAS code), e.g. 0208:0123456789 or 9930:DE123456789.",
+    ),
+]
+
+
+class PostalAddress(Strict):
+    """A structured postal address (EN 16931 BG-8); ``country`` is ISO 3166-1 alpha-2."""
+
+    line1: str = Field(default="", max_length=300)
+    line2: str = Field(default="", max_length=300)
+    city: str = Field(default="", max_length=120)
+    postal_code: str = Field(default="", max_length=32)
+    region: str = Field(default="", max_length=120)
+    country: str = Field(default="", pattern=r"^([A-Za-z]{2})?$", description="ISO 3166-1 alpha-2, e.g. DE.")
+
+
 class CustomerCreate(Strict):
     name: str = Field(min_length=1, max_length=300)
     emails: list[EmailStr] = Field(
@@ -81,8 +104,18 @@ class CustomerCreate(Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=list, max_length=50
     )
-    address: str = Field(default="", max_length=2000)
-    tax_id: str = Field(default="", max_length=64)
+    address: str | PostalAddress = Field(
+        default="", description="Free text (printed as is) or a structured address (needed for e-invoices)."
+    )
+    tax_id: str = Field(default="", max_length=64, description="The buyer's VAT identifier (BT-48).")
+    buyer_reference: str = Field(
+        default="", max_length=200, description="BT-10; the Leitweg-ID of a German public buyer."
+    )
+    endpoint: Endpoint = ""
+    einvoice_format: EInvoiceFormat = Field(
+        default="none",
+        description="none (PDF only), facturx (hybrid PDF), xrechnung (XML), peppol (UBL XML).",
+    )
     owner_email: EmailStr | None = Field(
         default=None, description="Internal account owner; overdue escalations go here."
     )
@@ -111,15 +144,21 @@ class CustomerUpdate(Strict):
     timezone: Timezone | None = None
     payment_terms: Terms | None = None
     tags: list[Annotated[str, Field(min_length=1, max_length=60)]] | None = Field(default=None, max_length=50)
-    address: str | None = Field(default=None, max_length=2000)
+    address: str | PostalAddress | None = None
     tax_id: str | None = Field(default=None, max_length=64)
+    buyer_reference: str | None = Field(default=None, max_length=200)
+    endpoint: Endpoint | None = None
+    einvoice_format: EInvoiceFormat | None = None
     owner_email: EmailStr | None = None
     reminder_offsets: Offsets | None = None
     dunning_policy: str | None = Field(default=None, min_length=1, max_length=120)
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> CustomerUpdate:
-        for name in ("name", "emails", "timezone", "payment_terms", "tags", "address", "tax_id"):
+        for name in (
+            *("name", "emails", "timezone", "payment_terms", "tags", "address", "tax_id"),
+            *("buyer_reference", "endpoint", "einvoice_format"),
+        ):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name}: cannot be null (leave it out to keep it)")
         return self
@@ -138,6 +177,10 @@ class CustomerOut(BaseModel):
     owner_email: str | None
     reminder_offsets: list[int] | None
     external_ids: dict[str, str]
+    postal_address: PostalAddress | None = None
+    buyer_reference: str = ""
+    endpoint: str = ""
+    einvoice_format: str = "none"
     created_at: datetime
     credit: dict[str, str] = Field(
         default_factory=dict,
@@ -158,10 +201,38 @@ class LineCreate(Strict):
     tax_rate: DecimalStr = Field(default=Decimal(0), description='Percent, e.g. "19".')
 
 
+class InvoiceLineCreate(LineCreate):
+    """A line of a new invoice, with what an e-invoice says of it."""
+
+    unit: str = Field(
+        default="C62", pattern=r"^[A-Z0-9]{1,3}$", description="UN/ECE Rec 20: HUR hours, DAY, MON, C62 one."
+    )
+    tax_category: TaxCategory | None = Field(
+        default=None, description="VAT category (BT-151); default S above 0 %, Z at 0 %."
+    )
+    tax_exemption_reason: str = Field(
+        default="", max_length=1000, description="Why no VAT is charged (BT-120): needed for E, AE, K, G, O."
+    )
+
+
 class InvoiceCreate(Strict):
     customer_id: uuid.UUID
     currency: Currency | None = Field(default=None, description="Defaults to the customer's currency.")
-    lines: list[LineCreate] = Field(min_length=1, max_length=500)
+    lines: list[InvoiceLineCreate] = Field(min_length=1, max_length=500)
+    purchase_order: str = Field(default="", max_length=200, description="Purchase order reference (BT-13).")
+    contract_ref: str = Field(default="", max_length=200, description="Contract reference (BT-12).")
+    project_ref: str = Field(
+        default="", max_length=200, description="Project reference (BT-11); default the invoice's project."
+    )
+    period_start: date | None = Field(default=None, description="Invoicing period start (BT-73).")
+    period_end: date | None = Field(default=None, description="Invoicing period end (BT-74).")
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> InvoiceCreate:
+        if self.period_start and self.period_end and self.period_end < self.period_start:
+            raise ValueError("period_end: must not be before period_start (BR-29)")
+        return self
+
     payment_terms: Terms | None = Field(default=None, description="net_N, due_on_receipt, eom, net_N_eom.")
     due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
@@ -184,6 +255,19 @@ class LineOut(BaseModel):
     gross: str
     discount: str
     net: str
+    unit: str = "C62"
+    tax_category: str = ""
+    tax_exemption_reason: str = ""
+
+
+class EInvoiceOut(BaseModel):
+    """The e-invoice produced at issue: ``status`` valid, or invalid (not sent: ``errors`` are the
+    official rules that failed; fix the data, then ``POST /invoices/{id}/einvoice/retry``)."""
+
+    format: str
+    status: str
+    url: str | None = None
+    errors: list[dict[str, str]] = Field(default_factory=list)
 
 
 class PaymentOut(BaseModel):
@@ -290,6 +374,12 @@ class InvoiceOut(BaseModel):
     refunds: list[RefundOut] = Field(default_factory=list)
     dunning_policy: str | None = None  # frozen at issue (before: the one it would get)
     holds: list[HoldOut] = Field(default_factory=list)
+    purchase_order: str = ""
+    contract_ref: str = ""
+    project_ref: str = ""
+    period_start: date | None = None
+    period_end: date | None = None
+    einvoice: EInvoiceOut | None = None
 
 
 class InvoicePage(BaseModel):

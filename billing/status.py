@@ -23,6 +23,8 @@ class InvoiceStatus(StrEnum):
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
     CREDITED = "credited"  # cancelled in full by credit notes: closed, neither void nor written off
+    # Issued, but its e-invoice failed the official rules: nothing was sent; it goes out once fixed.
+    EINVOICE_INVALID = "einvoice_invalid"
 
 
 FINAL_STATUSES: frozenset[InvoiceStatus] = frozenset(

@@ -70,6 +70,31 @@ class Settings(BaseSettings):
     seller_name: str = "Your IT Company"
     seller_address: str = ""
     seller_tax_id: str = ""
+    # E-invoicing (EN 16931): the seller as the documents name it; seller_tax_id doubles as the VAT id
+    # when seller_vat_id is unset. documents.einvoice reads these; see the README's e-invoice section.
+    seller_street: str = Field(default="", description="Seller street and number (BT-35).")
+    seller_street2: str = Field(default="", description="Seller address line 2 (BT-36).")
+    seller_city: str = Field(default="", description="Seller city (BT-37).")
+    seller_postal_code: str = Field(default="", description="Seller postal code (BT-38).")
+    seller_region: str = Field(default="", description="Seller country subdivision (BT-39).")
+    seller_country: str = Field(default="", description="Seller ISO 3166-1 alpha-2 country (BT-40).")
+    seller_vat_id: str = Field(default="", description="Seller VAT identifier with country prefix (BT-31).")
+    seller_legal_id: str = Field(default="", description="Seller legal registration id (BT-30).")
+    seller_legal_form: str = Field(default="", description="Seller additional legal information (BT-33).")
+    seller_iban: str = Field(default="", description="Account the client pays to (BT-84).")
+    seller_bic: str = Field(default="", description="BIC of that account (BT-86).")
+    seller_endpoint: str = Field(
+        default="", description="Seller electronic address `scheme:id` (BT-34), e.g. 0208:0123456789."
+    )
+    seller_contact_name: str = Field(default="", description="Seller contact point (BT-41).")
+    seller_contact_phone: str = Field(default="", description="Seller contact telephone (BT-42).")
+    seller_contact_email: str = Field(default="", description="Seller contact email (BT-43).")
+    einvoice_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Processes that validate e-invoices against the official rules (saxonche); 0 runs them "
+        "on the calling thread (tests only: a native crash would take the process down).",
+    )
     invoice_number_prefix: str = "INV"
     credit_note_number_prefix: str = Field(
         default="CN", description="Credit note numbers look like CN-2026-000001."

@@ -228,6 +228,7 @@ class InvoiceDocument:
     number_label: str = "Invoice number"  # "Credit note number" on a credit note
     reference_label: str = ""  # a credit note: "Credits invoice"
     reference: str = ""  # a credit note: the invoice number it credits
+    embed_fonts: bool = False  # PDF/A (Factur-X): draw with the embedded TrueType font only
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, bool, dicts, tuples) for a render process; ``from_dict`` reverses it."""

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -69,6 +70,9 @@ class NewInvoice:
     period_date: date | None = None
     project_id: uuid.UUID | None = None
     dunning_policy: str | None = None  # a named policy; wins over the customer's
+    # E-invoice data: per line {unit, tax_category, tax_exemption_reason}; invoice references and period.
+    line_extras: list[dict[str, Any]] | None = None
+    references: dict[str, Any] | None = None
 
 
 def create_invoice(session: Session, new: NewInvoice) -> Invoice:
@@ -102,6 +106,11 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
         dunning_policy=new.dunning_policy,
     )
     invoice.lines = line_rows(new.lines, totals)
+    for row, extras in zip(invoice.lines, new.line_extras or [], strict=False):
+        for name, value in extras.items():
+            setattr(row, name, value)
+    for name, value in (new.references or {}).items():
+        setattr(invoice, name, value)
     session.add(invoice)
     session.flush()
     data = {"total": str(totals.total)}

@@ -65,6 +65,18 @@ class Customer(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     address: Mapped[str] = mapped_column(Text, default="")
     tax_id: Mapped[str] = mapped_column(String(64), default="")
+    # E-invoicing (EN 16931): structured postal address (``address`` stays the free text the PDF prints),
+    # buyer reference (BT-10, the Leitweg-ID of German public buyers), electronic address ``scheme:id``
+    # (BT-49) and the format the customer receives: none | facturx | xrechnung | peppol.
+    address_line1: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    address_line2: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    postal_code: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    region: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    buyer_reference: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    endpoint: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    einvoice_format: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     owner_email: Mapped[str | None] = mapped_column(String(320))
     reminder_offsets: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     # Named dunning policy; None: the default reminder offsets above apply.
@@ -133,6 +145,17 @@ class Invoice(Base):
     # policy frozen at issue, so a later edit of the named policy never changes an issued invoice.
     dunning_policy: Mapped[str | None] = mapped_column(ForeignKey("dunning_policies.name"))
     dunning_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # E-invoicing: order (BT-13), contract (BT-12) and project (BT-11) references, the invoicing period
+    # (BT-73/74), and the e-invoice produced at issue: its document key, "" | valid | invalid, and the
+    # failed rules ([{"id", "flag", "text", "location"}]) while it is invalid.
+    purchase_order: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    contract_ref: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    project_ref: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    einvoice_key: Mapped[str | None] = mapped_column(String(200))
+    einvoice_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    einvoice_errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -168,6 +191,10 @@ class InvoiceLine(Base):
     gross: Mapped[Decimal] = mapped_column(Numeric)
     discount: Mapped[Decimal] = mapped_column(Numeric)
     net: Mapped[Decimal] = mapped_column(Numeric)
+    # UN/ECE Rec 20 unit (BT-130), VAT category (BT-151; None: S above 0 %, else Z) and exemption reason.
+    unit: Mapped[str] = mapped_column(String(3), default="C62", server_default="C62")
+    tax_category: Mapped[str | None] = mapped_column(String(2))
+    tax_exemption_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 

@@ -64,6 +64,8 @@ class InvoiceDraft:
     reminder_offsets: list[int] | None = None
     dunning_policy: str | None = None
     source: str = "api"
+    line_extras: list[dict[str, Any]] | None = None  # e-invoice data per line (unit, VAT category, ...)
+    references: dict[str, Any] | None = None  # purchase order, contract, project, invoicing period
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ async def create_invoice(
                 source=draft.source,
                 reminder_offsets=draft.reminder_offsets,
                 dunning_policy=draft.dunning_policy,
+                line_extras=draft.line_extras,
+                references=draft.references,
             ),
         )
         return invoice.id

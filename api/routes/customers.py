@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, IdempotencyKey, Operator
+from api.einvoice_fields import apply_address, check_customer, postal_address_out
 from api.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from persistence import customer_credit
 from persistence.dunning import get_policy
@@ -36,6 +37,10 @@ def customer_out(c: Customer) -> CustomerOut:
         external_ids={x.system: x.external_id for x in c.external_ids},
         created_at=c.created_at,
         dunning_policy=c.dunning_policy,
+        postal_address=postal_address_out(c),
+        buyer_reference=c.buyer_reference or "",
+        endpoint=c.endpoint or "",
+        einvoice_format=c.einvoice_format or "none",
     )
 
 
@@ -57,13 +62,17 @@ async def create_customer(
             timezone=body.timezone,
             payment_terms=body.payment_terms,
             tags=body.tags,
-            address=body.address,
             tax_id=body.tax_id,
+            buyer_reference=body.buyer_reference,
+            endpoint=body.endpoint,
+            einvoice_format=body.einvoice_format,
             owner_email=str(body.owner_email) if body.owner_email else None,
             reminder_offsets=body.reminder_offsets,
             dunning_policy=body.dunning_policy,
             external_ids=[CustomerExternalId(system=k, external_id=v) for k, v in body.external_ids.items()],
         )
+        apply_address(customer, body.address)
+        check_customer(customer)
         session.add(customer)
         session.flush()
         return customer.id
@@ -132,7 +141,11 @@ async def update_customer(
                 value = [str(e) for e in value]
             elif name == "owner_email" and value is not None:
                 value = str(value)
+            if name == "address":
+                apply_address(customer, value)
+                continue
             setattr(customer, name, value)
+        check_customer(customer)
         session.flush()
         return customer_out(customer)
 

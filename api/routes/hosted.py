@@ -114,6 +114,9 @@ async def hosted_invoice(token: str, request: Request, db: DbDep, settings: Sett
             "amount_due": format_money(invoice.amount_due, cur),
             "due_date": invoice.due_date.isoformat() if invoice.due_date else "",
             "pdf_url": f"/i/{token}/pdf" if invoice.pdf_key else None,
+            "einvoice_url": f"/i/{token}/einvoice"
+            if invoice.einvoice_status == "valid" and invoice.einvoice_key
+            else None,
             "pay_url": pay_url,
             "lines": [
                 {

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
+from api.einvoice_fields import check_invoice, line_extras
 from api.schemas import (
     ApprovalDecisionCreate,
     ApproveCreate,
@@ -29,7 +30,7 @@ from api.schemas import (
 from api.views.invoices import invoice_out, load_invoice
 from billing.status import InvoiceStatus
 from billing.totals import LineInput
-from persistence.models import Document, Invoice
+from persistence.models import Customer, Document, Invoice
 from services import invoices, payments
 from services.idempotency import fingerprint
 from services.invoices import InvoiceDraft
@@ -72,7 +73,23 @@ async def create_invoice(
         notes=body.notes,
         reminder_offsets=body.reminder_offsets,
         dunning_policy=body.dunning_policy,
+        line_extras=line_extras(body),
+        references={
+            "purchase_order": body.purchase_order,
+            "contract_ref": body.contract_ref,
+            "project_ref": body.project_ref,
+            "period_start": body.period_start,
+            "period_end": body.period_end,
+        },
     )
+
+    def einvoice_rules(session: Session) -> None:
+        """What the e-invoice rules can refuse now (BT/BR named), before anything is written."""
+        customer = session.get(Customer, body.customer_id)
+        if customer is not None:
+            check_invoice(customer, body, body.currency or customer.currency)
+
+    await db.run(einvoice_rules)
     created = await invoices.create_invoice(
         db, temporal, settings, draft, idempotency_key=idempotency_key, fingerprint=fingerprint(body)
     )

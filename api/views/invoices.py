@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.einvoice_fields import einvoice_out
 from api.schemas import AccountingOut, EventOut, HoldOut, InvoiceOut, LineOut, PaymentOut
 from api.views.credit_notes import credit_notes_out, refunds_out
 from persistence import dunning
@@ -46,6 +47,12 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
         dunning_policy=(invoice.dunning_snapshot or {}).get("name")
         if invoice.issued_at
         else dunning.requested_policy(invoice),
+        purchase_order=invoice.purchase_order or "",
+        contract_ref=invoice.contract_ref or "",
+        project_ref=invoice.project_ref or "",
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        einvoice=einvoice_out(invoice),
     )
     if detail:
         out.lines = [
@@ -59,6 +66,9 @@ def invoice_out(invoice: Invoice, *, detail: bool) -> InvoiceOut:
                 gross=_s(line.gross),
                 discount=_s(line.discount),
                 net=_s(line.net),
+                unit=line.unit or "C62",
+                tax_category=line.tax_category or "",
+                tax_exemption_reason=line.tax_exemption_reason or "",
             )
             for line in invoice.lines
         ]

@@ -42,6 +42,7 @@ def test_status_values_are_the_api_strings() -> None:
         "void",
         "uncollectible",
         "credited",
+        "einvoice_invalid",
     ]
     assert InvoiceStatus("partially_paid") is InvoiceStatus.PARTIALLY_PAID
     assert f"{InvoiceStatus.OVERDUE}" == "overdue" and InvoiceStatus.PAID == "paid"

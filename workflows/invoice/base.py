@@ -82,6 +82,8 @@ class InvoiceBase:
     _held_since: datetime | None
     _wake: bool
     _next_fee: int
+    _einvoice_retry: bool
+    _einvoice_errors: list[str]
 
     if TYPE_CHECKING:  # provided by the parts (BooksSync, DunningClock, ApprovalGate) the workflow combines
 

@@ -57,10 +57,12 @@ with workflow.unsafe.imports_passed_through():
         UncollectibleInput,
         VoidInput,
     )
+    from workflows.payloads.einvoice import EINVOICE_PATCH
 
 from workflows.invoice.approval import ApprovalGate
 from workflows.invoice.books import BooksSync
 from workflows.invoice.dunning import DunningClock
+from workflows.invoice.einvoice import EInvoiceGate
 from workflows.invoice.ledger import LedgerRules
 from workflows.invoice.options import (
     ACCOUNTING_SYNC_PATCH,
@@ -77,7 +79,7 @@ from workflows.invoice.options import (
 
 
 @workflow.defn(name="InvoiceWorkflow")
-class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
+class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoiceGate):
     @workflow.init
     def __init__(self, input: InvoiceWorkflowInput) -> None:
         self._input = input
@@ -110,6 +112,8 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
         self._held_since: datetime | None = None
         self._wake = False  # holds changed: recompute the next deadline
         self._next_fee = 0  # index into issued.late_fee_at
+        self._einvoice_retry = False
+        self._einvoice_errors: list[str] = []
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
@@ -279,7 +283,12 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
         self._pdf_key = pdf.key
         self._note("pdf.rendered", pdf.key)
 
-        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=pdf.key)
+        attach = pdf.key
+        if workflow.patched(EINVOICE_PATCH):
+            attach = await self._einvoice(pdf.key)
+            if attach is None:  # voided while its e-invoice waited for a fix
+                return
+        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=attach)
         await self._settle(event="sent")
 
     @workflow.update
@@ -493,6 +502,11 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules):
     @record_refund.validator
     def _validate_refund(self, refund: RefundInput) -> None:
         self._check_refund(refund)
+
+    @workflow.signal
+    def retry_einvoice(self) -> None:
+        """The data an invalid e-invoice lacked was fixed: build and validate it again now."""
+        self._einvoice_retry = True
 
     @workflow.signal
     def retry_accounting(self) -> None:
