@@ -69,6 +69,9 @@ class DevStack:
         self._check_ports()
         self.database_url = self.settings.database_url or self._start_postgres()
         self._migrate()
+        from invoiceflow.users_cli import ensure_first_admin
+
+        ensure_first_admin(self.settings, self.database_url, self.say)
         self._start_temporal(timeout_s)
         if not self.settings.smtp_host:
             self._spawn(

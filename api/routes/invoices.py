@@ -397,7 +397,7 @@ async def record_payment(
     response: Response,
     db: DbDep,
     temporal: TemporalDep,
-    _: Operator,
+    operator: Operator,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> PaymentResult:
     """Record a bank transfer or other payment. Send an ``Idempotency-Key`` (e.g. the bank reference) so
@@ -470,7 +470,7 @@ async def record_payment(
                 reference=body.reference,
                 currency=body.currency,
                 received_at=body.received_at,
-                actor="api",
+                actor=operator,
             ),
         )
     except (WorkflowUpdateFailedError, RPCError) as exc:
@@ -498,25 +498,25 @@ async def run_update(temporal: TemporalDep, workflow_id: str, update: Any, arg: 
 
 @router.post("/{invoice_id}/void", response_model=InvoiceOut)
 async def void_invoice(
-    invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
     await run_update(
-        temporal, invoice.workflow_id, InvoiceWorkflow.void, VoidInput(reason=body.reason, actor="api")
+        temporal, invoice.workflow_id, InvoiceWorkflow.void, VoidInput(reason=body.reason, actor=operator)
     )
     return await _load(db, invoice_id)
 
 
 @router.post("/{invoice_id}/uncollectible", response_model=InvoiceOut)
 async def mark_uncollectible(
-    invoice_id: uuid.UUID, body: UncollectibleCreate, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: UncollectibleCreate, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
     invoice = await _load(db, invoice_id)
     await run_update(
         temporal,
         invoice.workflow_id,
         InvoiceWorkflow.mark_uncollectible,
-        UncollectibleInput(reason=body.reason, actor="api"),
+        UncollectibleInput(reason=body.reason, actor=operator),
     )
     return await _load(db, invoice_id)
 
@@ -567,7 +567,7 @@ async def decide(
 
 @router.patch("/{invoice_id}", response_model=InvoiceOut)
 async def edit_draft(
-    invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
     """Edit a rejected draft (lines, notes, due date). Every approval link issued before is superseded."""
     invoice = await _load(db, invoice_id)
@@ -580,7 +580,7 @@ async def edit_draft(
         lines=lines,
         notes=body.notes,
         due_date=body.due_date.isoformat() if body.due_date else None,
-        actor="api",
+        actor=operator,
     )
     await run_update(temporal, invoice.workflow_id, InvoiceWorkflow.edit_draft, changes)
     return await _load(db, invoice_id)

@@ -1,0 +1,209 @@
+"""Every change the console makes, one function per action, each calling the very function the JSON
+API's route calls (so the workflow Update, its validator and the route's checks are the same).
+
+This is the one place to re-point when those route bodies move into a ``services`` layer. A refusal
+comes back as ``ActionRefused`` with the route's (often the workflow's) own message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from fastapi import HTTPException, Request, Response
+from pydantic import ValidationError
+
+from api.deps import Db
+from api.routes import credit_notes, customers, dunning, invoices, projects, refunds
+from api.schemas import (
+    ApprovalDecisionCreate,
+    ApproveCreate,
+    CreditNoteCreate,
+    CustomerCreate,
+    InvoiceCreate,
+    PaymentCreate,
+    RefundCreate,
+    UncollectibleCreate,
+    VoidCreate,
+)
+
+T = TypeVar("T")
+
+
+class ActionRefused(Exception):
+    """The action was not done; ``message`` says why in the words of the code that refused it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _detail(detail: Any) -> str:
+    if isinstance(detail, list):  # FastAPI/pydantic style: [{"loc": [...], "msg": ...}]
+        parts = []
+        for item in detail:
+            loc = [str(p) for p in item.get("loc", []) if p not in ("body",)]
+            msg = str(item.get("msg", item))
+            parts.append(f"{'.'.join(loc)}: {msg}" if loc and not msg.startswith(loc[-1]) else msg)
+        return "; ".join(parts)
+    return str(detail)
+
+
+def validation_message(exc: ValidationError) -> str:
+    return _detail([{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()])
+
+
+def build(model: type[T], **values: Any) -> T:
+    """A request body from form fields, with the API's own validation."""
+    try:
+        return model.model_validate(values)  # type: ignore[attr-defined, no-any-return]
+    except ValidationError as exc:
+        raise ActionRefused(validation_message(exc)) from None
+
+
+async def _call(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except HTTPException as exc:
+        raise ActionRefused(_detail(exc.detail)) from None
+
+
+class Actions:
+    """Bound to one request: the app's database, Temporal client, settings and the acting user."""
+
+    def __init__(self, request: Request, actor: str) -> None:
+        state = request.app.state
+        self.request, self.actor = request, actor
+        self.db: Db = state.db
+        self.temporal, self.settings, self.dispatcher = state.temporal, state.settings, state.dispatcher
+
+    async def create_customer(self, body: CustomerCreate) -> Any:
+        return await _call(customers.create_customer(body=body, db=self.db, _=self.actor))
+
+    async def create_invoice(self, body: InvoiceCreate, key: str) -> Any:
+        return await _call(
+            invoices.create_invoice(
+                body=body,
+                response=Response(),
+                db=self.db,
+                temporal=self.temporal,
+                settings=self.settings,
+                _=self.actor,
+                idempotency_key=key,
+            )
+        )
+
+    async def record_payment(self, invoice_id: uuid.UUID, body: PaymentCreate, key: str) -> Any:
+        return await _call(
+            invoices.record_payment(
+                invoice_id=invoice_id,
+                body=body,
+                response=Response(),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                idempotency_key=key,
+            )
+        )
+
+    async def approve(self, invoice_id: uuid.UUID, comment: str) -> Any:
+        return await _call(
+            invoices.approve_invoice(
+                invoice_id=invoice_id,
+                body=build(ApproveCreate, comment=comment),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+            )
+        )
+
+    async def decide(self, invoice_id: uuid.UUID, approver: str, decision: str, comment: str) -> Any:
+        body = build(ApprovalDecisionCreate, approver=approver, decision=decision, comment=comment)
+        return await _call(
+            invoices.decide(
+                invoice_id=invoice_id,
+                body=body,
+                request=self.request,
+                db=self.db,
+                temporal=self.temporal,
+                _=self.actor,
+            )
+        )
+
+    async def void(self, invoice_id: uuid.UUID, reason: str) -> Any:
+        return await _call(
+            invoices.void_invoice(
+                invoice_id=invoice_id,
+                body=build(VoidCreate, reason=reason),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+            )
+        )
+
+    async def write_off(self, invoice_id: uuid.UUID, reason: str) -> Any:
+        return await _call(
+            invoices.mark_uncollectible(
+                invoice_id=invoice_id,
+                body=build(UncollectibleCreate, reason=reason),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+            )
+        )
+
+    async def retry_sync(self, invoice_id: uuid.UUID) -> Any:
+        return await _call(
+            invoices.retry_accounting(invoice_id=invoice_id, db=self.db, temporal=self.temporal, _=self.actor)
+        )
+
+    async def credit_note(self, invoice_id: uuid.UUID, body: CreditNoteCreate) -> Any:
+        return await _call(
+            credit_notes.issue_credit_note(
+                invoice_id=invoice_id,
+                body=body,
+                response=Response(),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                idempotency_key=None,
+            )
+        )
+
+    async def refund(self, invoice_id: uuid.UUID, body: RefundCreate) -> Any:
+        return await _call(
+            refunds.create_refund(
+                invoice_id=invoice_id,
+                body=body,
+                response=Response(),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                idempotency_key=None,
+            )
+        )
+
+    async def hold(self, invoice_id: uuid.UUID, reason: str, resume_on: str | None) -> Any:
+        body = build(dunning.HoldCreate, reason=reason, resume_on=resume_on or None)
+        return await _call(
+            dunning.hold_invoice(
+                invoice_id=invoice_id, body=body, db=self.db, temporal=self.temporal, operator=self.actor
+            )
+        )
+
+    async def release(self, invoice_id: uuid.UUID, reason: str) -> Any:
+        return await _call(
+            dunning.release_invoice(
+                invoice_id=invoice_id,
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                body=build(dunning.ReleaseCreate, reason=reason),
+            )
+        )
+
+    async def replay_webhook(self, event_id: uuid.UUID) -> Any:
+        return await _call(
+            projects.replay_event(event_id=event_id, db=self.db, dispatcher=self.dispatcher, _=self.actor)
+        )
