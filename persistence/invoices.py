@@ -69,6 +69,7 @@ class NewInvoice:
     period_date: date | None = None
     project_id: uuid.UUID | None = None
     dunning_policy: str | None = None  # a named policy; wins over the customer's
+    actor: str | None = None  # who created it (a user's "email (role)"); unset: the source
 
 
 def add_event(
@@ -133,7 +134,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
     data = {"total": str(totals.total)}
     if new.subscription_cycle is not None:
         data |= {"subscription_id": str(new.subscription_id), "cycle": str(new.subscription_cycle)}
-    add_event(session, invoice.id, "created", actor=new.source, data=data)
+    add_event(session, invoice.id, "created", actor=new.actor or new.source, data=data)
     return invoice
 
 

@@ -146,7 +146,7 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         assert "now paid, 0.00 due" in await flash(page)
         assert await status_of(page) == "paid"
         timeline = await page.locator("#timeline").text_content() or ""
-        assert f"{finance} (finance)" in timeline and "operator" not in timeline
+        assert f"created · {finance} (finance)" in timeline and "operator" not in timeline
         stored = (await api.get(f"/invoices/{invoice_id}")).json()
         assert stored["status"] == "paid" and stored["amount_credited"] == "119.00"
         assert {e["actor"] for e in stored["timeline"] if e["kind"].startswith("payment")} == {

@@ -15,13 +15,24 @@ from fastapi import HTTPException, Request, Response
 from pydantic import ValidationError
 
 from api.deps import Db
-from api.routes import credit_notes, customers, dunning, invoices, projects, refunds
+from api.routes import (
+    approval_rules,
+    credit_notes,
+    customers,
+    dunning,
+    invoices,
+    projects,
+    refunds,
+    subscriptions,
+)
 from api.schemas import (
     ApprovalDecisionCreate,
     ApproveCreate,
+    CancelCreate,
     CreditNoteCreate,
     CustomerCreate,
     InvoiceCreate,
+    PauseCreate,
     PaymentCreate,
     RefundCreate,
     UncollectibleCreate,
@@ -89,7 +100,7 @@ class Actions:
                 db=self.db,
                 temporal=self.temporal,
                 settings=self.settings,
-                _=self.actor,
+                operator=self.actor,
                 idempotency_key=key,
             )
         )
@@ -206,4 +217,75 @@ class Actions:
     async def replay_webhook(self, event_id: uuid.UUID) -> Any:
         return await _call(
             projects.replay_event(event_id=event_id, db=self.db, dispatcher=self.dispatcher, _=self.actor)
+        )
+
+
+class MoreActions(Actions):
+    """Projects, subscriptions and approval rules: the same route functions as the JSON API."""
+
+    async def complete_milestone(self, project_id: uuid.UUID, key: str, reference: str) -> Any:
+        return await _call(
+            projects.complete_milestone(
+                project_id=project_id,
+                key=key,
+                body=build(projects.ManualTrigger, reference=reference),
+                db=self.db,
+                temporal=self.temporal,
+                settings=self.settings,
+                operator=self.actor,
+            )
+        )
+
+    async def contract_signed(self, project_id: uuid.UUID, reference: str) -> Any:
+        return await _call(
+            projects.contract_signed(
+                project_id=project_id,
+                body=build(projects.ManualTrigger, reference=reference),
+                db=self.db,
+                temporal=self.temporal,
+                settings=self.settings,
+                operator=self.actor,
+            )
+        )
+
+    async def pause_subscription(self, subscription_id: uuid.UUID, resume_on: str | None) -> Any:
+        return await _call(
+            subscriptions.pause(
+                subscription_id=subscription_id,
+                body=build(PauseCreate, resume_on=resume_on or None),
+                db=self.db,
+                temporal=self.temporal,
+                _=self.actor,
+            )
+        )
+
+    async def resume_subscription(self, subscription_id: uuid.UUID) -> Any:
+        return await _call(
+            subscriptions.resume(
+                subscription_id=subscription_id, db=self.db, temporal=self.temporal, _=self.actor
+            )
+        )
+
+    async def cancel_subscription(self, subscription_id: uuid.UUID, at_period_end: bool) -> Any:
+        return await _call(
+            subscriptions.cancel(
+                subscription_id=subscription_id,
+                body=build(CancelCreate, at_period_end=at_period_end),
+                db=self.db,
+                temporal=self.temporal,
+                _=self.actor,
+            )
+        )
+
+    async def replace_approval_rules(self, yaml_text: str) -> Any:
+        """What ``PUT /approval-rules`` (YAML) does: parse and validate all, then replace all."""
+        from billing.errors import MoneyError
+        from persistence import approval_rules as rules_repo
+
+        try:
+            parsed = rules_repo.parse_yaml(yaml_text)
+        except MoneyError as exc:
+            raise ActionRefused(str(exc)) from None
+        return await self.db.run(
+            lambda s: [approval_rules.rule_out(row) for row in rules_repo.replace_all(s, parsed)]
         )

@@ -178,7 +178,7 @@ async def create_invoice(
     db: DbDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _: Operator,
+    operator: Operator,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> InvoiceOut:
     fingerprint = _fingerprint(body)
@@ -244,6 +244,7 @@ async def create_invoice(
             source="api",
             reminder_offsets=body.reminder_offsets,
             dunning_policy=body.dunning_policy,
+            actor=None if operator == "operator" else operator,
         )
         invoice = repo.create_invoice(session, new)
         out = invoice_out(invoice, detail=True)
