@@ -269,3 +269,112 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
 
 async def _status(api: httpx.AsyncClient, invoice_id: str, wanted: str) -> bool:
     return (await api.get(f"/invoices/{invoice_id}")).json()["status"] == wanted
+
+
+async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import async_playwright
+
+    axe_script()
+    served: Settings = served_api()
+    base = served.public_url
+    admin = user(served, "admin")
+    client = temporal_env.client
+    async with build_worker(client, served), api_client(served, client) as api, async_playwright() as pw:
+        customer = (await api.post("/customers", json=customer_body())).json()
+        project = (
+            await api.post(
+                "/projects",
+                json={
+                    "customer_id": customer["id"],
+                    "name": "Data platform",
+                    "milestones": [{"key": "m1", "name": "Pilot", "amount": "1200.00"}],
+                },
+            )
+        ).json()
+        subscription = await api.post(
+            "/subscriptions",
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "Managed services", "unit_price": "900.00"}],
+                "interval": "month",
+                "start_date": "2027-01-31",
+                "anchor_day": 31,
+            },
+        )
+        assert subscription.status_code == 201, subscription.text
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await sign_in(page, base, admin)
+        await page.get_by_role("heading", name="Needs a person now").wait_for()
+
+        # Users: an admin creates a finance user, who can then sign in.
+        await page.get_by_role("link", name="Users").click()
+        newcomer = f"newcomer-{uuid.uuid4().hex[:6]}@firm.example.com"
+        await page.fill("#u-email", newcomer)
+        await page.select_option("#u-role", "finance")
+        await page.fill("#u-password", PASSWORD)
+        await page.get_by_role("button", name="Create user").click()
+        assert f"Created {newcomer}." in await flash(page)
+        await audit(page, "users")
+
+        # Rules: invalid YAML is refused with the API's message; valid YAML replaces the rules.
+        await page.goto(f"{base}/app/rules")
+        await page.fill("#rules-yaml", "rules:\n  - name: broken\n    steps: []\n")
+        await page.get_by_role("button", name="Save rules").click()
+        assert "Not saved:" in await flash(page)
+        good = (
+            'rules:\n  - name: huge\n    match: {min_amount: "90000.00"}\n    steps:\n'
+            "      - {approvers: [cfo@firm.example.com]}\n"
+        )
+        await page.fill("#rules-yaml", good)
+        await page.get_by_role("button", name="Save rules").click()
+        assert "1 approval rule(s) saved." in await flash(page)
+        assert [r["name"] for r in (await api.get("/approval-rules")).json()] == ["huge"]
+        await audit(page, "rules")
+
+        # A project's milestone billed by hand.
+        await page.goto(f"{base}/app/projects")
+        await page.get_by_role("link", name="Data platform").first.click()
+        await audit(page, "project")
+        await page.fill("#ref-m1", "accepted in the steering meeting")
+        await page.get_by_role("button", name="Done: bill it (Pilot)").click()
+        assert "Milestone m1 done" in await flash(page)
+
+        async def billed() -> bool:
+            body = (await api.get(f"/projects/{project['id']}")).json()
+            return body["billed"] in ("1200.00", "1200")
+
+        await eventually(billed, what="the milestone billed")
+
+        # A subscription paused and resumed.
+        await page.goto(f"{base}/app/subscriptions")
+        await audit(page, "subscriptions")
+        row = page.get_by_role("row", name=re.compile(customer["name"]))
+        await row.get_by_role("button", name="Pause").click()
+        assert "Paused." in await flash(page)
+        sub = (await api.get(f"/subscriptions/{subscription.json()['id']}")).json()
+        assert sub["status"] == "paused"
+        await (
+            page.get_by_role("row", name=re.compile(customer["name"]))
+            .get_by_role("button", name="Resume")
+            .click()
+        )
+        assert "Resumed." in await flash(page)
+
+        # Their own API token: shown once, works, revoked.
+        await page.goto(f"{base}/app/tokens")
+        await page.fill("#t-name", "reporting")
+        await page.select_option("#t-role", "viewer")
+        await page.get_by_role("button", name="Create token").click()
+        secret = (await page.locator("#new-token").text_content() or "").strip()
+        assert secret.startswith("ifk_")
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}) as script:
+            assert (await script.get("/customers")).status_code == 200
+            assert (await script.post("/customers", json=customer_body())).status_code == 403
+            await page.goto(f"{base}/app/tokens")
+            assert secret not in await page.content()
+            await page.get_by_role("button", name="Revoke token reporting").click()
+            assert "Token revoked." in await flash(page)
+            assert (await script.get("/customers")).status_code == 401
+        await browser.close()
