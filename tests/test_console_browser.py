@@ -140,9 +140,18 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         )
         assert await status_of(page) == "partially paid"
 
-        await page.get_by_role(
-            "button", name="Record payment"
-        ).click()  # the amount is prefilled: what is due
+        # A dispute: dunning held (the list's "on hold" filter finds it), then released.
+        await page.fill("#hold-reason", "Client disputes two hours")
+        await page.get_by_role("button", name="Hold", exact=True).click()
+        assert "Dunning is on hold for this invoice." in await flash(page)
+        await page.goto(f"{base}/app/invoices?held=yes")
+        await page.get_by_role("row", name=re.compile(name)).get_by_role("link").click()
+        await page.fill("#release-reason", "agreed with the client")
+        await page.get_by_role("button", name="Release hold").click()
+        assert "The hold is released" in await flash(page)
+
+        # The amount is prefilled with what is due.
+        await page.get_by_role("button", name="Record payment").click()
         assert "now paid, 0.00 due" in await flash(page)
         assert await status_of(page) == "paid"
         timeline = await page.locator("#timeline").text_content() or ""
@@ -378,3 +387,71 @@ async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) 
             assert "Token revoked." in await flash(page)
             assert (await script.get("/customers")).status_code == 401
         await browser.close()
+
+
+async def test_a_failed_sync_is_retried_from_the_console(served_api, temporal_env) -> None:  # type: ignore[no-untyped-def]
+    """The Xero stand-in refuses an unknown revenue account; once it exists, Retry syncs it, once."""
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.async_api import async_playwright
+
+    from accounting.tokens import TokenGrant, save_connection, token_cipher
+    from standins.accounting.xero import PREFIX, TOKEN_PATH, XeroState, create_xero_app
+    from standins.server import serve
+
+    axe_script()
+    state = XeroState(tenant_id=f"tenant-{uuid.uuid4().hex[:8]}", tokens={"xero-token"})
+    xero_app, _ = create_xero_app(state)
+    with serve(xero_app) as xero:
+        served: Settings = served_api(
+            accounting_provider="xero",
+            xero_base_url=xero.base_url + PREFIX,
+            xero_token_url=xero.base_url + TOKEN_PATH,
+            xero_tenant_id=state.tenant_id,
+            xero_client_id="xero-client",
+            xero_client_secret="xero-secret",
+            accounting_tax_codes="0=NONE",
+            accounting_timeout_s=5.0,
+            accounting_sales_account="4711",
+        )
+        state.oauth.add_refresh_token("rt-1")
+        save_connection(
+            served.require_database_url(),
+            token_cipher(served),
+            "xero",
+            state.tenant_id,
+            TokenGrant("xero-token", "rt-1", datetime.now(UTC) + timedelta(hours=1)),
+        )
+        base, finance, client = served.public_url, user(served, "finance"), temporal_env.client
+        async with build_worker(client, served), api_client(served, client) as api, async_playwright() as pw:
+            customer = (await api.post("/customers", json=customer_body())).json()
+            invoice = (
+                await api.post(
+                    "/invoices",
+                    json={
+                        "customer_id": customer["id"],
+                        "lines": [{"description": "Support", "unit_price": "500.00"}],
+                    },
+                )
+            ).json()
+
+            async def accounting(wanted: str) -> bool:
+                body = (await api.get(f"/invoices/{invoice['id']}")).json()
+                return bool(body["accounting"]) and body["accounting"]["status"] == wanted
+
+            await eventually(lambda: accounting("sync_failed"), what="sync failed")
+            number = (await api.get(f"/invoices/{invoice['id']}")).json()["number"]
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+            await sign_in(page, base, finance)
+            await page.get_by_role("heading", name="Needs a person now").wait_for()
+            await page.goto(f"{base}/app/accounting")
+            failed = page.locator("#failed").get_by_role("row", name=re.compile(number))
+            assert "4711" in (await failed.text_content() or "")
+            await audit(page, "accounting-failed")
+            state.add_account("4711", "Consulting revenue", "REVENUE")
+            await failed.get_by_role("button", name=re.compile("Retry")).click()
+            assert "The accounting sync runs again." in await flash(page)
+            await eventually(lambda: accounting("synced"), what="synced after the retry")
+            assert sum(1 for i in state.invoices.values() if i.get("InvoiceNumber") == number) == 1
+            await browser.close()

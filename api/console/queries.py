@@ -41,6 +41,7 @@ class InvoiceFilters:
     due_before: str = ""
     min_amount: str = ""
     max_amount: str = ""
+    held: str = ""
     sort: str = "created"
     order: str = "desc"
     page: int = 1
@@ -64,6 +65,7 @@ class InvoiceFilters:
                 )
             }
         )
+        f.held = "yes" if params.get("held") == "yes" else ""
         f.sort = params.get("sort", "created") if params.get("sort") in SORTS else "created"
         f.order = "asc" if params.get("order") == "asc" else "desc"
         try:
@@ -138,6 +140,8 @@ def _filtered(f: InvoiceFilters) -> Select[Any]:
         stmt = stmt.where(Invoice.due_date >= date.fromisoformat(f.due_after))
     if f.due_before:
         stmt = stmt.where(Invoice.due_date <= date.fromisoformat(f.due_before))
+    if f.held:
+        stmt = stmt.where(Invoice.id.in_(select(Invoice.id).where(_held())))
     if f.min_amount:
         stmt = stmt.where(Invoice.total >= Decimal(f.min_amount))
     if f.max_amount:
@@ -206,18 +210,21 @@ def recent_deliveries(session: Session, limit: int = 30) -> list[WebhookEvent]:
     return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.received_at.desc()).limit(limit)))
 
 
-def held_invoices(session: Session, now: datetime | None = None) -> list[Invoice]:
+def _held(now: datetime | None = None):  # type: ignore[no-untyped-def]
+    """Receivable invoices with an active dunning hold of their own or of their customer."""
     now = now or datetime.now(UTC)
     active = and_(
         DunningHold.released_at.is_(None), or_(DunningHold.resume_at.is_(None), DunningHold.resume_at > now)
     )
     held_customers = select(DunningHold.customer_id).where(active, DunningHold.customer_id.is_not(None))
     held_ids = select(DunningHold.invoice_id).where(active, DunningHold.invoice_id.is_not(None))
-    stmt = select(Invoice).where(
-        Invoice.status.in_(RECEIVABLE),
-        or_(Invoice.id.in_(held_ids), Invoice.customer_id.in_(held_customers)),
+    return and_(
+        Invoice.status.in_(RECEIVABLE), or_(Invoice.id.in_(held_ids), Invoice.customer_id.in_(held_customers))
     )
-    return list(session.scalars(stmt.order_by(Invoice.due_date).limit(200)))
+
+
+def held_invoices(session: Session, now: datetime | None = None) -> list[Invoice]:
+    return list(session.scalars(select(Invoice).where(_held(now)).order_by(Invoice.due_date).limit(200)))
 
 
 @dataclass
