@@ -60,6 +60,7 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     _pg: object | None = None
     database_url: str = ""
+    console_login: str = "sign in with a console user (`invoiceflow users list`)"
 
     # ------------------------------------------------------------------ start
 
@@ -71,7 +72,7 @@ class DevStack:
         self._migrate()
         from invoiceflow.users_cli import ensure_first_admin
 
-        ensure_first_admin(self.settings, self.database_url, self.say)
+        self.console_login = ensure_first_admin(self.settings, self.database_url)
         self._start_temporal(timeout_s)
         if not self.settings.smtp_host:
             self._spawn(

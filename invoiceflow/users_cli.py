@@ -141,22 +141,24 @@ def token_revoke(token_id: uuid.UUID) -> None:
     typer.echo(f"revoked {token_id}")
 
 
-def ensure_first_admin(settings: Settings, database_url: str, say: Callable[[str], None]) -> None:
+def ensure_first_admin(settings: Settings, database_url: str) -> str:
     """For `invoiceflow dev`: when no user exists, create the admin of INVOICEFLOW_ADMIN_EMAIL /
-    INVOICEFLOW_ADMIN_PASSWORD, or one with a generated password printed this once."""
+    INVOICEFLOW_ADMIN_PASSWORD, or one with a generated password. Returns how to sign in (the generated
+    password only this once)."""
     from persistence import users
     from persistence.db import session_scope
 
     with session_scope(database_url) as session:
-        if users.list_users(session):
-            return
+        existing = users.list_users(session)
+        if existing:
+            admins = [u.email for u in existing if u.role == "admin" and not u.disabled]
+            who = f"e.g. {admins[0]}" if admins else "`invoiceflow users create EMAIL --role admin`"
+            return f"sign in with a console user ({who}; `invoiceflow users list`)"
         email = settings.admin_email or "admin@invoiceflow.localhost"
         password = settings.admin_password or users.generate_password()
         users.create_user(session, email, "admin", password, actor="invoiceflow dev")
     if settings.admin_password:
-        say(f"created the first console admin {email} (password: INVOICEFLOW_ADMIN_PASSWORD)")
-    else:
-        say(
-            f"created the first console admin {email} with the password {password} (shown once; "
-            f"change it with `invoiceflow users reset-password {email}`)"
-        )
+        return f"sign in as {email} with INVOICEFLOW_ADMIN_PASSWORD"
+    return (
+        f"sign in as {email} / {password} (generated, shown once: `invoiceflow users reset-password {email}`)"
+    )

@@ -182,3 +182,46 @@ async def test_api_tokens_roles_and_who_did_it(make_settings, temporal_env) -> N
     with session_scope(settings.require_database_url()) as session:
         actions = set(session.scalars(select(UserAuditEvent.action).where(UserAuditEvent.subject == viewer)))
     assert {"user.created", "token.created", "token.revoked"} <= actions
+
+
+def test_users_and_tokens_from_the_command_line(make_settings) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    settings = make_settings()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
+    env["INVOICEFLOW_DATABASE_URL"] = settings.require_database_url()
+    email = f"cli-{uuid.uuid4().hex[:6]}@firm.example.com"
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoiceflow.cli", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert cli("users", "create", email, "--role", "viewer", stdin="short\n").returncode == 1  # too short
+    made = cli("users", "create", email, "--role", "viewer", stdin=f"{PASSWORD}\n")
+    assert made.returncode == 0 and f"created {email} (viewer)" in made.stdout
+    assert PASSWORD not in made.stdout + made.stderr
+    assert cli("users", "create", email, stdin=f"{PASSWORD}\n").returncode == 1  # exists already
+    assert cli("users", "set-role", email, "auditor").returncode == 1
+    assert cli("users", "set-role", email, "finance").returncode == 0
+    token = cli("tokens", "create", email, "--name", "bank import")
+    assert token.returncode == 0 and token.stdout.strip().startswith("ifk_")
+    with session_scope(settings.require_database_url()) as session:
+        assert users.principal_for_token(session, token.stdout.strip()) == users.Principal(
+            email=email, role="finance", user_id=users.require_user(session, email).id
+        )
+        assert users.verify_password(session, email, PASSWORD) is not None
+    assert cli("users", "reset-password", email, stdin="another long password\n").returncode == 0
+    assert cli("users", "disable", email).returncode == 0
+    listed = cli("users", "list").stdout
+    assert f"{email}\tfinance\tdisabled" in listed
+    with session_scope(settings.require_database_url()) as session:
+        assert users.verify_password(session, email, "another long password") is None  # disabled
+        assert users.principal_for_token(session, token.stdout.strip()) is None  # with its user

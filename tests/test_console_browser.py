@@ -104,6 +104,10 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         await page.fill("#quantity0", "10")
         await page.fill("#unit_price0", "150.00")
         await page.fill("#tax_rate0", "19")
+        await page.get_by_role("button", name="Preview totals and approval").click()
+        assert await page.locator("#preview-total").text_content() == "1,785.00 EUR"
+        assert "none: it goes out at once" in (await page.locator("#preview-chain").text_content() or "")
+        assert await page.input_value("#unit_price0") == "150.00"  # the form as it was filled in
         await page.get_by_role("button", name="Create and send").click()
         assert "Invoice created (1785.00 EUR)" in await flash(page)
         invoice_id = page.url.rsplit("/", 1)[1]
@@ -355,6 +359,26 @@ async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) 
             return body["billed"] in ("1200.00", "1200")
 
         await eventually(billed, what="the milestone billed")
+
+        # The customer: edited with the API's validation, then its dunning held and released.
+        await page.goto(f"{base}/app/customers")
+        await page.get_by_role("link", name=customer["name"]).click()
+        await page.fill("#e-emails", "not an email")
+        await page.get_by_role("button", name="Save").click()
+        assert "Not done:" in await flash(page) and "email" in await flash(page)
+        await page.fill("#e-emails", "ap@renamed.example.com, cfo@renamed.example.com")
+        await page.get_by_role("button", name="Save").click()
+        assert "Saved." in await flash(page)
+        stored = (await api.get(f"/customers/{customer['id']}")).json()
+        assert stored["emails"] == ["ap@renamed.example.com", "cfo@renamed.example.com"]
+        await page.fill("#ch-reason", "Contract renegotiation")
+        await page.get_by_role("button", name="Hold customer").click()
+        assert "Dunning is on hold for this customer" in await flash(page)
+        assert "on hold since" in (await page.locator("#customer-hold").text_content() or "")
+        await audit(page, "customer")
+        await page.get_by_role("button", name="Release").click()
+        assert "Released: reminders resume" in await flash(page)
+        assert (await page.locator("#customer-hold").text_content() or "").strip() == "running"
 
         # A subscription paused and resumed.
         await page.goto(f"{base}/app/subscriptions")

@@ -284,6 +284,8 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         output = stop(process)
     assert "invoiceflow is running" in output
+    assert f"Console        {api}/app  (sign in as {ADMIN_EMAIL} with INVOICEFLOW_ADMIN_PASSWORD)" in output
+    assert ADMIN_PASSWORD not in output
     assert not postgres_running(data_dir)
 
     # Second start: same data dir, same data; this time syncing to the Xero stand-in (`--accounting xero`):

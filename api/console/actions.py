@@ -31,6 +31,7 @@ from api.schemas import (
     CancelCreate,
     CreditNoteCreate,
     CustomerCreate,
+    CustomerUpdate,
     InvoiceCreate,
     PauseCreate,
     PaymentCreate,
@@ -104,6 +105,16 @@ class Actions:
                 idempotency_key=key,
             )
         )
+
+    async def dry_run(self, customer_id: uuid.UUID, total: Any, currency: str) -> Any:
+        body = build(
+            approval_rules.DryRunCreate,
+            customer_id=customer_id,
+            total=str(total),
+            currency=currency,
+            source="api",
+        )
+        return await _call(approval_rules.dry_run(body=body, db=self.db, _=self.actor))
 
     async def record_payment(self, invoice_id: uuid.UUID, body: PaymentCreate, key: str) -> Any:
         return await _call(
@@ -288,4 +299,33 @@ class MoreActions(Actions):
             raise ActionRefused(str(exc)) from None
         return await self.db.run(
             lambda s: [approval_rules.rule_out(row) for row in rules_repo.replace_all(s, parsed)]
+        )
+
+
+class CustomerActions(Actions):
+    """A customer's edits and dunning holds: the same route functions as the JSON API."""
+
+    async def update_customer(self, customer_id: uuid.UUID, changes: dict[str, Any]) -> Any:
+        body = build(CustomerUpdate, **changes)
+        return await _call(
+            customers.update_customer(customer_id=customer_id, body=body, db=self.db, _=self.actor)
+        )
+
+    async def hold_customer(self, customer_id: uuid.UUID, reason: str, resume_on: str | None) -> Any:
+        body = build(dunning.HoldCreate, reason=reason, resume_on=resume_on or None)
+        return await _call(
+            dunning.hold_customer(
+                customer_id=customer_id, body=body, db=self.db, temporal=self.temporal, operator=self.actor
+            )
+        )
+
+    async def release_customer(self, customer_id: uuid.UUID, reason: str) -> Any:
+        return await _call(
+            dunning.release_customer(
+                customer_id=customer_id,
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                body=build(dunning.ReleaseCreate, reason=reason),
+            )
         )

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from api.console import queries
 from api.console.actions import ActionRefused, Actions, build
-from api.console.auth import guard, redirect
+from api.console.auth import guard, page, redirect
 from api.schemas import CreditNoteCreate, CustomerCreate, InvoiceCreate, PaymentCreate, RefundCreate
+from billing.errors import MoneyError
+from billing.totals import compute_totals, parse_lines
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
@@ -124,6 +127,41 @@ def _lines(form: FormData) -> list[dict[str, str]]:
             }
         )
     return lines
+
+
+@router.post("/invoices/preview")
+async def preview_invoice(request: Request) -> Response:
+    """The totals (by the billing rules) and the approval chain the invoice would get (the dry run of
+    ``POST /approval-rules/dry-run``), with the form as it was filled in; nothing is saved."""
+    who, form = await guard(request, "finance")
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    customers = await request.app.state.db.run(lambda s: queries.customers(s))
+    preview: dict[str, object] = {}
+    try:
+        customer = next((c for c in customers if str(c.id) == _text(form, "customer_id", 40)), None)
+        if customer is None:
+            raise ActionRefused("customer: pick one")
+        lines = _lines(form)
+        try:
+            totals = compute_totals(parse_lines(lines), customer.currency)
+        except MoneyError as exc:
+            raise ActionRefused(str(exc)) from None
+        chain = await Actions(request, who.principal.actor).dry_run(
+            customer.id, totals.total, customer.currency
+        )
+        preview = {"totals": totals, "chain": chain}
+    except ActionRefused as refused:
+        preview = {"error": refused.message}
+    count = max(3, len(_lines(form)))
+    return page(
+        request,
+        "invoice_new.html",
+        customers=customers,
+        selected=values.get("customer_id", ""),
+        lines=count,
+        values=values,
+        preview=preview,
+    )
 
 
 @router.post("/invoices")

@@ -133,7 +133,9 @@ async def invoice_csv(request: Request, who: User) -> Response:
 @router.get("/invoices/new")
 async def new_invoice(request: Request, who: User, customer_id: str = "") -> Response:
     customers = await _db(request).run(lambda s: queries.customers(s))
-    return page(request, "invoice_new.html", customers=customers, selected=customer_id, lines=3)
+    return page(
+        request, "invoice_new.html", customers=customers, selected=customer_id, lines=3, values={}, preview={}
+    )
 
 
 @router.get("/invoices/{invoice_id}")
