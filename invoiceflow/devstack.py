@@ -239,6 +239,7 @@ class DevStack:
         h = self.host
         lines = [
             "invoiceflow is running:",
+            f"  Console        http://{h}:{self.ports.api}/app  ({self.console_login})",
             f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
             f'  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus="open")',
             f"  Temporal gRPC  {h}:{self.ports.temporal}",

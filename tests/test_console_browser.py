@@ -478,4 +478,13 @@ async def test_a_failed_sync_is_retried_from_the_console(served_api, temporal_en
             assert "The accounting sync runs again." in await flash(page)
             await eventually(lambda: accounting("synced"), what="synced after the retry")
             assert sum(1 for i in state.invoices.values() if i.get("InvoiceNumber") == number) == 1
+            # The connection's state, and a reconcile run: the books agree with us.
+            await page.goto(f"{base}/app/accounting")
+            connected = page.locator("p", has_text=f"Connected: xero organisation {state.tenant_id}")
+            assert await connected.count() == 1
+            await page.get_by_role("button", name="Run reconcile").click()
+            await page.locator("#differences").wait_for()
+            assert number not in (await page.locator("#differences").text_content() or "")
+            assert "The books agree" in (await page.locator("#differences").text_content() or "")
+            await audit(page, "accounting-reconciled", phone_too=False)
             await browser.close()

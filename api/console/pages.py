@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.console import queries
 from api.console.auth import Current, current, page
+from api.routes import accounting as accounting_routes
 from api.routes import approval_pages, dunning, invoices, reports
 from core.settings import Settings
 from persistence.models import Customer
@@ -193,16 +194,27 @@ async def webhooks(request: Request, who: User) -> Response:
 
 
 @router.get("/accounting")
-async def accounting(request: Request, who: User) -> Response:
+async def accounting(request: Request, who: User, reconcile: str = "") -> Response:
     def tx(session: Session):  # type: ignore[no-untyped-def]
-        return queries.failed_syncs(session), queries.recent_syncs(session)
+        return queries.failed_syncs(session), queries.recent_syncs(session), queries.connections(session)
 
-    failed, recent = await _db(request).run(tx)
+    failed, recent, connections = await _db(request).run(tx)
+    differences, refused = None, ""
+    if reconcile == "run":  # read-only (it compares), so a GET; it reads one invoice per provider call
+        try:
+            differences = await accounting_routes.reconcile_invoices(
+                settings=_settings(request), _=who.principal.actor
+            )
+        except HTTPException as exc:
+            refused = str(exc.detail)
     return page(
         request,
         "accounting.html",
         failed=failed,
         recent=recent,
+        connections=connections,
+        differences=differences,
+        refused=refused,
         provider=_settings(request).accounting_provider,
         can_act=who.principal.can_act(),
     )

@@ -13,7 +13,15 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from persistence import webhook_inbox as inbox
-from persistence.models import AccountingSync, Customer, DunningHold, Invoice, Project, WebhookEvent
+from persistence.models import (
+    AccountingConnection,
+    AccountingSync,
+    Customer,
+    DunningHold,
+    Invoice,
+    Project,
+    WebhookEvent,
+)
 
 PAGE_SIZE = 25
 SORTS = {
@@ -252,3 +260,17 @@ def attention(session: Session) -> Attention:
         unmatched_webhooks=len(inbox.pending(session)),
         held=len(held_invoices(session)),
     )
+
+
+def connections(session: Session) -> list[dict[str, Any]]:
+    """The accounting organisations connected, without their tokens."""
+    rows = session.scalars(select(AccountingConnection).order_by(AccountingConnection.provider))
+    return [
+        {
+            "provider": r.provider,
+            "tenant_id": r.tenant_id,
+            "expires_at": r.expires_at,
+            "refreshed_at": r.refreshed_at,
+        }
+        for r in rows
+    ]
