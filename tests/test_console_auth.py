@@ -225,3 +225,33 @@ def test_users_and_tokens_from_the_command_line(make_settings) -> None:  # type:
     with session_scope(settings.require_database_url()) as session:
         assert users.verify_password(session, email, "another long password") is None  # disabled
         assert users.principal_for_token(session, token.stdout.strip()) is None  # with its user
+
+
+async def test_no_open_redirects(make_settings, temporal_env) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(temporal_env.client)
+    email = make_user(settings, "finance")
+    async with browser(settings, temporal_env.client) as client:
+        form = await client.get("/app/login")
+        answer = await client.post(
+            "/app/login",
+            data={
+                "email": email,
+                "password": PASSWORD,
+                "csrf_token": csrf_of(form.text),
+                "next": "//evil.example",
+            },
+        )
+        assert answer.headers["location"] == "/app"
+        token = csrf_of((await client.get("/app")).text)
+        missing = uuid.uuid4()
+        for back in ("https://evil.example/x", "//evil.example", "/app/\\evil"):
+            refused = await client.post(
+                f"/app/invoices/{missing}/approve", data={"csrf_token": token, "back": back}
+            )
+            assert refused.status_code == 303 and refused.headers["location"] == f"/app/invoices/{missing}"
+        inbox = await client.post(
+            f"/app/invoices/{missing}/approve", data={"csrf_token": token, "back": "/app/approvals"}
+        )
+        assert inbox.headers["location"] == "/app/approvals"
+        shown = await client.get("/app/approvals")
+        assert f"invoice {missing} does not exist" in shown.text  # the refusal, in the route's words

@@ -30,10 +30,16 @@ def _key(form: FormData) -> str:
     return _text(form, "idempotency_key", 200) or str(uuid.uuid4())
 
 
+def _back(form: FormData, default: str) -> str:
+    """Where a form asked to return (the inbox, the accounting page): only a console path."""
+    value = _text(form, "back", 300)
+    return value if value.startswith("/app/") and "//" not in value and "\\" not in value else default
+
+
 async def _invoice_action(request: Request, invoice_id: uuid.UUID, action: str) -> Response:
     who, form = await guard(request, "finance")
     act = Actions(request, who.principal.actor)
-    back = f"/app/invoices/{invoice_id}"
+    back = _back(form, f"/app/invoices/{invoice_id}")
     try:
         if action == "payment":
             body = build(
@@ -102,8 +108,8 @@ async def _invoice_action(request: Request, invoice_id: uuid.UUID, action: str) 
         else:
             return redirect(request, back, ("error", f"unknown action {action!r}"))
     except ActionRefused as refused:
-        return redirect(request, _text(form, "back", 300) or back, ("error", f"Not done: {refused.message}"))
-    return redirect(request, _text(form, "back", 300) or back, ("ok", done))
+        return redirect(request, back, ("error", f"Not done: {refused.message}"))
+    return redirect(request, back, ("ok", done))
 
 
 @router.post("/invoices/{invoice_id}/{action}")
