@@ -395,6 +395,31 @@ async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) 
         )
         assert "Resumed." in await flash(page)
 
+        # An estimate the client accepted by phone: accepted here, it becomes an invoice.
+        from datetime import date, timedelta
+
+        estimate = await api.post(
+            "/estimates",
+            json={
+                "customer_id": customer["id"],
+                "lines": [{"description": "Security audit", "unit_price": "3000.00"}],
+                "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+            },
+        )
+        assert estimate.status_code == 201, estimate.text
+        await page.goto(f"{base}/app/estimates")
+        await page.get_by_role("link", name=estimate.json()["number"]).click()
+        await audit(page, "estimate")
+        await page.fill("#conv-note", "accepted on the phone")
+        await page.get_by_role("button", name="Accept and invoice").click()
+        assert "Accepted on the client's behalf" in await flash(page)
+
+        async def converted() -> bool:
+            body = (await api.get(f"/estimates/{estimate.json()['id']}")).json()
+            return body["status"] == "accepted" and body["invoice_id"] is not None
+
+        await eventually(converted, what="the estimate converted")
+
         # Their own API token: shown once, works, revoked.
         await page.goto(f"{base}/app/tokens")
         await page.fill("#t-name", "reporting")

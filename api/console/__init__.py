@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import admin_pages, auth, customer_pages, forms, pages, tokens
+from api.console import admin_pages, auth, customer_pages, estimate_pages, forms, pages, tokens
 from api.console.rendering import STATIC
 
 
@@ -19,6 +19,7 @@ def install(app: FastAPI) -> None:
     app.include_router(forms.router)
     app.include_router(admin_pages.router)
     app.include_router(customer_pages.router)
+    app.include_router(estimate_pages.router)
 
     @app.exception_handler(auth.LoginRequired)
     async def _login(request: Request, exc: auth.LoginRequired) -> Response:

@@ -20,6 +20,7 @@ from api.routes import (
     credit_notes,
     customers,
     dunning,
+    estimates,
     invoices,
     projects,
     refunds,
@@ -327,5 +328,18 @@ class CustomerActions(Actions):
                 temporal=self.temporal,
                 operator=self.actor,
                 body=build(dunning.ReleaseCreate, reason=reason),
+            )
+        )
+
+
+class EstimateActions(Actions):
+    async def convert_estimate(self, estimate_id: uuid.UUID, note: str) -> Any:
+        return await _call(
+            estimates.convert_estimate(
+                estimate_id=estimate_id,
+                body=build(estimates.ConvertCreate, note=note),
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
             )
         )
