@@ -9,15 +9,22 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.settings import Settings
+from persistence import users
+from persistence.db import session_scope
+from tests.support import eventually
+
 ROOT = Path(__file__).resolve().parent.parent
 AXE_CACHE = ROOT / ".test-cache" / "axe-core"
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 AXE_VERSION = "4"
+PASSWORD = "a long console password"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -74,3 +81,33 @@ async def audit(page: Any, name: str, *, phone_too: bool = True) -> None:
         assert not bad, f"{name} ({label}): {json.dumps(bad, indent=1)[:3000]}"
         await page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
     await page.set_viewport_size(DESKTOP)
+
+
+def user(settings: Settings, role: str) -> str:
+    email = f"{role}-{uuid.uuid4().hex[:6]}@firm.example.com"
+    with session_scope(settings.require_database_url()) as session:
+        users.create_user(session, email, role, PASSWORD, actor="test")
+    return email
+
+
+async def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{base}/app")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def flash(page: Any) -> str:
+    return (await page.locator(".flash").first.text_content() or "").strip()
+
+
+async def status_of(page: Any) -> str:
+    return (await page.locator("#status").text_content() or "").strip()
+
+
+async def until_status(page: Any, wanted: str) -> None:
+    async def probe() -> bool:
+        await page.reload()
+        return await status_of(page) == wanted
+
+    await eventually(probe, what=f"status {wanted}")
