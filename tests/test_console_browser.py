@@ -58,10 +58,18 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         await page.goto(f"{base}/app/invoices")
         assert "/app/login" in page.url
         await audit(page, "login")
-        await page.fill("#email", finance)
-        await page.fill("#password", PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        # By keyboard alone, with a visible focus ring: the email field has focus, Tab, Enter.
+        assert await page.evaluate("document.activeElement.id") == "email"
+        await page.keyboard.type(finance)
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.id") == "password"
+        outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("", "none"), outline
+        await page.keyboard.type(PASSWORD)
+        await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="Invoices").wait_for()  # back where it was going
+        await page.keyboard.press("Tab")  # the first stop on every page: skip to the content
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
         await page.goto(f"{base}/app")
         await page.get_by_role("heading", name="Needs a person now").wait_for()
         await audit(page, "home-empty", phone_too=False)
