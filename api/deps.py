@@ -1,20 +1,20 @@
-"""FastAPI dependencies: settings, database, Temporal client, operator authentication."""
+"""FastAPI dependencies: settings, database, Temporal client, operator authentication and roles."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from api.auth import authenticate, authorize
 from core.settings import Settings
 from services.db import Db
 
 T = TypeVar("T")
 
-_bearer = HTTPBearer(auto_error=False, description="INVOICEFLOW_API_TOKEN")
+_bearer = HTTPBearer(auto_error=False, description="INVOICEFLOW_API_TOKEN or a user's API token")
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,14 +28,12 @@ def get_temporal(request: Request) -> Client:
 def require_operator(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
-    expected: str = request.app.state.settings.api_token
-    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong bearer token (Authorization: Bearer <INVOICEFLOW_API_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return "operator"
+    """The caller's actor string for the timeline ("operator" for INVOICEFLOW_API_TOKEN, else
+    ``email (role)``), after checking that their role may make this request (see ``api.auth``)."""
+    principal = authenticate(request, credentials)
+    authorize(request, principal)
+    request.state.principal = principal
+    return principal.actor
 
 
 def get_db(request: Request) -> Db:

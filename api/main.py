@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api import errors
+from api import console, errors
 from api.routes import (
     accounting,
     approval_pages,
@@ -86,4 +86,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(stripe.router)
     app.include_router(books_webhooks.router)
     app.include_router(books_differences.router)
+    console.install(app)
     return app

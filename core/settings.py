@@ -45,6 +45,26 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET
     api_token: str = DEFAULT_API_TOKEN
 
+    # The operator console (/app): users sign in; sessions are signed with secret_key.
+    session_idle_minutes: int = Field(
+        default=30, ge=1, description="A console session without a request for this long signs out."
+    )
+    session_max_hours: int = Field(default=12, ge=1, description="A console session ends after this long.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account within 15 minutes before it is throttled."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins per client address within 15 minutes before throttling.",
+    )
+    admin_email: str | None = Field(
+        default=None, description="`invoiceflow dev` creates this first admin user when no user exists."
+    )
+    admin_password: str | None = Field(
+        default=None, description="Its password; unset: `invoiceflow dev` generates one and prints it once."
+    )
+
     template_dir: Path | None = Field(
         default=None, description="Folder with invoice.html and email templates; unset: built-in ones."
     )

@@ -14,6 +14,16 @@ from core.settings import get_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
+def _add_user_commands() -> None:
+    from invoiceflow.users_cli import tokens_app, users_app
+
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
+
+
+_add_user_commands()
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -61,6 +61,7 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     _pg: object | None = None
     database_url: str = ""
+    console_login: str = "sign in with a console user (`invoiceflow users list`)"
 
     # ------------------------------------------------------------------ start
 
@@ -70,6 +71,9 @@ class DevStack:
         self._check_ports()
         self.database_url = self.settings.database_url or self._start_postgres()
         self._migrate()
+        from invoiceflow.users_cli import ensure_first_admin
+
+        self.console_login = ensure_first_admin(self.settings, self.database_url)
         self._start_temporal(timeout_s)
         if not self.settings.smtp_host:
             self._spawn(
@@ -272,6 +276,7 @@ class DevStack:
         h = self.host
         lines = [
             "invoiceflow is running:",
+            f"  Console        http://{h}:{self.ports.api}/app  ({self.console_login})",
             f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
             f'  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus="open")',
             f"  Temporal gRPC  {h}:{self.ports.temporal}",

@@ -73,6 +73,7 @@ class NewInvoice:
     # E-invoice data: per line {unit, tax_category, tax_exemption_reason}; invoice references and period.
     line_extras: list[dict[str, Any]] | None = None
     references: dict[str, Any] | None = None
+    actor: str | None = None  # who created it (a user's "email (role)"); unset: the source
 
 
 def create_invoice(session: Session, new: NewInvoice) -> Invoice:
@@ -116,7 +117,7 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
     data = {"total": str(totals.total)}
     if new.subscription_cycle is not None:
         data |= {"subscription_id": str(new.subscription_id), "cycle": str(new.subscription_cycle)}
-    add_event(session, invoice.id, "created", actor=new.source, data=data)
+    add_event(session, invoice.id, "created", actor=new.actor or new.source, data=data)
     return invoice
 
 

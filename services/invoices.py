@@ -64,6 +64,7 @@ class InvoiceDraft:
     reminder_offsets: list[int] | None = None
     dunning_policy: str | None = None
     source: str = "api"
+    actor: str | None = None  # the user who asked ("email (role)"); unset: the source
     line_extras: list[dict[str, Any]] | None = None  # e-invoice data per line (unit, VAT category, ...)
     references: dict[str, Any] | None = None  # purchase order, contract, project, invoicing period
 
@@ -125,6 +126,7 @@ async def create_invoice(
                 source=draft.source,
                 reminder_offsets=draft.reminder_offsets,
                 dunning_policy=draft.dunning_policy,
+                actor=draft.actor,
                 line_extras=draft.line_extras,
                 references=draft.references,
             ),

@@ -26,6 +26,7 @@ from invoiceflow.demo import DEV_WEBHOOK_SECRET
 from standins.webhooks import stripe_event, stripe_payment_objects
 
 TOKEN = "stack-token"
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@stack.example.com", "stack admin password"
 
 
 def free_port() -> int:
@@ -37,6 +38,8 @@ def free_port() -> int:
 def start(data_dir: Path, ports: dict[str, int], extra: list[str] | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
     env["INVOICEFLOW_API_TOKEN"] = TOKEN
+    env["INVOICEFLOW_ADMIN_EMAIL"] = ADMIN_EMAIL
+    env["INVOICEFLOW_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     args = [sys.executable, "-m", "invoiceflow.cli", "dev", "--data-dir", str(data_dir)]
     for flag, port in ports.items():
         args += [f"--{flag}", str(port)]
@@ -146,7 +149,10 @@ def paid_by_stripe(
         page.goto(link)
         assert page.get_attribute("[data-status]", "data-status") == "paid"
         assert page.text_content("[data-amount-due]") == "0.00 EUR"
-        page.goto(f"{api}/reports/aging/page?token={TOKEN}")
+        page.goto(f"{api}/reports/aging/page")  # no session yet: the console's login form, then back
+        page.fill("#email", ADMIN_EMAIL)
+        page.fill("#password", ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
         page.get_by_role("heading", name="Receivables aging").wait_for()
         assert page.locator('figure.chart[data-currency="EUR"] svg rect').count() == len(BUCKETS)
         browser.close()
@@ -278,6 +284,8 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         output = stop(process)
     assert "invoiceflow is running" in output
+    assert f"Console        {api}/app  (sign in as {ADMIN_EMAIL} with INVOICEFLOW_ADMIN_PASSWORD)" in output
+    assert ADMIN_PASSWORD not in output
     assert not postgres_running(data_dir)
 
     # Second start: same data dir, same data; this time syncing to the Xero stand-in (`--accounting xero`):

@@ -29,6 +29,7 @@ from billing.money import format_money
 from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import Invoice
+from persistence.users import create_user
 from tests.support import api_client, customer_body, eventually
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
@@ -240,7 +241,7 @@ async def test_aging_buckets_per_currency_and_only_receivables(
         assert (await api.get("/reports/aging", params={"as_of": "25.11.2026"})).status_code == 422
         assert (await api.get("/reports/aging", headers={"Authorization": "Bearer nope"})).status_code == 401
 
-        # The page: bearer header or ?token=, nothing else; not cached; the numbers of the report.
+        # The page: bearer header or a console session, nothing else; not cached; the numbers of the report.
         page = await api.get("/reports/aging/page", params={"as_of": as_of.isoformat()})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert (
@@ -256,15 +257,15 @@ async def test_aging_buckets_per_currency_and_only_receivables(
         async with httpx.AsyncClient(
             transport=bare, base_url="http://invoiceflow.test"
         ) as anonymous:  # no header
-            assert (await anonymous.get("/reports/aging/page")).status_code == 401
-            assert (await anonymous.get("/reports/aging/page", params={"token": "wrong"})).status_code == 401
+            # No session: the login form, then back here; a token in the URL no longer opens it.
+            bounced = await anonymous.get("/reports/aging/page")
+            assert bounced.status_code == 303
+            assert bounced.headers["location"] == "/app/login?next=/reports/aging/page"
+            by_query = await anonymous.get("/reports/aging/page", params={"token": settings.api_token})
+            assert by_query.status_code == 303 and settings.api_token not in by_query.text
             assert (
                 await anonymous.get("/reports/aging", params={"token": settings.api_token})
             ).status_code == 401
-            query = {"token": settings.api_token, "as_of": as_of.isoformat()}
-            by_query = await anonymous.get("/reports/aging/page", params=query)
-            assert by_query.status_code == 200 and "1,350.49" in by_query.text
-            assert f'name="token" value="{settings.api_token}"' in by_query.text  # the form keeps it
 
 
 # ---------------------------------------------------------------- next actions through the API
@@ -442,7 +443,10 @@ async def test_aging_page_in_chromium_on_a_phone(
         report = (await api.get("/reports/aging", params={"as_of": as_of.isoformat()})).json()
         upcoming = (await api.get("/reports/next-actions")).json()["items"]
 
-    url = f"{served.public_url}/reports/aging/page?as_of={as_of.isoformat()}&token={served.api_token}"
+    url = f"{served.public_url}/reports/aging/page?as_of={as_of.isoformat()}"
+    email, password = f"aging-{uuid.uuid4().hex[:6]}@firm.example.com", "aging page password"
+    with session_scope(pg_url) as session:
+        create_user(session, email, "viewer", password, actor="test")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -459,7 +463,12 @@ async def test_aging_page_in_chromium_on_a_phone(
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
-        response = await page.goto(url)
+        await page.goto(url)  # no session: the console's login form, then back to the page
+        await page.fill("#email", email)
+        await page.fill("#password", password)
+        async with page.expect_navigation(url=re.compile(r"/reports/aging/page")) as navigation:
+            await page.get_by_role("button", name="Sign in").click()
+        response = await navigation.value
         assert response is not None and response.status == 200
         await page.get_by_role("heading", name="Receivables aging").wait_for()
         await page.screenshot(path=str(tmp_path / "aging-page.png"), full_page=True)

@@ -51,7 +51,7 @@ async def create_invoice(
     db: DbDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _: Operator,
+    operator: Operator,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> InvoiceOut:
     draft = InvoiceDraft(
@@ -73,6 +73,7 @@ async def create_invoice(
         notes=body.notes,
         reminder_offsets=body.reminder_offsets,
         dunning_policy=body.dunning_policy,
+        actor=None if operator == "operator" else operator,
         line_extras=line_extras(body),
         references={
             "purchase_order": body.purchase_order,
@@ -166,7 +167,7 @@ async def record_payment(
     response: Response,
     db: DbDep,
     temporal: TemporalDep,
-    _: Operator,
+    operator: Operator,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> PaymentResult:
     """Record a bank transfer or other payment. Send an ``Idempotency-Key`` (e.g. the bank reference) so
@@ -183,7 +184,7 @@ async def record_payment(
             reference=body.reference,
             currency=body.currency,
             received_at=body.received_at,
-            actor="api",
+            actor=operator,
         ),
     )
     if recorded.duplicate:
@@ -193,17 +194,17 @@ async def record_payment(
 
 @router.post("/{invoice_id}/void", response_model=InvoiceOut)
 async def void_invoice(
-    invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
-    await invoices.void(db, temporal, invoice_id, reason=body.reason, actor="api")
+    await invoices.void(db, temporal, invoice_id, reason=body.reason, actor=operator)
     return await load_invoice(db, invoice_id)
 
 
 @router.post("/{invoice_id}/uncollectible", response_model=InvoiceOut)
 async def mark_uncollectible(
-    invoice_id: uuid.UUID, body: UncollectibleCreate, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: UncollectibleCreate, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
-    await invoices.write_off(db, temporal, invoice_id, reason=body.reason, actor="api")
+    await invoices.write_off(db, temporal, invoice_id, reason=body.reason, actor=operator)
     return await load_invoice(db, invoice_id)
 
 
@@ -242,7 +243,7 @@ async def decide(
 
 @router.patch("/{invoice_id}", response_model=InvoiceOut)
 async def edit_draft(
-    invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, _: Operator
+    invoice_id: uuid.UUID, body: DraftEdit, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
     """Edit a rejected draft (lines, notes, due date). Every approval link issued before is superseded."""
     lines = None
@@ -254,7 +255,7 @@ async def edit_draft(
         lines=lines,
         notes=body.notes,
         due_date=body.due_date.isoformat() if body.due_date else None,
-        actor="api",
+        actor=operator,
     )
     await invoices.edit_draft(db, temporal, invoice_id, changes)
     return await load_invoice(db, invoice_id)

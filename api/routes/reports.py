@@ -8,10 +8,8 @@
 - ``GET /reports/aging/page``: both as one server-rendered page (inline SVG chart, no scripts, no
   external assets) for a phone or a desktop browser.
 
-Authentication: the operator bearer token (``Authorization: Bearer <INVOICEFLOW_API_TOKEN>``). A
-browser cannot send that header from the address bar, so the page alone also accepts it as
-``?token=<INVOICEFLOW_API_TOKEN>``. A token in a URL ends up in browser history and in access logs of
-any proxy in front of the API, so open such links only on devices and networks you trust; the page
+Authentication: a bearer token (``INVOICEFLOW_API_TOKEN`` or a user's API token), or for a browser the
+console session (``/app/login``); a browser without one is sent to the login form and back. The page
 answers with ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` and links nowhere else.
 
 The next action is recomputed from stored facts with the very functions the workflow's plan comes from
@@ -25,7 +23,6 @@ keeps a reminder back (holds are not read here).
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -290,27 +287,18 @@ async def next_actions(db: DbDep, settings: SettingsDep, _: Operator, hours: Hou
 
 # ---------------------------------------------------------------- page
 
-_page_bearer = HTTPBearer(auto_error=False, description="INVOICEFLOW_API_TOKEN (or ?token= on the page)")
+_page_bearer = HTTPBearer(auto_error=False, description="INVOICEFLOW_API_TOKEN or a user's API token")
 
 
 def require_operator_page(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_page_bearer)],
-    token: Annotated[
-        str | None, Query(description="The operator token, for a browser that cannot send the header.")
-    ] = None,
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_page_bearer)]
 ) -> str:
-    """The bearer header when sent (checked as everywhere else), else the ``token`` query parameter."""
-    if credentials is not None or token is None:
-        return require_operator(request, credentials)
-    expected: str = request.app.state.settings.api_token
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="wrong token (?token=<INVOICEFLOW_API_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return "operator"
+    """The bearer header when sent, else the console session; a browser without one signs in first."""
+    from api.console.auth import LoginRequired, session_principal
+
+    if credentials is None and session_principal(request) is None:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return require_operator(request, credentials)
 
 
 # SVG geometry in viewBox units; the viewBox is about a phone's card width, so text stays ~11px there.
@@ -430,8 +418,7 @@ async def aging_page(
 ) -> HTMLResponse:
     """The aging chart and table per currency, and the next actions, as one HTML page for a browser.
 
-    Open ``/reports/aging/page?token=<INVOICEFLOW_API_TOKEN>`` (the bearer header works too); the token
-    then sits in the URL and the browser history, so use it on trusted devices only.
+    Open ``/reports/aging/page`` signed in to the console (``/app/login``); the bearer header works too.
     """
     day, now = as_of or _today(), datetime.now(UTC)
 
@@ -440,7 +427,5 @@ async def aging_page(
         return load_aging(session, day), load_next_actions(session, settings, now, hours)
 
     report, actions = await db.run(tx)
-    # A token that came in the URL is kept by the page's form, so changing the date keeps working.
-    token = request.query_params.get("token")
-    html = pages.get_template("aging.html").render(**page_context(report, actions), token=token)
+    html = pages.get_template("aging.html").render(**page_context(report, actions))
     return HTMLResponse(html, headers=PAGE_HEADERS)

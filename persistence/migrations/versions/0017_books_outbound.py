@@ -2,7 +2,7 @@
 its recent calls (``accounting.shared_limit``).
 
 Revision ID: 0017_books_outbound
-Revises: 0013_einvoice_data
+Revises: 0014_users_and_audit
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_books_outbound"
-down_revision = "0013_einvoice_data"
+down_revision = "0014_users_and_audit"
 branch_labels = None
 depends_on = None
 
