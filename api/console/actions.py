@@ -40,6 +40,7 @@ from api.schemas import (
     UncollectibleCreate,
     VoidCreate,
 )
+from services.errors import ServiceError
 
 T = TypeVar("T")
 
@@ -80,6 +81,8 @@ async def _call(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except HTTPException as exc:
         raise ActionRefused(_detail(exc.detail)) from None
+    except ServiceError as exc:  # the use case's own refusal (a workflow's reason, a missing object)
+        raise ActionRefused(exc.message) from None
 
 
 class Actions:
@@ -92,7 +95,9 @@ class Actions:
         self.temporal, self.settings, self.dispatcher = state.temporal, state.settings, state.dispatcher
 
     async def create_customer(self, body: CustomerCreate) -> Any:
-        return await _call(customers.create_customer(body=body, db=self.db, _=self.actor))
+        return await _call(
+            customers.create_customer(body=body, response=Response(), db=self.db, _=self.actor)
+        )
 
     async def create_invoice(self, body: InvoiceCreate, key: str) -> Any:
         return await _call(
@@ -189,6 +194,7 @@ class Actions:
                 response=Response(),
                 db=self.db,
                 temporal=self.temporal,
+                settings=self.settings,
                 operator=self.actor,
                 idempotency_key=None,
             )

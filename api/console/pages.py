@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from api.console import queries
 from api.console.auth import Current, current, page
 from api.routes import accounting as accounting_routes
-from api.routes import approval_pages, dunning, invoices, reports
+from api.routes import approval_pages, dunning, reports
+from api.views.invoices import load_invoice
 from core.settings import Settings
 from persistence.models import Customer
+from services.errors import NotFound
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 User = Annotated[Current, Depends(current)]
@@ -143,8 +145,8 @@ async def new_invoice(request: Request, who: User, customer_id: str = "") -> Res
 async def invoice_page(request: Request, invoice_id: uuid.UUID, who: User) -> Response:
     db = _db(request)
     try:
-        invoice = await invoices._load(db, invoice_id)
-    except HTTPException:
+        invoice = await load_invoice(db, invoice_id)
+    except NotFound:
         return page(request, "not_found.html", status_code=404, what=f"invoice {invoice_id}")
     actor = who.principal.actor
     try:
