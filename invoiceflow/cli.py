@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """INVOICEFLOW_LOG_FORMAT (json | console) and INVOICEFLOW_LOG_LEVEL, secrets redacted."""
+    from observability.logs import configure_from_settings
+
+    configure_from_settings(get_settings())
 
 
 @app.command()
@@ -36,6 +38,9 @@ def dev(
         typer.Option(help="Sync to a local stand-in of xero, qbo or freshbooks (on --accounting-port)."),
     ] = None,
     accounting_port: Annotated[int, typer.Option()] = 8092,
+    worker_metrics_port: Annotated[
+        int, typer.Option(help="The worker's Prometheus /metrics (0: a free port, printed).")
+    ] = 0,
 ) -> None:
     """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
     from invoiceflow.devstack import DevPorts, DevStack, DevStackError
@@ -53,6 +58,7 @@ def dev(
             mail_ui=mail_ui_port,
             crm=crm_port,
             accounting=accounting_port,
+            worker_metrics=worker_metrics_port,
         ),
         accounting=accounting,
         settings=get_settings(),
@@ -135,7 +141,10 @@ def api(
     from api.main import create_app
 
     _logging()
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
+    # Our middleware writes the access log (paths redacted); uvicorn's own would print link tokens.
+    uvicorn.run(
+        create_app(get_settings()), host=host, port=port, log_level="info", log_config=None, access_log=False
+    )
 
 
 @app.command()
