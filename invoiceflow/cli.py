@@ -276,5 +276,52 @@ def reconcile() -> None:
     typer.echo(f"every synced invoice matches {settings.accounting_provider}")
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What needs a person: approvals, sync failures, unmatched events, holds, the outbox (exit 1 if any)."""
+    import json
+
+    from invoiceflow.status import gather, render
+
+    try:
+        report = gather(get_settings().require_database_url())
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(render(report))
+    raise typer.Exit(1 if report.needs_attention else 0)
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check settings, PostgreSQL and migrations, Temporal, search attributes, SMTP and the accounting
+    connection, and say what to fix (exit 1 when anything failed)."""
+    import json
+    from dataclasses import asdict
+
+    from invoiceflow.doctor import render, run_checks
+
+    checks = asyncio.run(run_checks(get_settings()))
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(render(checks))
+    failed = [c for c in checks if not c.ok]
+    if failed and not as_json:
+        typer.echo(f"{len(failed)} problem(s) to fix", err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     app()
