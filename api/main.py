@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if temporal is None:
-            # lazy: the API starts (and /healthz says why it is unhealthy) even while Temporal is down.
+            # lazy: the API starts (and /readyz says why it is not ready) even while Temporal is down.
             app.state.temporal = await connect(
                 settings, lazy=True, interceptors=tracing.temporal_interceptors()
             )

@@ -221,7 +221,7 @@ class DevStack:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
     def _wait_healthy(self, timeout_s: float) -> None:
-        url = f"http://{self.host}:{self.ports.api}/healthz"
+        url = f"http://{self.host}:{self.ports.api}/readyz"
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while time.monotonic() < deadline:
