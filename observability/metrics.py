@@ -114,15 +114,15 @@ SDK_METRICS = (
     "temporal_worker_task_slots_available",
     "temporal_worker_task_slots_used",
     "temporal_sticky_cache_size",
-    "temporal_sticky_cache_hit",
     "temporal_num_pollers",
-    "temporal_workflow_completed",
     "temporal_workflow_task_schedule_to_start_latency_bucket",
     "temporal_activity_schedule_to_start_latency_bucket",
     "temporal_activity_execution_latency_count",
 )
 # Present once the event has happened (a failed workflow task, a failed activity attempt, a failed call):
 SDK_EVENT_METRICS = (
+    "temporal_sticky_cache_hit",
+    "temporal_workflow_completed",
     "temporal_workflow_task_execution_failed",
     "temporal_activity_execution_failed",
     "temporal_request_failure",
