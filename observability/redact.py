@@ -34,6 +34,7 @@ SECRET_SETTINGS = (
     "token_key",
     "smtp_password",
     "temporal_api_key",
+    "metrics_token",
     "hubspot_webhook_secret",
     "pipedrive_webhook_secret",
     "jira_webhook_secret",

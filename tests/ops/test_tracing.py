@@ -67,6 +67,7 @@ async def test_one_trace_from_request_through_workflow_to_email_and_books(
         await eventually(paid, what="invoice paid")
     tracing.flush()
     spans = exporter.get_finished_spans()
+    exporter.shutdown()  # the provider is process-wide: later tests' spans are not kept
     by_trace: dict[int, list] = defaultdict(list)
     for span in spans:
         by_trace[span.context.trace_id].append(span)
