@@ -255,8 +255,25 @@ def reconcile() -> None:
     if settings.accounting_provider == "none":
         typer.echo("no accounting provider configured (INVOICEFLOW_ACCOUNTING_PROVIDER)")
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("comparing with " + settings.accounting_provider),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("reconcile", total=None)
     try:
-        differences = asyncio.run(run_reconcile(settings))
+        with bar:
+            differences = asyncio.run(
+                run_reconcile(
+                    settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            )
     except AccountingError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
