@@ -9,6 +9,8 @@ collector (``INVOICEFLOW_OTLP_ENDPOINT``, OTLP over HTTP); unset, nothing is set
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
@@ -63,6 +65,39 @@ def instrument_app(app: Any) -> None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz")
+
+
+TRACE_PREFIX = "trace."
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context as ``trace.``-prefixed fields (W3C ``traceparent``), to keep with work
+    handed over later by another task, such as a webhook event waiting in the inbox; empty when off."""
+    if not enabled():
+        return {}
+    from opentelemetry import propagate
+
+    fields: dict[str, str] = {}
+    propagate.inject(fields)
+    return {TRACE_PREFIX + k: v for k, v in fields.items()}
+
+
+@contextmanager
+def continued(fields: Mapping[str, Any] | None) -> Iterator[None]:
+    """Run the block in the trace that ``carrier()`` saved in ``fields`` (no-op without one)."""
+    saved = {
+        k.removeprefix(TRACE_PREFIX): str(v) for k, v in (fields or {}).items() if k.startswith(TRACE_PREFIX)
+    }
+    if not saved or not enabled():
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    token = context.attach(propagate.extract(saved))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def flush() -> None:

@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 
 from api.deps import Db
 from core.settings import Settings
+from observability import tracing
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
 from workflows.contracts import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
@@ -164,7 +165,14 @@ class InboxDispatcher:
         )
         if not claimed:
             return 0
-        errors = await asyncio.gather(*(self._hand_over(target, trigger) for _, target, trigger in claimed))
+        traces = (
+            await self._db.run(lambda s: inbox.summaries(s, [c[0] for c in claimed]))
+            if tracing.enabled()
+            else {}
+        )
+        errors = await asyncio.gather(
+            *(self._hand_over(target, trigger, traces.get(event_id)) for event_id, target, trigger in claimed)
+        )
         done: list[uuid.UUID] = []
         by_error: dict[str, list[uuid.UUID]] = {}
         for (event_id, _, _), error in zip(claimed, errors, strict=True):
@@ -184,11 +192,14 @@ class InboxDispatcher:
         result.dispatched += done
         return len(claimed)
 
-    async def _hand_over(self, target: Route, trigger: ProjectTrigger) -> str | None:
+    async def _hand_over(
+        self, target: Route, trigger: ProjectTrigger, summary: dict[str, object] | None = None
+    ) -> str | None:
         try:
-            await asyncio.wait_for(
-                signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s
-            )
+            with tracing.continued(summary):  # the webhook request's trace goes on into the workflow
+                await asyncio.wait_for(
+                    signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s
+                )
         except TemporalUnavailable as exc:
             return f"Temporal is unavailable: {exc}"
         except TimeoutError:

@@ -98,3 +98,72 @@ async def test_one_trace_from_request_through_workflow_to_email_and_books(
     assert [link.context.span_id for link in handled.links] == [update_call.context.span_id]
     applied = [s for s in by_trace[handled.context.trace_id] if s.name == "RunActivity:apply_payment"]
     assert applied and handled.context.trace_id == issued[0].context.trace_id
+
+
+async def test_one_trace_from_a_webhook_through_the_inbox_to_the_email(
+    temporal_env, make_settings, mailbox
+) -> None:  # type: ignore[no-untyped-def]
+    """A won deal: the webhook request, its wait in the inbox, the dispatcher's signal-with-start, the
+    project workflow, the invoice workflow it starts and the invoice email are one trace."""
+    from persistence.projects import project_id_for_deal
+    from standins import webhooks as send_as
+    from standins.crm.hubspot import create_hubspot_standin
+    from standins.server import serve
+    from standins.webhooks import send
+
+    exporter = InMemorySpanExporter()
+    assert tracing.setup("invoiceflow-test", exporter=exporter)
+    hubspot_app, hubspot = create_hubspot_standin()
+    with serve(hubspot_app) as hs:
+        settings = make_settings(
+            temporal_env.client,
+            public_url="https://billing.example.com",
+            hubspot_webhook_secret="hubspot-trace-secret",
+            hubspot_api_base_url=hs.base_url,
+            hubspot_api_token=hubspot.token,
+            default_currency="EUR",
+        )
+        client = await connect(settings, interceptors=[TracingInterceptor()])
+        tag = uuid.uuid4().hex[:8]
+        company = hubspot.add_company(f"Traced {tag}", domain="traced.example.com")
+        contact = hubspot.add_contact(f"ap-{tag}@traced.example.com", firstname="Ada", lastname="L")
+        deal_id = hubspot.add_deal(
+            f"Traced deal {tag}",
+            currency="EUR",
+            contact_ids=[contact],
+            company_ids=[company],
+            line_items=[{"name": "Workshop", "quantity": "1", "price": "900.00"}],
+        )
+        async with build_worker(client, settings), api_client(settings, client) as api:
+            delivery = send_as.hubspot_deal_won(
+                deal_id, "hubspot-trace-secret", public_url=settings.public_url
+            )
+            assert (await send(api, delivery)).status_code == 200
+            project_id = str(project_id_for_deal("hubspot", deal_id))
+
+            async def invoice_sent():  # type: ignore[no-untyped-def]
+                project = await api.get(f"/projects/{project_id}")
+                if project.status_code != 200 or not project.json()["invoices"]:
+                    return None
+                invoice = (await api.get(f"/invoices/{project.json()['invoices'][0]['id']}")).json()
+                return invoice if invoice["status"] == "open" else None
+
+            invoice = await eventually(invoice_sent, what="the deal's invoice sent")
+    tracing.flush()
+    spans = exporter.get_finished_spans()
+    exporter.shutdown()
+    [request] = [
+        s for s in spans if (s.attributes or {}).get("http.route") == "/webhooks/hubspot" and s.parent is None
+    ]
+    trace = [s for s in spans if s.context.trace_id == request.context.trace_id]
+    names = {s.name for s in trace}
+    assert any(
+        n.startswith("SignalWithStartWorkflow:ProjectBillingWorkflow")
+        or n.startswith("StartWorkflow:Project")
+        for n in names
+    ), names
+    assert "RunWorkflow:ProjectBillingWorkflow" in names, names
+    assert "RunWorkflow:InvoiceWorkflow" in names, names
+    emails = [s for s in trace if s.name == "RunActivity:send_email"]
+    assert emails, names
+    assert invoice["workflow_id"] in {str((s.attributes or {}).get("temporalWorkflowID")) for s in emails}
