@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 log = logging.getLogger("invoiceflow.tracing")
 _provider: TracerProvider | None = None
+_endpoints: set[str] = set()  # OTLP endpoints already exporting (create_app may run more than once)
 
 
 def setup(service: str, otlp_endpoint: str | None = None, *, exporter: SpanExporter | None = None) -> bool:
@@ -34,7 +35,8 @@ def setup(service: str, otlp_endpoint: str | None = None, *, exporter: SpanExpor
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
         HTTPXClientInstrumentor().instrument()
-    if otlp_endpoint:
+    if otlp_endpoint and otlp_endpoint not in _endpoints:
+        _endpoints.add(otlp_endpoint)
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = otlp_endpoint.rstrip("/")
