@@ -34,7 +34,7 @@ def database_checks(url: str) -> list[Check]:
 
     try:
         with get_engine(url).connect() as conn:
-            conn.execute(text("set statement_timeout = '3s'"))
+            conn.execute(text("set local statement_timeout = '3s'"))  # this transaction only
             conn.execute(text("select 1"))
             current = set(MigrationContext.configure(conn).get_current_heads())
     except Exception as exc:  # noqa: BLE001 - any failure is the answer

@@ -80,7 +80,25 @@ def test_secrets_of_settings_covers_every_secret_setting() -> None:
     )
 
 
-def test_json_lines_from_any_logger_are_redacted_and_parse() -> None:
+@pytest.fixture
+def restored_logging():  # type: ignore[no-untyped-def]
+    """configure() rewires the process's logging: put back what the rest of the session had."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "alembic")
+    saved = {
+        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level, logging.getLogger(n).propagate)
+        for n in names
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+    logging.captureWarnings(False)
+
+
+def test_json_lines_from_any_logger_are_redacted_and_parse(restored_logging) -> None:  # type: ignore[no-untyped-def]
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)  # other tests' servers may have raised it
     stream = io.StringIO()
     settings = Settings(_env_file=None, api_token="op-token-77777777")  # type: ignore[call-arg]
     logs.configure("json", "INFO", settings=settings, stream=stream)
@@ -99,7 +117,7 @@ def test_json_lines_from_any_logger_are_redacted_and_parse() -> None:
         except ValueError:
             logging.getLogger("anything").exception("boom")
     finally:
-        logs.configure("console", "INFO")
+        logging.getLogger().handlers.clear()
     text = stream.getvalue()
     assert "op-token-77777777" not in text and TOKEN not in text
     lines = [json.loads(line) for line in text.splitlines()]

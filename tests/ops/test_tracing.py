@@ -6,6 +6,7 @@ instrumentation adds the call to the books (the Xero stand-in). Spans land in an
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
 
@@ -114,6 +115,9 @@ async def test_one_trace_from_a_webhook_through_the_inbox_to_the_email(
     exporter = InMemorySpanExporter()
     assert tracing.setup("invoiceflow-test", exporter=exporter)
     hubspot_app, hubspot = create_hubspot_standin()
+    # Every stand-in numbers deals from the same start, and a deal's project id derives from its id: keep
+    # this test's deal (and project) apart from other tests' in the shared database.
+    hubspot._ids["deals"] = itertools.count(9_500_000_000 + uuid.uuid4().int % 10**8)
     with serve(hubspot_app) as hs:
         settings = make_settings(
             temporal_env.client,
