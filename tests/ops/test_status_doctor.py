@@ -71,6 +71,9 @@ def test_status_counts_and_lists_what_needs_a_person(monkeypatch: pytest.MonkeyP
     assert unmatched["oldest"] < (datetime.now(UTC) - timedelta(days=399)).isoformat()
 
     table = invoke(monkeypatch, env | {"COLUMNS": "220"}, "status")
+    with session_scope(pg_url) as session:  # the database is shared: leave no stray rows for other tests
+        session.query(WebhookEvent).filter(WebhookEvent.dedupe_key == ref).delete()
+        session.query(OutboxEntry).filter(OutboxEntry.key == f"email:{ref}").delete()
     assert table.exit_code == 1
     for heading in (
         "awaiting approval",

@@ -115,9 +115,10 @@ async def test_one_trace_from_a_webhook_through_the_inbox_to_the_email(
     exporter = InMemorySpanExporter()
     assert tracing.setup("invoiceflow-test", exporter=exporter)
     hubspot_app, hubspot = create_hubspot_standin()
-    # Every stand-in numbers deals from the same start, and a deal's project id derives from its id: keep
-    # this test's deal (and project) apart from other tests' in the shared database.
-    hubspot._ids["deals"] = itertools.count(9_500_000_000 + uuid.uuid4().int % 10**8)
+    # Every stand-in numbers its objects from the same start, and projects and customers are found by those
+    # ids: keep this test's deal, company and contact apart from other tests' in the shared database.
+    offset = 500_000_000 + uuid.uuid4().int % 10**8
+    hubspot._ids = {kind: itertools.count(next(ids) + offset) for kind, ids in hubspot._ids.items()}
     with serve(hubspot_app) as hs:
         settings = make_settings(
             temporal_env.client,
