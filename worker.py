@@ -37,6 +37,10 @@ from core.temporal import connect
 from documents.einvoice.pool import EInvoicePool
 from workflows.books import BooksInboundWorkflow
 from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
+from observability import tracing
+from observability.activity_interceptor import ObservabilityInterceptor
+from observability.collectors import WorkerCollector
+from observability.worker_metrics import MetricsServer, free_loopback_port, sdk_runtime
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.project import ProjectBillingWorkflow
@@ -149,13 +153,15 @@ def build_worker(
     client: Client,
     settings: Settings,
     *,
-    max_concurrent_activities: int = 16,
+    max_concurrent_activities: int | None = None,
     max_cached_workflows: int | None = None,
     interceptors: Sequence[Interceptor] = (),
     **worker_kwargs: object,
 ) -> InvoiceflowWorker:
     render_pool = RenderPool(settings.render_processes)
     einvoice_pool = EInvoicePool(settings.einvoice_processes)  # the official rules, in a process of its own
+    if max_concurrent_activities is None:
+        max_concurrent_activities = settings.worker_max_concurrent_activities
     return InvoiceflowWorker(
         client,
         render_pool=render_pool,
@@ -172,32 +178,55 @@ def build_worker(
         if max_cached_workflows is None
         else max_cached_workflows,
         max_concurrent_workflow_tasks=settings.workflow_task_slots,
-        interceptors=interceptors,
+        max_concurrent_workflow_task_polls=settings.worker_workflow_pollers,
+        max_concurrent_activity_task_polls=settings.worker_activity_pollers,
+        interceptors=[ObservabilityInterceptor(), *interceptors],  # the client's tracing comes on its own
         graceful_shutdown_timeout=timedelta(seconds=10),
         **worker_kwargs,
     )
 
 
 async def run(settings: Settings, *, interceptors: Sequence[Interceptor] = ()) -> None:
-    client = await connect(settings)
+    tracing.setup("invoiceflow-worker", settings.otlp_endpoint)
+    metrics_server: MetricsServer | None = None
+    sdk_address = None
+    if settings.worker_metrics_port is not None:
+        sdk_address = f"127.0.0.1:{free_loopback_port()}"
+    client = await connect(
+        settings, runtime=sdk_runtime(sdk_address), interceptors=tracing.temporal_interceptors()
+    )
     worker = build_worker(client, settings, interceptors=interceptors)
+    if settings.worker_metrics_port is not None:
+        metrics_server = MetricsServer(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            sdk_url=f"http://{sdk_address}/metrics",
+            collectors=(WorkerCollector(settings.require_database_url()),),
+        ).start()
+        log.info("worker metrics at %s", metrics_server.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        from services.books_workflow import ensure_books_workflow
+    try:
+        async with worker:
+            from services.books_workflow import ensure_books_workflow
 
-        books = await ensure_books_workflow(client, settings)  # the books' poller, once connected
-        if books:
-            log.info("books inbound workflow %s running", books)
-        log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
-        await stop.wait()
+            books = await ensure_books_workflow(client, settings)  # the books' poller, once connected
+            if books:
+                log.info("books inbound workflow %s running", books)
+            log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+        tracing.flush()
     log.info("worker stopped")
 
 
 if __name__ == "__main__":
     from core.settings import get_settings
+    from observability.logs import configure_from_settings
 
-    logging.basicConfig(level=logging.INFO)
+    configure_from_settings(get_settings())
     asyncio.run(run(get_settings()))

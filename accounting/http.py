@@ -22,6 +22,7 @@ from accounting import jsonnum
 from accounting.base import TokenProvider, current_token
 from accounting.errors import AccessDenied, AccountingError, AuthExpired, RateLimited, Transient
 from accounting.ratelimit import CallLimiter, RateLimitPolicy, limiter_for
+from observability import metrics
 
 ErrorParser = Callable[[httpx.Response, Any], AccountingError]
 CONCURRENT_FALLBACK_S = 1.0
@@ -127,15 +128,18 @@ class ProviderHttp:
                         timeout=self.settings.timeout_s,
                     )
                 except httpx.TimeoutException as exc:
+                    metrics.accounting_call(self.provider, method, path, "timeout")
                     raise Transient(
                         f"{self.provider}: {method} {path} timed out ({type(exc).__name__}); the write may "
                         "have happened, retry with the same idempotency key",
                         provider=self.provider,
                     ) from exc
                 except httpx.TransportError as exc:
+                    metrics.accounting_call(self.provider, method, path, "transport_error")
                     raise Transient(
                         f"{self.provider}: {method} {path} failed: {exc!r}", provider=self.provider
                     ) from exc
+            metrics.accounting_call(self.provider, method, path, response.status_code)
             if response.status_code != 429:
                 return self._result(method, path, response)
             problem = response.headers.get("X-Rate-Limit-Problem", "")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -377,10 +377,12 @@ async def _check(connection: Connection, item: _Synced) -> Difference | None:
     return Difference(item.invoice_id, item.number, connection.provider, item.external_id, tuple(problems))
 
 
-async def reconcile(settings: Settings) -> list[Difference]:
+async def reconcile(
+    settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> list[Difference]:
     """Differences between every synced invoice and the provider's copy; empty when all agree (or no
     provider is configured). Reads go through the organisation's rate limiter, so a large run paces
-    itself instead of drawing 429s."""
+    itself instead of drawing 429s. ``progress(done, total)`` is called as each invoice is checked."""
     provider = settings.accounting_provider
     if provider == "none":
         return []
@@ -390,7 +392,17 @@ async def reconcile(settings: Settings) -> list[Difference]:
         return []
     connection = open_connection(settings, tenant_id)
     try:
-        results = await asyncio.gather(*(_check(connection, item) for item in synced))
+        done = 0
+
+        async def check(item: _Synced) -> Difference | None:
+            nonlocal done
+            result = await _check(connection, item)
+            done += 1
+            if progress is not None:
+                progress(done, len(synced))
+            return result
+
+        results = await asyncio.gather(*(check(item) for item in synced))
     finally:
         await connection.aclose()
     return [difference for difference in results if difference is not None]

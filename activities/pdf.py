@@ -31,6 +31,7 @@ from documents.rendering import (
     render_invoice_pdf_from_dict,
     render_process_init,
 )
+from observability.metrics import RENDER_SECONDS, timed
 from persistence import invoices as repo
 from persistence.db import session_scope
 from persistence.models import Document, Invoice
@@ -54,7 +55,7 @@ def render_and_store(
             document, key = load(session)
     except repo.InvoiceNotFound as exc:
         raise non_retryable(exc) from exc
-    content = pool.render(document, settings.template_dir)
+    content = timed(RENDER_SECONDS, pool.render, document, settings.template_dir)
     with session_scope(url) as session:
         digest = store_document(session, key, content, "application/pdf")
         record(session, key)

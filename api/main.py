@@ -23,6 +23,7 @@ from api.routes import (
     health,
     hosted,
     invoices,
+    metrics,
     projects,
     refunds,
     reports,
@@ -33,6 +34,9 @@ from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
 from core.settings import Settings, get_settings
 from services.db import Db
+from core.temporal import connect
+from observability import tracing
+from observability.http import ObservabilityMiddleware
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
@@ -41,9 +45,9 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if temporal is None:
-            # lazy: the API starts (and /healthz says why it is unhealthy) even while Temporal is down.
-            app.state.temporal = await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+            # lazy: the API starts (and /readyz says why it is not ready) even while Temporal is down.
+            app.state.temporal = await connect(
+                settings, lazy=True, interceptors=tracing.temporal_interceptors()
             )
         # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left.
         app.state.dispatcher.start()
@@ -59,6 +63,9 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(ObservabilityMiddleware)
+    tracing.setup("invoiceflow-api", settings.otlp_endpoint)
+    tracing.instrument_app(app)
     app.state.db = Db(settings.require_database_url())
     if temporal is not None:
         app.state.temporal = temporal
@@ -67,6 +74,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     errors.install(app)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)

@@ -293,7 +293,7 @@ def _api(settings: Settings) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", process, "the API")
+        _wait_http(f"http://127.0.0.1:{port}/readyz", process, "the API")
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)

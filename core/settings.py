@@ -30,6 +30,51 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "invoiceflow"
+    temporal_tls: bool = Field(
+        default=False,
+        description="Connect to Temporal over TLS (implied by any temporal_tls_* file or an API key).",
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the server's certificate; unset: system CAs.",
+    )
+    temporal_tls_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mTLS (Temporal Cloud's mTLS namespaces)."
+    )
+    temporal_tls_key: Path | None = Field(default=None, description="PEM private key of temporal_tls_cert.")
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        description="Name to verify the server's certificate against, if not the address's host.",
+    )
+    temporal_api_key: str | None = Field(
+        default=None, description="Temporal Cloud API key, sent as `authorization: Bearer <key>` (needs TLS)."
+    )
+    worker_max_concurrent_activities: int = Field(
+        default=16,
+        ge=1,
+        description="Activities one worker runs at once (each a thread: PostgreSQL, SMTP, accounting calls).",
+    )
+    worker_workflow_pollers: int = Field(
+        default=2, ge=1, description="Long-polls for workflow tasks; more only help with a remote server."
+    )
+    worker_activity_pollers: int = Field(default=2, ge=1, description="Long-polls for activity tasks.")
+
+    log_format: Literal["json", "console"] = Field(
+        default="console", description="`json`: one JSON object a line (production); `console`: for people."
+    )
+    log_level: str = "INFO"
+    metrics_token: str | None = Field(
+        default=None,
+        description="If set, `GET /metrics` needs `Authorization: Bearer <it>`; unset: open (keep it "
+        "off the internet).",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, description="Port of the worker's /metrics (SDK and invoiceflow metrics); unset: none."
+    )
+    worker_metrics_host: str = Field(default="127.0.0.1", description="Address the worker's /metrics binds.")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector (e.g. http://otel:4318): traces are exported there."
+    )
 
     smtp_host: str | None = Field(
         default=None, description="SMTP relay. Unset: `invoiceflow dev` starts its own dev mailbox."
@@ -331,6 +376,12 @@ class Settings(BaseSettings):
                 "which starts an embedded one."
             )
         return self.database_url
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(
+            self.temporal_tls or self.temporal_tls_ca or self.temporal_tls_cert or self.temporal_api_key
+        )
 
     @property
     def smtp_configured(self) -> bool:

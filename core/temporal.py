@@ -5,19 +5,61 @@ The kernel knows no workflow: callers pass the search attributes to register
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from core.settings import Settings
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The TLS the settings ask for: ``False`` (plain, the dev server), ``True`` (system CAs), or a
+    ``TLSConfig`` with our CA, client certificate and key (mTLS) and server name."""
+    if not settings.temporal_uses_tls:
+        return False
+    if (settings.temporal_tls_cert is None) != (settings.temporal_tls_key is None):
+        raise ValueError(
+            "INVOICEFLOW_TEMPORAL_TLS_CERT and INVOICEFLOW_TEMPORAL_TLS_KEY go together: set both"
+        )
+    if not (settings.temporal_tls_ca or settings.temporal_tls_cert or settings.temporal_tls_server_name):
+        return True
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path is not None else None
+
+    return TLSConfig(
+        server_root_ca_cert=read(settings.temporal_tls_ca),
+        domain=settings.temporal_tls_server_name,
+        client_cert=read(settings.temporal_tls_cert),
+        client_private_key=read(settings.temporal_tls_key),
+    )
+
+
+async def connect(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[ClientInterceptor] = (),
+    lazy: bool = False,
+) -> Client:
+    """A client for the worker, the API and the CLI alike: address, namespace, TLS / mTLS and a
+    Temporal Cloud API key from the settings (``authorization: Bearer <key>`` on every call)."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls_config(settings),
+        api_key=settings.temporal_api_key,
+        runtime=runtime,
+        interceptors=interceptors,
+        lazy=lazy,
+    )
 
 
 async def register_search_attributes(client: Client, keys: Iterable[SearchAttributeKey]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +24,10 @@ _add_user_commands()
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """INVOICEFLOW_LOG_FORMAT (json | console) and INVOICEFLOW_LOG_LEVEL, secrets redacted."""
+    from observability.logs import configure_from_settings
+
+    configure_from_settings(get_settings())
 
 
 @app.command()
@@ -48,6 +50,9 @@ def dev(
         ),
     ] = None,
     accounting_port: Annotated[int, typer.Option()] = 8092,
+    worker_metrics_port: Annotated[
+        int, typer.Option(help="The worker's Prometheus /metrics (0: a free port, printed).")
+    ] = 0,
 ) -> None:
     """Run everything on embedded defaults: PostgreSQL, Temporal + UI, dev mailbox, worker, API."""
     from invoiceflow.devstack import DevPorts, DevStack, DevStackError
@@ -67,6 +72,7 @@ def dev(
             mail_ui=mail_ui_port,
             crm=crm_port,
             accounting=accounting_port,
+            worker_metrics=worker_metrics_port,
         ),
         accounting=accounting,
         settings=get_settings(),
@@ -152,7 +158,10 @@ def api(
     from api.main import create_app
 
     _logging()
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
+    # Our middleware writes the access log (paths redacted); uvicorn's own would print link tokens.
+    uvicorn.run(
+        create_app(get_settings()), host=host, port=port, log_level="info", log_config=None, access_log=False
+    )
 
 
 @app.command()
@@ -263,8 +272,25 @@ def reconcile() -> None:
     if settings.accounting_provider == "none":
         typer.echo("no accounting provider configured (INVOICEFLOW_ACCOUNTING_PROVIDER)")
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("comparing with " + settings.accounting_provider),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("reconcile", total=None)
     try:
-        differences = asyncio.run(run_reconcile(settings))
+        with bar:
+            differences = asyncio.run(
+                run_reconcile(
+                    settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            )
     except AccountingError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -328,6 +354,51 @@ def import_customers(
     )
     if report.ambiguous:
         raise typer.Exit(1)
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What needs a person: approvals, sync failures, unmatched events, holds, the outbox (exit 1 if any)."""
+    import json
+
+    from invoiceflow.status import gather, render
+
+    try:
+        report = gather(get_settings().require_database_url())
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(render(report))
+    raise typer.Exit(1 if report.needs_attention else 0)
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check settings, PostgreSQL and migrations, Temporal, search attributes, SMTP and the accounting
+    connection, and say what to fix (exit 1 when anything failed)."""
+    import json
+    from dataclasses import asdict
+
+    from invoiceflow.doctor import render, run_checks
+
+    checks = asyncio.run(run_checks(get_settings()))
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(render(checks))
+    failed = [c for c in checks if not c.ok]
+    if failed and not as_json:
+        typer.echo(f"{len(failed)} problem(s) to fix", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class DevPorts:
     mail_ui: int = 8025
     crm: int = 8091  # where `invoiceflow demo` serves its HubSpot stand-in
     accounting: int = 8092  # the accounting stand-in of `--accounting`
+    worker_metrics: int = 0  # the worker's /metrics (Temporal SDK and invoiceflow); 0: a free port
 
 
 @dataclass
@@ -157,6 +158,10 @@ class DevStack:
             "--temporal-port": self.ports.temporal,
             "--ui-port": self.ports.ui,
         }
+        if self.ports.worker_metrics:
+            wanted["--worker-metrics-port"] = self.ports.worker_metrics
+        else:
+            self.ports.worker_metrics = _free_port(self.host)
         if not self.settings.smtp_host:
             wanted |= {"--smtp-port": self.ports.smtp, "--mail-ui-port": self.ports.mail_ui}
         busy = [f"{port} ({flag})" for flag, port in wanted.items() if _port_in_use(self.host, port)]
@@ -223,6 +228,8 @@ class DevStack:
             env["INVOICEFLOW_SMTP_HOST"] = self.host
             env["INVOICEFLOW_SMTP_PORT"] = str(self.ports.smtp)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["INVOICEFLOW_WORKER_METRICS_PORT"] = str(self.ports.worker_metrics)
+        env["INVOICEFLOW_WORKER_METRICS_HOST"] = self.host
         if self.accounting:
             from standins.accounting.dev import PROVIDERS
 
@@ -255,7 +262,7 @@ class DevStack:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
     def _wait_healthy(self, timeout_s: float) -> None:
-        url = f"http://{self.host}:{self.ports.api}/healthz"
+        url = f"http://{self.host}:{self.ports.api}/readyz"
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while time.monotonic() < deadline:
@@ -280,6 +287,8 @@ class DevStack:
             f"  API            http://{h}:{self.ports.api}  (docs: /docs, token: INVOICEFLOW_API_TOKEN)",
             f'  Temporal UI    http://{h}:{self.ports.ui}  (filter e.g. InvoiceStatus="open")',
             f"  Temporal gRPC  {h}:{self.ports.temporal}",
+            f"  API metrics    http://{h}:{self.ports.api}/metrics",
+            f"  Worker metrics http://{h}:{self.ports.worker_metrics}/metrics  (Temporal SDK + invoiceflow)",
             f"  PostgreSQL     {_redacted(self.database_url)}",
         ]
         if self.accounting:
@@ -365,6 +374,12 @@ def _terminate(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
         except ProcessLookupError:
             pass
         process.wait(5)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def _port_in_use(host: str, port: int) -> bool:

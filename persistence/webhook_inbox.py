@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from observability import tracing
 from persistence import projects
 from persistence.models import WebhookEvent
 from workflows.payloads import DealSource, ProjectTrigger, TriggerKind
@@ -60,7 +61,7 @@ def record(session: Session, event: InboundEvent, payload: Any) -> WebhookEvent:
         system=event.system,
         ref=event.ref,
         status="received",
-        summary=event.summary | {f"hint.{k}": v for k, v in event.hints.items()},
+        summary=event.summary | {f"hint.{k}": v for k, v in event.hints.items()} | tracing.carrier(),
         payload=payload,
         deliveries=1,
         note="",
@@ -74,6 +75,12 @@ def record(session: Session, event: InboundEvent, payload: Any) -> WebhookEvent:
         execution_options={"populate_existing": True},
     ).one()
     return row
+
+
+def summaries(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The summaries of these events (where a webhook request's trace context waits for the dispatcher)."""
+    rows = session.execute(select(WebhookEvent.id, WebhookEvent.summary).where(WebhookEvent.id.in_(ids)))
+    return {row.id: row.summary or {} for row in rows}
 
 
 def hints_of(row: WebhookEvent) -> dict[str, str]:

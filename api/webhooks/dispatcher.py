@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 from api.deps import Db
 from core.settings import Settings
 from persistence import books_inbound as books_repo
+from observability import tracing
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
 from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, project_workflow_id
@@ -210,7 +211,12 @@ class InboxDispatcher:
         )
         if not claimed:
             return 0
-        errors = await self._hand_over_in_order(claimed)
+        traces = (
+            await self._db.run(lambda s: inbox.summaries(s, [c[0] for c in claimed]))
+            if tracing.enabled()
+            else {}
+        )
+        errors = await self._hand_over_in_order(claimed, traces)
         done: list[uuid.UUID] = []
         by_error: dict[str, list[uuid.UUID]] = {}
         for (event_id, _, _), error in zip(claimed, errors, strict=True):
@@ -231,7 +237,9 @@ class InboxDispatcher:
         return len(claimed)
 
     async def _hand_over_in_order(
-        self, claimed: list[tuple[uuid.UUID, Route, ProjectTrigger]]
+        self,
+        claimed: list[tuple[uuid.UUID, Route, ProjectTrigger]],
+        traces: dict[uuid.UUID, dict[str, object]],
     ) -> list[str | None]:
         """Hand a batch over: one project's events one after another, in the order they were received
         (a milestone reported before the signature bills as such), different projects concurrently. Once
@@ -243,8 +251,8 @@ class InboxDispatcher:
 
         async def lane(indices: list[int]) -> None:
             for position, index in enumerate(indices):
-                _, target, trigger = claimed[index]
-                error = await self._hand_over(target, trigger)
+                event_id, target, trigger = claimed[index]
+                error = await self._hand_over(target, trigger, traces.get(event_id))
                 if error is not None:
                     errors[index] = error
                     for later in indices[position + 1 :]:
@@ -256,11 +264,14 @@ class InboxDispatcher:
         await asyncio.gather(*(lane(indices) for indices in lanes.values()))
         return errors
 
-    async def _hand_over(self, target: Route, trigger: ProjectTrigger) -> str | None:
+    async def _hand_over(
+        self, target: Route, trigger: ProjectTrigger, summary: dict[str, object] | None = None
+    ) -> str | None:
         try:
-            await asyncio.wait_for(
-                signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s
-            )
+            with tracing.continued(summary):  # the webhook request's trace goes on into the workflow
+                await asyncio.wait_for(
+                    signal_with_start(self._temporal(), self._settings, target, trigger), self.rpc_timeout_s
+                )
         except TemporalUnavailable as exc:
             return f"Temporal is unavailable: {exc}"
         except TimeoutError:
