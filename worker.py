@@ -35,12 +35,12 @@ from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
 from core.temporal import connect
 from documents.einvoice.pool import EInvoicePool
-from workflows.books import BooksInboundWorkflow
-from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
 from observability import tracing
 from observability.activity_interceptor import ObservabilityInterceptor
 from observability.collectors import WorkerCollector
 from observability.worker_metrics import MetricsServer, free_loopback_port, sdk_runtime
+from workflows.books import BooksInboundWorkflow
+from workflows.closed_credit_note import ClosedInvoiceCreditNoteWorkflow
 from workflows.estimate import EstimateWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.project import ProjectBillingWorkflow

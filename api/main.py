@@ -33,10 +33,10 @@ from api.webhooks import books as books_webhooks
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
 from core.settings import Settings, get_settings
-from services.db import Db
 from core.temporal import connect
 from observability import tracing
 from observability.http import ObservabilityMiddleware
+from services.db import Db
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:

@@ -354,6 +354,8 @@ def import_customers(
     )
     if report.ambiguous:
         raise typer.Exit(1)
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

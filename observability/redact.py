@@ -52,6 +52,13 @@ SECRET_SETTINGS = (
     "xero_client_secret",
     "qbo_client_secret",
     "freshbooks_client_secret",
+    "admin_password",
+    "xero_webhook_key",
+    "qbo_webhook_verifier",
+    "freshbooks_webhook_verifier",
+    "netsuite_private_key",
+    "toggl_webhook_secret",
+    "clockify_webhook_secret",
 )
 
 
@@ -60,6 +67,8 @@ def secrets_of(settings: object) -> list[str]:
     values: set[str] = set()
     for name in SECRET_SETTINGS:
         value = getattr(settings, name, None)
+        if hasattr(value, "get_secret_value"):  # pydantic SecretStr: its text, not its mask
+            value = value.get_secret_value()
         if not value:
             continue
         value = str(value)

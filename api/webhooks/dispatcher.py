@@ -35,8 +35,8 @@ from temporalio.service import RPCError
 
 from api.deps import Db
 from core.settings import Settings
-from persistence import books_inbound as books_repo
 from observability import tracing
+from persistence import books_inbound as books_repo
 from persistence import webhook_inbox as inbox
 from persistence.webhook_inbox import Route
 from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, project_workflow_id

@@ -145,11 +145,11 @@ class _SlowFirst(InboxDispatcher):
 
     slowed = False
 
-    async def _hand_over(self, target, trigger):  # type: ignore[no-untyped-def]
+    async def _hand_over(self, target, trigger, summary=None):  # type: ignore[no-untyped-def]
         if not self.slowed:
             self.slowed = True
             await asyncio.sleep(1.0)
-        return await super()._hand_over(target, trigger)
+        return await super()._hand_over(target, trigger, summary)
 
 
 async def test_a_slow_hand_over_is_not_overtaken_by_a_later_event_of_the_same_project(  # type: ignore[no-untyped-def]
