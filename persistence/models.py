@@ -338,6 +338,12 @@ class BillableItem(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Logged against a project (time & materials, expenses of a project): billed on its invoices only.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    person: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(80))
+    external_id: Mapped[str | None] = mapped_column(String(300))  # unique per project: dedupes re-sends
+    source: Mapped[str] = mapped_column(String(40), default="api")
 
 
 class SubscriptionEventRow(Base):
@@ -440,6 +446,7 @@ class Project(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | completed | cancelled
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    tm_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # time & materials (billing.time_materials)
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     milestones: Mapped[list[ProjectMilestone]] = relationship(

@@ -89,6 +89,7 @@ from workflows.payloads.project import (
     ProjectState,
     ProjectTrigger,
     ProjectWorkflowInput,
+    TmSchedule,
     TriggerKind,
 )
 from workflows.payloads.subscription import (
@@ -157,6 +158,7 @@ __all__ = [
     "ProjectState",
     "ProjectTrigger",
     "ProjectWorkflowInput",
+    "TmSchedule",
     "RecurrenceSpec",
     "RefundInput",
     "RefundOutcome",
