@@ -1,0 +1,163 @@
+"""A time & materials project on a threshold, end to end on the dev server: time arrives from Toggl Track
+webhooks (signed as Toggl signs them) through the webhook inbox, and the project is billed the moment the
+40th unbilled hour lands, not before, each entry once however often Toggl delivers it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+
+from standins import webhooks as send_as
+from standins.webhooks import send
+from tests.support import api_client, customer_body, eventually
+from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, uid
+from worker import build_worker
+
+TOGGL_SECRET = "PGuRrhCFajIyEvFlreKL"
+CLOCKIFY_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.clockify-webhook-token"
+EIGHT_HOURS = 8 * 3600
+
+
+@pytest_asyncio.fixture
+async def api(temporal_env, make_settings) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
+    client = temporal_env.client
+    settings = make_settings(
+        client,
+        public_url=PUBLIC_URL,
+        toggl_webhook_secret=TOGGL_SECRET,
+        clockify_webhook_secret=CLOCKIFY_TOKEN,
+        **SECRETS,
+    )
+    async with build_worker(client, settings), api_client(settings, client) as live:
+        yield live
+
+
+async def _tm_project(api, rule: dict[str, str], refs: dict[str, str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    customer = (await api.post("/customers", json=customer_body(reminder_offsets=[]))).json()
+    body = {
+        "customer_id": customer["id"],
+        "name": f"Support hours {uid()}",
+        "currency": "USD",
+        "time_and_materials": rule,
+        "external_refs": refs,
+    }
+    response = await api.post("/projects", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _entries(api, pid: str, count: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async def probe():  # type: ignore[no-untyped-def]
+        body = (await api.get(f"/projects/{pid}")).json()
+        return body if body["time_and_materials"]["entries"] >= count else None
+
+    return await eventually(probe, what=f"{count} time entries on {pid}")
+
+
+async def test_billed_the_moment_the_40th_hour_lands_from_toggl(api) -> None:  # type: ignore[no-untyped-def]
+    toggl_project = random.randint(10**6, 10**9)
+    project = await _tm_project(
+        api, {"rate": "150.00", "threshold_hours": "40"}, {"toggl_project": str(toggl_project)}
+    )
+    pid = project["id"]
+    assert project["time_and_materials"]["rule"] == {"rate": "150.00", "threshold_hours": "40"}
+    base = random.randint(10**6, 10**9)
+
+    # Toggl validates a new subscription with a signed ping whose code is echoed back.
+    ping = await send(api, send_as.toggl_ping(TOGGL_SECRET, "abc-123"))
+    assert ping.status_code == 200 and ping.json() == {"validation_code": "abc-123"}
+
+    # 32 hours: four entries, the first delivered twice and then updated (a new event for the same entry).
+    first = send_as.toggl_time_entry(base, toggl_project, EIGHT_HOURS, TOGGL_SECRET)
+    for _ in range(2):
+        assert (await send(api, first)).status_code == 200
+    updated = send_as.toggl_time_entry(
+        base, toggl_project, EIGHT_HOURS, TOGGL_SECRET, event_id=base * 10 + 7, action="updated"
+    )
+    assert (await send(api, updated)).status_code == 200
+    for i in range(1, 4):
+        delivery = send_as.toggl_time_entry(
+            base + i, toggl_project, EIGHT_HOURS, TOGGL_SECRET, start=f"2026-12-0{i + 1}T09:00:00+00:00"
+        )
+        assert (await send(api, delivery)).status_code == 200
+    body = await _entries(api, pid, 4)
+    # The billing activity stores the entry and checks the threshold in one transaction: 32 h bill nothing.
+    assert body["time_and_materials"]["entries"] == 4
+    assert body["time_and_materials"]["unbilled_hours"] == "32.00"
+    assert body["invoices"] == []
+
+    # A running timer (no stop yet) is not time to bill.
+    running = send_as.toggl_time_entry(base + 50, toggl_project, -1, TOGGL_SECRET)
+    assert (await send(api, running)).json()["status"] == "ignored"
+
+    # The fifth entry makes 40 hours: billed at once.
+    fifth = send_as.toggl_time_entry(
+        base + 4, toggl_project, EIGHT_HOURS, TOGGL_SECRET, start="2026-12-05T09:00:00+00:00"
+    )
+    assert (await send(api, fifth)).status_code == 200
+
+    async def billed():  # type: ignore[no-untyped-def]
+        body = (await api.get(f"/projects/{pid}")).json()
+        return body if body["invoices"] else None
+
+    body = await eventually(billed, what="the threshold invoice")
+    [invoice] = body["invoices"]
+    assert invoice["total"] == "6000.00"  # 40 h × 150.00
+    assert body["time_and_materials"]["unbilled_hours"] == "0"
+    detail = (await api.get(f"/invoices/{invoice['id']}")).json()
+    assert [(line["quantity"], line["unit_price"]) for line in detail["lines"]] == [("40.00", "150.00")]
+
+    # The next entry starts a new count: nothing billed for 8 hours.
+    sixth = send_as.toggl_time_entry(base + 5, toggl_project, EIGHT_HOURS, TOGGL_SECRET)
+    assert (await send(api, sixth)).status_code == 200
+    body = await _entries(api, pid, 6)
+    assert len(body["invoices"]) == 1 and body["time_and_materials"]["unbilled_hours"] == "8.00"
+
+
+async def test_toggl_and_clockify_refuse_bad_signatures_and_malformed_bodies(api) -> None:  # type: ignore[no-untyped-def]
+    good = send_as.toggl_time_entry(1, 2, EIGHT_HOURS, TOGGL_SECRET)
+    forged = send_as.toggl_time_entry(1, 2, EIGHT_HOURS, "not-the-secret")
+    assert (await send(api, forged)).status_code == 401
+    tampered = good.with_body(good.body.replace(b"28800", b"99999"))
+    assert (await send(api, tampered)).status_code == 401
+    malformed = send_as.toggl_time_entry(1, 2, EIGHT_HOURS, TOGGL_SECRET)
+    bad_body = malformed.body.replace(b'"duration":28800', b'"duration":"8h"')
+    from api.webhooks.time_tracking import sign_toggl
+
+    response = await api.post(
+        "/webhooks/toggl",
+        content=bad_body,
+        headers={"Content-Type": "application/json", **sign_toggl(bad_body, TOGGL_SECRET)},
+    )
+    assert response.status_code == 422 and "payload.duration" in response.text
+
+    clockify = send_as.clockify_time_entry(
+        "c1", "p1", "2026-12-01T09:00:00Z", "2026-12-01T17:00:00Z", "wrong-token"
+    )
+    assert (await send(api, clockify)).status_code == 401
+
+
+async def test_clockify_entries_count_towards_an_amount_threshold(api) -> None:  # type: ignore[no-untyped-def]
+    clockify_project = f"cp-{uid()}"
+    project = await _tm_project(
+        api, {"rate": "100.00", "threshold_amount": "1000.00"}, {"clockify_project": clockify_project}
+    )
+    pid = project["id"]
+    entry = uid()
+    for i, (start, end) in enumerate(
+        [("2026-12-01T09:00:00Z", "2026-12-01T14:30:00Z"), ("2026-12-02T09:00:00Z", "2026-12-02T13:30:00Z")]
+    ):
+        delivery = send_as.clockify_time_entry(f"{entry}-{i}", clockify_project, start, end, CLOCKIFY_TOKEN)
+        assert (await send(api, delivery)).status_code == 200
+        assert (await send(api, delivery)).status_code == 200  # redelivered: stored once
+
+    async def billed():  # type: ignore[no-untyped-def]
+        body = (await api.get(f"/projects/{pid}")).json()
+        return body if body["invoices"] else None
+
+    body = await eventually(billed, what="the amount threshold invoice")
+    assert [i["total"] for i in body["invoices"]] == ["1000.00"]  # 5.5 h + 4.5 h at 100.00
+    assert body["time_and_materials"]["entries"] == 2
