@@ -253,7 +253,8 @@ def _new_invoice(
             source="project",
             invoice_id=_invoice_id(project.id, what),
             project_id=project.id,
-            collect_billable_items=True,  # the project's approved expenses (and time) roll into it
+            # The project's approved expenses (and time) roll into its next invoice, a deposit aside.
+            collect_billable_items=not what.endswith("deposit"),
         ),
     )
     return invoice
