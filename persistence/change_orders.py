@@ -121,8 +121,12 @@ def amend(project: Project, changes: dict[str, Any]) -> Amended:
         contract = project.contract_amount + new_total - old_total
     if new_total > contract:
         raise MoneyError(f"milestones: they add up to {new_total}, more than the contract ({contract})")
-    if not plan:
+    if not plan and project.milestones and not project.tm_rule:
         raise MoneyError("remove: a project keeps at least one milestone")
+    if changes.get("tm_cap") is not None:
+        if not project.tm_rule:
+            raise MoneyError("tm_cap: the project has no time_and_materials rule")
+        _amount(changes["tm_cap"], cur, "tm_cap")
     extra = Decimal(0)
     deposit = changes.get("deposit")
     if deposit:
@@ -252,6 +256,8 @@ def apply(
         )
         for system, ref in (add.get("external_refs") or {}).items():
             project.refs.append(ProjectRef(system=system, ref=ref.strip(), milestone_key=add["key"]))
+    if order.changes.get("tm_cap") is not None and project.tm_rule:
+        project.tm_rule = {**project.tm_rule, "cap": str(order.changes["tm_cap"])}
     order.contract_before, order.contract_after = project.contract_amount, amended.contract
     project.contract_amount = amended.contract
     extra = amended.deposit_extra

@@ -403,6 +403,8 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
         order = session.get(change_orders.ChangeOrder, uuid.UUID(trigger.ref))
     if order is not None:  # a change order's envelope signed, or one that needs no signature
         change_orders.apply(session, project, order, trigger, out, _maker(session, project))
+        if project.tm_rule:  # a raised cap: the time waiting over the old one may bill now
+            time_entries.bill_time(session, project, trigger, out, _maker(session, project))
     elif trigger.kind in (TriggerKind.TIME_LOGGED, TriggerKind.TM_PERIOD):
         time_entries.bill_time(session, project, trigger, out, _maker(session, project))
     elif trigger.kind in (TriggerKind.DEAL_WON, TriggerKind.CONTRACT_SIGNED):

@@ -238,7 +238,7 @@ def bill_time(
         return  # a calendar project bills at its period ends only
     items = unbilled(session, project, before=before)
     entries = [Entry(str(i.id), i.incurred_on, i.quantity, i.amount) for i in items]
-    if trigger.kind == TriggerKind.TIME_LOGGED and not threshold_reached(rule, entries):
+    if trigger.kind != TriggerKind.TM_PERIOD and not threshold_reached(rule, entries):
         out.detail += "under the threshold; "
         return
     picked = select_entries(rule, entries, billed_amount(session, project.id))

@@ -193,20 +193,26 @@ class ChangeOrderCreate(Strict):
     deposit: DepositCreate | None = Field(
         default=None, description="Its own deposit: an amount, or a percent of what it adds to the contract."
     )
+    tm_cap: DecimalStr | None = Field(
+        default=None, description="A new time & materials cap: time waiting over the old one is billed."
+    )
     signature: SignatureCreate | None = Field(
         default=None, description="Applied when this envelope is signed (its e-sign webhook), not before."
     )
 
     @model_validator(mode="after")
     def _changes_something(self) -> ChangeOrderCreate:
-        if not (self.add or self.remove or self.change or self.contract_amount is not None or self.deposit):
+        changes = (self.add, self.remove, self.change, self.contract_amount, self.deposit, self.tm_cap)
+        if not any(c for c in changes if c is not None):
             raise ValueError(
-                "add, remove, change, contract_amount or deposit: a change order changes something"
+                "add, remove, change, contract_amount, deposit or tm_cap: a change order changes something"
             )
         return self
 
     def changes(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", include={"add", "remove", "change", "contract_amount", "deposit"})
+        data = self.model_dump(
+            mode="json", include={"add", "remove", "change", "contract_amount", "deposit", "tm_cap"}
+        )
         if data.get("deposit"):
             data["deposit"].pop("on", None)
         return data

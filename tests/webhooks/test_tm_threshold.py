@@ -13,7 +13,7 @@ import pytest_asyncio
 from standins import webhooks as send_as
 from standins.webhooks import send
 from tests.support import api_client, customer_body, eventually
-from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, uid
+from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, settled, uid
 from worker import build_worker
 
 TOGGL_SECRET = "PGuRrhCFajIyEvFlreKL"
@@ -161,3 +161,43 @@ async def test_clockify_entries_count_towards_an_amount_threshold(api) -> None: 
     body = await eventually(billed, what="the amount threshold invoice")
     assert [i["total"] for i in body["invoices"]] == ["1000.00"]  # 5.5 h + 4.5 h at 100.00
     assert body["time_and_materials"]["entries"] == 2
+
+
+async def test_time_over_the_cap_waits_until_a_change_order_raises_it(api, temporal_env) -> None:  # type: ignore[no-untyped-def]
+    project = await _tm_project(api, {"rate": "100.00", "threshold_hours": "10", "cap": "1500.00"}, {})
+    pid = project["id"]
+    handle = temporal_env.client.get_workflow_handle(project["workflow_id"])
+
+    async def processed(count: int) -> None:
+        async def probe():  # type: ignore[no-untyped-def]
+            return (await handle.query("state"))["processed"] >= count
+
+        await eventually(probe, what=f"{count} triggers processed")
+
+    async def log(ext: str, hours: str, on: str) -> None:
+        body = {"person": "Ada", "date": on, "hours": hours, "description": "Ops", "external_id": ext}
+        assert (await api.post(f"/projects/{pid}/time-entries", json=body)).status_code == 201
+
+    await log("e1", "8", "2026-12-01")
+    await log("e2", "4", "2026-12-02")
+    body = await settled(api, pid, invoices=1)
+    assert [i["total"] for i in body["invoices"]] == ["1200.00"]
+    await log("e3", "8", "2026-12-03")
+    await log("e4", "1", "2026-12-04")
+    await log("e5", "2", "2026-12-05")
+    await processed(5)
+    body = (await api.get(f"/projects/{pid}")).json()
+    # 11 h reach the threshold, but 800.00 more would pass the cap: e3 waits, and e4, e5 behind it.
+    assert len(body["invoices"]) == 1 and body["time_and_materials"]["unbilled_hours"] == "11"
+
+    refused = await api.post(f"/projects/{pid}/change-orders", json={"reason": "x", "tm_cap": "-1"})
+    assert refused.status_code == 422 and "tm_cap" in refused.text
+    order = await api.post(
+        f"/projects/{pid}/change-orders",
+        json={"reason": "Extended support", "reference": "PO-88", "tm_cap": "3000.00"},
+    )
+    assert order.status_code == 201, order.text
+    body = await settled(api, pid, invoices=2)
+    assert [i["total"] for i in body["invoices"]] == ["1200.00", "1100.00"]
+    assert body["time_and_materials"]["rule"]["cap"] == "3000.00"
+    assert body["change_orders"][0]["status"] == "applied"
