@@ -22,41 +22,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, String, Text, func, select
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from billing.errors import MoneyError
 from billing.money import parse_decimal, quantize, require_minor_units
 from billing.totals import LineInput
-from persistence.models import Base, Invoice, Project, ProjectMilestone, ProjectRef
+from persistence.models import ChangeOrder, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.time_entries import InvoiceMaker
 from workflows.payloads import BillOutcome, ProjectTrigger
 
 HUNDRED = Decimal(100)
 SIGNATURE_SYSTEMS = ("docusign", "dropbox_sign", "pandadoc", "generic")
-
-
-class ChangeOrder(Base):
-    __tablename__ = "project_change_orders"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    number: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    reference: Mapped[str] = mapped_column(String(200), default="")
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(24))  # pending_signature | approved | applied | refused
-    envelope_system: Mapped[str | None] = mapped_column(String(40))
-    envelope_id: Mapped[str | None] = mapped_column(String(300))
-    contract_before: Mapped[Decimal | None] = mapped_column(Numeric)
-    contract_after: Mapped[Decimal | None] = mapped_column(Numeric)
-    deposit_amount: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
-    deposit_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
-    note: Mapped[str] = mapped_column(Text, default="")
-    created_by: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)

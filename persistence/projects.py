@@ -28,7 +28,15 @@ from billing.projects import (
 from billing.totals import LineInput, parse_lines
 from persistence import change_orders, time_entries
 from persistence import invoices as repo
-from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
+from persistence.models import (
+    ChangeOrder,
+    Customer,
+    CustomerExternalId,
+    Invoice,
+    Project,
+    ProjectMilestone,
+    ProjectRef,
+)
 from persistence.subscriptions import terms_json
 from workflows.payloads import (
     BillOutcome,
@@ -400,7 +408,7 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
     if trigger.kind == TriggerKind.CONTRACT_SIGNED and trigger.provider != "api":
         order = change_orders.for_envelope(session, project.id, trigger.provider, trigger.ref)
     if trigger.kind == TriggerKind.CHANGE_ORDER:
-        order = session.get(change_orders.ChangeOrder, uuid.UUID(trigger.ref))
+        order = session.get(ChangeOrder, uuid.UUID(trigger.ref))
     if order is not None:  # a change order's envelope signed, or one that needs no signature
         change_orders.apply(session, project, order, trigger, out, _maker(session, project))
         if project.tm_rule:  # a raised cap: the time waiting over the old one may bill now

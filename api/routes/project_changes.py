@@ -25,7 +25,7 @@ from api.webhooks.dispatcher import TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
 from persistence import change_orders, time_entries
 from persistence import projects as repo
-from persistence.models import BillableItem
+from persistence.models import BillableItem, ChangeOrder
 from persistence.webhook_inbox import Route
 from services.idempotency import create_once, fingerprint
 from workflows.payloads import ProjectTrigger, TriggerKind
@@ -269,5 +269,5 @@ async def create_change_order(
             ),
         )
     return await db.run(
-        lambda s: change_orders.change_order_out(s.get(change_orders.ChangeOrder, order_id))  # type: ignore[arg-type]
+        lambda s: change_orders.change_order_out(s.get(ChangeOrder, order_id))  # type: ignore[arg-type]
     )

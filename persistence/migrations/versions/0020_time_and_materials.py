@@ -41,7 +41,13 @@ def upgrade() -> None:
     op.create_table(
         "project_change_orders",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("project_id", sa.Uuid(), sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True),
+        sa.Column(
+            "project_id",
+            sa.Uuid(),
+            sa.ForeignKey("projects.id", ondelete="CASCADE"),
+            index=True,
+            nullable=False,
+        ),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("reference", sa.String(200), nullable=False, server_default=""),
@@ -55,7 +61,7 @@ def upgrade() -> None:
         sa.Column("deposit_invoice_id", sa.Uuid(), sa.ForeignKey("invoices.id"), nullable=True),
         sa.Column("note", sa.Text(), nullable=False, server_default=""),
         sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("project_id", "number", name="uq_project_change_orders_number"),
     )
