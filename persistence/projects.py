@@ -28,15 +28,7 @@ from billing.projects import (
 from billing.totals import LineInput, parse_lines
 from persistence import change_orders, time_entries
 from persistence import invoices as repo
-from persistence.models import (
-    ChangeOrder,
-    Customer,
-    CustomerExternalId,
-    Invoice,
-    Project,
-    ProjectMilestone,
-    ProjectRef,
-)
+from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.subscriptions import terms_json
 from workflows.payloads import (
     BillOutcome,
@@ -49,17 +41,9 @@ from workflows.payloads import (
 PROJECT_NAMESPACE = uuid.UUID("5f0c2d7e-3b1a-4c8e-9a6d-2e4f8b1c7a90")
 
 # Where a ref may point: the deal and the signature envelope identify a project, PM-tool objects a milestone.
-PROJECT_REF_SYSTEMS = frozenset(
-    {
-        "hubspot_deal",
-        "pipedrive_deal",
-        "docusign",
-        "dropbox_sign",
-        "pandadoc",
-        "generic",
-        "toggl_project",
-        "clockify_project",
-    }
+PROJECT_REF_SYSTEMS = (
+    frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
+    | time_entries.TIME_TRACKING_REF_SYSTEMS
 )
 MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
 BILL_ON = ("milestone", "deal_won", "signature")
@@ -408,7 +392,7 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
     if trigger.kind == TriggerKind.CONTRACT_SIGNED and trigger.provider != "api":
         order = change_orders.for_envelope(session, project.id, trigger.provider, trigger.ref)
     if trigger.kind == TriggerKind.CHANGE_ORDER:
-        order = session.get(ChangeOrder, uuid.UUID(trigger.ref))
+        order = session.get(change_orders.ChangeOrder, uuid.UUID(trigger.ref))
     if order is not None:  # a change order's envelope signed, or one that needs no signature
         change_orders.apply(session, project, order, trigger, out, _maker(session, project))
         if project.tm_rule:  # a raised cap: the time waiting over the old one may bill now

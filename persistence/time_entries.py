@@ -42,6 +42,8 @@ from persistence.models import BillableItem, Invoice, Project, WebhookEvent
 from workflows.payloads import BillOutcome, InvoiceWorkflowInput, ProjectTrigger, TmSchedule, TriggerKind
 
 MAX_HOURS = Decimal(24 * 31)
+# A time tracker's project id in a project's external_refs routes its webhooks there.
+TIME_TRACKING_REF_SYSTEMS = frozenset({"toggl_project", "clockify_project"})
 
 
 @dataclass(frozen=True)

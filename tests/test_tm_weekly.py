@@ -16,7 +16,7 @@ import pytest
 from billing.time_materials import boundary_instant, period_end
 from standins import webhooks as send_as
 from standins.webhooks import send
-from tests.support import api_client, customer_body, eventually
+from tests.support import api_client, customer_body, eventually, record_history
 from tests.webhooks.test_receivers import SECRETS, uid
 from worker import build_worker
 
@@ -154,6 +154,7 @@ async def test_weekly_time_and_materials_over_six_weeks(time_env, make_settings)
         body = (await api.get(f"/projects/{pid}")).json()
         assert body["time_and_materials"]["billed"] == "3950.00"  # the void week no longer counts
         assert body["time_and_materials"]["unbilled_hours"] == "0"
+        await record_history(time_env.client.get_workflow_handle(body["workflow_id"]), "project_tm_weekly")
 
 
 def test_the_weekly_calendar_is_monday_to_sunday_in_the_clients_timezone() -> None:
