@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from billing.errors import MoneyError
-from billing.money import parse_decimal
+from billing.money import parse_decimal, require_minor_units
 from billing.time_materials import (
     Entry,
     TmRule,
@@ -79,6 +79,8 @@ def add_entry(session: Session, project: Project, new: NewTimeEntry) -> tuple[Bi
         raise MoneyError("rate: required, the project has no time_and_materials rate")
     if new.rate is not None and new.rate < 0:
         raise MoneyError("rate: must not be negative")
+    if new.rate is not None:
+        require_minor_units(new.rate, project.currency, field="rate")
     rate = rate_for(rule, new.role, new.rate) if rule is not None else new.rate
     assert rate is not None
     values: dict[str, Any] = dict(

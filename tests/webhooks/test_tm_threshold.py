@@ -201,3 +201,43 @@ async def test_time_over_the_cap_waits_until_a_change_order_raises_it(api, tempo
     assert [i["total"] for i in body["invoices"]] == ["1200.00", "1100.00"]
     assert body["time_and_materials"]["rule"]["cap"] == "3000.00"
     assert body["change_orders"][0]["status"] == "applied"
+
+
+async def test_bad_time_input_is_a_422_naming_the_field(api) -> None:  # type: ignore[no-untyped-def]
+    customer = (await api.post("/customers", json=customer_body())).json()
+    base = {"customer_id": customer["id"], "name": "T&M", "currency": "USD"}
+    for rule, field in [
+        ({"threshold_hours": "40"}, "time_and_materials.rate"),
+        ({"rate": "150.00", "bill_every": "fortnight"}, "bill_every"),
+        ({"rate": "150.00", "bill_every": "week", "threshold_hours": "4"}, "exactly one"),
+    ]:
+        response = await api.post("/projects", json={**base, "time_and_materials": rule})
+        assert response.status_code == 422 and field in response.text, response.text
+    neither = await api.post("/projects", json=base)
+    assert neither.status_code == 422 and "time_and_materials" in neither.text
+
+    project = await _tm_project(api, {"rate": "150.00", "threshold_hours": "40"}, {})
+    secret = SECRETS["generic_webhook_secret"]
+    missing = send_as.generic_event(
+        f"t-{uid()}",
+        "time.logged",
+        secret,
+        project_id=project["id"],
+        fields={"hours": "8", "date": "2026-12-01"},
+    )
+    response = await send(api, missing)
+    assert response.status_code == 422 and "person" in response.text
+    bad_date = send_as.generic_event(
+        f"t-{uid()}",
+        "time.logged",
+        secret,
+        project_id=project["id"],
+        fields={"hours": "8", "date": "01/12/2026", "person": "Ada"},
+    )
+    response = await send(api, bad_date)
+    assert response.status_code == 422 and "date" in response.text
+    entry = {"person": "Ada", "date": "2026-12-01", "hours": "8", "description": "x", "rate": "1.234"}
+    response = await api.post(f"/projects/{project['id']}/time-entries", json=entry)
+    assert response.status_code == 422 and "rate" in response.text
+    body = (await api.get(f"/projects/{project['id']}")).json()
+    assert body["time_and_materials"]["entries"] == 0  # nothing half-written
