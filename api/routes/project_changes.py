@@ -155,7 +155,7 @@ async def log_time(
     item_id, replayed = await create_once(db, "projects.time_entries", idempotency_key, fingerprint(body), tx)
     if idempotency_key is not None:
         response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
-    created = created_now.get("created", False) and not replayed
+    created = replayed or created_now.get("created", False)  # a replay answers as its first request did
     if not created:
         response.status_code = status.HTTP_200_OK
     await _hand_over(

@@ -241,3 +241,27 @@ async def test_bad_time_input_is_a_422_naming_the_field(api) -> None:  # type: i
     assert response.status_code == 422 and "rate" in response.text
     body = (await api.get(f"/projects/{project['id']}")).json()
     assert body["time_and_materials"]["entries"] == 0  # nothing half-written
+
+
+async def test_time_entries_and_change_orders_take_an_idempotency_key(api) -> None:  # type: ignore[no-untyped-def]
+    project = await _tm_project(api, {"rate": "150.00", "threshold_hours": "40"}, {})
+    pid, key = project["id"], f"k-{uid()}"
+    entry = {"person": "Ada", "date": "2026-12-01", "hours": "3", "description": "Ops"}
+    first = await api.post(f"/projects/{pid}/time-entries", json=entry, headers={"Idempotency-Key": key})
+    again = await api.post(f"/projects/{pid}/time-entries", json=entry, headers={"Idempotency-Key": key})
+    assert first.status_code == 201 and first.headers["Idempotent-Replayed"] == "false"
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = await api.post(
+        f"/projects/{pid}/time-entries", json={**entry, "hours": "4"}, headers={"Idempotency-Key": key}
+    )
+    assert other.status_code == 422 and "Idempotency-Key" in other.text
+    body = (await api.get(f"/projects/{pid}")).json()
+    assert body["time_and_materials"]["entries"] == 1
+
+    order = {"reason": "More support", "tm_cap": "9000.00"}
+    made = await api.post(f"/projects/{pid}/change-orders", json=order, headers={"Idempotency-Key": key})
+    repeat = await api.post(f"/projects/{pid}/change-orders", json=order, headers={"Idempotency-Key": key})
+    assert made.status_code == 201 and repeat.json()["id"] == made.json()["id"]
+    assert repeat.headers["Idempotent-Replayed"] == "true"
+    assert len((await api.get(f"/projects/{pid}")).json()["change_orders"]) == 1
