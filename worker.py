@@ -105,6 +105,7 @@ def activities(
         estimates.convert_estimate,
         estimates.record_estimate_status,
         projects.bill_project_trigger,
+        projects.load_tm_schedule,
         projects.create_project_from_deal,
         accounting.sync_accounting,
         credit_notes.issue_credit_note,

@@ -25,6 +25,7 @@ from integrations.crm import CrmAuthFailed, CrmDeal, CrmNotFound, CrmRateLimited
 from integrations.hubspot import HubSpotClient
 from integrations.pipedrive import PipedriveClient
 from persistence import projects as repo
+from persistence import time_entries
 from persistence import webhook_inbox as inbox
 from persistence.db import session_scope
 from persistence.models import Project
@@ -34,6 +35,7 @@ from workflows.payloads import (
     BillTriggerRequest,
     ProjectFromDealRequest,
     ProjectReady,
+    TmSchedule,
 )
 
 
@@ -120,6 +122,12 @@ class ProjectActivities:
                 return repo.bill_trigger(session, uuid.UUID(request.project_id), request.trigger)
         except repo.ProjectNotFound as exc:
             raise ApplicationError(str(exc), type="ProjectNotFound", non_retryable=True) from exc
+
+    @activity.defn(name=ActivityName.LOAD_TM_SCHEDULE)
+    def load_tm_schedule(self, project_id: str) -> TmSchedule:
+        """The project's T&M calendar for its workflow's timer (none: it waits for triggers only)."""
+        with session_scope(self._url) as session:
+            return time_entries.schedule(session, uuid.UUID(project_id))
 
     async def _fetch(self, provider: str, deal_id: str) -> CrmDeal:
         s = self._settings

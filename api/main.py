@@ -24,13 +24,14 @@ from api.routes import (
     hosted,
     invoices,
     metrics,
+    project_changes,
     projects,
     refunds,
     reports,
     subscriptions,
 )
 from api.webhooks import books as books_webhooks
-from api.webhooks import receivers, stripe
+from api.webhooks import receivers, stripe, time_tracking
 from api.webhooks.dispatcher import InboxDispatcher
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -88,9 +89,11 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(approval_pages.router)
     app.include_router(estimates.router)
     app.include_router(projects.router)
+    app.include_router(project_changes.router)
     app.include_router(reports.router)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
+    app.include_router(time_tracking.router)
     app.include_router(stripe.router)
     app.include_router(books_webhooks.router)
     app.include_router(books_differences.router)

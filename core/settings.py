@@ -211,6 +211,12 @@ class Settings(BaseSettings):
     )
     pandadoc_webhook_secret: str | None = None
     generic_webhook_secret: str | None = Field(default=None, description="Key of the generic signed webhook.")
+    toggl_webhook_secret: str | None = Field(
+        default=None, description="Toggl Track webhook subscription secret (X-Webhook-Signature-256)."
+    )
+    clockify_webhook_secret: str | None = Field(
+        default=None, description="Clockify webhook token(s), comma-separated (Clockify-Signature)."
+    )
     payment_link_template: str | None = Field(
         default=None,
         description="Pay button target on the hosted invoice page, e.g. a Stripe Payment Link with "

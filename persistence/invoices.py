@@ -43,6 +43,7 @@ from persistence.invoice_rows import (  # the row-level helpers, re-exported for
     timeline,
 )
 from persistence.models import BillableItem, Customer, Invoice, Payment
+from persistence.time_entries import item_scope
 from workflows.payloads import (
     DraftChanges,
     IssuedInvoice,
@@ -133,6 +134,7 @@ def _collect_billable_items(session: Session, invoice: Invoice) -> int:
                 BillableItem.status == "approved",
                 BillableItem.billable.is_(True),
                 BillableItem.invoice_id.is_(None),
+                *item_scope(session, invoice.project_id),
             )
             .order_by(BillableItem.incurred_on, BillableItem.created_at)
             .with_for_update(of=BillableItem)

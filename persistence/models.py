@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -345,7 +346,17 @@ class BillableItem(Base):
     issues the invoice carrying it (so it is billed once) and cleared when that invoice is voided."""
 
     __tablename__ = "billable_items"
-    __table_args__ = (Index("ix_billable_items_unbilled", "customer_id", "status", "invoice_id"),)
+    __table_args__ = (
+        Index("ix_billable_items_unbilled", "customer_id", "status", "invoice_id"),
+        Index("ix_billable_items_project", "project_id", "invoice_id"),
+        Index(
+            "uq_billable_items_project_external",
+            "project_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
@@ -365,6 +376,12 @@ class BillableItem(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Logged against a project (time & materials, expenses of a project): billed on its invoices only.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    person: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(80))
+    external_id: Mapped[str | None] = mapped_column(String(300))  # unique per project: dedupes re-sends
+    source: Mapped[str] = mapped_column(String(40), default="api")
 
 
 class SubscriptionEventRow(Base):
@@ -467,6 +484,7 @@ class Project(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | completed | cancelled
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    tm_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # time & materials (billing.time_materials)
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     milestones: Mapped[list[ProjectMilestone]] = relationship(
@@ -518,6 +536,31 @@ class ProjectRef(Base):
     ref: Mapped[str] = mapped_column(String(300))
 
     project: Mapped[Project] = relationship(back_populates="refs")
+
+
+class ChangeOrder(Base):
+    """An amendment of a project's plan (`persistence.change_orders`), signed or not."""
+
+    __tablename__ = "project_change_orders"
+    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_project_change_orders_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_uuid)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(24))  # pending_signature | approved | applied | refused
+    envelope_system: Mapped[str | None] = mapped_column(String(40))
+    envelope_id: Mapped[str | None] = mapped_column(String(300))
+    contract_before: Mapped[Decimal | None] = mapped_column(Numeric)
+    contract_after: Mapped[Decimal | None] = mapped_column(Numeric)
+    deposit_amount: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
+    deposit_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookEvent(Base):

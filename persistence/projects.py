@@ -26,6 +26,7 @@ from billing.projects import (
     resolve_plan,
 )
 from billing.totals import LineInput, parse_lines
+from persistence import change_orders, time_entries
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.subscriptions import terms_json
@@ -40,8 +41,9 @@ from workflows.payloads import (
 PROJECT_NAMESPACE = uuid.UUID("5f0c2d7e-3b1a-4c8e-9a6d-2e4f8b1c7a90")
 
 # Where a ref may point: the deal and the signature envelope identify a project, PM-tool objects a milestone.
-PROJECT_REF_SYSTEMS = frozenset(
-    {"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"}
+PROJECT_REF_SYSTEMS = (
+    frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
+    | time_entries.TIME_TRACKING_REF_SYSTEMS
 )
 MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
 BILL_ON = ("milestone", "deal_won", "signature")
@@ -82,6 +84,7 @@ class NewProject:
     refs: dict[str, str] = field(default_factory=dict)
     source: str = "api"
     project_id: uuid.UUID | None = None
+    tm_rule: dict[str, object] | None = None  # time & materials (billing.time_materials), validated
 
 
 def project_id_for_deal(provider: str, deal_id: str) -> uuid.UUID:
@@ -123,6 +126,7 @@ def create_project(session: Session, new: NewProject) -> Project:
         source=new.source,
         status="active",
         workflow_id=project_workflow_id(str(project_id)),
+        tm_rule=new.tm_rule,
     )
     project.milestones = [
         ProjectMilestone(
@@ -241,9 +245,19 @@ def _new_invoice(
             source="project",
             invoice_id=_invoice_id(project.id, what),
             project_id=project.id,
+            # The project's approved expenses (and time) roll into its next invoice, a deposit aside.
+            collect_billable_items=not what.endswith("deposit"),
         ),
     )
     return invoice
+
+
+def _maker(session: Session, project: Project) -> time_entries.InvoiceMaker:
+    return time_entries.InvoiceMaker(
+        find=lambda what: session.get(Invoice, _invoice_id(project.id, what)),
+        new=lambda what, lines, notes: _new_invoice(session, project, what, lines, notes),
+        as_input=_invoice_input,
+    )
 
 
 def _unbilled(project: Project) -> Decimal:
@@ -374,7 +388,18 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
     out = BillOutcome(outcome="nothing_to_bill")
     if project.status == "cancelled":
         return BillOutcome(outcome="closed", detail="project is cancelled", project_done=True)
-    if trigger.kind in (TriggerKind.DEAL_WON, TriggerKind.CONTRACT_SIGNED):
+    order = None
+    if trigger.kind == TriggerKind.CONTRACT_SIGNED and trigger.provider != "api":
+        order = change_orders.for_envelope(session, project.id, trigger.provider, trigger.ref)
+    if trigger.kind == TriggerKind.CHANGE_ORDER:
+        order = session.get(change_orders.ChangeOrder, uuid.UUID(trigger.ref))
+    if order is not None:  # a change order's envelope signed, or one that needs no signature
+        change_orders.apply(session, project, order, trigger, out, _maker(session, project))
+        if project.tm_rule:  # a raised cap: the time waiting over the old one may bill now
+            time_entries.bill_time(session, project, trigger, out, _maker(session, project))
+    elif trigger.kind in (TriggerKind.TIME_LOGGED, TriggerKind.TM_PERIOD):
+        time_entries.bill_time(session, project, trigger, out, _maker(session, project))
+    elif trigger.kind in (TriggerKind.DEAL_WON, TriggerKind.CONTRACT_SIGNED):
         stage = "deal_won" if trigger.kind == TriggerKind.DEAL_WON else "signature"
         if project.deposit_amount > 0 and project.deposit_on == stage:
             _bill_deposit(session, project, trigger, out)
@@ -403,7 +428,7 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
         out.outcome = "billed"
     elif "already billed" in out.detail:
         out.outcome = "already_billed"
-    if all(m.status == "billed" for m in project.milestones):
+    if project.milestones and not project.tm_rule and all(m.status == "billed" for m in project.milestones):
         project.status = "completed"
     out.project_done = project.status != "active"
     out.detail = out.detail.rstrip("; ")

@@ -368,8 +368,9 @@ def generic_event(
     milestone_key: str | None = None,
     ref: dict[str, str] | None = None,
     now: float | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> Delivery:
-    payload: dict[str, Any] = {"id": event_id, "type": event_type}
+    payload: dict[str, Any] = {"id": event_id, "type": event_type, **(fields or {})}
     if project_id:
         payload["project_id"] = project_id
     if milestone_key:
@@ -489,3 +490,78 @@ def stripe_refund_objects(
             "refunds": {"object": "list", "data": [refund], "has_more": False},
         },
     }
+
+
+# --- time tracking ---------------------------------------------------------------------------------
+
+
+def toggl_time_entry(
+    entry_id: int,
+    toggl_project_id: int,
+    seconds: int,
+    secret: str,
+    *,
+    start: str = "2026-12-01T09:00:00+00:00",
+    description: str = "Development",
+    user_id: int = 6,
+    event_id: int | None = None,
+    action: str = "created",
+) -> Delivery:
+    """A Toggl Track webhook event for a stopped time entry, signed as Toggl signs (HMAC-SHA256 of the
+    raw body with the subscription secret, ``sha256=<hex>``)."""
+    from api.webhooks.time_tracking import sign_toggl
+
+    payload = {
+        "event_id": event_id if event_id is not None else entry_id * 10 + 1,
+        "created_at": start,
+        "creator_id": user_id,
+        "metadata": {
+            "action": action,
+            "event_user_id": user_id,
+            "model": "time_entry",
+            "path": "/time_entries",
+        },
+        "payload": {
+            "id": entry_id,
+            "workspace_id": 1234,
+            "project_id": toggl_project_id,
+            "start": start,
+            "stop": start,
+            "duration": seconds,
+            "description": description,
+            "billable": True,
+            "user_id": user_id,
+        },
+        "subscription_id": 6,
+        "timestamp": start,
+    }
+    body = _dumps(payload)
+    return Delivery("toggl", "/webhooks/toggl", body, sign_toggl(body, secret))
+
+
+def toggl_ping(secret: str, validation_code: str) -> Delivery:
+    from api.webhooks.time_tracking import sign_toggl
+
+    body = _dumps(
+        {"event_id": 0, "payload": "ping", "validation_code": validation_code, "subscription_id": 6}
+    )
+    return Delivery("toggl", "/webhooks/toggl", body, sign_toggl(body, secret))
+
+
+def clockify_time_entry(
+    entry_id: str, clockify_project_id: str, start: str, end: str, token: str, *, user: str = "Ada"
+) -> Delivery:
+    """A Clockify NEW_TIME_ENTRY webhook: the webhook's token in Clockify-Signature."""
+    payload = {
+        "id": entry_id,
+        "description": "Development",
+        "userId": "5a0ab5acb07987125438b60f",
+        "billable": True,
+        "projectId": clockify_project_id,
+        "timeInterval": {"start": start, "end": end, "duration": None},
+        "workspaceId": "64a687e29ae1f428e7ebe303",
+        "user": {"id": "5a0ab5acb07987125438b60f", "name": user},
+    }
+    body = _dumps(payload)
+    headers = {"Clockify-Signature": token, "Clockify-Webhook-Event-Type": "NEW_TIME_ENTRY"}
+    return Delivery("clockify", "/webhooks/clockify", body, headers)

@@ -9,11 +9,16 @@ the activity bills each deposit and milestone once whatever it is told.
 
 A won deal that no project knows starts this workflow with a `DealSource`: its first step fetches the
 deal (and its line items) from the CRM and builds the project from the configured default plan.
+
+A time & materials project that bills on a calendar (``bill_every``) also has a durable timer here: at
+each period end (00:00 in the client's timezone, `billing.time_materials`) the workflow queues a
+``tm_period`` trigger keyed by the period, so a period is billed once even across continue-as-new.
+Behind the ``project-tm-timer-v1`` patch: histories recorded before it replay without the timer.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
@@ -21,6 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from billing.time_materials import boundary_instant, first_period_end, period_end
     from workflows.invoice import start_invoice_child
     from workflows.payloads import (
         ActivityName,
@@ -31,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         ProjectState,
         ProjectTrigger,
         ProjectWorkflowInput,
+        TmSchedule,
+        TriggerKind,
         project_workflow_id,
     )
 
@@ -48,6 +56,7 @@ CRM_RETRY = RetryPolicy(
 )
 MAX_OUTCOMES = 50
 MAX_SEEN = 2000
+TM_TIMER_PATCH = "project-tm-timer-v1"
 
 
 @workflow.defn(name="ProjectBillingWorkflow")
@@ -60,6 +69,8 @@ class ProjectBillingWorkflow:
         self._outcomes: list[str] = []
         self._status = "active"
         self._processed = 0
+        self._schedule: TmSchedule | None = None
+        self._next_period: str | None = input.tm_next_period
 
     @workflow.run
     async def run(self, input: ProjectWorkflowInput) -> ProjectState:
@@ -75,8 +86,16 @@ class ProjectBillingWorkflow:
                 self._status = "not_created"
                 self._outcomes.append(ready.detail)
                 return self.state()
+        if workflow.patched(TM_TIMER_PATCH):
+            self._schedule = await workflow.execute_activity(
+                ActivityName.LOAD_TM_SCHEDULE,
+                input.project_id,
+                result_type=TmSchedule,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
         while self._status == "active":
-            await workflow.wait_condition(lambda: bool(self._queue))
+            await self._wait_for_trigger()
             trigger = self._queue.pop(0)
             outcome = await workflow.execute_activity(
                 ActivityName.BILL_PROJECT_TRIGGER,
@@ -96,9 +115,44 @@ class ProjectBillingWorkflow:
                 self._status = "completed"
             elif not self._queue and workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(ProjectWorkflowInput(project_id=input.project_id, seen=self._seen))
+                workflow.continue_as_new(
+                    ProjectWorkflowInput(
+                        project_id=input.project_id, seen=self._seen, tm_next_period=self._next_period
+                    )
+                )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
+
+    async def _wait_for_trigger(self) -> None:
+        """Until a trigger is queued; on a T&M calendar, the period's end queues its own."""
+        schedule = self._schedule
+        if schedule is None or schedule.bill_every is None:
+            await workflow.wait_condition(lambda: bool(self._queue))
+            return
+        if self._next_period is None:
+            self._next_period = first_period_end(
+                schedule.bill_every, workflow.now(), schedule.timezone
+            ).isoformat()
+        end = date.fromisoformat(self._next_period)
+        wait = boundary_instant(end, schedule.timezone) - workflow.now()
+        if wait > timedelta(0):
+            try:
+                await workflow.wait_condition(lambda: bool(self._queue), timeout=wait)
+                return
+            except TimeoutError:
+                pass
+        key = f"tm-period:{self._next_period}"
+        self._next_period = period_end(schedule.bill_every, end).isoformat()
+        if key not in self._seen:
+            self._queue.append(
+                ProjectTrigger(
+                    event_key=key,
+                    kind=TriggerKind.TM_PERIOD,
+                    provider="calendar",
+                    ref=end.isoformat(),
+                    actor="calendar",
+                )
+            )
 
     @workflow.signal
     def trigger(self, trigger: ProjectTrigger) -> None:

@@ -1,5 +1,6 @@
 """Billable expenses and time entries, per customer. Approved, unbilled items roll into the customer's
-next subscription invoice, as their own lines, when that invoice is issued.
+next subscription invoice, as their own lines, when that invoice is issued; an item whose ``project_ref``
+is one of the customer's projects rolls into that project's next invoice instead (milestone or T&M).
 
 Expenses above ``INVOICEFLOW_EXPENSE_APPROVAL_THRESHOLD`` wait for an operator's approval (the
 signed-link approval mechanism will take this over)."""
@@ -20,7 +21,7 @@ from api.errors import unprocessable
 from api.schemas import BillableItemOut, DecisionCreate, ExpenseCreate, TimeEntryCreate
 from billing.errors import MoneyError
 from billing.money import quantize, require_minor_units
-from persistence.models import BillableItem, Customer
+from persistence.models import BillableItem, Customer, Project
 from services.idempotency import create_once, fingerprint
 
 router = APIRouter(tags=["billable items"])
@@ -45,6 +46,16 @@ def item_out(item: BillableItem) -> BillableItemOut:
         invoice_id=item.invoice_id,
         project_ref=item.project_ref,
     )
+
+
+def _project_of(session: Session, customer_id: uuid.UUID, project_ref: str | None) -> uuid.UUID | None:
+    """A ``project_ref`` naming one of the customer's projects puts the item on that project's invoices."""
+    try:
+        project_id = uuid.UUID(project_ref) if project_ref else None
+    except ValueError:
+        return None
+    project = session.get(Project, project_id) if project_id else None
+    return project.id if project is not None and project.customer_id == customer_id else None
 
 
 def _invalid(field: str, message: str) -> HTTPException:
@@ -101,6 +112,7 @@ async def _add(
             billable=billable,
             status="pending_approval" if needs_approval else "approved",
             project_ref=project_ref,
+            project_id=_project_of(session, customer.id, project_ref),
             decided_by=None if needs_approval else "auto (under threshold)" if kind == "expense" else "auto",
         )
         session.add(item)

@@ -27,7 +27,9 @@ from api.schemas import Currency, DecimalStr, Strict, Terms
 from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
 from billing.projects import DepositSpec
+from billing.time_materials import parse_rule
 from billing.totals import LineInput, compute_totals
+from persistence import change_orders, time_entries
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.books_inbound import BOOKS_EVENT
@@ -55,7 +57,12 @@ class ProjectCreate(Strict):
         default=None, description="Default: the sum of the milestone amounts."
     )
     deposit: DepositCreate | None = None
-    milestones: list[MilestoneCreate] = Field(min_length=1, max_length=100)
+    milestones: list[MilestoneCreate] = Field(default_factory=list, max_length=100)
+    time_and_materials: dict[str, Any] | None = Field(
+        default=None,
+        description='Bill logged time: {"rate": "150.00", "bill_every": "week"} (or "month"), or '
+        '{"rate": "150.00", "threshold_hours": "40"} / "threshold_amount"; optional "cap", "rate_card".',
+    )
     tax_rate: DecimalStr = Decimal(0)
     payment_terms: Terms | None = None
     external_refs: dict[str, RefValue] = Field(
@@ -65,6 +72,8 @@ class ProjectCreate(Strict):
 
     @model_validator(mode="after")
     def _after_refers_to_the_plan(self) -> ProjectCreate:
+        if not self.milestones and self.time_and_materials is None:
+            raise ValueError("milestones: give at least one, or a time_and_materials rule")
         keys = {m.key for m in self.milestones}
         for index, m in enumerate(self.milestones):
             if m.after == "deposit" and self.deposit is None:
@@ -120,6 +129,8 @@ class ProjectOut(BaseModel):
     left: str
     pending: list[str]
     invoices: list[ProjectInvoiceOut]
+    time_and_materials: dict[str, Any] | None = None
+    change_orders: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def project_out(session: Session, project: Project) -> ProjectOut:
@@ -173,6 +184,10 @@ def project_out(session: Session, project: Project) -> ProjectOut:
                 id=i.id, number=i.number, status=i.status, total=str(i.total), amount_due=str(i.amount_due)
             )
             for i in invoices
+        ],
+        time_and_materials=time_entries.summary(session, project),
+        change_orders=[
+            change_orders.change_order_out(o) for o in change_orders.of_project(session, project.id)
         ],
     )
 
@@ -233,6 +248,9 @@ async def create_project(
                     tax_rate=body.tax_rate,
                     payment_terms=body.payment_terms or customer.payment_terms,
                     refs=body.external_refs,
+                    tm_rule=parse_rule(body.time_and_materials, body.currency or customer.currency).as_json()
+                    if body.time_and_materials is not None
+                    else None,
                 ),
             )
             # The tax rate is validated the way every invoice validates it.

@@ -9,8 +9,11 @@ issue moved back to "In progress", a heartbeat), or raises `MalformedPayload` na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
+from billing.errors import MoneyError
+from billing.money import parse_decimal
 from persistence.webhook_inbox import InboundEvent
 from workflows.payloads import TriggerKind
 
@@ -318,7 +321,31 @@ GENERIC_TYPES = {
     "deal.won": TriggerKind.DEAL_WON,
     "contract.signed": TriggerKind.CONTRACT_SIGNED,
     "milestone.completed": TriggerKind.MILESTONE_DONE,
+    "time.logged": TriggerKind.TIME_LOGGED,
 }
+TIME_FIELDS = ("hours", "date", "person", "description", "rate", "role")
+
+
+def _time_summary(body: Mapping[str, Any], event_id: str) -> dict[str, str]:
+    """``time.logged``: the entry itself travels in the inbox row (hours, date and person required)."""
+    summary = {"external_id": str(body.get("external_id") or event_id)}
+    for name in TIME_FIELDS:
+        value = body.get(name)
+        if value is None:
+            if name in ("hours", "date", "person"):
+                raise MalformedPayload(f"{name}: required for time.logged")
+            continue
+        if not isinstance(value, str):
+            raise MalformedPayload(f"{name}: expected a string")
+        summary[name] = value
+    try:
+        date.fromisoformat(summary["date"])
+        parse_decimal(summary["hours"], field="hours")
+    except (ValueError, MoneyError) as exc:
+        raise MalformedPayload(f"{'hours' if isinstance(exc, MoneyError) else 'date'}: {exc}") from None
+    if body.get("billable") is False:
+        summary["billable"] = "false"
+    return summary
 
 
 def generic(payload: Any) -> list[InboundEvent]:
@@ -343,4 +370,5 @@ def generic(payload: Any) -> list[InboundEvent]:
         raise MalformedPayload("body: give project_id, or ref {system, id} of a linked object")
     if kind == TriggerKind.MILESTONE_DONE and not ref_id and "milestone_key" not in hints:
         raise MalformedPayload("milestone_key: required for milestone.completed with a project_id")
-    return [InboundEvent("generic", event_id, kind, system, ref_id, hints=hints)]
+    summary = _time_summary(body, event_id) if kind == TriggerKind.TIME_LOGGED else {}
+    return [InboundEvent("generic", event_id, kind, system, ref_id, summary=summary, hints=hints)]

@@ -90,6 +90,7 @@ from workflows.payloads.project import (
     ProjectState,
     ProjectTrigger,
     ProjectWorkflowInput,
+    TmSchedule,
     TriggerKind,
 )
 from workflows.payloads.subscription import (
@@ -159,6 +160,7 @@ __all__ = [
     "ProjectState",
     "ProjectTrigger",
     "ProjectWorkflowInput",
+    "TmSchedule",
     "RecurrenceSpec",
     "RefundInput",
     "RefundOutcome",

@@ -28,6 +28,7 @@ class ActivityName:
     CREATE_PROJECT_FROM_DEAL = "create_project_from_deal"
     SYNC_ACCOUNTING = "sync_accounting"
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
+    LOAD_TM_SCHEDULE = "load_tm_schedule"
     ISSUE_CREDIT_NOTE = "issue_credit_note"
     APPLY_REFUND = "apply_refund"
     RENDER_CREDIT_NOTE_PDF = "render_credit_note_pdf"

@@ -15,6 +15,9 @@ class TriggerKind:
     CONTRACT_SIGNED = "contract_signed"
     MILESTONE_DONE = "milestone_done"
     INVOICE_PAID = "invoice_paid"  # an invoice of the project is paid in full (ref = its id)
+    TIME_LOGGED = "time_logged"  # a time entry (API: ref = its id; webhook: the entry is in the inbox row)
+    TM_PERIOD = "tm_period"  # a T&M period ended (ref = its exclusive end date, client's calendar)
+    CHANGE_ORDER = "change_order"  # a change order needs no signature: apply it (ref = its id)
 
 
 @dataclass
@@ -47,6 +50,16 @@ class ProjectWorkflowInput:
     initial: list[ProjectTrigger] = field(
         default_factory=list
     )  # triggers it starts with (an accepted estimate)
+    tm_next_period: str | None = None  # the next T&M period end (ISO date), carried over continue-as-new
+
+
+@dataclass
+class TmSchedule:
+    """A project's T&M calendar, for its workflow's timer: none when it bills on a threshold or not at
+    all."""
+
+    bill_every: str | None = None  # week | month
+    timezone: str = "UTC"
 
 
 @dataclass
