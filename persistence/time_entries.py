@@ -207,7 +207,7 @@ def billed_amount(session: Session, project_id: uuid.UUID) -> Decimal:
             BillableItem.invoice_id.is_not(None),
         )
     )
-    return Decimal(total)
+    return Decimal(total or 0)
 
 
 def bill_time(
