@@ -15,7 +15,7 @@ from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstrai
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from persistence.models import Base
+from persistence.models.base import Base
 
 
 class BooksCursor(Base):

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from persistence.models import Base
+from persistence.models.base import Base
 
 ROLES = ("admin", "finance", "viewer")
 
