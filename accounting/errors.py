@@ -79,3 +79,15 @@ class AccessDenied(AccountingError):
     """403: the app is not connected to this organisation (or lost a scope); someone must reconnect."""
 
     retryable = False
+
+
+class ConnectionProblem(AccessDenied):
+    """Only a person can fix this: configure the provider's app, or (re)connect the organisation."""
+
+
+class NotConnected(ConnectionProblem):
+    """No tokens stored for this organisation yet."""
+
+
+class ReconnectRequired(ConnectionProblem):
+    """The provider refused the refresh token (``invalid_grant``: expired, revoked or already spent)."""

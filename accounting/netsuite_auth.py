@@ -32,8 +32,7 @@ from typing import Any
 
 import httpx
 
-from accounting.errors import Transient
-from accounting.tokens import ConnectionProblem
+from accounting.errors import ConnectionProblem, Transient
 from core.settings import Settings
 
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"

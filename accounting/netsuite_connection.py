@@ -1,11 +1,11 @@
-"""The configured NetSuite account as a ``Connection``: its connector and M2M token source, from settings."""
+"""The configured NetSuite account: its connector and M2M token source, from settings."""
 
 from __future__ import annotations
 
+from accounting.errors import ConnectionProblem
 from accounting.netsuite import NetSuiteConnector, base_url_for
 from accounting.netsuite_auth import M2MTokenSource, credentials
 from accounting.netsuite_http import netsuite_http_settings, netsuite_policy
-from accounting.tokens import Connection, ConnectionProblem
 from core.settings import Settings
 
 
@@ -25,7 +25,8 @@ def currency_ids(value: str) -> dict[str, str]:
     return pairs
 
 
-def open_netsuite(settings: Settings, account_id: str) -> Connection:
+def open_netsuite(settings: Settings, account_id: str) -> tuple[M2MTokenSource, NetSuiteConnector]:
+    """The account's M2M token source and its connector (``accounting.connection`` wraps them)."""
     base_url = settings.netsuite_base_url or base_url_for(account_id)
     store = M2MTokenSource(credentials(settings, base_url), timeout_s=settings.accounting_timeout_s)
     connector = NetSuiteConnector(
@@ -38,4 +39,4 @@ def open_netsuite(settings: Settings, account_id: str) -> Connection:
         settings=netsuite_http_settings(settings.accounting_timeout_s),
         policy=netsuite_policy(settings.netsuite_concurrency),
     )
-    return Connection(provider="netsuite", tenant_id=account_id, store=store, connector=connector)
+    return store, connector

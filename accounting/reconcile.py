@@ -31,9 +31,10 @@ from accounting.base import (
     RemoteState,
     drift,
 )
+from accounting.connection import Connection, open_connection
 from accounting.errors import AccountingError, AuthExpired, NotFound, ValidationFailed
 from accounting.mapping import LineSpec, build_invoice
-from accounting.tokens import Connection, open_connection, resolve_tenant, tokens_used
+from accounting.tokens import resolve_tenant, tokens_used
 from billing.money import format_money, quantize
 from billing.status import InvoiceStatus
 from core.settings import Settings

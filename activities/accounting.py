@@ -42,6 +42,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounting.base import AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
+from accounting.connection import Connection, open_connection
 from accounting.errors import (
     AccessDenied,
     AuthExpired,
@@ -52,7 +53,7 @@ from accounting.errors import (
     ValidationFailed,
 )
 from accounting.reconcile import customer_system, invoice_for_sync
-from accounting.tokens import Connection, ConnectionProblem, open_connection, resolve_tenant, tokens_used
+from accounting.tokens import ConnectionProblem, resolve_tenant, tokens_used
 from activities.books_money import MOVING, BooksMoney
 from core.settings import Settings
 from persistence import invoices as repo

@@ -19,8 +19,9 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from accounting.connection import Connection, open_connection
 from accounting.errors import AccessDenied, AuthExpired, RateLimited, Transient, ValidationFailed
-from accounting.tokens import Connection, ConnectionProblem, open_connection, tokens_used
+from accounting.tokens import ConnectionProblem, tokens_used
 from core.settings import Settings
 from services import books_inbound
 from workflows.books import (

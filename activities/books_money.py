@@ -37,7 +37,7 @@ from persistence import invoices as repo
 from persistence.models import AccountingSync, CreditNote, Payment, Refund
 
 if TYPE_CHECKING:
-    from accounting.tokens import Connection
+    from accounting.connection import Connection
     from activities.accounting import AccountingActivities, _Target
 
 SYNCED = "synced"

@@ -165,8 +165,9 @@ async def accounting_check(settings: Settings, timeout_s: float = 15.0) -> Check
     provider = settings.accounting_provider
     if provider == "none":
         return Check("accounting", True, "not configured (INVOICEFLOW_ACCOUNTING_PROVIDER=none)")
+    from accounting.connection import open_connection
     from accounting.errors import AccountingError
-    from accounting.tokens import open_connection, resolve_tenant
+    from accounting.tokens import resolve_tenant
 
     try:
         tenant = resolve_tenant(settings)

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from accounting.changes import RemoteContact
+from accounting.connection import open_connection
 from accounting.reconcile import customer_system
-from accounting.tokens import open_connection, resolve_tenant
+from accounting.tokens import resolve_tenant
 from billing.currency import normalize_currency
 from billing.errors import MoneyError
 from core.settings import Settings

@@ -30,8 +30,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from accounting.connection import open_connection
 from accounting.errors import AccountingError
-from accounting.tokens import ConnectionProblem, open_connection, resolve_tenant
+from accounting.tokens import ConnectionProblem, resolve_tenant
 from api.deps import Db
 from api.webhooks import books_signatures as sig
 from api.webhooks.signatures import SignatureError

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from accounting.base import RemoteInvoice
-from accounting.tokens import TokenGrant, open_connection, save_connection, token_cipher
+from accounting.connection import open_connection
+from accounting.tokens import TokenGrant, save_connection, token_cipher
 from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import AccountingSync

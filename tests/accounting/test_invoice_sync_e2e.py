@@ -150,7 +150,7 @@ async def test_each_provider_end_to_end_through_the_workflow(
 ) -> None:  # type: ignore[no-untyped-def]
     """issue → the invoice at the provider with the same lines and totals → two payments → paid there,
     read back through the provider's API by the connector's own drift reader."""
-    from accounting.tokens import open_connection
+    from accounting.connection import open_connection
     from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
     dev = PROVIDERS[provider]
@@ -250,7 +250,7 @@ async def _calls(state: XeroState, status: int) -> bool:
 async def test_discounted_lines_reach_the_books_at_their_net_amounts(
     temporal_env, make_settings, provider
 ) -> None:  # type: ignore[no-untyped-def]
-    from accounting.tokens import open_connection
+    from accounting.connection import open_connection
     from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
     dev = PROVIDERS[provider]

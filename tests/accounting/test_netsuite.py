@@ -284,7 +284,8 @@ async def test_the_dev_stand_in_and_settings_connect_through_open_connection(
 ) -> None:  # type: ignore[no-untyped-def]
     """`invoiceflow dev --accounting netsuite` wiring: the dev key, the stand-in that maps its public half,
     the INVOICEFLOW_NETSUITE_* settings, and the connection the worker opens from them."""
-    from accounting.tokens import NotConnected, open_connection, resolve_tenant
+    from accounting.connection import open_connection
+    from accounting.tokens import NotConnected, resolve_tenant
     from core.settings import Settings
     from standins.accounting.dev import PROVIDERS, netsuite_dev_key
     from standins.server import serve
