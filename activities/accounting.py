@@ -55,6 +55,7 @@ from accounting.errors import (
 from accounting.reconcile import customer_system, invoice_for_sync
 from accounting.tokens import ConnectionProblem, resolve_tenant, tokens_used
 from activities.books_money import MOVING, BooksMoney
+from activities.books_money import SyncTarget as _Target
 from core.settings import Settings
 from persistence import invoices as repo
 from persistence.books_inbound import provider_payment_id
@@ -82,15 +83,6 @@ def _refused(message: str) -> ApplicationError:
     """Non-retryable, and always of this one type: the invoice workflow parks its sync on it (until an
     operator's retry) instead of failing, whatever was wrong."""
     return ApplicationError(message, type=ACCOUNTING_VALIDATION_ERROR, non_retryable=True)
-
-
-@dataclass
-class _Target:
-    """The ``accounting_syncs`` row an error belongs to (the payment flow may sync its invoice first)."""
-
-    kind: str
-    object_id: uuid.UUID
-    invoice_id: uuid.UUID
 
 
 @dataclass(frozen=True)

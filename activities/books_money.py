@@ -38,7 +38,17 @@ from persistence.models import AccountingSync, CreditNote, Payment, Refund
 
 if TYPE_CHECKING:
     from accounting.connection import Connection
-    from activities.accounting import AccountingActivities, _Target
+    from activities.accounting import AccountingActivities
+
+
+@dataclass
+class SyncTarget:
+    """The ``accounting_syncs`` row an error belongs to (the payment flow may sync its invoice first)."""
+
+    kind: str
+    object_id: uuid.UUID
+    invoice_id: uuid.UUID
+
 
 SYNCED = "synced"
 MOVING = "moving payments"  # an invoice row's remote_status while its payments are moved (see below)
@@ -86,7 +96,7 @@ class BooksMoney:
         connection: Connection,
         invoice_id: uuid.UUID,
         credit_note_id: uuid.UUID,
-        target: _Target,
+        target: SyncTarget,
     ) -> SyncResult:
         """The credit note once (the connector finds it by number), applied to the synced invoice: Xero
         allocates an ACCRECCREDIT, QBO links a CreditMemo by a zero payment, FreshBooks pays from credit."""
@@ -124,7 +134,7 @@ class BooksMoney:
         connection: Connection,
         invoice_id: uuid.UUID,
         refund_id: uuid.UUID,
-        target: _Target,
+        target: SyncTarget,
     ) -> SyncResult:
         provider, tenant_id = connection.provider, connection.tenant_id
         row = await self._db(lambda s: self._row(s, provider, tenant_id, "refund", refund_id))
@@ -184,11 +194,9 @@ class BooksMoney:
             )
             result = SyncResult(rest.external_id, SyncStatus.UPDATED, "refunded in part")
         # The payment now lives at the provider as the re-recorded rest (or not at all).
-        from activities.accounting import _Target as Target
-
         await self._upsert(
             connection,
-            Target("payment", facts.payment_id, invoice_id),
+            SyncTarget("payment", facts.payment_id, invoice_id),
             status=SYNCED,
             external_id=result.external_id,
             remote_status="refunded" if facts.remaining <= 0 else "refunded in part",
@@ -199,7 +207,7 @@ class BooksMoney:
     # --- write-off ---------------------------------------------------------------------------------
 
     async def _write_off(
-        self: AccountingActivities, connection: Connection, invoice_id: uuid.UUID, target: _Target
+        self: AccountingActivities, connection: Connection, invoice_id: uuid.UUID, target: SyncTarget
     ) -> SyncResult:
         provider, tenant_id = connection.provider, connection.tenant_id
         row = await self._db(lambda s: self._row(s, provider, tenant_id, "write_off", invoice_id))
@@ -234,8 +242,6 @@ class BooksMoney:
         """After the invoice is in the books: the credit applied to it at issue, taken there from the
         customer's credit notes. Waits (retryable) while one of them is still on its way to the books;
         refused when the books hold too little of it (credit from an overpayment is not there)."""
-        from activities.accounting import _Target as Target
-
         provider, tenant_id = connection.provider, connection.tenant_id
 
         def load(session: Session) -> list[AccountingCreditApplication]:
@@ -283,7 +289,7 @@ class BooksMoney:
             ]
 
         for application in await self._db(load):
-            target = Target("payment", uuid.UUID(application.application_id), invoice_id)
+            target = SyncTarget("payment", uuid.UUID(application.application_id), invoice_id)
             if not application.sources:
                 raise ValidationFailed(
                     f"customer credit of {application.amount} applied at issue has no credit note in "
@@ -308,15 +314,13 @@ class BooksMoney:
         external_id: str,
         idempotency_key: str,
         revision: int,
-        target: _Target,
+        target: SyncTarget,
     ) -> SyncResult:
         """Xero edits no invoice with payments on it (a late fee added after a part payment): its payments
         are removed, the invoice is updated, and each of our payments is recorded again as it stands
         (less its refunds), with its own reference. The invoice row says ``moving payments`` meanwhile,
         so a retry after a crash finishes the move (every step finds what it already did). Credit
         allocated there (credit notes, credit applied) cannot be moved: that stays a refusal."""
-        from activities.accounting import _Target as Target
-
         provider, tenant_id, connector = connection.provider, connection.tenant_id, connection.connector
         remote = await connector.fetch_invoice(external_id)
         if remote.total - remote.amount_paid - remote.amount_due > 0:
@@ -379,7 +383,7 @@ class BooksMoney:
             )
             await self._upsert(
                 connection,
-                Target("payment", payment_id, invoice_id),
+                SyncTarget("payment", payment_id, invoice_id),
                 status=SYNCED,
                 external_id=again.external_id,
                 remote_status=again.remote_status[:40],

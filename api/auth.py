@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
 
 from persistence.db import session_scope
-from persistence.users import Principal, principal_for_token
+from persistence.users import Principal, allowed, principal_for_token
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIXES = ("/approval-rules", "/dunning-policies")
@@ -58,11 +58,6 @@ def required_role(method: str, path: str) -> str:
     if path.startswith(ADMIN_PREFIXES) and not path.startswith(ADMIN_EXCEPTIONS):
         return "admin"
     return "finance"
-
-
-def allowed(role: str, needed: str) -> bool:
-    rank = {"viewer": 0, "finance": 1, "admin": 2}
-    return rank.get(role, -1) >= rank[needed]
 
 
 def authorize(request: Request, principal: Principal) -> None:

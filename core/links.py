@@ -10,6 +10,7 @@ database and the workflow.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -121,3 +122,11 @@ def verify_invoice_page(secret: str, value: str) -> str:
         except (BadSignature, KeyError, TypeError):
             continue
     raise LinkError("tampered", "This invoice link is not valid.")
+
+
+def invoice_page_id(secret_key: str, token: str) -> uuid.UUID | None:
+    """The invoice a hosted-page token names, or None for a token that is not ours."""
+    try:
+        return uuid.UUID(verify_invoice_page(secret_key, token))
+    except (LinkError, ValueError):
+        return None

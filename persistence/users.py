@@ -242,3 +242,9 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         token.last_used_at = now  # at most once a minute: a busy script does not write on every call
     return Principal(email=token.user.email, role=token.role, user_id=token.user_id)
+
+
+def allowed(role: str, needed: str) -> bool:
+    """A role may do what a lower one may: viewer < finance < admin."""
+    rank = {"viewer": 0, "finance": 1, "admin": 2}
+    return rank.get(role, -1) >= rank[needed]

@@ -43,9 +43,26 @@ def _name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _type_only(tree: ast.AST) -> set[int]:
+    """Ids of import nodes under ``if TYPE_CHECKING:``: annotations only, never run."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.If)
+            and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING"
+        ):
+            found |= {id(n) for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)}
+    return found
+
+
 def imports_of(source: str) -> Iterator[str]:
-    """Every module an import statement names, at any depth (imports inside functions count too)."""
-    for node in ast.walk(ast.parse(source)):
+    """Every module an import statement names at run time, at any depth (imports inside functions count
+    too; imports for type checkers only do not)."""
+    tree = ast.parse(source)
+    skip = _type_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

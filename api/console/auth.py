@@ -18,13 +18,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from api.auth import allowed
 from api.console import session as cookies
 from api.console.rendering import render_page
 from core.settings import Settings
 from persistence import users
 from persistence.db import session_scope
 from persistence.user_models import User
+from persistence.users import allowed
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 

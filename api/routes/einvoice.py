@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from activities.pdf import RenderPool
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from billing.status import InvoiceStatus
+from core.links import invoice_page_id
 from core.settings import Settings
 from documents.builders import credit_note_document, invoice_document
 from documents.einvoice.build import from_credit_note, from_invoice
@@ -173,9 +174,7 @@ async def retry_einvoice(
 @router.get("/i/{token}/einvoice", response_class=Response, include_in_schema=False)
 async def hosted_einvoice(token: str, db: DbDep, settings: SettingsDep) -> Response:
     """The hosted invoice page's download: the e-invoice the client was sent (signed link, no login)."""
-    from api.routes.hosted import _invoice_id
-
-    invoice_id = _invoice_id(settings, token)
+    invoice_id = invoice_page_id(settings.secret_key, token)
     if invoice_id is None:
         return Response(status_code=400)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, SettingsDep
 from api.pages import page, result
 from billing.money import format_money
-from core.links import LinkError, verify_invoice_page
+from core.links import invoice_page_id
 from persistence import credit_notes as notes
 from persistence import invoices as repo
 
@@ -76,10 +76,7 @@ def _record(session: Session, invoice_id: uuid.UUID, kind: str, request: Request
 
 
 def _invoice_id(settings: SettingsDep, token: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(verify_invoice_page(settings.secret_key, token))
-    except (LinkError, ValueError):
-        return None
+    return invoice_page_id(settings.secret_key, token)
 
 
 @router.get("/i/{token}", response_class=HTMLResponse)
