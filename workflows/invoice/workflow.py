@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         InvoiceState,
         InvoiceWorkflowInput,
         IssuedInvoice,
-        IssueRequest,
         PaymentInput,
         PaymentOutcome,
         PlaceHoldRequest,
@@ -51,18 +50,17 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         ReleaseInput,
         RenderedPdf,
-        RenderRequest,
         SubmitInput,
         TimelineEntry,
         UncollectibleInput,
         VoidInput,
     )
-    from workflows.payloads.einvoice import EINVOICE_PATCH
 
 from workflows.invoice.approval import ApprovalGate
 from workflows.invoice.books import BooksSync
 from workflows.invoice.dunning import DunningClock
 from workflows.invoice.einvoice import EInvoiceGate
+from workflows.invoice.issue import IssueStep
 from workflows.invoice.ledger import LedgerRules
 from workflows.invoice.options import (
     ACCOUNTING_SYNC_PATCH,
@@ -79,7 +77,7 @@ from workflows.invoice.options import (
 
 
 @workflow.defn(name="InvoiceWorkflow")
-class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoiceGate):
+class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoiceGate):
     @workflow.init
     def __init__(self, input: InvoiceWorkflowInput) -> None:
         self._input = input
@@ -245,51 +243,6 @@ class InvoiceWorkflow(ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoi
     @approve.validator
     def _validate_approve(self, request: ApproveInput) -> None:
         self._check_approve(request)
-
-    async def _issue_and_send(self) -> None:
-        invoice_id = self._input.invoice_id
-        issued = await workflow.execute_activity(
-            ActivityName.ISSUE_INVOICE,
-            IssueRequest(invoice_id=invoice_id, as_of=workflow.now()),
-            result_type=IssuedInvoice,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary="Allocate number, fix due date",
-        )
-        self._issued = issued
-        if issued.holds and workflow.patched(HOLDS_PATCH):
-            # Issued while its customer is on hold: no reminder until that hold ends.
-            self._held_since = workflow.now()
-            for hold in issued.holds:
-                self._holds[hold.hold_id] = hold
-                self._note("dunning.hold_placed", f"{hold.kind}: {hold.reason} (customer)".strip())
-        self._total = Decimal(issued.total)
-        self._amount_paid = Decimal(issued.amount_paid)
-        self._past_due = workflow.now() >= issued.overdue_at
-        self._note("issued", f"{issued.number}, due {issued.due_date}")
-        workflow.upsert_memo(
-            {"customer_name": issued.customer_name, "total": f"{issued.total} {issued.currency}"}
-        )
-        self._publish()
-
-        pdf = await workflow.execute_activity(
-            ActivityName.RENDER_INVOICE_PDF,
-            RenderRequest(invoice_id=invoice_id),
-            result_type=RenderedPdf,
-            start_to_close_timeout=RENDER_TIMEOUT,
-            retry_policy=SIDE_EFFECT_RETRY,
-            summary="Render PDF",
-        )
-        self._pdf_key = pdf.key
-        self._note("pdf.rendered", pdf.key)
-
-        attach = pdf.key
-        if workflow.patched(EINVOICE_PATCH):
-            attach = await self._einvoice(pdf.key)
-            if attach is None:  # voided while its e-invoice waited for a fix
-                return
-        await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=attach)
-        await self._settle(event="sent")
 
     @workflow.update
     async def hold(self, hold: HoldSpec) -> InvoiceState:
