@@ -23,6 +23,7 @@ from billing.terms import due_date as compute_due_date
 from billing.terms import parse_terms
 from billing.totals import LineInput, compute_totals, parse_lines
 from persistence import customer_credit, numbering
+from persistence.billable_items import collect_billable_items
 from persistence.dunning import (
     active_customer_holds,
     add_hold_event,
@@ -37,13 +38,11 @@ from persistence.invoice_rows import (  # the row-level helpers, re-exported for
     InvoiceNotFound,
     add_event,
     get_invoice,
-    line_input,
     line_rows,
     replace_lines,
     timeline,
 )
 from persistence.models import BillableItem, Customer, Invoice, Payment
-from persistence.time_entries import item_scope
 from workflows.payloads import (
     DraftChanges,
     IssuedInvoice,
@@ -122,49 +121,6 @@ def create_invoice(session: Session, new: NewInvoice) -> Invoice:
     return invoice
 
 
-def _collect_billable_items(session: Session, invoice: Invoice) -> int:
-    """Add the customer's approved, unbilled items as lines and mark them billed, in the caller's (the
-    issuing) transaction: an item lands on exactly one issued invoice and is never lost."""
-    items = list(
-        session.scalars(
-            select(BillableItem)
-            .where(
-                BillableItem.customer_id == invoice.customer_id,
-                BillableItem.currency == invoice.currency,
-                BillableItem.status == "approved",
-                BillableItem.billable.is_(True),
-                BillableItem.invoice_id.is_(None),
-                *item_scope(session, invoice.project_id),
-            )
-            .order_by(BillableItem.incurred_on, BillableItem.created_at)
-            .with_for_update(of=BillableItem)
-        )
-    )
-    if not items:
-        return 0
-    lines = [line_input(line) for line in invoice.lines] + [
-        LineInput(
-            description=f"{item.description} ({item.incurred_on.isoformat()})",
-            quantity=item.quantity,
-            unit_price=item.unit_price,
-            tax_rate=item.tax_rate,
-        )
-        for item in items
-    ]
-    totals = replace_lines(session, invoice, lines)
-    for item in items:
-        item.invoice_id = invoice.id
-    add_event(
-        session,
-        invoice.id,
-        "billable_items.added",
-        actor="workflow",
-        data={"items": ",".join(str(i.id) for i in items), "total": str(totals.total)},
-        dedupe_key=f"invoice:{invoice.id}:billable_items",
-    )
-    return len(items)
-
-
 def overdue_instant(due: date, timezone: str) -> datetime:
     """An invoice is overdue from the start of the day after its due date, in the client's timezone."""
     local = datetime.combine(due + timedelta(days=1), time(0), ZoneInfo(timezone))
@@ -187,7 +143,7 @@ def issue(
         raise InvalidInvoiceOperation(f"invoice {invoice_id} is {invoice.status}; it cannot be issued")
     if invoice.number is None:
         if invoice.collect_billable_items:
-            _collect_billable_items(session, invoice)
+            collect_billable_items(session, invoice)
         issue_date = as_of.astimezone(ZoneInfo(customer.timezone)).date()
         due = invoice.requested_due_date or compute_due_date(parse_terms(invoice.payment_terms), issue_date)
         series = numbering.series_for(number_prefix, issue_date)
