@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import input_errors
 from api.deps import Db
+from api.request_guard import RequestGuard
 from api.routes import (
     accounting,
     approval_pages,
@@ -29,7 +30,6 @@ from api.routes import (
 )
 from api.webhooks import receivers, stripe
 from api.webhooks.dispatcher import InboxDispatcher
-from billing.errors import MoneyError
 from core.settings import Settings, get_settings
 
 
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         version="0.1.0",
         summary="Invoice workflows for IT service companies, on Temporal.",
         lifespan=lifespan,
+        # Refused with 413 before a byte is read (Content-Length) or as soon as a stream passes it.
+        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.db = Db(settings.require_database_url())
@@ -62,12 +64,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.temporal = temporal
     app.state.dispatcher = InboxDispatcher(app.state.db, lambda: app.state.temporal, settings)
 
-    @app.exception_handler(MoneyError)
-    async def _money_error(_: Request, exc: MoneyError) -> JSONResponse:
-        # Domain validation (totals, currencies) that pydantic could not see field by field.
-        return JSONResponse(
-            status_code=422, content={"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]}
-        )
+    input_errors.install(app)
 
     app.include_router(health.router)
     app.include_router(accounting.router)
@@ -86,4 +83,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
+    app.add_middleware(RequestGuard, token=settings.api_token, routes=app.router.routes)
     return app

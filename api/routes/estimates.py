@@ -20,6 +20,7 @@ from api.routes.approval_pages import page, result
 from api.routes.invoices import run_update
 from api.routes.projects import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
+from api.validation import ApiDate
 from billing.errors import MoneyError
 from billing.money import format_money
 from billing.totals import parse_lines
@@ -48,7 +49,7 @@ class EstimateCreate(Strict):
     customer_id: uuid.UUID
     currency: Currency | None = None
     lines: list[LineCreate] = Field(min_length=1, max_length=500)
-    valid_until: date
+    valid_until: ApiDate
     payment_terms: Terms | None = None
     notes: str = Field(default="", max_length=5000)
     project: EstimateProject | None = Field(

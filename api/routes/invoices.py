@@ -48,10 +48,12 @@ from api.schemas import (
     UncollectibleCreate,
     VoidCreate,
 )
+from api.validation import MAX_PAGE_OFFSET
 from billing.errors import MoneyError
 from billing.money import require_minor_units
 from billing.status import InvoiceStatus
-from billing.totals import LineInput
+from billing.limits import check_amount
+from billing.totals import LineInput, compute_totals
 from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
@@ -245,6 +247,7 @@ async def create_invoice(
             reminder_offsets=body.reminder_offsets,
             dunning_policy=body.dunning_policy,
         )
+        compute_totals(new.lines, currency, max_amount=settings.max_amount)  # the configured maximum
         invoice = repo.create_invoice(session, new)
         out = invoice_out(invoice, detail=True)
         if idempotency_key is not None:
@@ -285,7 +288,7 @@ async def list_invoices(
     status_: InvoiceStatus | None = Query(default=None, alias="status"),
     customer_id: uuid.UUID | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_PAGE_OFFSET),
 ) -> InvoicePage:
     def tx(session: Session) -> InvoicePage:
         stmt = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.id)
@@ -398,6 +401,7 @@ async def record_payment(
     db: DbDep,
     temporal: TemporalDep,
     _: Operator,
+    settings: SettingsDep,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> PaymentResult:
     """Record a bank transfer or other payment. Send an ``Idempotency-Key`` (e.g. the bank reference) so
@@ -406,6 +410,7 @@ async def record_payment(
     invoice = await _load(db, invoice_id)
     try:
         require_minor_units(body.amount, invoice.currency, field="amount")
+        check_amount(body.amount, "amount", settings.max_amount, invoice.currency)
     except MoneyError as exc:
         raise HTTPException(
             422, detail=[{"loc": ["body", "amount"], "msg": str(exc), "type": "value_error"}]

@@ -42,6 +42,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import Db
+from api.validation import BadJson, load_json
 from api.webhooks import signatures
 from billing.currency import normalize_currency
 from billing.dunning import payment_hold
@@ -231,9 +232,9 @@ async def stripe(request: Request) -> JSONResponse:
     except signatures.SignatureError as exc:
         raise HTTPException(401, detail={"reason": exc.reason, "message": str(exc)}) from None
     try:
-        event = json.loads(body)
-    except ValueError as exc:
-        raise _malformed(f"body is not JSON: {exc}") from None
+        event = load_json(body)
+    except BadJson as exc:
+        raise _malformed(str(exc)) from None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
