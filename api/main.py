@@ -83,5 +83,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
-    app.add_middleware(RequestGuard, token=settings.api_token, routes=app.router.routes)
+    app.add_middleware(RequestGuard, token=settings.api_token)
     return app

@@ -5,9 +5,10 @@
    counts streamed bodies without a length the same way).
 2. **Authentication before the body.** FastAPI reads and parses a route's JSON body before it runs the
    route's dependencies, so an operator route would read (up to the limit) and parse an anonymous body
-   before saying 401. Here a request with a body to an operator route is refused 401 unless it carries
-   the operator bearer token; the route's own dependency still checks it as before. Webhook receivers
-   read their raw body themselves and verify the signature before parsing it.
+   before saying 401. Here a request with a body is refused 401 unless it carries the operator bearer
+   token, except on the public paths (``PUBLIC_PREFIXES``: webhook receivers, which verify their
+   signature on the raw body before parsing it, and the token pages); each route's own dependency
+   still checks the token as before.
 3. **NUL characters** in the path or the query string are a 400 naming the parameter (PostgreSQL
    cannot store them; they never belong in an id or a filter).
 4. **Token pages** (hosted invoice, approval and estimate links, the aging page) are sent with headers
@@ -21,12 +22,9 @@ import json
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
-from fastapi.routing import APIRoute
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import require_operator
-
+PUBLIC_PREFIXES = ("/webhooks/", "/i/", "/approvals/", "/estimates/view/", "/healthz", "/accounting/oauth/")
 TOKEN_PAGE_PREFIXES = ("/i/", "/approvals/", "/estimates/view/", "/reports/aging/page")
 TOKEN_PAGE_HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
@@ -35,16 +33,6 @@ TOKEN_PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }
-
-
-def _uses_operator_auth(route: APIRoute) -> bool:
-    stack = [route.dependant]
-    while stack:
-        dependant = stack.pop()
-        if dependant.call is require_operator:
-            return True
-        stack.extend(dependant.dependencies)
-    return False
 
 
 async def _answer(
@@ -66,18 +54,11 @@ async def _answer(
 
 
 class RequestGuard:
-    """Wraps the FastAPI app: ``app.add_middleware(RequestGuard, token=..., routes=app.routes)``."""
+    """Wraps the FastAPI app: ``app.add_middleware(RequestGuard, token=settings.api_token)``."""
 
-    def __init__(self, app: ASGIApp, *, token: str, routes: list[object]) -> None:
+    def __init__(self, app: ASGIApp, *, token: str) -> None:
         self.app = app
         self.token = token.encode()
-        self.routes = routes
-        self._operator: list[APIRoute] | None = None
-
-    def _operator_routes(self) -> list[APIRoute]:
-        if self._operator is None:  # routes are complete once the app serves its first request
-            self._operator = [r for r in self.routes if isinstance(r, APIRoute) and _uses_operator_auth(r)]
-        return self._operator
 
     def _authenticated(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):
@@ -102,7 +83,7 @@ class RequestGuard:
             loc = ["query", names[0] if names else "query"]
             await _answer(send, 400, [{"loc": loc, "msg": "the query contains a NUL character"}])
             return
-        if self._has_body(scope) and not self._authenticated(scope) and self._operator_route(scope):
+        if self._has_body(scope) and not path.startswith(PUBLIC_PREFIXES) and not self._authenticated(scope):
             await _answer(
                 send,
                 401,
@@ -120,13 +101,6 @@ class RequestGuard:
             if name == b"content-length":
                 return value.strip() not in (b"0", b"")
             if name == b"transfer-encoding":
-                return True
-        return False
-
-    def _operator_route(self, scope: Scope) -> bool:
-        for route in self._operator_routes():
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
                 return True
         return False
 
