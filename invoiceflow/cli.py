@@ -16,6 +16,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.log_redaction import install
+
+    install()  # no link token or credential in any log line
 
 
 @app.command()
@@ -135,7 +138,11 @@ def api(
     from api.main import create_app
 
     _logging()
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
+    from core.log_redaction import redacted_log_config
+
+    uvicorn.run(
+        create_app(get_settings()), host=host, port=port, log_level="info", log_config=redacted_log_config()
+    )
 
 
 @app.command()
