@@ -123,6 +123,9 @@ REFUNDS_PATCH = "refunds-v1"
 HOLDS_PATCH = "dunning-holds-v1"
 # Marks histories that charge a dunning policy's late fee.
 LATE_FEE_PATCH = "dunning-late-fee-v1"
+# Marks histories in which an edit or resubmission arrived while a rejection was still returning the
+# invoice to draft (it waited instead of being refused).
+EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"
 
 
 @workflow.defn(name="InvoiceWorkflow")
@@ -396,15 +399,31 @@ class InvoiceWorkflow:
         if decision.decision == "reject" and not decision.comment.strip():
             raise ValueError("comment: a rejection needs a reason")
 
+    def _rejection_pending(self) -> bool:
+        """A rejection is accepted but the return to draft is still under way (the status may already
+        say draft): edits and a resubmission wait for it instead of being refused."""
+        return self._rejection is not None and not self._awaiting_submit
+
+    async def _await_draft(self) -> None:
+        if self._awaiting_submit:
+            return
+        workflow.patched(EDIT_AFTER_REJECTION_PATCH)
+        await workflow.wait_condition(lambda: self._awaiting_submit or self._status in FINAL_STATUSES)
+        if not self._awaiting_submit:
+            raise ApplicationError(
+                f"invoice is {self._status}; it is no longer a draft", type="InvoiceClosed"
+            )
+
     @workflow.update
     async def edit_draft(self, changes: DraftChanges) -> InvoiceState:
+        await self._await_draft()
         await self._revise(changes)
         self._note("draft.revised", f"revision {self._revision}")
         return self.state()
 
     @edit_draft.validator
     def _validate_edit(self, changes: DraftChanges) -> None:
-        if not self._awaiting_submit:
+        if not self._awaiting_submit and not self._rejection_pending():
             raise ValueError(f"invoice is {self._status}; only a rejected draft can be edited")
         if changes.lines is not None:
             try:
@@ -419,13 +438,14 @@ class InvoiceWorkflow:
 
     @workflow.update
     async def submit(self, request: SubmitInput) -> InvoiceState:
+        await self._await_draft()
         self._awaiting_submit = False
         self._note("draft.submitted", request.actor)
         return self.state()
 
     @submit.validator
     def _validate_submit(self, request: SubmitInput) -> None:
-        if not self._awaiting_submit:
+        if not self._awaiting_submit and not self._rejection_pending():
             raise ValueError(f"invoice is {self._status}; only a rejected draft can be submitted again")
 
     @workflow.update

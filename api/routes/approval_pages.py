@@ -147,10 +147,20 @@ async def show(
 
 
 @router.get("/{value}/preview.pdf")
-async def preview(value: str, db: DbDep, settings: SettingsDep) -> Response:
+async def preview(value: str, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> Response:
+    """The draft as a PDF, only while the link can still decide: a used or superseded link shows the
+    same page as the link itself, never the document."""
     token = _token(settings, value)
     if isinstance(token, HTMLResponse):
         return token
+    summary = await db.run(lambda s: _summary(s, token))
+    if summary is None:
+        return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
+    if summary["used"]:
+        return result(409, "This link has been used", f"It already recorded a decision ({summary['used']}).")
+    reason = _superseded(await _state(temporal, summary["workflow_id"]), token)
+    if reason:
+        return result(409, "Nothing to decide here", reason)
 
     def load(session: Session):  # type: ignore[no-untyped-def]
         return invoice_document(repo.get_invoice(session, uuid.UUID(token.invoice_id)), settings)
