@@ -262,6 +262,19 @@ class HoldOut(BaseModel):
     active: bool
 
 
+class ActivityProblemOut(BaseModel):
+    """A step of the invoice's workflow that keeps failing (retried with backoff, without limit): fix
+    the cause, then ``POST /invoices/{id}/activities/retry`` runs it again at once."""
+
+    activity: str
+    attempt: int = Field(description="The attempt now waiting; attempt - 1 have failed.")
+    error: str
+    error_type: str
+    last_failed_at: datetime | None
+    next_attempt_at: datetime | None
+    retry: str = Field(description="The operator action that retries it now.")
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -291,6 +304,9 @@ class InvoiceOut(BaseModel):
     refunds: list[RefundOut] = Field(default_factory=list)
     dunning_policy: str | None = None  # frozen at issue (before: the one it would get)
     holds: list[HoldOut] = Field(default_factory=list)
+    problems: list[ActivityProblemOut] = Field(
+        default_factory=list, description="Failing workflow steps, with their error and attempt count."
+    )
 
 
 class InvoicePage(BaseModel):

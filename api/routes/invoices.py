@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
@@ -29,10 +30,12 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.activity_problems import failing_activities, retry_now
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
     AccountingOut,
+    ActivityProblemOut,
     ApprovalDecisionCreate,
     ApproveCreate,
     DraftEdit,
@@ -50,9 +53,9 @@ from api.schemas import (
 )
 from api.validation import MAX_PAGE_OFFSET
 from billing.errors import MoneyError
+from billing.limits import check_amount
 from billing.money import require_minor_units
 from billing.status import InvoiceStatus
-from billing.limits import check_amount
 from billing.totals import LineInput, compute_totals
 from persistence import dunning
 from persistence import invoices as repo
@@ -337,8 +340,36 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut)
-async def get_invoice(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> InvoiceOut:
-    return await _load(db, invoice_id)
+async def get_invoice(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+    invoice = await _load(db, invoice_id)
+    invoice.problems = await problems_out(temporal, invoice)
+    return invoice
+
+
+async def problems_out(temporal: TemporalDep, invoice: InvoiceOut) -> list[ActivityProblemOut]:
+    retry = f"POST /invoices/{invoice.id}/activities/retry"
+    found = await failing_activities(temporal, invoice.workflow_id)
+    return [ActivityProblemOut(**{**asdict(p), "retry": retry}) for p in found]
+
+
+@router.post(
+    "/{invoice_id}/activities/retry", response_model=InvoiceOut, status_code=status.HTTP_202_ACCEPTED
+)
+async def retry_activities(
+    invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
+    """After fixing what made a workflow step fail (data, a template, a bug), run it again now
+    instead of after its backoff. 409 when no step of this invoice is failing."""
+    invoice = await _load(db, invoice_id)
+    try:
+        reset = await retry_now(temporal, invoice.workflow_id)
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"Temporal refused the retry: {exc.message}"
+        ) from exc
+    if not reset:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="no step of this invoice is failing")
+    return invoice
 
 
 @router.post(
