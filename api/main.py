@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api import input_errors
+from api import input_errors, openapi_doc
 from api.deps import Db
 from api.request_guard import RequestGuard
 from api.routes import (
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.state.dispatcher = InboxDispatcher(app.state.db, lambda: app.state.temporal, settings)
 
     input_errors.install(app)
+    openapi_doc.install(app)
 
     app.include_router(health.router)
     app.include_router(accounting.router)
