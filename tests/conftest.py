@@ -169,5 +169,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--schemathesis-examples",
         type=int,
         default=None,
-        help="examples per operation in the OpenAPI fuzz test (default 4; or INVOICEFLOW_SCHEMATHESIS_EXAMPLES)",
+        help="examples per operation of the OpenAPI fuzz test (default 4; INVOICEFLOW_SCHEMATHESIS_EXAMPLES)",
     )
