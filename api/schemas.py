@@ -304,6 +304,10 @@ class InvoiceOut(BaseModel):
     refunds: list[RefundOut] = Field(default_factory=list)
     dunning_policy: str | None = None  # frozen at issue (before: the one it would get)
     holds: list[HoldOut] = Field(default_factory=list)
+    link_activity: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description='Hosted page views and email opens: {"viewed": {"count": 12, "visitors": 2}, ...}.',
+    )
     problems: list[ActivityProblemOut] = Field(
         default_factory=list, description="Failing workflow steps, with their error and attempt count."
     )

@@ -57,7 +57,7 @@ from billing.limits import check_amount
 from billing.money import require_minor_units
 from billing.status import InvoiceStatus
 from billing.totals import LineInput, compute_totals
-from persistence import dunning
+from persistence import dunning, link_visits
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
@@ -316,6 +316,7 @@ async def _load(db: DbDep, invoice_id: uuid.UUID) -> InvoiceOut:
         out.credit_notes = credit_notes_out(session, invoice_id)
         out.refunds = refunds_out(session, invoice_id)
         out.holds = [HoldOut(**hold) for hold in dunning.holds_out(session, invoice)]
+        out.link_activity = link_visits.totals(session, invoice_id)
         sync = session.scalars(
             select(AccountingSync)
             .where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)
