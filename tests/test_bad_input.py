@@ -143,3 +143,31 @@ async def test_operator_bodies_nested_deep_are_a_4xx(temporal_env, make_settings
         body = b"[" * 100_000 + b"]" * 100_000
         response = await api.post("/customers", content=body, headers={"Content-Type": "application/json"})
         assert 400 <= response.status_code < 500, response.text
+
+
+async def test_a_stripe_payment_above_the_maximum_waits_for_an_operator(temporal_env, make_settings) -> None:
+    settings = make_settings(temporal_env.client, stripe_webhook_secret="whsec_test")
+    async with api_client(settings, temporal_env.client) as api:
+        customer_id = await _customer(api)
+        invoice = (await api.post("/invoices", json={"customer_id": customer_id, "lines": [LINE]})).json()
+        event = {
+            "id": "evt_huge_1",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": "pi_huge_1",
+                    "object": "payment_intent",
+                    "amount_received": 10**20,
+                    "currency": "usd",
+                    "metadata": {"invoiceflow_invoice_id": invoice["id"]},
+                }
+            },
+        }
+        body = json.dumps(event).encode()
+        headers = {"Content-Type": "application/json", **sign_stripe(body, "whsec_test", time.time())}
+        kept = await api.post("/webhooks/stripe", content=body, headers=headers)
+        assert kept.status_code == 202 and kept.json()["status"] == "unmatched", kept.text
+        [waiting] = [e for e in (await api.get("/webhooks/unmatched")).json() if e["ref"] == "pi_huge_1"]
+        assert "above the maximum" in waiting["note"]
+        assert (await api.get(f"/invoices/{invoice['id']}")).json()["payments"] == []
