@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, Operator, SettingsDep
 from api.schemas import BillableItemOut, DecisionCreate, ExpenseCreate, TimeEntryCreate
 from billing.errors import MoneyError
+from billing.limits import check_amount
 from billing.money import quantize, require_minor_units
 from persistence.models import BillableItem, Customer
 
@@ -79,7 +80,7 @@ async def _add(
         try:
             if kind == "expense":
                 require_minor_units(unit_price, cur, field="amount")
-            amount = quantize(quantity * unit_price, cur)
+            amount = check_amount(quantize(quantity * unit_price, cur), "amount", currency=cur)
         except MoneyError as exc:
             raise _invalid("amount", str(exc)) from None
         needs_approval = kind == "expense" and amount > threshold

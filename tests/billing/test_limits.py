@@ -37,3 +37,11 @@ def test_amount_limit_never_lifts_the_ceiling() -> None:
         check_amount(Decimal("5000.01"), "amount", Decimal("5000"), "USD")
     with pytest.raises(MoneyError, match=r"^amount: 1E\+18 is more than the maximum"):
         check_amount(Decimal("1E+18"), "amount")
+
+
+def test_project_amounts_are_bounded() -> None:
+    from billing.projects import _amount
+
+    assert _amount("1000.00", "USD", "contract_amount") == Decimal("1000.00")
+    with pytest.raises(MoneyError, match=r"^milestones\[0\]\.amount: 10+\.00 USD is more than the maximum"):
+        _amount("1" + "0" * 30, "USD", "milestones[0].amount")
