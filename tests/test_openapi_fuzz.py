@@ -24,6 +24,9 @@ CHECKS = [
     checks.response_schema_conformance,
     checks.response_headers_conformance,
 ]
+# INVOICEFLOW_SCHEMATHESIS_STRICT=1 also asks that schema-invalid requests be refused (4xx).
+if os.environ.get("INVOICEFLOW_SCHEMATHESIS_STRICT") == "1":
+    CHECKS.append(checks.negative_data_rejection)
 
 pytestmark = pytest.mark.slow
 
