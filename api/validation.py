@@ -128,6 +128,17 @@ DecimalStr = Annotated[
 ]
 
 
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# A form field or header value that ends up in the database (a comment on an approval link's page).
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+
 def text_fields_validator(value: Any) -> Any:
     """For a model's ``field_validator("*")``: the value, or a ValueError pydantic puts at the field."""
     try:

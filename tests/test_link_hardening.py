@@ -53,6 +53,10 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
         assert preview.headers["content-type"] == "application/pdf"
         assert_page_headers(preview)
 
+        # A comment PostgreSQL could not store is refused at the page (it made the decision's
+        # timeline write fail forever, and the request hang on the workflow Update).
+        unstorable = await api.post(link, data={"decision": "reject", "comment": "wrong\x00PO"})
+        assert unstorable.status_code == 422 and "comment" in unstorable.text
         rejected = await api.post(link, data={"decision": "reject", "comment": "wrong PO"})
         assert rejected.status_code == 200, rejected.text
         # As soon as the status says draft, the draft can be edited (no 409 while the workflow is

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import DbDep, SettingsDep, TemporalDep
+from api.validation import StorableText
 from billing.money import format_money
 from core.links import ApprovalToken, LinkError, verify_approval
 from documents.builders import invoice_document
@@ -185,7 +186,7 @@ async def act(
     temporal: TemporalDep,
     settings: SettingsDep,
     decision: str = Form(...),
-    comment: str = Form(default="", max_length=2000),
+    comment: Annotated[StorableText, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     token = _token(settings, value)
     if isinstance(token, HTMLResponse):

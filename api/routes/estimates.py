@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
@@ -20,7 +21,7 @@ from api.routes.approval_pages import page, result
 from api.routes.invoices import run_update
 from api.routes.projects import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
-from api.validation import ApiDate
+from api.validation import ApiDate, StorableText
 from billing.errors import MoneyError
 from billing.money import format_money
 from billing.totals import parse_lines
@@ -257,7 +258,7 @@ async def answer_estimate(
     temporal: TemporalDep,
     settings: SettingsDep,
     decision: str = Form(...),
-    note: str = Form(default="", max_length=2000),
+    note: Annotated[StorableText, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     context = await _view(value, db, settings)
     if isinstance(context, HTMLResponse):
