@@ -29,9 +29,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from api.deps import Db
+from api.validation import BadJson, load_json
 from api.webhooks import normalize, signatures
 from api.webhooks.dispatcher import InboxDispatcher
-from api.validation import BadJson, load_json
 from api.webhooks.normalize import MalformedPayload
 from core.settings import Settings, split_secrets
 from integrations import asana as asana_api
