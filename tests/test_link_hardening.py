@@ -5,6 +5,8 @@ draft took)."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from core.links import sign_invoice_page
@@ -19,7 +21,7 @@ rules:
   - name: big
     match: {min_amount: "5000.00"}
     steps:
-      - {approvers: [lead@firm.example.com], mode: any}
+      - {approvers: [APPROVER], mode: any}
 """
 PAGE_HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
@@ -39,13 +41,18 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
 ) -> None:
     client = temporal_env.client
     settings = make_settings(client)
+    approver = f"lead-{uuid.uuid4().hex[:8]}@firm.example.com"  # the mailbox is shared by the session
     async with build_worker(client, settings), api_client(settings, client) as api:
-        put = await api.put("/approval-rules", content=RULES, headers={"Content-Type": "application/yaml"})
+        put = await api.put(
+            "/approval-rules",
+            content=RULES.replace("APPROVER", approver),
+            headers={"Content-Type": "application/yaml"},
+        )
         assert put.status_code == 200, put.text
         customer = (await api.post("/customers", json=customer_body())).json()
         line = {"description": "Data platform", "quantity": "1", "unit_price": "6000.00"}
         invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [line]})).json()
-        [link] = await link_for(mailbox, "lead@firm.example.com")
+        [link] = await link_for(mailbox, approver)
         shown = await api.get(link)
         assert shown.status_code == 200
         assert_page_headers(shown)
@@ -72,12 +79,12 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
         assert_page_headers(used)
 
         assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
-        [_, fresh] = await link_for(mailbox, "lead@firm.example.com", count=2)
+        [_, fresh] = await link_for(mailbox, approver, count=2)
         assert (await api.get(f"{fresh}/preview.pdf")).headers["content-type"] == "application/pdf"
         # An operator decides instead: the fresh link is superseded, so no preview either.
         decided = await api.post(
             f"/invoices/{invoice['id']}/decisions",
-            json={"approver": "lead@firm.example.com", "decision": "approve"},
+            json={"approver": approver, "decision": "approve"},
         )
         assert decided.status_code == 200, decided.text
         superseded = await api.get(f"{fresh}/preview.pdf")
