@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from core.links import sign_invoice_page
-from tests.support import api_client, customer_body, eventually
+from tests.support import api_client, customer_body, eventually, record_history
 from tests.test_approvals import link_for
 from worker import build_worker
 
@@ -66,12 +66,11 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
         assert unstorable.status_code == 422 and "comment" in unstorable.text
         rejected = await api.post(link, data={"decision": "reject", "comment": "wrong PO"})
         assert rejected.status_code == 200, rejected.text
-        # As soon as the status says draft, the draft can be edited (no 409 while the workflow is
-        # still sending the rejection note).
-        while (await api.get(f"/invoices/{invoice['id']}")).json()["status"] != "draft":
-            pass
+        # Right after the rejection, while the workflow is still returning the invoice to draft (and
+        # the status may already say draft), an edit is taken: it waits for the draft instead of a 409.
         edited = await api.patch(f"/invoices/{invoice['id']}", json={"notes": "PO 4711"})
         assert edited.status_code == 200, edited.text
+        assert edited.json()["status"] == "draft" and edited.json()["notes"] == "PO 4711"
 
         # The used link: its page says so, and its preview is no PDF.
         used = await api.get(f"{link}/preview.pdf")
@@ -95,6 +94,7 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
             return body if body["pdf_url"] else None
 
         await eventually(issued, what="issued after approval")
+        await record_history(client.get_workflow_handle(invoice["workflow_id"]), "edit_right_after_rejection")
         token = sign_invoice_page(settings.secret_key, invoice["id"])
         for path in (f"/i/{token}", f"/i/{token}/pdf", f"/i/{token}/open.gif"):
             page = await api.get(path)
