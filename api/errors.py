@@ -1,4 +1,5 @@
-"""Domain errors to HTTP, in one place: every router raises ``services.errors`` and this maps them."""
+"""Errors to HTTP, in one place: the domain errors every use case raises (``services.errors``) and, through
+``api.input_errors``, refused input; ``install`` registers them all on an app."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from billing.errors import MoneyError
+from api import input_errors
 from services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 
 
@@ -32,12 +33,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=code)
 
 
-async def _money_error(request: Request, exc: Exception) -> JSONResponse:
-    # Domain validation (totals, currencies) that pydantic could not see field by field.
-    return JSONResponse({"detail": [_item(["body"], str(exc))]}, status_code=422)
-
-
 def install(app: FastAPI) -> None:
     """Register the mapping on an app (the API's and any sub-app that calls services)."""
     app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(MoneyError, _money_error)
+    input_errors.install(app)  # bad input (validation, money rules, unstorable text) → 4xx naming the field

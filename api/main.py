@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api import console, errors
+from api import console, errors, openapi_doc
+from api.request_guard import RequestGuard
 from api.routes import (
     accounting,
     approval_pages,
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         version="0.1.0",
         summary="Invoice workflows for IT service companies, on Temporal.",
         lifespan=lifespan,
+        # Refused with 413 before a byte is read (Content-Length) or as soon as a stream passes it.
+        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware)
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.state.dispatcher = InboxDispatcher(app.state.db, lambda: app.state.temporal, settings)
 
     errors.install(app)
+    openapi_doc.install(app)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -98,4 +102,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(books_webhooks.router)
     app.include_router(books_differences.router)
     console.install(app)
+    app.add_middleware(RequestGuard, token=settings.api_token)
     return app

@@ -16,22 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
-    PlainSerializer,
+    field_validator,
     model_validator,
 )
 
+from api.validation import ApiDate, ApiDateTime, DecimalStr, text_fields_validator
 from billing.currency import normalize_currency
-from billing.money import parse_decimal
 from billing.reminders import parse_offsets
 from billing.terms import parse_terms
-
-
-def _decimal(value: object) -> Decimal:
-    return parse_decimal(value, field="value")
 
 
 def _currency(value: str) -> str:
@@ -56,7 +51,6 @@ def _offsets(value: list[int]) -> list[int]:
     return list(parse_offsets(",".join(str(v) for v in value)))
 
 
-DecimalStr = Annotated[Decimal, BeforeValidator(_decimal), PlainSerializer(lambda d: str(d), return_type=str)]
 Currency = Annotated[str, AfterValidator(_currency)]
 Timezone = Annotated[str, AfterValidator(_timezone)]
 Terms = Annotated[str, AfterValidator(_terms)]
@@ -64,7 +58,14 @@ Offsets = Annotated[list[int], AfterValidator(_offsets)]
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields refused, text storable (no NUL, no lone surrogate) in every field."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return text_fields_validator(value)
 
 
 # ---------------------------------------------------------------- customers
@@ -234,7 +235,7 @@ class InvoiceCreate(Strict):
         return self
 
     payment_terms: Terms | None = Field(default=None, description="net_N, due_on_receipt, eom, net_N_eom.")
-    due_date: date | None = Field(default=None, description="Fixed due date; overrides payment terms.")
+    due_date: ApiDate | None = Field(default=None, description="Fixed due date; overrides payment terms.")
     notes: str = Field(default="", max_length=5000)
     reminder_offsets: Offsets | None = None
     dunning_policy: str | None = Field(
@@ -345,6 +346,19 @@ class HoldOut(BaseModel):
     active: bool
 
 
+class ActivityProblemOut(BaseModel):
+    """A step of the invoice's workflow that keeps failing (retried with backoff, without limit): fix
+    the cause, then ``POST /invoices/{id}/activities/retry`` runs it again at once."""
+
+    activity: str
+    attempt: int = Field(description="The attempt now waiting; attempt - 1 have failed.")
+    error: str
+    error_type: str
+    last_failed_at: datetime | None
+    next_attempt_at: datetime | None
+    retry: str = Field(description="The operator action that retries it now.")
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     workflow_id: str
@@ -380,6 +394,13 @@ class InvoiceOut(BaseModel):
     period_start: date | None = None
     period_end: date | None = None
     einvoice: EInvoiceOut | None = None
+    link_activity: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description='Hosted page views and email opens: {"viewed": {"count": 12, "visitors": 2}, ...}.',
+    )
+    problems: list[ActivityProblemOut] = Field(
+        default_factory=list, description="Failing workflow steps, with their error and attempt count."
+    )
 
 
 class InvoicePage(BaseModel):
@@ -393,7 +414,7 @@ class PaymentCreate(Strict):
     currency: Currency | None = None
     method: str = Field(default="bank_transfer", min_length=1, max_length=40)
     reference: str = Field(default="", max_length=200)
-    received_at: datetime | None = None
+    received_at: ApiDateTime | None = None
 
 
 class PaymentResult(BaseModel):
@@ -482,8 +503,8 @@ class SubscriptionCreate(Strict):
     anchor_day: int | None = Field(
         default=None, ge=1, le=31, description="Day of month; 31 clamps to the month's end."
     )
-    start_date: date
-    end_date: date | None = None
+    start_date: ApiDate
+    end_date: ApiDate | None = None
     max_cycles: int | None = Field(default=None, ge=1, le=10000)
     timezone: Timezone | None = Field(default=None, description="Defaults to the customer's timezone.")
     send_time: time = Field(default=time(9, 0), description="Local time the cycle's invoice goes out.")
@@ -550,7 +571,7 @@ class SubscriptionOut(BaseModel):
 
 
 class PauseCreate(Strict):
-    resume_on: date | None = Field(
+    resume_on: ApiDate | None = Field(
         default=None, description="Resume automatically on this date (client's timezone)."
     )
 
@@ -576,7 +597,7 @@ class ExpenseCreate(Strict):
     description: str = Field(min_length=1, max_length=1000)
     amount: DecimalStr
     currency: Currency | None = Field(default=None, description="Defaults to the customer's currency.")
-    incurred_on: date
+    incurred_on: ApiDate
     receipt_ref: str = Field(default="", max_length=200)
     billable: bool = True
     tax_rate: DecimalStr = Decimal(0)
@@ -588,7 +609,7 @@ class TimeEntryCreate(Strict):
     hours: DecimalStr
     rate: DecimalStr
     currency: Currency | None = None
-    incurred_on: date
+    incurred_on: ApiDate
     billable: bool = True
     tax_rate: DecimalStr = Decimal(0)
     project_ref: str | None = Field(default=None, max_length=120)
@@ -626,4 +647,4 @@ class ApprovalDecisionCreate(Strict):
 class DraftEdit(Strict):
     lines: list[LineCreate] | None = Field(default=None, min_length=1, max_length=500)
     notes: str | None = Field(default=None, max_length=5000)
-    due_date: date | None = None
+    due_date: ApiDate | None = None

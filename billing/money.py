@@ -3,8 +3,10 @@
 Rounding is explicit and the same everywhere: ``quantize`` rounds ROUND_HALF_UP to the currency's minor
 unit. That is commercial rounding: an exact half goes away from zero (0.005 USD → 0.01, -0.005 USD →
 -0.01, 2.5 JPY → 3), not banker's rounding. It is applied only where ``billing.totals`` documents it.
-Amounts someone sends us (prices, payments) are never rounded: ``require_minor_units`` refuses them if
-they carry more decimals than the currency has.
+Amounts someone sends us (payments, refunds, discount amounts, expenses) are never rounded:
+``require_minor_units`` refuses them if they carry more decimals than the currency has. A unit price is
+not an amount: it may carry up to 6 decimals (EN 16931's item net price), and the line amount it makes
+is rounded by ``billing.totals``.
 
 Arithmetic runs in ``exact_arithmetic()``: Python's default decimal context silently rounds every
 result to 28 significant digits, which would be a second, undocumented rounding. Here a result that

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.errors import MoneyError
+from billing.limits import check_amount
 from billing.money import parse_decimal, quantize, require_minor_units
 
 HUNDRED = Decimal(100)
@@ -64,7 +65,7 @@ def _amount(value: object, currency: str, path: str) -> Decimal:
     amount = require_minor_units(parse_decimal(value, field=path), currency, field=path)
     if amount <= 0:
         raise MoneyError(f"{path}: must be greater than 0")
-    return amount
+    return check_amount(amount, path, currency=currency)
 
 
 def resolve_plan(

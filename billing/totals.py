@@ -1,6 +1,10 @@
 """Invoice totals. These are the product's documented rounding rules:
 
-1. Per line, ``gross = quantity × unit_price`` rounded half-up to the currency's minor unit.
+1. Per line, ``gross = quantity × unit_price`` rounded half-up to the currency's minor unit. A unit price
+   may carry up to 6 decimals whatever the currency (EN 16931 allows an item price finer than the
+   currency's minor unit: 0.125 EUR per API call); every *amount* (gross, discount, net, tax, total) is
+   at the currency's minor units. A line whose product is not zero but rounds to zero (0.0001 × 10.00
+   USD) is refused: it would make an invoice for nothing.
 2. A line discount is either a fixed ``discount_amount`` (which must already fit the minor units and
    not exceed the gross) or ``gross × discount_percent / 100`` rounded half-up; never both on one line.
 3. ``net = gross − discount``; ``subtotal = Σ net``; ``discount_total = Σ discount``.
@@ -10,6 +14,8 @@
 
 "Half-up" is ROUND_HALF_UP (commercial rounding: an exact half goes away from zero); see
 ``billing.money``. Every intermediate product is computed exactly, so these are the only roundings.
+Unit prices, line amounts and the total are bounded by ``billing.limits`` (``max_amount``, at most
+``AMOUNT_CEILING``).
 Tax groups are ordered by rate and the sums are order-independent, so the order of the lines never
 changes a total.
 """
@@ -22,6 +28,7 @@ from decimal import Decimal
 
 from billing.currency import normalize_currency
 from billing.errors import MoneyError
+from billing.limits import amount_limit
 from billing.money import decimals_of, exact_arithmetic, parse_decimal, quantize, require_minor_units
 
 MAX_LINES = 500
@@ -99,7 +106,7 @@ def _rate_key(rate: Decimal) -> Decimal:
     return normalized + 0 if normalized else ZERO
 
 
-def _line(line: object, index: int, currency: str) -> LineTotals:
+def _line(line: object, index: int, currency: str, limit: Decimal) -> LineTotals:
     path = f"lines[{index}]"
     if not isinstance(line, LineInput):
         raise MoneyError(f"{path}: expected a LineInput, got {type(line).__name__}")
@@ -121,6 +128,8 @@ def _line(line: object, index: int, currency: str) -> LineTotals:
     if price < 0:
         raise MoneyError(f"{path}.unit_price: must not be negative")
     _max_decimals(price, 6, f"{path}.unit_price")
+    if price > limit:
+        raise MoneyError(f"{path}.unit_price: {price} is more than the maximum amount of {limit} {currency}")
 
     percent = _decimal(line.discount_percent, f"{path}.discount_percent")
     _percent(percent, f"{path}.discount_percent")
@@ -136,7 +145,18 @@ def _line(line: object, index: int, currency: str) -> LineTotals:
     _max_decimals(rate, 4, f"{path}.tax_rate")
 
     with exact_arithmetic(f"{path}.unit_price"):
-        gross = quantize(quantity * price, currency, field=f"{path}.unit_price")
+        exact = quantity * price
+        gross = quantize(exact, currency, field=f"{path}.unit_price")
+        if exact and not gross:
+            raise MoneyError(
+                f"{path}.quantity: {quantity} × {price} = {exact} rounds to {gross} {currency}; "
+                "a line must be worth at least one minor unit (raise the quantity or the unit price)"
+            )
+        if gross > limit:
+            raise MoneyError(
+                f"{path}.unit_price: the line amount {gross} is more than the maximum amount of "
+                f"{limit} {currency}"
+            )
         if fixed:
             discount = require_minor_units(fixed, currency, field=f"{path}.discount_amount")
             if discount > gross:
@@ -148,16 +168,22 @@ def _line(line: object, index: int, currency: str) -> LineTotals:
         return LineTotals(gross=gross, discount=discount, net=gross - discount, tax_rate=_rate_key(rate))
 
 
-def compute_totals(lines: Sequence[LineInput], currency: str) -> InvoiceTotals:
-    """Validate the lines and compute an invoice's totals by the rounding rules in the module docstring."""
+def compute_totals(
+    lines: Sequence[LineInput], currency: str, *, max_amount: Decimal | None = None
+) -> InvoiceTotals:
+    """Validate the lines and compute an invoice's totals by the rounding rules in the module docstring.
+
+    ``max_amount`` bounds every unit price, line amount and the total (``billing.limits.amount_limit``:
+    a configured maximum, never above the ceiling)."""
     code = normalize_currency(currency)
+    limit = amount_limit(max_amount)
     if isinstance(lines, (str, bytes)) or not isinstance(lines, Sequence):
         raise MoneyError(f"lines: expected a list of lines, got {type(lines).__name__}")
     if not lines:
         raise MoneyError("lines: an invoice needs at least one line")
     if len(lines) > MAX_LINES:
         raise MoneyError(f"lines: at most {MAX_LINES} lines, got {len(lines)}")
-    computed = tuple(_line(line, i, code) for i, line in enumerate(lines))
+    computed = tuple(_line(line, i, code, limit) for i, line in enumerate(lines))
 
     with exact_arithmetic("lines"):
         zero = quantize(ZERO, code)
@@ -170,6 +196,10 @@ def compute_totals(lines: Sequence[LineInput], currency: str) -> InvoiceTotals:
         )
         subtotal = sum((line.net for line in computed), zero)
         tax_total = sum((group.tax for group in groups), zero)
+        if subtotal + tax_total > limit:
+            raise MoneyError(
+                f"lines: the total {subtotal + tax_total} is more than the maximum amount of {limit} {code}"
+            )
         return InvoiceTotals(
             currency=code,
             lines=computed,

@@ -168,6 +168,18 @@ class Settings(BaseSettings):
         default="-3,0,7,14,30",
         description="Days relative to the due date on which reminders go out; escalation after the last.",
     )
+    max_amount: Decimal = Field(
+        default=Decimal("9999999999.99"),
+        gt=0,
+        le=Decimal("999999999999.99"),
+        description="Largest unit price, line, invoice total or payment accepted, in any currency; "
+        "never above 999,999,999,999.99 (billing.limits.AMOUNT_CEILING).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body; a longer one is refused with 413 before it is read.",
+    )
     expense_approval_threshold: Decimal = Field(
         default=Decimal("500.00"), description="Expenses above this amount (their currency) need approval."
     )

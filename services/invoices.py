@@ -26,7 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from billing.status import InvoiceStatus
-from billing.totals import LineInput
+from billing.totals import LineInput, compute_totals
 from core.settings import Settings
 from persistence import dunning
 from persistence import invoices as repo
@@ -114,6 +114,8 @@ async def create_invoice(
             raise Invalid("customer_id", f"customer {draft.customer_id} does not exist")
         if draft.dunning_policy is not None and dunning.get_policy(session, draft.dunning_policy) is None:
             raise Invalid("dunning_policy", f"dunning policy {draft.dunning_policy!r} does not exist")
+        # The configured maximum (INVOICEFLOW_MAX_AMOUNT), beside the hard ceiling compute_totals keeps.
+        compute_totals(draft.lines, draft.currency or customer.currency, max_amount=settings.max_amount)
         invoice = repo.create_invoice(
             session,
             repo.NewInvoice(

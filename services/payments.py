@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from billing.errors import MoneyError
+from billing.limits import check_amount
 from billing.payments import payment_amount, payment_currency
 from persistence import invoices as repo
 from persistence.models import Payment
@@ -50,7 +51,12 @@ class ReceivedPayment:
 
 
 async def record_payment(
-    db: Db, temporal: Client, invoice_id: uuid.UUID, payment: ReceivedPayment
+    db: Db,
+    temporal: Client,
+    invoice_id: uuid.UUID,
+    payment: ReceivedPayment,
+    *,
+    max_amount: Decimal | None = None,
 ) -> PaymentRecorded:
     def check(session: Session) -> tuple[str, PaymentRecorded | None]:
         try:
@@ -60,6 +66,7 @@ async def record_payment(
         for name, rule in (
             ("amount", lambda: payment_amount(payment.amount, invoice.currency)),
             ("currency", lambda: payment_currency(payment.currency, invoice.currency)),
+            ("amount", lambda: check_amount(payment.amount, "amount", max_amount, invoice.currency)),
         ):
             try:
                 rule()

@@ -162,3 +162,12 @@ def isolated_approval_rules(pg_url: str):  # type: ignore[no-untyped-def]
 
     with session_scope(pg_url) as session:
         session.execute(delete(ApprovalRuleRow))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--schemathesis-examples",
+        type=int,
+        default=None,
+        help="examples per operation of the OpenAPI fuzz test (default 4; INVOICEFLOW_SCHEMATHESIS_EXAMPLES)",
+    )

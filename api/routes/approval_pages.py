@@ -9,7 +9,7 @@ nothing. The workflow's Update validator is the last word on "superseded" (step 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from api.deps import DbDep, SettingsDep, TemporalDep
 from api.pages import HEADERS, page, result
+from api.validation import StorableText
 from billing.money import format_money
 from core.links import ApprovalToken, LinkError, verify_approval
 from documents.builders import invoice_document
@@ -131,10 +132,20 @@ async def show(
 
 
 @router.get("/{value}/preview.pdf")
-async def preview(value: str, db: DbDep, settings: SettingsDep) -> Response:
+async def preview(value: str, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> Response:
+    """The draft as a PDF, only while the link can still decide: a used or superseded link shows the
+    same page as the link itself, never the document."""
     token = _token(settings, value)
     if isinstance(token, HTMLResponse):
         return token
+    summary = await db.run(lambda s: _summary(s, token))
+    if summary is None:
+        return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
+    if summary["used"]:
+        return result(409, "This link has been used", f"It already recorded a decision ({summary['used']}).")
+    reason = _superseded(await _state(temporal, summary["workflow_id"]), token)
+    if reason:
+        return result(409, "Nothing to decide here", reason)
 
     def load(session: Session):  # type: ignore[no-untyped-def]
         return invoice_document(repo.get_invoice(session, uuid.UUID(token.invoice_id)), settings)
@@ -159,7 +170,7 @@ async def act(
     temporal: TemporalDep,
     settings: SettingsDep,
     decision: str = Form(...),
-    comment: str = Form(default="", max_length=2000),
+    comment: Annotated[StorableText, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     token = _token(settings, value)
     if isinstance(token, HTMLResponse):

@@ -20,6 +20,7 @@ from api.deps import DbDep, IdempotencyKey, Operator, SettingsDep
 from api.errors import unprocessable
 from api.schemas import BillableItemOut, DecisionCreate, ExpenseCreate, TimeEntryCreate
 from billing.errors import MoneyError
+from billing.limits import check_amount
 from billing.money import quantize, require_minor_units
 from persistence.models import BillableItem, Customer, Project
 from services.idempotency import create_once, fingerprint
@@ -94,7 +95,7 @@ async def _add(
         try:
             if kind == "expense":
                 require_minor_units(unit_price, cur, field="amount")
-            amount = quantize(quantity * unit_price, cur)
+            amount = check_amount(quantize(quantity * unit_price, cur), "amount", currency=cur)
         except MoneyError as exc:
             raise _invalid("amount", str(exc)) from None
         needs_approval = kind == "expense" and amount > threshold

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbDep, IdempotencyKey, Operator
 from api.einvoice_fields import apply_address, check_customer, postal_address_out
 from api.schemas import CustomerCreate, CustomerOut, CustomerUpdate
+from api.validation import MAX_PAGE_OFFSET
 from persistence import customer_credit
 from persistence.dunning import get_policy
 from persistence.models import Customer, CustomerExternalId
@@ -95,7 +96,7 @@ async def list_customers(
     db: DbDep,
     _: Operator,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_PAGE_OFFSET),
 ) -> list[CustomerOut]:
     def tx(session: Session) -> list[CustomerOut]:
         rows = session.scalars(

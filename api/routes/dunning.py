@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.errors import unprocessable
 from api.schemas import HoldOut, Strict
+from api.validation import ApiDate
 from billing.dunning import DunningError, DunningPolicy, policy_from_dict, policy_to_dict
 from billing.status import InvoiceStatus
 from documents.rendering import RenderError, missing_email_templates
@@ -257,7 +258,7 @@ async def preview_reminders(
 
 class HoldCreate(Strict):
     reason: str = Field(min_length=1, max_length=2000, description="Why dunning pauses (the dispute).")
-    resume_on: date | None = Field(
+    resume_on: ApiDate | None = Field(
         default=None, description="Resume by itself on this day (client's calendar)."
     )
 

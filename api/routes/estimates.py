@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, date, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
@@ -22,6 +23,7 @@ from api.errors import unprocessable
 from api.pages import page, result
 from api.plan_schemas import DepositCreate, MilestoneCreate
 from api.schemas import Currency, LineCreate, Strict, Terms
+from api.validation import ApiDate, StorableText
 from billing.errors import MoneyError
 from billing.money import format_money
 from billing.totals import parse_lines
@@ -52,7 +54,7 @@ class EstimateCreate(Strict):
     customer_id: uuid.UUID
     currency: Currency | None = None
     lines: list[LineCreate] = Field(min_length=1, max_length=500)
-    valid_until: date
+    valid_until: ApiDate
     payment_terms: Terms | None = None
     notes: str = Field(default="", max_length=5000)
     project: EstimateProject | None = Field(
@@ -274,7 +276,7 @@ async def answer_estimate(
     temporal: TemporalDep,
     settings: SettingsDep,
     decision: str = Form(...),
-    note: str = Form(default="", max_length=2000),
+    note: Annotated[StorableText, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     context = await _view(value, db, settings)
     if isinstance(context, HTMLResponse):

@@ -1,17 +1,17 @@
 """The hosted invoice page: `/i/{token}` shows the client their invoice, its PDF, status and amount due,
 and a Pay button when a payment link is configured; `/i/{token}/open.gif` is the email's open pixel.
 
-Views are recorded on the timeline (with IP and user agent) once per visitor and minute; opens are
-recorded too but only as a weak signal, since mail clients prefetch images: neither ever changes money
-state. The link is signed (`core.links.sign_invoice_page`) and only shows; it acts on nothing.
+Views and opens are counted per visitor and day (``persistence.link_visits``): the first of each
+visitor's day goes to the timeline (with IP and user agent), for at most ten visitors a day, the rest
+are only counted, so a public link cannot grow the append-only timeline without bound. Opens are a weak
+signal only, since mail clients prefetch images: neither ever changes money state. The link is signed
+(`core.links.sign_invoice_page`) and only shows; it acts on nothing.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -23,6 +23,7 @@ from billing.money import format_money
 from core.links import invoice_page_id
 from persistence import credit_notes as notes
 from persistence import invoices as repo
+from persistence.link_visits import record_visit
 
 router = APIRouter(tags=["hosted invoice page"], include_in_schema=False)
 
@@ -55,24 +56,10 @@ STATUS_LABELS = {
 }
 
 
-def _visitor(request: Request) -> tuple[str, str, str]:
+def _record(session: Session, invoice_id: uuid.UUID, kind: str, request: Request) -> None:
     ip = request.client.host if request.client else ""
     agent = request.headers.get("user-agent", "")[:300]
-    minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
-    fingerprint = hashlib.sha256(f"{ip}|{agent}|{minute}".encode()).hexdigest()[:16]
-    return ip, agent, fingerprint
-
-
-def _record(session: Session, invoice_id: uuid.UUID, kind: str, request: Request) -> None:
-    ip, agent, fingerprint = _visitor(request)
-    repo.add_event(
-        session,
-        invoice_id,
-        kind,
-        actor="client",
-        data={"ip": ip, "user_agent": agent},
-        dedupe_key=f"{kind}:{invoice_id}:{fingerprint}",
-    )
+    record_visit(session, invoice_id, kind, ip=ip, user_agent=agent)
 
 
 def _invoice_id(settings: SettingsDep, token: str) -> uuid.UUID | None:

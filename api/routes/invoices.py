@@ -12,10 +12,13 @@ from dataclasses import asdict
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from temporalio.service import RPCError
 
+from api.activity_problems import failing_activities, retry_now
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.einvoice_fields import check_invoice, line_extras
 from api.schemas import (
+    ActivityProblemOut,
     ApprovalDecisionCreate,
     ApproveCreate,
     DraftEdit,
@@ -27,6 +30,7 @@ from api.schemas import (
     UncollectibleCreate,
     VoidCreate,
 )
+from api.validation import MAX_PAGE_OFFSET
 from api.views.invoices import invoice_out, load_invoice
 from billing.status import InvoiceStatus
 from billing.totals import LineInput
@@ -106,7 +110,7 @@ async def list_invoices(
     status_: InvoiceStatus | None = Query(default=None, alias="status"),
     customer_id: uuid.UUID | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_PAGE_OFFSET),
 ) -> InvoicePage:
     def tx(session: Session) -> InvoicePage:
         stmt = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.id)
@@ -121,8 +125,37 @@ async def list_invoices(
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut)
-async def get_invoice(invoice_id: uuid.UUID, db: DbDep, _: Operator) -> InvoiceOut:
-    return await load_invoice(db, invoice_id)
+async def get_invoice(invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator) -> InvoiceOut:
+    invoice = await load_invoice(db, invoice_id)
+    invoice.problems = await problems_out(temporal, invoice)
+    return invoice
+
+
+async def problems_out(temporal: TemporalDep, invoice: InvoiceOut) -> list[ActivityProblemOut]:
+    """Failing workflow steps (Temporal's pending activities with an error), with the retry action."""
+    retry = f"POST /invoices/{invoice.id}/activities/retry"
+    found = await failing_activities(temporal, invoice.workflow_id)
+    return [ActivityProblemOut(**{**asdict(p), "retry": retry}) for p in found]
+
+
+@router.post(
+    "/{invoice_id}/activities/retry", response_model=InvoiceOut, status_code=status.HTTP_202_ACCEPTED
+)
+async def retry_activities(
+    invoice_id: uuid.UUID, db: DbDep, temporal: TemporalDep, _: Operator
+) -> InvoiceOut:
+    """After fixing what made a workflow step fail (data, a template, a bug), run it again now
+    instead of after its backoff. 409 when no step of this invoice is failing."""
+    invoice = await load_invoice(db, invoice_id)
+    try:
+        reset = await retry_now(temporal, invoice.workflow_id)
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"Temporal refused the retry: {exc.message}"
+        ) from exc
+    if not reset:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="no step of this invoice is failing")
+    return invoice
 
 
 @router.post(
@@ -167,6 +200,7 @@ async def record_payment(
     response: Response,
     db: DbDep,
     temporal: TemporalDep,
+    settings: SettingsDep,
     operator: Operator,
     idempotency_key: str | None = Header(default=None, max_length=200),
 ) -> PaymentResult:
@@ -186,6 +220,7 @@ async def record_payment(
             received_at=body.received_at,
             actor=operator,
         ),
+        max_amount=settings.max_amount,
     )
     if recorded.duplicate:
         response.status_code = status.HTTP_200_OK

@@ -40,6 +40,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.deps import DbDep, Operator, SettingsDep, require_operator
+from api.validation import ApiDate
 from billing.aging import BUCKETS, AgingReport, AgingRow, aging_report
 from billing.dunning import dunning_schedule, policy_from_dict
 from billing.money import format_money
@@ -60,7 +61,8 @@ pages = Environment(
 PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 ActionKind = Literal["reminder", "escalation", "overdue"]
 AsOf = Annotated[
-    date | None, Query(description="The day the buckets are counted on (YYYY-MM-DD); default: today in UTC.")
+    ApiDate | None,
+    Query(description="The day the buckets are counted on (YYYY-MM-DD); default: today in UTC."),
 ]
 Hours = Annotated[int, Query(ge=1, le=MAX_HOURS, description="Window from now, in hours.")]
 

@@ -30,6 +30,7 @@ from api.schemas import (
     TermsCreate,
     TermsOut,
 )
+from api.validation import MAX_PAGE_OFFSET
 from billing.errors import MoneyError
 from billing.recurrence import Recurrence, RecurrenceError, next_cycles
 from billing.totals import compute_totals, parse_lines
@@ -128,7 +129,7 @@ async def create_subscription(
             raise _invalid(["body", "customer_id"], f"customer {body.customer_id} does not exist")
         currency = body.currency or customer.currency
         lines = parse_lines([line.model_dump(mode="json") for line in body.lines])
-        compute_totals(lines, currency)  # refuses bad lines with their field path
+        compute_totals(lines, currency, max_amount=settings.max_amount)  # refuses bad lines by field path
         try:
             rec = Recurrence(
                 interval=body.interval,
@@ -200,7 +201,7 @@ async def list_subscriptions(
     _: Operator,
     customer_id: uuid.UUID | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_PAGE_OFFSET),
 ) -> list[SubscriptionOut]:
     def tx(session: Session) -> list[SubscriptionOut]:
         stmt = select(Subscription).order_by(Subscription.created_at, Subscription.id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from api.einvoice_fields import einvoice_out
 from api.schemas import AccountingOut, EventOut, HoldOut, InvoiceOut, LineOut, PaymentOut
 from api.views.credit_notes import credit_notes_out, refunds_out
-from persistence import dunning
+from persistence import dunning, link_visits
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Invoice
 from services.db import Db
@@ -99,6 +99,7 @@ async def load_invoice(db: Db, invoice_id: uuid.UUID) -> InvoiceOut:
         out.credit_notes = credit_notes_out(session, invoice_id)
         out.refunds = refunds_out(session, invoice_id)
         out.holds = [HoldOut(**hold) for hold in dunning.holds_out(session, invoice)]
+        out.link_activity = link_visits.totals(session, invoice_id)
         sync = session.scalars(
             select(AccountingSync)
             .where(AccountingSync.kind == "invoice", AccountingSync.invoice_id == invoice_id)

@@ -19,7 +19,6 @@ Every receiver does the same four steps, in this order, so nothing is lost and n
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import Db
 from api.errors import unprocessable
+from api.validation import BadJson, load_json
 from api.webhooks import normalize, signatures
 from api.webhooks.dispatcher import InboxDispatcher
 from api.webhooks.normalize import MalformedPayload
@@ -75,10 +75,11 @@ def _malformed(message: str) -> HTTPException:
 
 
 def _json(body: bytes) -> Any:
+    """Parsed only after the signature holds; bounded depth, finite numbers, storable text."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _malformed(f"body is not JSON: {exc}") from None
+        return load_json(body)
+    except BadJson as exc:
+        raise _malformed(str(exc)) from None
 
 
 def _check_age(seconds_ago: float, limit: float, provider: str) -> None:

@@ -435,7 +435,7 @@ def verify_linear(
     )
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SignatureError("malformed_body", "Linear body is not JSON") from None
     if not isinstance(payload, dict) or LINEAR_TIMESTAMP_FIELD not in payload:
         raise SignatureError("missing_field", f"Linear body has no {LINEAR_TIMESTAMP_FIELD}")

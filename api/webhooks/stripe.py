@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -42,10 +41,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.errors import unprocessable
+from api.validation import BadJson, load_json
 from api.webhooks import signatures
 from billing.currency import normalize_currency
 from billing.dunning import payment_hold
 from billing.errors import MoneyError
+from billing.limits import amount_limit
 from billing.money import from_minor
 from persistence import refunds as refund_repo
 from persistence import webhook_inbox as inbox
@@ -234,9 +235,9 @@ async def stripe(request: Request) -> JSONResponse:
     except signatures.SignatureError as exc:
         raise HTTPException(401, detail={"reason": exc.reason, "message": str(exc)}) from None
     try:
-        event = json.loads(body)
-    except ValueError as exc:
-        raise _malformed(f"body is not JSON: {exc}") from None
+        event = load_json(body)
+    except BadJson as exc:
+        raise _malformed(str(exc)) from None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
@@ -253,6 +254,14 @@ async def stripe(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ignored", "type": event["type"]})
     db: Db = request.app.state.db
     invoice_id = _uuid(payment["invoice_id"])
+    # An amount above the maximum is not recorded on an invoice (it would be a 10^18 USD payment), nor
+    # refused (Stripe would give up and the money would be nowhere): it waits for an operator.
+    limit = amount_limit(request.app.state.settings.max_amount)
+    too_large = (
+        f"amount {payment['amount']} {payment['currency']} is above the maximum {limit}: check it in Stripe"
+        if payment["amount"] > limit
+        else ""
+    )
 
     def match(session: Session) -> tuple[str, Invoice | None]:
         if (
@@ -261,7 +270,7 @@ async def stripe(request: Request) -> JSONResponse:
         ):
             return "duplicate", None
         invoice = session.get(Invoice, invoice_id) if invoice_id else None
-        if invoice is None:
+        if invoice is None or too_large:
             row = inbox.record(
                 session,
                 InboundEvent(
@@ -278,9 +287,12 @@ async def stripe(request: Request) -> JSONResponse:
                 session,
                 row.id,
                 "unmatched",
-                note=f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})"
-                if payment["invoice_id"]
-                else f"the payment has no {METADATA_KEY} metadata",
+                note=too_large
+                or (
+                    f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})"
+                    if payment["invoice_id"]
+                    else f"the payment has no {METADATA_KEY} metadata"
+                ),
             )
             return "unmatched", None
         return "match", invoice

@@ -8,7 +8,7 @@ from itertools import combinations
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from billing.currency import MINOR_UNITS
@@ -57,6 +57,8 @@ def invoices(draw: st.DrawFn) -> tuple[str, list[LineInput]]:
     lines: list[LineInput] = []
     for _ in range(draw(st.integers(1, 12))):
         quantity, price, rate = draw(quantities), draw(prices), draw(rates)
+        # A line worth less than half a minor unit is refused (its own test): keep the valid ones.
+        assume(price == 0 or quantity * price >= unit(currency) / 2)
         kind = draw(st.sampled_from(["none", "percent", "amount"]))
         if kind == "percent":
             lines.append(LineInput("item", quantity, price, discount_percent=draw(percents), tax_rate=rate))

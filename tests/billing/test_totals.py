@@ -132,17 +132,57 @@ def test_full_percent_discount_and_free_lines() -> None:
 
 
 def test_products_beyond_28_digits_are_exact() -> None:
-    # 12345678.1234 × 123456789012.123457 = 1524157779292182060.4648805938... (more than 28 digits)
-    totals = compute_totals([line("123456789012.123457", "12345678.1234")], "USD")
-    assert totals.total == D("1524157779292182060.46")
-    big = compute_totals([line("99999999999999.999999", "9999.9999")], "USD")
-    assert big.total == D("999999989999999999.99")  # 999999989999999999.9900000001 → .99
+    # 1234.1234 × 123456789.123457 = 152360912346.1237725938 (22 digits, exact)
+    totals = compute_totals([line("123456789.123457", "1234.1234")], "USD")
+    assert totals.total == D("152360912346.12")
+    big = compute_totals([line("99999999.999999", "9999.9999")], "USD")
+    assert big.total == D("999999989999.99")  # 999999989999.9900000001 → .99, just under the ceiling
+
+
+def test_amounts_above_the_maximum_are_refused() -> None:
+    with pytest.raises(MoneyError, match=r"^lines\[0\]\.unit_price: 1E\+30 is more than the maximum amount"):
+        compute_totals([line("1E+30", "0.0001")], "USD")
+    with pytest.raises(
+        MoneyError, match=r"^lines\[0\]\.unit_price: the line amount 1000000000000.00 is more"
+    ):
+        compute_totals([line("1000000000", "1000")], "USD")
+    with pytest.raises(MoneyError, match=r"^lines: the total 1000000000000.00 is more than the maximum"):
+        compute_totals([line("500000000000")] * 2, "USD")
+    # A configured maximum is lower; it never lifts the ceiling.
+    with pytest.raises(MoneyError, match=r"more than the maximum amount of 1000 EUR"):
+        compute_totals([line("600"), line("400.01")], "EUR", max_amount=D("1000"))
+    assert compute_totals([line("600"), line("400")], "EUR", max_amount=D("1000")).total == D("1000.00")
+    with pytest.raises(MoneyError, match=r"maximum amount of 999999999999.99 USD"):
+        compute_totals([line("1000000000000")], "USD", max_amount=D("1E+20"))
+
+
+def test_a_line_that_rounds_to_nothing_is_refused() -> None:
+    with pytest.raises(
+        MoneyError, match=r"^lines\[0\]\.quantity: 0.0001 × 10.00 = 0.001000 rounds to 0.00 USD"
+    ):
+        compute_totals([line("10.00", "0.0001")], "USD")
+    with pytest.raises(MoneyError, match=r"rounds to 0 JPY"):
+        compute_totals([line("0.4")], "JPY")
+    # Free lines (a price of 0) and full discounts stay allowed: they are meant, not rounded away.
+    assert compute_totals([line("0"), line("0.005")], "USD").total == D("0.01")
+
+
+def test_unit_prices_may_be_finer_than_the_currency_amounts_may_not() -> None:
+    # EN 16931: an item price may carry more decimals than the currency; the line amount is rounded.
+    eur = compute_totals([line("12.345", "3")], "EUR")
+    assert (eur.lines[0].gross, eur.total) == (D("37.04"), D("37.04"))  # 37.035 → 37.04 half-up
+    jpy = compute_totals([line("10.5", "1")], "JPY")
+    assert jpy.total == D("11")
+    with pytest.raises(MoneyError, match=r"^lines\[0\]\.unit_price: at most 6 decimal places"):
+        compute_totals([line("12.3456789")], "EUR")
+    with pytest.raises(MoneyError, match=r"^lines\[0\]\.discount_amount: EUR allows 2 decimal places"):
+        compute_totals([line("12.345", "3", discount_amount="1.005")], "EUR")
 
 
 def test_line_limits_are_inclusive() -> None:
     assert len(compute_totals([line("1")] * 500, "USD").lines) == 500
     assert compute_totals([line("1", description="x" * 1000)], "USD").total == D("1.00")
-    assert compute_totals([line("0.000001", "0.0001", tax_rate="99.9999")], "USD").total == D("0.00")
+    assert compute_totals([line("0.000001", "10000", tax_rate="99.9999")], "USD").total == D("0.02")
     assert compute_totals([line("1", "1.00010")], "USD").total == D(
         "1.00"
     )  # trailing zero is not a 5th decimal

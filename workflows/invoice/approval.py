@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from billing.errors import MoneyError
@@ -31,6 +32,7 @@ from workflows.invoice.options import (
     APPROVAL_ROUTING_PATCH,
     DB_RETRY,
     DB_TIMEOUT,
+    EDIT_AFTER_REJECTION_PATCH,
 )
 
 
@@ -200,7 +202,7 @@ class ApprovalGate(InvoiceBase):
             raise ValueError("comment: a rejection needs a reason")
 
     def _check_edit(self, changes: DraftChanges) -> None:
-        if not self._awaiting_submit:
+        if not self._awaiting_submit and not self._rejection_pending():
             raise ValueError(f"invoice is {self._status}; only a rejected draft can be edited")
         if changes.lines is not None:
             try:
@@ -214,7 +216,7 @@ class ApprovalGate(InvoiceBase):
                 raise ValueError(f"due_date: {changes.due_date!r} is not a date") from None
 
     def _check_submit(self, request: SubmitInput) -> None:
-        if not self._awaiting_submit:
+        if not self._awaiting_submit and not self._rejection_pending():
             raise ValueError(f"invoice is {self._status}; only a rejected draft can be submitted again")
 
     def _check_approve(self, request: ApproveInput) -> None:
@@ -223,4 +225,19 @@ class ApprovalGate(InvoiceBase):
         if self._chain is not None:
             raise ValueError(
                 "this invoice waits for its approval chain; approvers decide (POST /invoices/{id}/decisions)"
+            )
+
+    def _rejection_pending(self) -> bool:
+        """A rejection is accepted but the return to draft is still under way (the status may already
+        say draft): edits and a resubmission wait for it instead of being refused."""
+        return self._rejection is not None and not self._awaiting_submit
+
+    async def _await_draft(self) -> None:
+        if self._awaiting_submit:
+            return
+        workflow.patched(EDIT_AFTER_REJECTION_PATCH)
+        await workflow.wait_condition(lambda: self._awaiting_submit or self._status in FINAL_STATUSES)
+        if not self._awaiting_submit:
+            raise ApplicationError(
+                f"invoice is {self._status}; it is no longer a draft", type="InvoiceClosed"
             )

@@ -59,3 +59,6 @@ LATE_FEE_PATCH = "dunning-late-fee-v1"
 BOOKS_REFUND_PATCH = "books-refund-v1"
 # Marks histories whose write-off (uncollectible) reaches the books as a bad-debt credit.
 BOOKS_WRITE_OFF_PATCH = "books-write-off-v1"
+# Marks histories in which an edit or resubmission arrived while a rejection was still returning the
+# invoice to draft (it waited instead of being refused).
+EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"

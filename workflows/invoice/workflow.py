@@ -204,6 +204,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
 
     @workflow.update
     async def edit_draft(self, changes: DraftChanges) -> InvoiceState:
+        await self._await_draft()
         await self._revise(changes)
         self._note("draft.revised", f"revision {self._revision}")
         return self.state()
@@ -214,6 +215,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
 
     @workflow.update
     async def submit(self, request: SubmitInput) -> InvoiceState:
+        await self._await_draft()
         self._awaiting_submit = False
         self._note("draft.submitted", request.actor)
         return self.state()

@@ -2,7 +2,7 @@
 its recent calls (``accounting.shared_limit``).
 
 Revision ID: 0017_books_outbound
-Revises: 0014_users_and_audit
+Revises: 0016_hardening_input
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_books_outbound"
-down_revision = "0014_users_and_audit"
+down_revision = "0016_hardening_input"
 branch_labels = None
 depends_on = None
 
