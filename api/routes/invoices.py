@@ -29,6 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from accounting.tax_check import UnmappedTaxRate, check_tax_rates
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.routes.credit_note_views import credit_notes_out, refunds_out
 from api.schemas import (
@@ -56,6 +57,7 @@ from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import AccountingSync, Customer, Document, IdempotencyRecord, Invoice, Payment
 from workflows import search_attributes as sa
+from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import (
     ApproveInput,
     DecisionInput,
@@ -67,7 +69,6 @@ from workflows.payloads import (
     UncollectibleInput,
     VoidInput,
 )
-from workflows.invoice import InvoiceWorkflow
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
 
@@ -224,6 +225,15 @@ async def create_invoice(
                     }
                 ],
             )
+        try:
+            check_tax_rates(session, settings, [line.tax_rate for line in body.lines])
+        except UnmappedTaxRate as exc:
+            raise HTTPException(
+                422,
+                detail=[
+                    {"loc": ["body", "lines", exc.index, "tax_rate"], "msg": str(exc), "type": "value_error"}
+                ],
+            ) from None
         new = repo.NewInvoice(
             customer=customer,
             currency=currency,
