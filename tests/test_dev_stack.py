@@ -114,7 +114,7 @@ def paid_by_stripe(
         answer = httpx.post(
             f"{api}{delivery.path}",
             content=delivery.body,
-            timeout=10,
+            timeout=60,  # the first one waits for the restarted worker
             headers={"Content-Type": "application/json", **delivery.headers},
         )
         assert answer.status_code == 200, answer.text
