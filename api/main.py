@@ -22,6 +22,7 @@ from api.routes import (
     health,
     hosted,
     invoices,
+    outbox,
     projects,
     refunds,
     reports,
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(hosted.router)
     app.include_router(receivers.router)
     app.include_router(stripe.router)
+    app.include_router(outbox.router)
     return app
