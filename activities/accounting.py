@@ -109,6 +109,17 @@ class _PaymentSnapshot:
     invoice_row: _SyncRow | None
 
 
+HEARTBEAT_EVERY_S = 2.0
+
+
+async def _heartbeat_every(seconds: float) -> None:
+    if not activity.in_activity():
+        return  # called directly (tests, a script): nobody to tell
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(seconds)
+
+
 class AccountingActivities:
     """One instance per worker process; it holds that process's connector per event loop, so all
     concurrent syncs of the organisation share one HTTP client, token store and rate limiter."""
@@ -148,6 +159,15 @@ class AccountingActivities:
 
     @activity.defn(name=ActivityName.SYNC_ACCOUNTING)
     async def sync_accounting(self, request: AccountingSyncRequest) -> AccountingSyncResult:
+        """Heartbeats while it works, so a worker that dies mid-call is noticed within the heartbeat
+        timeout (not the 2-minute start-to-close) and the sync is retried soon, idempotently."""
+        beat = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY_S))
+        try:
+            return await self._sync(request)
+        finally:
+            beat.cancel()
+
+    async def _sync(self, request: AccountingSyncRequest) -> AccountingSyncResult:
         provider = self._settings.accounting_provider
         if provider == "none":
             return AccountingSyncResult(status="skipped", detail="no accounting provider configured")
