@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core.settings import Settings
 from persistence.db import session_scope
 from persistence.models import OutboxEntry
-from tests.slow_relay import SlowRelay
+from standins.smtp_relay import SlowRelay
 from tests.support import api_client, customer_body, eventually
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
