@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -114,9 +115,10 @@ async def _invoices(http: httpx.AsyncClient, n: int, lines: list[dict[str, str]]
 async def email_chaos(
     client: Client, settings: Settings, work: Path, *, per_kill: int = 2, kills: int = 4, delay_s: float = 1.5
 ) -> dict[str, Any]:
-    """Each round: ``per_kill`` new invoices, a real worker, and a SIGKILL once all their emails have
-    reached the slow relay's window (earlier rounds' resends go out in the same worker); then a worker
-    that lives until every email is sent or waits for an operator. Count the copies per Message-ID."""
+    """Rounds of a real worker and a SIGKILL in the slow relay's window: even rounds bring ``per_kill``
+    new invoices and kill once all their emails reached the relay, odd rounds kill once the resends of
+    the ones before arrive (so an email is hit twice); then a worker that lives until every email is
+    sent or waits for an operator. Count the copies per Message-ID."""
     from worker import build_worker
 
     began = time.monotonic()
@@ -134,17 +136,31 @@ async def email_chaos(
             return len(found) == len(keys) and all(v in SETTLED for v in found.values())
 
         async with api_in_process(s, client) as http:
-            for _ in range(kills):
-                batch = [
-                    f"invoice:{i['id']}:sent"
-                    for i in await _invoices(http, per_kill, [{"description": "Ops", "unit_price": "42.00"}])
-                ]
+            for round_ in range(kills):
+                fresh = round_ % 2 == 0  # new invoices; else the round kills the resends of the last ones
+                batch = (
+                    [
+                        f"invoice:{i['id']}:sent"
+                        for i in await _invoices(
+                            http, per_kill, [{"description": "Ops", "unit_price": "42.00"}]
+                        )
+                    ]
+                    if fresh
+                    else []
+                )
                 keys += batch
+                seen = relay.count
                 process = spawn(s, "worker", log=work / "email-worker.log")
                 try:
-                    await until(
-                        lambda batch=batch: len(statuses(batch)) == len(batch), 90, "the round's emails sent"
-                    )
+                    if fresh:
+                        await until(
+                            lambda batch=batch: len(statuses(batch)) == len(batch),
+                            90,
+                            "the round's emails sent",
+                        )
+                    else:
+                        with contextlib.suppress(TimeoutError):
+                            await until(lambda seen=seen: relay.count > seen, 60, "a resend at the relay")
                     await asyncio.sleep(random.uniform(0, delay_s))  # somewhere in the window of the 250s
                 finally:
                     kill(process)
