@@ -74,6 +74,16 @@ def _state(invoice: Mapping[str, Any]) -> str:
     return RemoteState.PARTIALLY_PAID if to_decimal(invoice.get("AmountPaid", 0)) > 0 else RemoteState.OPEN
 
 
+NAME_TAKEN = "is already assigned to another contact"
+CONTACT_NAME_MAX = 255
+
+
+def unique_contact_name(name: str, customer_id: str) -> str:
+    """``"Acme GmbH (3f2a9c1e)"``: the name with the start of our customer id, within Xero's 255."""
+    suffix = f" ({customer_id[:8]})"
+    return name[: CONTACT_NAME_MAX - len(suffix)].rstrip() + suffix
+
+
 class XeroConnector(XeroChanges):
     """One Xero organisation (tenant)."""
 
@@ -131,19 +141,31 @@ class XeroConnector(XeroChanges):
                 and contact.get("ContactStatus") == "ACTIVE"
             ):
                 return SyncResult(contact["ContactID"], SyncStatus.EXISTING, "ACTIVE")
+        try:
+            created = await self._put_contact(customer, customer.name, idempotency_key)
+        except ValidationFailed as exc:
+            if NAME_TAKEN not in exc.provider_message:
+                raise
+            # Xero wants names unique across active contacts; ours need not be (two "Acme GmbH" in two
+            # cities). The second one gets our id's start after its name, and is found by ContactNumber.
+            created = await self._put_contact(
+                customer, unique_contact_name(customer.name, customer.customer_id), f"{idempotency_key}:name"
+            )
+        contact = created["Contacts"][0]
+        return SyncResult(contact["ContactID"], SyncStatus.CREATED, contact.get("ContactStatus", ""))
+
+    async def _put_contact(self, customer: AccountingCustomer, name: str, idempotency_key: str) -> Any:
         body = {
             "Contacts": [
                 {
-                    "Name": customer.name,
+                    "Name": name,
                     "ContactNumber": customer.customer_id,  # "used to identify contacts in external systems"
                     "EmailAddress": customer.email,
                     "DefaultCurrency": customer.currency,
                 }
             ]
         }
-        created = await self._write("PUT", "/Contacts", body, idempotency_key, summarizeErrors="true")
-        contact = created["Contacts"][0]
-        return SyncResult(contact["ContactID"], SyncStatus.CREATED, contact.get("ContactStatus", ""))
+        return await self._write("PUT", "/Contacts", body, idempotency_key, summarizeErrors="true")
 
     # Invoices -------------------------------------------------------------------------------------
 

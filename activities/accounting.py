@@ -114,6 +114,17 @@ class _PaymentSnapshot:
     books_id: str | None = None  # the provider's id when the payment was found in these books
 
 
+HEARTBEAT_EVERY_S = 2.0
+
+
+async def _heartbeat_every(seconds: float) -> None:
+    if not activity.in_activity():
+        return  # called directly (tests, a script): nobody to tell
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(seconds)
+
+
 class AccountingActivities(BooksMoney):
     """One instance per worker process; it holds that process's connector per event loop, so all
     concurrent syncs of the organisation share one HTTP client, token store and rate limiter."""
@@ -153,6 +164,15 @@ class AccountingActivities(BooksMoney):
 
     @activity.defn(name=ActivityName.SYNC_ACCOUNTING)
     async def sync_accounting(self, request: AccountingSyncRequest) -> AccountingSyncResult:
+        """Heartbeats while it works, so a worker that dies mid-call is noticed within the heartbeat
+        timeout (not the 2-minute start-to-close) and the sync is retried soon, idempotently."""
+        beat = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY_S))
+        try:
+            return await self._sync(request)
+        finally:
+            beat.cancel()
+
+    async def _sync(self, request: AccountingSyncRequest) -> AccountingSyncResult:
         provider = self._settings.accounting_provider
         if provider == "none":
             return AccountingSyncResult(status="skipped", detail="no accounting provider configured")

@@ -1,12 +1,13 @@
-"""Send invoice emails exactly once per logical key, through an outbox row.
+"""Send invoice emails once per logical key, through an outbox row, with duplicates bounded.
 
-The row moves ``sending`` → ``done`` around the SMTP conversation:
+The row moves ``sending`` → ``data_sent`` → ``done`` around the SMTP conversation:
 
 - a retry that finds ``done`` returns the recorded Message-ID and sends nothing (the usual crash: the
   worker died after sending, before Temporal heard the activity completed);
-- a retry that finds ``sending`` cannot know whether the server accepted the first attempt (the
-  connection died mid-DATA): it sends again with the *same* deterministic Message-ID, which receiving
-  clients use to collapse duplicates, and records that it did so on the timeline.
+- a retry that finds ``sending`` sends: the last attempt died before the final dot, nothing was delivered;
+- a retry that finds ``data_sent`` cannot know whether the server accepted the first attempt (RFC 1047):
+  it resends a bounded number of times, later, with the *same* deterministic Message-ID, then waits for
+  an operator with the email shown as "may have been delivered" (``activities.email_delivery``).
 
 Reminders and escalations re-check the invoice inside the same transaction, so nothing goes out for an
 invoice that was paid, voided or written off while the timer was running.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import email_delivery as delivery
 from activities.invoices import non_retryable
 from billing.status import FINAL_STATUSES
 from core.links import ApprovalToken, sign_approval, sign_estimate, token_id_for
@@ -94,22 +97,31 @@ class EmailActivities:
         prepared = self._prepare(request)
         if isinstance(prepared, EmailResult):
             return prepared
+        if isinstance(prepared, ApplicationError):
+            raise prepared  # an outcome in doubt: resend later, or wait for an operator (email_delivery)
         message, recipients, uncertain = prepared
         activity.heartbeat("sending")
+
+        def before_final_dot() -> None:
+            delivery.mark(self._url, request.key, "data_sent")  # a crash from here on is known
+
         try:
-            self._deliver(message, recipients)
+            self._deliver(message, recipients, before_final_dot)
         except smtplib.SMTPRecipientsRefused as exc:
             return self._fail(request, f"all recipients refused: {exc.recipients}")
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
                 return self._fail(request, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
+            delivery.mark(self._url, request.key, "sending")  # refused, so not delivered: no doubt
             raise  # 4xx: transient, Temporal retries
         activity.heartbeat("recording")
         return self._record_sent(request, message["Message-ID"], recipients, uncertain)
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _prepare(self, request: EmailRequest) -> EmailResult | tuple[EmailMessage, list[str], bool]:
+    def _prepare(
+        self, request: EmailRequest
+    ) -> EmailResult | ApplicationError | tuple[EmailMessage, list[str], bool]:
         with session_scope(self._url) as session:
             row = session.scalars(
                 select(OutboxEntry).where(OutboxEntry.key == request.key).with_for_update()
@@ -132,7 +144,12 @@ class EmailActivities:
                     key=request.key, kind=f"email.{request.kind}", invoice_id=invoice.id, attempts=0
                 )
                 session.add(row)
-            uncertain = row.status == "sending"
+                uncertain = False
+            else:
+                decision = delivery.gate(session, row, self._settings)
+                if isinstance(decision, ApplicationError):
+                    return decision  # committed on the way out, then raised
+                uncertain = decision
 
             skip = None
             if request.kind in DUNNING_KINDS and invoice.status in FINAL_STATUSES:
@@ -208,7 +225,11 @@ class EmailActivities:
 
             row.status = "sending"
             row.attempts += 1
-            row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
+            row.payload = dict(row.payload or {}) | {
+                "to": recipients,
+                "message_id": message["Message-ID"],
+                "kind": request.kind,
+            }
         # Committed: the attempt is on record before a byte goes to the SMTP server.
         return message, recipients, uncertain
 
@@ -234,7 +255,12 @@ class EmailActivities:
         if row is None:
             row = OutboxEntry(key=request.key, kind="email.estimate", invoice_id=None, attempts=0)
             session.add(row)
-        uncertain = row.status == "sending"
+            uncertain = False
+        else:
+            decision = delivery.gate(session, row, self._settings)
+            if isinstance(decision, ApplicationError):
+                return decision
+            uncertain = decision
         recipients = [str(Address(addr_spec=e)) for e in estimate.customer.emails]
         token = sign_estimate(self._settings.secret_key, str(estimate.id))
         link = f"{self._settings.public_url.rstrip('/')}/estimates/view/{token}"
@@ -244,7 +270,11 @@ class EmailActivities:
         message = self._message(rendered, recipients, request.key)
         row.status = "sending"
         row.attempts += 1
-        row.payload = {"to": recipients, "message_id": message["Message-ID"], "kind": request.kind}
+        row.payload = dict(row.payload or {}) | {
+            "to": recipients,
+            "message_id": message["Message-ID"],
+            "kind": request.kind,
+        }
         return message, recipients, uncertain
 
     def _approval_context(self, request: EmailRequest, *, to_client: bool = False) -> dict[str, object]:
@@ -300,11 +330,14 @@ class EmailActivities:
             return [str(Address(addr_spec=e)) for e in invoice.customer.emails]
         raise ApplicationError(f"unknown email kind {kind!r}", type="InvalidInvoice", non_retryable=True)
 
-    def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+    def _deliver(
+        self, message: EmailMessage, recipients: list[str], before_final_dot: Callable[[], None]
+    ) -> None:
         s = self._settings
         if not s.smtp_host:
             raise ApplicationError("INVOICEFLOW_SMTP_HOST is not set", type="SmtpNotConfigured")
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+        with delivery.MarkingSMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+            smtp.before_final_dot = before_final_dot
             if s.smtp_starttls:
                 smtp.starttls()
             if s.smtp_username:

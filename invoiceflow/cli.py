@@ -104,16 +104,22 @@ def demo(
         str | None, typer.Option(help="Bearer token (default: INVOICEFLOW_API_TOKEN or dev-token).")
     ] = None,
     secret: Annotated[
-        str, typer.Option(help="Webhook secret the dev stack was given.")
-    ] = "dev-webhook-secret",
+        str | None,
+        typer.Option(
+            help="One webhook secret for every provider (default: the dev data dir's, per provider)."
+        ),
+    ] = None,
     crm_port: Annotated[int, typer.Option(help="The dev stack's --crm-port.")] = 8091,
+    data_dir: Annotated[
+        Path, typer.Option(help="The running `invoiceflow dev`'s data dir (its webhook-secrets.env).")
+    ] = Path(".invoiceflow"),
 ) -> None:
     """Fire realistic signed webhooks (DocuSign, GitHub, Jira, HubSpot, ...) at a running
     `invoiceflow dev`."""
     from invoiceflow.demo import DemoError, config_from_env, run_demo
 
     try:
-        config = config_from_env(api_url, token, secret)
+        config = config_from_env(api_url, token, secret, data_dir.resolve())
         config.crm_port = crm_port
         asyncio.run(run_demo(config, say=typer.echo))
     except (DemoError, OSError) as exc:

@@ -5,8 +5,10 @@ tools where work happens report events (a DocuSign envelope completed, a GitHub 
 three times over, a Jira issue done, a HubSpot deal won that no project knows, an event nobody can
 route) and invoices appear in the dev mailbox and in the Temporal UI, once each.
 
-The dev stack configures every webhook secret as `DEV_WEBHOOK_SECRET` and points the HubSpot client at
-`DEMO_CRM_PORT`, where this command serves the HubSpot stand-in (seeded with the won deal) while it runs.
+The dev stack gives every unset webhook secret a random value kept in its data dir
+(`invoiceflow.dev_secrets`), which this command reads to sign what it sends, and points the HubSpot
+client at `DEMO_CRM_PORT`, where this command serves the HubSpot stand-in (seeded with the won deal)
+while it runs.
 """
 
 from __future__ import annotations
@@ -16,37 +18,29 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from invoiceflow.dev_secrets import FILE_NAME, effective_secrets, ensure_secrets, env_name
 from standins import webhooks as send_as
 from standins.crm.hubspot import create_hubspot_standin
 from standins.server import ServedApp
 
-DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEMO_CRM_PORT = 8091
 DEMO_HUBSPOT_TOKEN = "pat-na1-demo-0000-0000-0000-invoiceflow"
-WEBHOOK_PROVIDERS = (
-    "hubspot",
-    "pipedrive",
-    "jira",
-    "linear",
-    "github",
-    "asana",
-    "docusign",
-    "dropbox_sign",
-    "pandadoc",
-    "generic",
-    "stripe",
-)
 
 
-def dev_environment(env: dict[str, str], *, crm_port: int = DEMO_CRM_PORT) -> dict[str, str]:
-    """Dev-stack defaults so webhooks work out of the box; anything the user set wins."""
-    for provider in WEBHOOK_PROVIDERS:
-        env.setdefault(f"INVOICEFLOW_{provider.upper()}_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
+def dev_environment(
+    env: dict[str, str], *, crm_port: int = DEMO_CRM_PORT, data_dir: Path | None = None
+) -> dict[str, str]:
+    """Dev-stack defaults so webhooks work out of the box; anything the user set wins. Unset webhook
+    secrets come from the data dir's random ones (``invoiceflow.dev_secrets``)."""
+    if data_dir is not None:
+        for provider, secret in ensure_secrets(data_dir).items():
+            env.setdefault(env_name(provider), secret)
     env.setdefault("INVOICEFLOW_HUBSPOT_API_BASE_URL", f"http://127.0.0.1:{crm_port}")
     env.setdefault("INVOICEFLOW_HUBSPOT_API_TOKEN", DEMO_HUBSPOT_TOKEN)
     return env
@@ -57,11 +51,21 @@ class DemoConfig:
     api_url: str = "http://127.0.0.1:8000"
     api_token: str = "dev-token"
     public_url: str | None = None  # what the API signs HubSpot URLs with; default: api_url
-    secret: str = DEV_WEBHOOK_SECRET
+    secret: str = ""  # one secret for every provider (--secret); empty: ``secrets``, per provider
+    secrets: dict[str, str] = field(default_factory=dict)
     crm_port: int = DEMO_CRM_PORT
     temporal_ui: str = "http://127.0.0.1:8233"
     mailbox_ui: str = "http://127.0.0.1:8025"
     timeout_s: float = 90.0
+
+    def secret_for(self, provider: str) -> str:
+        secret = self.secret or self.secrets.get(provider, "")
+        if not secret:
+            raise DemoError(
+                f"no webhook secret for {provider}: pass --data-dir of the running `invoiceflow dev` "
+                f"(it keeps them in {FILE_NAME}) or --secret"
+            )
+        return secret
 
 
 @dataclass
@@ -158,35 +162,37 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
                 f"and Jira {jira_ref}"
             )
 
-            secret = config.secret
+            secret = config.secret_for
             deliveries = [
                 (
                     "DocuSign envelope completed (the contract is signed)",
-                    send_as.docusign_envelope_completed(envelope, secret),
+                    send_as.docusign_envelope_completed(envelope, secret("docusign")),
                 ),
                 (
                     "GitHub milestone closed",
-                    send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}"),
+                    send_as.github_milestone_closed(github_ref, 3, secret("github"), delivery=f"gh-{tag}"),
                 ),
                 (
                     "the same GitHub delivery again (a redelivery)",
-                    send_as.github_milestone_closed(github_ref, 3, secret, delivery=f"gh-{tag}"),
+                    send_as.github_milestone_closed(github_ref, 3, secret("github"), delivery=f"gh-{tag}"),
                 ),
                 (
                     "GitHub again, as a new delivery of the same milestone",
-                    send_as.github_milestone_closed(github_ref, 3, secret),
+                    send_as.github_milestone_closed(github_ref, 3, secret("github")),
                 ),
-                ("Jira issue moved to Done", send_as.jira_issue_done(jira_ref, secret)),
+                ("Jira issue moved to Done", send_as.jira_issue_done(jira_ref, secret("jira"))),
                 (
                     "HubSpot deal won, no project knows it",
-                    send_as.hubspot_deal_won(deal_id, secret, public_url=config.public_url or config.api_url),
+                    send_as.hubspot_deal_won(
+                        deal_id, secret("hubspot"), public_url=config.public_url or config.api_url
+                    ),
                 ),
                 (
                     "a generic event for something no project knows",
                     send_as.generic_event(
                         f"demo-{tag}",
                         "milestone.completed",
-                        secret,
+                        secret("generic"),
                         ref={"system": "generic", "id": f"unknown-{tag}"},
                     ),
                 ),
@@ -234,10 +240,15 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
     return result
 
 
-def config_from_env(api_url: str, api_token: str | None, secret: str) -> DemoConfig:
+def config_from_env(
+    api_url: str, api_token: str | None, secret: str | None, data_dir: Path | None = None
+) -> DemoConfig:
+    """The demo's settings: the token from the environment, the webhook secrets from ``--secret``, else
+    the environment's INVOICEFLOW_*_WEBHOOK_SECRET, else the dev data dir's file."""
     return DemoConfig(
         api_url=api_url,
         api_token=api_token or os.environ.get("INVOICEFLOW_API_TOKEN", "dev-token"),
         public_url=os.environ.get("INVOICEFLOW_PUBLIC_URL"),
-        secret=secret,
+        secret=secret or "",
+        secrets=effective_secrets(data_dir or Path(".invoiceflow"), dict(os.environ)),
     )

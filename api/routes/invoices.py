@@ -14,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.service import RPCError
 
+from accounting.tax_check import UnmappedTaxRate, check_tax_rates
 from api.activity_problems import failing_activities, retry_now
 from api.deps import DbDep, Operator, SettingsDep, TemporalDep
 from api.einvoice_fields import check_invoice, line_extras
+from api.errors import unprocessable
 from api.schemas import (
     ActivityProblemOut,
     ApprovalDecisionCreate,
@@ -38,7 +40,7 @@ from persistence.models import Customer, Document, Invoice
 from services import invoices, payments
 from services.idempotency import fingerprint
 from services.invoices import InvoiceDraft
-from services.payments import ReceivedPayment
+from services.payments import PaymentRequest
 from workflows.payloads import (
     DecisionInput,
     DraftChanges,
@@ -88,13 +90,18 @@ async def create_invoice(
         },
     )
 
-    def einvoice_rules(session: Session) -> None:
-        """What the e-invoice rules can refuse now (BT/BR named), before anything is written."""
+    def refused_before_writing(session: Session) -> None:
+        """What can be refused now, before anything is written: a tax rate the books have no code for,
+        and what the e-invoice rules need (BT/BR named)."""
+        try:
+            check_tax_rates(session, settings, [line.tax_rate for line in body.lines])
+        except UnmappedTaxRate as exc:
+            raise unprocessable(["body", "lines", exc.index, "tax_rate"], str(exc)) from None
         customer = session.get(Customer, body.customer_id)
         if customer is not None:
             check_invoice(customer, body, body.currency or customer.currency)
 
-    await db.run(einvoice_rules)
+    await db.run(refused_before_writing)
     created = await invoices.create_invoice(
         db, temporal, settings, draft, idempotency_key=idempotency_key, fingerprint=fingerprint(body)
     )
@@ -211,7 +218,7 @@ async def record_payment(
         db,
         temporal,
         invoice_id,
-        ReceivedPayment(
+        PaymentRequest(
             amount=body.amount,
             idempotency_key=key,
             method=body.method,

@@ -35,6 +35,7 @@ from persistence import webhook_inbox as inbox
 from persistence.books_inbound import BOOKS_EVENT
 from persistence.models import Customer, Invoice, Project, WebhookEvent
 from persistence.webhook_inbox import Route
+from services import payments as kept_payments
 from services.idempotency import create_once, fingerprint
 from workflows.payloads import ProjectTrigger, ProjectWorkflowInput, TriggerKind, project_workflow_id
 from workflows.project import ProjectBillingWorkflow
@@ -412,9 +413,13 @@ def get_dispatcher(request: Request) -> InboxDispatcher:
 DispatcherDep = Annotated[InboxDispatcher, Depends(get_dispatcher)]
 
 
-async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID]) -> list[WebhookEventOut]:
+async def _replay(
+    db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID], temporal: Any = None
+) -> list[WebhookEventOut]:
     """Route kept events again (an operator's replay confirms an unconfirmed one) and have the inbox
-    dispatcher hand the routed ones over now, so the answer says what became of each."""
+    dispatcher hand the routed ones over now, so the answer says what became of each. Kept payments
+    are applied to their invoice again (``services.payments.replay_kept``)."""
+    payments: list[WebhookEvent] = []
 
     def route(session: Session) -> list[uuid.UUID]:
         routed = []
@@ -424,11 +429,12 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
                 raise HTTPException(404, detail=f"webhook event {event_id} does not exist")
             if row.status == "dispatched":
                 continue
-            if (
-                row.kind == BOOKS_EVENT
-            ):  # an accounting webhook event: the dispatcher's books lane hands it over
+            if row.kind == BOOKS_EVENT:  # an accounting webhook event: the books lane hands it over
                 inbox.mark(session, row.id, "received", note=row.note)
                 routed.append(row.id)
+                continue
+            if row.kind == kept_payments.KEPT_KIND:
+                payments.append(row)
                 continue
             target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
             if target is None:
@@ -441,6 +447,11 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
         return routed
 
     routed = await db.run(route)
+    for row in payments:
+        try:
+            await kept_payments.replay_kept(db, temporal, row)
+        except kept_payments.TemporalUnavailable as exc:
+            raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
     if routed:
         result = await dispatcher.dispatch(routed, note="replayed", ignore_leases=True)
         if result.failed:
@@ -454,14 +465,17 @@ async def _replay(db: Db, dispatcher: InboxDispatcher, event_ids: list[uuid.UUID
 
 @router.post("/webhooks/events/{event_id}/replay", response_model=WebhookEventOut, tags=["webhooks"])
 async def replay_event(
-    event_id: uuid.UUID, db: DbDep, dispatcher: DispatcherDep, _: Operator
+    event_id: uuid.UUID, db: DbDep, dispatcher: DispatcherDep, temporal: TemporalDep, _: Operator
 ) -> WebhookEventOut:
-    """Route a kept event again (after adding the project or ref it needed) and hand it to its workflow."""
-    [event] = await _replay(db, dispatcher, [event_id])
+    """Route a kept event again (after adding the project or ref it needed) and hand it to its workflow;
+    a kept payment is applied to its invoice again."""
+    [event] = await _replay(db, dispatcher, [event_id], temporal)
     return event
 
 
 @router.post("/webhooks/unmatched/replay", response_model=list[WebhookEventOut], tags=["webhooks"])
-async def replay_unmatched(db: DbDep, dispatcher: DispatcherDep, _: Operator) -> list[WebhookEventOut]:
+async def replay_unmatched(
+    db: DbDep, dispatcher: DispatcherDep, temporal: TemporalDep, _: Operator
+) -> list[WebhookEventOut]:
     ids = await db.run(lambda s: [r.id for r in inbox.pending(s)])
-    return await _replay(db, dispatcher, ids)
+    return await _replay(db, dispatcher, ids, temporal)

@@ -15,8 +15,10 @@
   method) put a hold keyed by the payment on the invoice; it ends when that payment is recorded,
   when `payment_intent.payment_failed` or `checkout.session.async_payment_failed` arrives, or after
   the grace period at the latest.
-- An event we cannot match (no metadata, unknown invoice) is kept in the webhook inbox as unmatched and
-  answered 202; a payment that arrives before the invoice is open is a 409, so Stripe retries it later.
+- Money is never refused (``services.payments``): a payment for an invoice already paid or credited
+  becomes the client's credit (200, ``credited``); one we cannot match or apply (no metadata, unknown
+  or void invoice, a draft, another currency) is kept in the webhook inbox as unmatched with the reason,
+  answered 202, and applied by an operator's replay. Only an unreachable Temporal is a 503 (retry).
 - Refunds: `refund.created` / `refund.updated` (a Refund object) and `charge.refunded` (a Charge with
   `refunds.data`) record each *succeeded* refund once, keyed by its `re_` id whichever events report it,
   against our payment of the same PaymentIntent (semantics in `persistence.refunds`). Newer API versions
@@ -46,7 +48,6 @@ from api.webhooks import signatures
 from billing.currency import normalize_currency
 from billing.dunning import payment_hold
 from billing.errors import MoneyError
-from billing.limits import amount_limit
 from billing.money import from_minor
 from persistence import refunds as refund_repo
 from persistence import webhook_inbox as inbox
@@ -54,9 +55,10 @@ from persistence.models import Invoice, Payment
 from persistence.webhook_inbox import InboundEvent
 from services.db import Db
 from services.errors import Conflict, Invalid, Unavailable
+from services.payments import Keep, ReceivedPayment, TemporalUnavailable, receive_payment
 from services.refunds import refund_payment
 from workflows.invoice import InvoiceWorkflow
-from workflows.payloads import HoldSpec, PaymentInput, RefundInput, ReleaseInput
+from workflows.payloads import HoldSpec, RefundInput, ReleaseInput
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -252,87 +254,38 @@ async def stripe(request: Request) -> JSONResponse:
     payment = parse_payment(event)
     if payment is None:
         return JSONResponse({"status": "ignored", "type": event["type"]})
-    db: Db = request.app.state.db
-    invoice_id = _uuid(payment["invoice_id"])
-    # An amount above the maximum is not recorded on an invoice (it would be a 10^18 USD payment), nor
-    # refused (Stripe would give up and the money would be nowhere): it waits for an operator.
-    limit = amount_limit(request.app.state.settings.max_amount)
-    too_large = (
-        f"amount {payment['amount']} {payment['currency']} is above the maximum {limit}: check it in Stripe"
-        if payment["amount"] > limit
-        else ""
-    )
-
-    def match(session: Session) -> tuple[str, Invoice | None]:
-        if (
-            session.scalars(select(Payment).where(Payment.idempotency_key == payment["key"])).first()
-            is not None
-        ):
-            return "duplicate", None
-        invoice = session.get(Invoice, invoice_id) if invoice_id else None
-        if invoice is None or too_large:
-            row = inbox.record(
-                session,
-                InboundEvent(
-                    "stripe",
-                    event["id"],
-                    "payment",
-                    "stripe",
-                    payment["reference"],
-                    summary={"type": event["type"], "amount": str(payment["amount"])},
-                ),
-                event,
-            )
-            inbox.mark(
-                session,
-                row.id,
-                "unmatched",
-                note=too_large
-                or (
-                    f"no invoice {payment['invoice_id']!r} (metadata {METADATA_KEY})"
-                    if payment["invoice_id"]
-                    else f"the payment has no {METADATA_KEY} metadata"
-                ),
-            )
-            return "unmatched", None
-        return "match", invoice
-
-    status, invoice = await db.run(match)
-    if status == "duplicate":
-        return JSONResponse({"status": "duplicate", "event": event["id"]})
-    if invoice is None:
-        return JSONResponse({"status": "unmatched", "event": event["id"]}, status_code=202)
-    if payment["currency"] != invoice.currency:
-        raise _malformed(
-            f"currency: the payment is in {payment['currency']}, invoice {invoice.number} in "
-            f"{invoice.currency}"
-        )
     paid_at = datetime.fromtimestamp(payment["paid_at"], UTC) if isinstance(payment["paid_at"], int) else None
-    handle = request.app.state.temporal.get_workflow_handle(invoice.workflow_id)
+    received = ReceivedPayment(
+        invoice_id=_uuid(payment["invoice_id"]),
+        amount=payment["amount"],
+        currency=payment["currency"],
+        key=payment["key"],
+        method="stripe",
+        reference=payment["reference"],
+        actor="stripe",
+        received_at=paid_at,
+        invoice_ref=payment["invoice_id"] or "",
+    )
     try:
-        outcome = await handle.execute_update(
-            InvoiceWorkflow.record_payment,
-            PaymentInput(
-                amount=str(payment["amount"]),
-                idempotency_key=payment["key"],
-                method="stripe",
-                reference=payment["reference"],
-                currency=payment["currency"],
-                received_at=paid_at,
-                actor="stripe",
-            ),
+        receipt = await receive_payment(
+            request.app.state.db,
+            request.app.state.temporal,
+            received,
+            keep=Keep("stripe", event["type"], event),
+            max_amount=request.app.state.settings.max_amount,
         )
-    except WorkflowUpdateFailedError as exc:
-        # Not open yet (Stripe retries later) or already closed: not a 2xx, so nothing is silently dropped.
-        raise HTTPException(409, detail=getattr(exc.cause, "message", None) or str(exc.cause)) from None
-    except (RPCError, RuntimeError) as exc:
+    except TemporalUnavailable as exc:
         raise HTTPException(503, detail=f"Temporal is unavailable: {exc}") from None
+    if receipt.status == "kept":  # the money waits for an operator in the inbox: accepted, not refused
+        return JSONResponse(
+            {"status": "unmatched", "event": event["id"], "detail": receipt.note}, status_code=202
+        )
     return JSONResponse(
         {
-            "status": "recorded",
+            "status": receipt.status,
             "event": event["id"],
-            "invoice_id": str(invoice.id),
-            "invoice_status": getattr(outcome, "status", ""),
+            "invoice_id": str(receipt.invoice_id),
+            "invoice_status": receipt.invoice_status,
         }
     )
 

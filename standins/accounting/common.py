@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import threading
 import time
 import urllib.parse
@@ -27,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from accounting import jsonnum
+
+log = logging.getLogger("invoiceflow.standins.accounting")
 
 Payload = Any
 HandlerResult = tuple[int, Payload]
@@ -245,8 +248,14 @@ class Core:
             body=raw,
             arrived_at=time.monotonic(),
         )
-        response, hang = self._respond(request, flavor, call, tenant, write, handler, replay_key, precheck)
         try:
+            try:
+                response, hang = self._respond(
+                    request, flavor, call, tenant, write, handler, replay_key, precheck
+                )
+            except Exception as exc:  # a bug in a handler: the provider's 500, and the slot is released
+                log.exception("accounting stand-in: %s %s failed", request.method, request.url.path)
+                response, hang = json_response(500, {"error": f"internal error: {type(exc).__name__}"}), 0.0
             if hang:
                 await asyncio.sleep(hang)  # committed; the client may give up waiting
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ WEBHOOK_SETTINGS = {
     "qbo": "INVOICEFLOW_QBO_WEBHOOK_VERIFIER",
     "freshbooks": "INVOICEFLOW_FRESHBOOKS_WEBHOOK_VERIFIER",
 }
+# The rates the README's examples use (19 % and 7 %, German VAT) exist in every dev organisation and are
+# mapped in its INVOICEFLOW_ACCOUNTING_TAX_CODES, so the README's first invoice syncs as it stands.
+DEV_XERO_TAX_RATES = {"TAX001": Decimal(19), "TAX002": Decimal(7)}
+DEV_QBO_TAX_CODES = {"3": Decimal(19), "4": Decimal(7)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ def _xero() -> tuple[Any, Any]:
 
     state = XeroState(tenant_id=PROVIDERS["xero"].tenant, tokens={DEV_TOKEN})
     state.oauth.add_refresh_token(DEV_REFRESH_TOKEN)
+    for tax_type, rate in DEV_XERO_TAX_RATES.items():  # custom rates are TAX001, TAX002, ... in Xero
+        state.add_tax_rate(tax_type, rate)
     return create_xero_app(state)
 
 
@@ -44,6 +51,8 @@ def _qbo() -> tuple[Any, Any]:
 
     state = QboState(realm_id=PROVIDERS["qbo"].tenant, tokens={DEV_TOKEN})
     state.oauth.add_refresh_token(DEV_REFRESH_TOKEN)
+    for code, rate in DEV_QBO_TAX_CODES.items():
+        state.add_tax_code(code, rate)
     return create_qbo_app(state)
 
 
@@ -98,7 +107,7 @@ PROVIDERS: dict[str, DevAccounting] = {
             "INVOICEFLOW_XERO_TENANT_ID": "dev-xero-tenant",
             "INVOICEFLOW_XERO_CLIENT_ID": "xero-client",
             "INVOICEFLOW_XERO_CLIENT_SECRET": "xero-secret",
-            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NONE,15=OUTPUT,20=OUTPUT2",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NONE,7=TAX002,15=OUTPUT,19=TAX001,20=OUTPUT2",
         },
     ),
     "qbo": DevAccounting(
@@ -112,7 +121,7 @@ PROVIDERS: dict[str, DevAccounting] = {
             "INVOICEFLOW_QBO_CLIENT_SECRET": "qbo-secret",
             # A QBO line names an Item (which decides the income account), and a US company's tax code.
             "INVOICEFLOW_ACCOUNTING_SALES_ACCOUNT": "1",
-            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NON,8.875=TAX",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "0=NON,7=4,8.875=TAX,19=3",
         },
     ),
     "freshbooks": DevAccounting(
@@ -124,6 +133,7 @@ PROVIDERS: dict[str, DevAccounting] = {
             "INVOICEFLOW_FRESHBOOKS_ACCOUNT_ID": "xZNQ1X",
             "INVOICEFLOW_FRESHBOOKS_CLIENT_ID": "freshbooks-client",
             "INVOICEFLOW_FRESHBOOKS_CLIENT_SECRET": "freshbooks-secret",
+            "INVOICEFLOW_ACCOUNTING_TAX_CODES": "7=VAT7,19=VAT19",  # FreshBooks taxes go by name
         },
     ),
     # M2M: no stored connection; the dev stack adds INVOICEFLOW_NETSUITE_PRIVATE_KEY_FILE (netsuite_dev_key).

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.invoice.base import InvoiceBase
 from workflows.invoice.options import (
+    ACCOUNTING_HEARTBEAT,
     ACCOUNTING_RETRY,
     ACCOUNTING_TIMEOUT,
 )
@@ -54,6 +55,7 @@ class BooksSync(InvoiceBase):
                     request,
                     result_type=AccountingSyncResult,
                     start_to_close_timeout=ACCOUNTING_TIMEOUT,
+                    heartbeat_timeout=ACCOUNTING_HEARTBEAT,
                     retry_policy=ACCOUNTING_RETRY,
                     summary=f"Accounting: {request.action}",
                 )

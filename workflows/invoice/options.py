@@ -45,6 +45,9 @@ ACCOUNTING_RETRY = RetryPolicy(
     non_retryable_error_types=[ACCOUNTING_VALIDATION_ERROR, "InvoiceNotFound"],
 )
 ACCOUNTING_TIMEOUT = timedelta(minutes=2)
+# The sync heartbeats every 2 s: a worker killed mid-call is noticed in 10 s, not at the 2-minute timeout.
+# (Timeouts are not part of replay's determinism check, so recorded histories replay unchanged.)
+ACCOUNTING_HEARTBEAT = timedelta(seconds=10)
 # Marks histories that issued a credit note (the Update is new; the marker documents the code path).
 CREDIT_NOTES_PATCH = "credit-notes-v1"
 # Marks histories that recorded a refund of an open invoice's payment.
