@@ -25,12 +25,11 @@ non-retryable (type ``AccountingValidation``) until someone fixes the cause and 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -41,7 +40,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from accounting.base import AccountingInvoice, AccountingPayment, SyncResult, SyncStatus
+from accounting.base import AccountingPayment, SyncResult, SyncStatus
 from accounting.connection import Connection, open_connection
 from accounting.errors import (
     AccessDenied,
@@ -54,6 +53,7 @@ from accounting.errors import (
 )
 from accounting.reconcile import customer_system, invoice_for_sync
 from accounting.tokens import ConnectionProblem, resolve_tenant, tokens_used
+from activities.accounting_rows import _InvoiceSnapshot, _PaymentSnapshot, _refused, _SyncRow, fingerprint
 from activities.books_money import MOVING, BooksMoney
 from activities.books_money import SyncTarget as _Target
 from core.settings import Settings
@@ -62,7 +62,6 @@ from persistence.books_inbound import provider_payment_id
 from persistence.db import session_scope
 from persistence.models import AccountingSync, CustomerExternalId, Payment
 from workflows.payloads import (
-    ACCOUNTING_VALIDATION_ERROR,
     AccountingAction,
     AccountingSyncRequest,
     AccountingSyncResult,
@@ -72,46 +71,6 @@ from workflows.payloads import (
 T = TypeVar("T")
 
 PENDING, SYNCED, SYNC_FAILED = "pending", "synced", "sync_failed"
-
-
-def fingerprint(invoice: AccountingInvoice) -> str:
-    """A digest of exactly what is sent (frozen dataclasses of Decimals and strings repr stably)."""
-    return hashlib.sha256(repr(invoice).encode()).hexdigest()
-
-
-def _refused(message: str) -> ApplicationError:
-    """Non-retryable, and always of this one type: the invoice workflow parks its sync on it (until an
-    operator's retry) instead of failing, whatever was wrong."""
-    return ApplicationError(message, type=ACCOUNTING_VALIDATION_ERROR, non_retryable=True)
-
-
-@dataclass(frozen=True)
-class _SyncRow:
-    status: str
-    external_id: str | None
-    remote_status: str
-    revision: int | None
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class _InvoiceSnapshot:
-    invoice: AccountingInvoice
-    revision: int
-    customer_id: str
-    row: _SyncRow | None
-
-
-@dataclass(frozen=True)
-class _PaymentSnapshot:
-    payment_id: uuid.UUID
-    amount: Any
-    currency: str
-    reference: str
-    received_at: datetime
-    row: _SyncRow | None
-    invoice_row: _SyncRow | None
-    books_id: str | None = None  # the provider's id when the payment was found in these books
 
 
 HEARTBEAT_EVERY_S = 2.0
