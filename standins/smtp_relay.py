@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from invoiceflow.mailbox import ACCEPTED_REPLY, DevMailbox, MailboxHandler
+from invoiceflow.mailbox import DevMailbox, MailboxHandler
+from invoiceflow.mailbox.store import ACCEPTED_REPLY
 
 
 class _SlowHandler(MailboxHandler):
