@@ -33,6 +33,23 @@ DEMO_CRM_PORT = 8091
 DEMO_HUBSPOT_TOKEN = "pat-na1-demo-0000-0000-0000-invoiceflow"
 
 
+#: A fictional seller for the dev stack (EN 16931 needs the seller's address, VAT id and bank account);
+#: set INVOICEFLOW_SELLER_* to your own. The IBAN is the well-known example one, not a real account.
+DEV_SELLER = {
+    "seller_name": "Your IT Company GmbH",
+    "seller_street": "Friedrichstraße 123",
+    "seller_city": "Berlin",
+    "seller_postal_code": "10117",
+    "seller_country": "DE",
+    "seller_vat_id": "DE123456789",
+    "seller_legal_id": "HRB 123456 B",
+    "seller_iban": "DE89370400440532013000",
+    "seller_bic": "COBADEFFXXX",
+    "seller_endpoint": "9930:DE123456789",
+    "seller_contact_email": "billing@invoiceflow.localhost",
+}
+
+
 def dev_environment(
     env: dict[str, str], *, crm_port: int = DEMO_CRM_PORT, data_dir: Path | None = None
 ) -> dict[str, str]:
@@ -43,6 +60,8 @@ def dev_environment(
             env.setdefault(env_name(provider), secret)
     env.setdefault("INVOICEFLOW_HUBSPOT_API_BASE_URL", f"http://127.0.0.1:{crm_port}")
     env.setdefault("INVOICEFLOW_HUBSPOT_API_TOKEN", DEMO_HUBSPOT_TOKEN)
+    for name, value in DEV_SELLER.items():  # so an e-invoice customer works on the dev stack at once
+        env.setdefault(f"INVOICEFLOW_{name.upper()}", value)
     return env
 
 

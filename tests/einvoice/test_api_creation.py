@@ -124,3 +124,13 @@ async def test_currency_with_three_decimals_and_peppol_reference(temporal_env, m
         line = {**LINE, "tax_rate": "21"}
         no_ref = await api.post("/invoices", json={"customer_id": peppol["id"], "lines": [line]})
         assert ("BT-10/BT-13", "PEPPOL-EN16931-R003") in _rules(no_ref)
+
+
+def test_the_dev_stack_has_a_seller_an_e_invoice_can_name() -> None:
+    """`invoiceflow dev` fills the seller an EN 16931 invoice needs, and what the user set wins."""
+    from invoiceflow.demo import dev_environment
+
+    env = dev_environment({"INVOICEFLOW_SELLER_NAME": "Mine Ltd"})
+    assert env["INVOICEFLOW_SELLER_NAME"] == "Mine Ltd"
+    assert env["INVOICEFLOW_SELLER_COUNTRY"] == "DE" and env["INVOICEFLOW_SELLER_VAT_ID"].startswith("DE")
+    assert env["INVOICEFLOW_SELLER_IBAN"] and env["INVOICEFLOW_SELLER_ENDPOINT"].startswith("9930:")
