@@ -46,6 +46,8 @@ DEV_SELLER = {
     "seller_iban": "DE89370400440532013000",
     "seller_bic": "COBADEFFXXX",
     "seller_endpoint": "9930:DE123456789",
+    "seller_contact_name": "Accounts receivable",
+    "seller_contact_phone": "+49 30 1234567",
     "seller_contact_email": "billing@invoiceflow.localhost",
 }
 
