@@ -130,6 +130,7 @@ class Actions:
                 response=Response(),
                 db=self.db,
                 temporal=self.temporal,
+                settings=self.settings,
                 operator=self.actor,
                 idempotency_key=key,
             )
@@ -234,7 +235,13 @@ class Actions:
 
     async def replay_webhook(self, event_id: uuid.UUID) -> Any:
         return await _call(
-            projects.replay_event(event_id=event_id, db=self.db, dispatcher=self.dispatcher, _=self.actor)
+            projects.replay_event(
+                event_id=event_id,
+                db=self.db,
+                temporal=self.temporal,
+                dispatcher=self.dispatcher,
+                _=self.actor,
+            )
         )
 
 
