@@ -81,7 +81,7 @@ def subscription_out(
         end_date=sub.end_date,
         max_cycles=sub.max_cycles,
         timezone=sub.timezone,
-        send_time=sub.send_time,
+        send_time=sub.send_time.isoformat(timespec="seconds"),
         auto_send=sub.auto_send,
         payment_terms=sub.payment_terms,
         catch_up=sub.catch_up,

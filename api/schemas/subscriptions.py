@@ -82,7 +82,10 @@ class SubscriptionOut(BaseModel):
     end_date: date | None
     max_cycles: int | None
     timezone: str
-    send_time: time
+    send_time: str = Field(
+        description="Local wall-clock time the cycle's invoice goes out (HH:MM:SS, the client's time zone).",
+        pattern=r"^\d{2}:\d{2}:\d{2}$",
+    )
     auto_send: bool
     payment_terms: str
     catch_up: str
