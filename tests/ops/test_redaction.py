@@ -124,3 +124,54 @@ def test_json_lines_from_any_logger_are_redacted_and_parse(restored_logging) -> 
     assert [line["event"].split(" ")[0] for line in lines] == ["127.0.0.1:1", "failed", "boom"]
     assert lines[1]["n"] == 3 and lines[1]["level"] == "warning" and "[REDACTED]" in lines[1]["url"]
     assert "ValueError" in lines[2]["exception"]
+
+
+@pytest.mark.asyncio
+async def test_the_access_log_of_a_served_api_holds_no_token(  # type: ignore[no-untyped-def]
+    restored_logging, make_settings, temporal_env
+) -> None:
+    """A real uvicorn serving the API as `invoiceflow api` does (our middleware writes the access log,
+    uvicorn's own is off), fed a link token, the operator token in a query and an approval token."""
+    import asyncio
+
+    import httpx
+    import uvicorn
+
+    from api.main import create_app
+    from core.links import sign_invoice_page
+    from standins.server import free_port
+
+    port = free_port()
+    settings = make_settings(temporal_env.client, api_token="operator-secret-token")
+    stream = io.StringIO()
+    logs.configure("json", "INFO", settings=settings, stream=stream)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    page_token = sign_invoice_page(settings.secret_key, "00000000-0000-0000-0000-000000000001")
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await http.get("/reports/aging/page", params={"token": "operator-secret-token"})
+            await http.get(f"/i/{page_token}")
+            await http.get("/approvals/some-approval-token-value/preview.pdf")
+    finally:
+        server.should_exit = True
+        await task
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    requests = [line for line in lines if line.get("logger") == "invoiceflow.http"]
+    assert len(requests) >= 3, lines
+    text = stream.getvalue()
+    for secret in ("operator-secret-token", page_token, "some-approval-token-value"):
+        assert secret not in text, (secret, text)
+    assert text.count("[REDACTED]") >= 3, text
