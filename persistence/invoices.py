@@ -287,50 +287,15 @@ def apply_payment(
     received_at: datetime,
 ) -> PaymentOutcome:
     """Record a payment once per idempotency key and recompute the invoice's money and status."""
-    invoice = get_invoice(session, invoice_id, lock=True)
-    existing = session.scalars(
-        select(Payment).where(Payment.idempotency_key == payment.idempotency_key)
-    ).one_or_none()
+    invoice, existing = lock_for_payment(session, invoice_id, payment.idempotency_key)
     if existing is not None:
-        if existing.invoice_id != invoice.id:
-            raise InvalidInvoiceOperation(
-                f"idempotency key {payment.idempotency_key!r} already recorded a payment on another invoice"
-            )
         return _outcome(invoice, existing, duplicate=True)
     if invoice.status in FINAL_STATUSES:
         raise InvalidInvoiceOperation(f"invoice is {invoice.status}; it takes no more payments")
     amount = payment_amount(payment.amount, invoice.currency)
     payment_currency(payment.currency, invoice.currency)
-    row = Payment(
-        invoice_id=invoice.id,
-        idempotency_key=payment.idempotency_key,
-        amount=amount,
-        currency=invoice.currency,
-        method=payment.method,
-        reference=payment.reference,
-        received_at=received_at,
-    )
-    session.add(row)
-    invoice.amount_paid = invoice.amount_paid + amount
     credit_before = invoice.credit_amount
-    invoice.amount_due, invoice.credit_amount = split(
-        invoice.total, invoice.amount_paid, invoice.amount_credited
-    )
-    session.flush()
-    add_event(
-        session,
-        invoice.id,
-        "payment.recorded",
-        actor=payment.actor,
-        data={
-            "payment_id": str(row.id),
-            "amount": str(amount),
-            "method": payment.method,
-            "reference": payment.reference,
-            "amount_due": str(invoice.amount_due),
-        },
-        dedupe_key=f"payment:{payment.idempotency_key}",
-    )
+    row = add_payment_row(session, invoice, payment, amount, received_at=received_at)
     if invoice.credit_amount > credit_before:
         add_event(
             session,
@@ -369,6 +334,63 @@ def apply_payment(
             dedupe_key=f"payment:{payment.idempotency_key}:status",
         )
     return _outcome(invoice, row, duplicate=False)
+
+
+def lock_for_payment(session: Session, invoice_id: uuid.UUID, key: str) -> tuple[Invoice, Payment | None]:
+    """The invoice, locked, and the payment already recorded under ``key`` if there is one: a key is
+    once per payment, so the same key on another invoice is refused rather than recorded twice."""
+    invoice = get_invoice(session, invoice_id, lock=True)
+    existing = session.scalars(select(Payment).where(Payment.idempotency_key == key)).one_or_none()
+    if existing is not None and existing.invoice_id != invoice.id:
+        raise InvalidInvoiceOperation(
+            f"idempotency key {key!r} already recorded a payment on another invoice"
+        )
+    return invoice, existing
+
+
+def add_payment_row(
+    session: Session,
+    invoice: Invoice,
+    payment: PaymentInput,
+    amount: Decimal,
+    *,
+    received_at: datetime,
+    note: str | None = None,
+) -> Payment:
+    """The ``payments`` row, the invoice's money recomputed and the ``payment.recorded`` event."""
+    row = Payment(
+        invoice_id=invoice.id,
+        idempotency_key=payment.idempotency_key,
+        amount=amount,
+        currency=invoice.currency,
+        method=payment.method,
+        reference=payment.reference,
+        received_at=received_at,
+    )
+    session.add(row)
+    invoice.amount_paid = invoice.amount_paid + amount
+    invoice.amount_due, invoice.credit_amount = split(
+        invoice.total, invoice.amount_paid, invoice.amount_credited
+    )
+    session.flush()
+    data: dict[str, object] = {
+        "payment_id": str(row.id),
+        "amount": str(amount),
+        "method": payment.method,
+        "reference": payment.reference,
+        "amount_due": str(invoice.amount_due),
+    }
+    if note is not None:
+        data["note"] = note
+    add_event(
+        session,
+        invoice.id,
+        "payment.recorded",
+        actor=payment.actor,
+        data=data,
+        dedupe_key=f"payment:{payment.idempotency_key}",
+    )
+    return row
 
 
 def _outcome(invoice: Invoice, payment: Payment, *, duplicate: bool) -> PaymentOutcome:

@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from persistence.invoices import add_event
-from persistence.models import Base
+from persistence.models import LinkVisit
 
 VISITORS_PER_DAY = 10
-
-
-class LinkVisit(Base):
-    __tablename__ = "link_visits"
-
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer, default=1)
-    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 def visitor_of(ip: str, user_agent: str) -> str:

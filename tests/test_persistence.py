@@ -135,6 +135,56 @@ def test_payments_are_recorded_once_per_key(pg_url: str) -> None:
     assert (over.status, over.amount_due, over.credit) == ("paid", "0.00", "10.00")
 
 
+def test_money_after_an_invoice_closed_becomes_credit_once_and_a_key_stays_on_its_invoice(
+    pg_url: str,
+) -> None:
+    from persistence.closed_payments import credit_closed_payment
+    from persistence.models import CustomerCreditEntry
+    from workflows.payloads import PaymentInput
+
+    customer_id = make_customer(pg_url)
+    invoice_id = make_invoice(pg_url, customer_id, price="100.00")
+    other_id = make_invoice(pg_url, customer_id, price="100.00")
+    now = datetime.now(UTC)
+    with session_scope(pg_url) as session:
+        paid = repo.apply_payment(
+            session,
+            invoice_id,
+            PaymentInput(amount="100.00", idempotency_key=f"k-{uuid.uuid4()}"),
+            past_due=False,
+            received_at=now,
+        )
+    assert paid.status == "paid"
+    twice = PaymentInput(amount="100.00", idempotency_key=f"k-{uuid.uuid4()}", method="bank_transfer")
+    with session_scope(pg_url) as session:
+        first = credit_closed_payment(session, invoice_id, twice, received_at=now)
+    with session_scope(pg_url) as session:
+        again = credit_closed_payment(session, invoice_id, twice, received_at=now)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert (first.status, first.amount_paid, first.amount_due, first.credit) == (
+        "paid",
+        "200.00",
+        "0.00",
+        "100.00",
+    )
+    with session_scope(pg_url) as session:
+        credits = session.scalars(
+            select(CustomerCreditEntry.amount).where(CustomerCreditEntry.customer_id == customer_id)
+        ).all()
+        notes = session.scalars(
+            select(InvoiceEvent.data)
+            .where(InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "payment.recorded")
+            .order_by(InvoiceEvent.id)
+        ).all()
+    assert credits == [Decimal("100.00")]
+    assert [n.get("note") for n in notes] == [None, "the invoice was already paid: kept as customer credit"]
+    with (
+        session_scope(pg_url) as session,
+        pytest.raises(repo.InvalidInvoiceOperation, match="another invoice"),
+    ):
+        repo.apply_payment(session, other_id, twice, past_due=False, received_at=now)
+
+
 def test_audit_timeline_is_append_only(pg_url: str) -> None:
     invoice_id = make_invoice(pg_url, make_customer(pg_url))
     with session_scope(pg_url) as session:

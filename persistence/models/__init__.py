@@ -22,6 +22,7 @@ from persistence.models.invoicing import (
     Invoice,
     InvoiceEvent,
     InvoiceLine,
+    LinkVisit,
     NumberSeries,
     OutboxEntry,
     Payment,
@@ -60,6 +61,7 @@ from persistence.models.projects import (
 # isort: split
 # Tables defined in modules of their own, on the same metadata.
 from persistence import books_models as _books_models  # noqa: E402, F401
+from persistence import user_models as _user_models  # noqa: E402, F401
 
 __all__ = [
     "AccountingConnection",
@@ -85,6 +87,7 @@ __all__ = [
     "InvoiceEvent",
     "InvoiceLine",
     "LateFeeCharge",
+    "LinkVisit",
     "NAMING",
     "NumberSeries",
     "OutboxEntry",

@@ -1,5 +1,5 @@
 """Customers, invoices, their lines, payments and timeline, numbering, the email outbox, idempotency
-keys and stored documents."""
+keys, stored documents and the counted views of an invoice's links."""
 
 from __future__ import annotations
 
@@ -265,3 +265,17 @@ class Document(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LinkVisit(Base):
+    """One counter row per (invoice, kind, visitor, UTC day); ``persistence.link_visits`` says why."""
+
+    __tablename__ = "link_visits"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

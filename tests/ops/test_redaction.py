@@ -27,6 +27,8 @@ TOKEN = URLSafeTimedSerializer("k", salt="approval").dumps({"i": "inv", "a": "pm
         ("/accounting/oauth/callback", "code=abc&state=def&realmId=42", None),
         ("/invoices/7b0c", "status=open", "/invoices/7b0c?status=open"),
     ],
+    # Fixed ids: the signed token holds a timestamp, and parallel workers must collect the same names.
+    ids=["approval", "approval-preview", "invoice-page", "estimate", "query-token", "oauth", "plain"],
 )
 def test_access_log_paths(raw: str, query: str, expected: str | None) -> None:
     cleaned = redact.path(raw, query)
