@@ -37,6 +37,7 @@ from api.schemas import (
     PauseCreate,
     PaymentCreate,
     RefundCreate,
+    ResendCreate,
     UncollectibleCreate,
     VoidCreate,
 )
@@ -168,6 +169,18 @@ class Actions:
                 db=self.db,
                 temporal=self.temporal,
                 operator=self.actor,
+            )
+        )
+
+    async def resend(self, invoice_id: uuid.UUID, reason: str, key: str) -> Any:
+        return await _call(
+            invoices.resend_invoice(
+                invoice_id=invoice_id,
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                body=build(ResendCreate, reason=reason),
+                idempotency_key=key,
             )
         )
 
