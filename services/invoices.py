@@ -8,6 +8,7 @@ the workflow validates it against its own state; a refusal is a ``Conflict`` wit
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -32,17 +33,19 @@ from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import Customer
 from services.db import Db
-from services.errors import Invalid, NotFound, Unavailable
+from services.errors import Conflict, Invalid, NotFound, Unavailable
 from services.idempotency import create_once
-from services.workflow_calls import run_update, send_signal
+from services.workflow_calls import FINISHED, run_update, send_signal
 from workflows import search_attributes as sa
 from workflows.invoice import InvoiceWorkflow
+from workflows.invoice.resend import RESEND_ONLY
 from workflows.payloads import (
     ApproveInput,
     DecisionInput,
     DraftChanges,
     InvoiceState,
     InvoiceWorkflowInput,
+    ResendInput,
     SubmitInput,
     UncollectibleInput,
     VoidInput,
@@ -225,6 +228,32 @@ async def edit_draft(db: Db, temporal: Client, invoice_id: uuid.UUID, changes: D
 async def submit(db: Db, temporal: Client, invoice_id: uuid.UUID, *, actor: str) -> InvoiceState:
     """Send a rejected (and usually edited) draft through approval again."""
     return await _update(db, temporal, invoice_id, InvoiceWorkflow.submit, SubmitInput(actor=actor))
+
+
+def resend_key(idempotency_key: str) -> str:
+    """A resend's name in the outbox, on the timeline and as the Update id: short whatever the caller's
+    key (up to 200 characters), and the same for the same key."""
+    return hashlib.sha256(f"resend:{idempotency_key}".encode()).hexdigest()[:32]
+
+
+async def resend(
+    db: Db, temporal: Client, invoice_id: uuid.UUID, *, idempotency_key: str, actor: str, reason: str = ""
+) -> InvoiceState:
+    """Send the invoice email to the client again, once per ``idempotency_key``; the workflow refuses
+    an invoice that is not open, overdue or partially paid (a draft, a paid or a void one)."""
+    key = resend_key(idempotency_key)
+    request = ResendInput(idempotency_key=key, actor=actor, reason=reason)
+    workflow_id = await workflow_id_of(db, invoice_id)
+    try:
+        return await run_update(
+            temporal, workflow_id, InvoiceWorkflow.resend, request, update_id=f"resend-{key}"
+        )
+    except Conflict as exc:
+        if exc.message != FINISHED:
+            raise
+        # A paid, void or written-off invoice's workflow has ended: say so in the validator's words.
+        status = await db.run(lambda s: repo.get_invoice(s, invoice_id).status)
+        raise Conflict(f"invoice is {status}; {RESEND_ONLY}") from None
 
 
 async def retry_accounting(db: Db, temporal: Client, invoice_id: uuid.UUID) -> None:

@@ -29,11 +29,16 @@ def refusal(exc: Exception) -> Exception:
     return exc
 
 
-async def run_update(temporal: Client, workflow_id: str, update: Any, arg: Any = None) -> Any:
-    """Send a workflow Update and return its result; a refusal becomes a ``Conflict``."""
+async def run_update(
+    temporal: Client, workflow_id: str, update: Any, arg: Any = None, *, update_id: str | None = None
+) -> Any:
+    """Send a workflow Update and return its result; a refusal becomes a ``Conflict``. The same
+    ``update_id`` again gets the first one's outcome from Temporal instead of running it twice."""
     handle = temporal.get_workflow_handle(workflow_id)
     try:
-        return await (handle.execute_update(update) if arg is None else handle.execute_update(update, arg))
+        if arg is None:
+            return await handle.execute_update(update, id=update_id)
+        return await handle.execute_update(update, arg, id=update_id)
     except (WorkflowUpdateFailedError, RPCError) as exc:
         raise refusal(exc) from exc
 

@@ -94,6 +94,21 @@ async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) 
         await page.get_by_role("button", name="Save rules").click()
         assert "1 approval rule(s) saved." in await flash(page)
         assert [r["name"] for r in (await api.get("/approval-rules")).json()] == ["huge"]
+        # Dunning policies: created and edited as YAML, refused in the API's words.
+        policy = f"console-{uuid.uuid4().hex[:6]}"
+        step = "{offset_days: 3, template: reminder, tone: %s}"
+        await page.fill("#policy-new", f"name: {policy}\nsteps:\n  - {step % 'angry'}\n")
+        await page.get_by_role("button", name="Create policy").click()
+        assert "Policy not saved:" in await flash(page) and "steps[0].tone" in await flash(page)
+        await page.fill("#policy-new", f"name: {policy}\nsteps:\n  - {step % 'firm'}\n")
+        await page.get_by_role("button", name="Create policy").click()
+        assert f"Dunning policy {policy} saved." in await flash(page)
+        editor = page.get_by_label(f"Policy {policy} (YAML)")
+        await editor.fill((await editor.input_value()).replace("offset_days: 3", "offset_days: 10"))
+        await page.get_by_role("button", name=f"Save policy {policy}").click()
+        assert f"Dunning policy {policy} saved." in await flash(page)
+        stored_policy = (await api.get(f"/dunning-policies/{policy}")).json()["policy"]
+        assert [s["offset_days"] for s in stored_policy["steps"]] == [10]
         await audit(page, "rules")
 
         # A project's milestone billed by hand.
@@ -144,6 +159,15 @@ async def test_admin_and_billing_plans_in_the_console(served_api, temporal_env) 
             .click()
         )
         assert "Resumed." in await flash(page)
+        # New terms from the next cycle on, through the API's terms Update.
+        row = page.get_by_role("row", name=re.compile(customer["name"]))
+        await row.get_by_text("Change terms").click()
+        await audit(page, "subscription-terms", phone_too=False)
+        await row.get_by_label("Unit price (USD)").first.fill("950.00")
+        await row.get_by_role("button", name="Save terms").click()
+        assert "New terms" in await flash(page), await flash(page)
+        sub = (await api.get(f"/subscriptions/{subscription.json()['id']}")).json()
+        assert [t["lines"][0]["unit_price"] for t in sub["terms"]][-1] in ("950.00", "950")
 
         # An estimate the client accepted by phone: accepted here, it becomes an invoice.
         from datetime import date, timedelta

@@ -1,8 +1,9 @@
 """A finance team's day in the console, in a real browser (Debian's Chromium, a real uvicorn server, the
 worker, PostgreSQL, Temporal, SMTP): sign in, create a customer and an invoice and watch it go out,
 record a partial payment, issue a credit note, record the rest, see a refusal in the workflow's words,
-decide an approval from the inbox, replay an unmatched webhook; a viewer sees no action and a forged
-post from one is refused; a post without the CSRF token is refused; five wrong passwords throttle.
+decide an approval from the inbox, replay an unmatched webhook, resend an invoice email; a viewer sees
+no action and a forged post from one is refused; a post without the CSRF token is refused; five wrong
+passwords throttle.
 axe-core checks every page at desktop and phone width; screenshots go to test-artifacts/console."""
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         await until_status(page, "open")
         [sent] = await wait_mail(mailbox, 1, where=to(billing))
         assert any(a.filename.endswith(".pdf") for a in sent.attachments())
+        # The client never got it: sent again, once (the workflow's resend Update), and who did it.
+        await page.fill("#resend-reason", "client never got it")
+        await page.get_by_role("button", name="Resend to the customer").click()
+        assert "The invoice email is sent to the customer again." in await flash(page)
+        assert len(await wait_mail(mailbox, 2, where=to(billing))) == 2
+        assert f"invoice.resent · {finance} (finance) · client never got it" in (
+            await page.locator("#timeline").text_content() or ""
+        )
 
         # A partial payment, a credit note, then the rest: each through the workflow.
         await page.fill("#pay-amount", "500.00")
@@ -237,6 +246,10 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         )
         assert forged.status == 403
         assert (await api.get(f"/invoices/{big['id']}")).json()["amount_paid"] in ("0", "0.00")
+        unsigned = await page.request.post(
+            f"{base}/app/invoices/{big['id']}/resend", form={"reason": "x"}, max_redirects=0
+        )
+        assert unsigned.status == 403
 
         # A viewer: no action buttons, and a forged post with a valid session and token is a 403.
         watcher = await (await browser.new_context(viewport=DESKTOP)).new_page()
@@ -254,6 +267,13 @@ async def test_a_day_in_the_console(served_api, temporal_env, mailbox) -> None: 
         )
         assert refused.status == 403 and "finance role" in await refused.text()
         assert (await api.get(f"/invoices/{big['id']}")).json()["amount_paid"] in ("0", "0.00")
+        assert await watcher.get_by_role("button", name="Resend to the customer").count() == 0
+        resend = await watcher.request.post(
+            f"{base}/app/invoices/{big['id']}/resend", form={"csrf_token": token or ""}, max_redirects=0
+        )
+        assert resend.status == 403
+        timeline = (await api.get(f"/invoices/{big['id']}")).json()["timeline"]
+        assert not [e for e in timeline if e["kind"] == "invoice.resent"]  # and nothing was sent
 
         # Five wrong passwords: the account is throttled, even with the right password next.
         stranger = await (await browser.new_context(viewport=DESKTOP)).new_page()

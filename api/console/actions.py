@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import yaml
 from fastapi import HTTPException, Request, Response
 from pydantic import ValidationError
 
@@ -37,6 +38,8 @@ from api.schemas import (
     PauseCreate,
     PaymentCreate,
     RefundCreate,
+    ResendCreate,
+    TermsCreate,
     UncollectibleCreate,
     VoidCreate,
 )
@@ -171,6 +174,18 @@ class Actions:
             )
         )
 
+    async def resend(self, invoice_id: uuid.UUID, reason: str, key: str) -> Any:
+        return await _call(
+            invoices.resend_invoice(
+                invoice_id=invoice_id,
+                db=self.db,
+                temporal=self.temporal,
+                operator=self.actor,
+                body=build(ResendCreate, reason=reason),
+                idempotency_key=key,
+            )
+        )
+
     async def write_off(self, invoice_id: uuid.UUID, reason: str) -> Any:
         return await _call(
             invoices.mark_uncollectible(
@@ -300,6 +315,34 @@ class MoreActions(Actions):
                 temporal=self.temporal,
                 _=self.actor,
             )
+        )
+
+    async def change_subscription_terms(self, subscription_id: uuid.UUID, lines: list[dict[str, str]]) -> Any:
+        return await _call(
+            subscriptions.update_terms(
+                subscription_id=subscription_id,
+                body=build(TermsCreate, lines=lines),
+                db=self.db,
+                temporal=self.temporal,
+                _=self.actor,
+            )
+        )
+
+    async def save_dunning_policy(self, name: str | None, yaml_text: str) -> Any:
+        """What ``PUT /dunning-policies/{name}`` (or ``POST /dunning-policies`` without a name) does with
+        the policy's JSON body, here written as YAML: the same validation, the same refusals."""
+        try:
+            body = yaml.safe_load(yaml_text)
+        except yaml.YAMLError as exc:
+            raise ActionRefused(f"not YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(body, dict):
+            raise ActionRefused("policy: write it as a mapping (name, steps, send_window, ...)")
+        if name is None:
+            return await _call(
+                dunning.create_policy(db=self.db, settings=self.settings, _=self.actor, body=body)
+            )
+        return await _call(
+            dunning.replace_policy(name=name, db=self.db, settings=self.settings, _=self.actor, body=body)
         )
 
     async def replace_approval_rules(self, yaml_text: str) -> Any:

@@ -1,6 +1,6 @@
 """Console pages beyond the invoices: projects (billed, pending, left; trigger a milestone or the
-signature by hand), subscriptions (next dates; pause, resume, cancel), approval rules and dunning
-policies (rules edited as YAML with the API's validation, by admins), users (admins)."""
+signature by hand), subscriptions (next dates; pause, resume, cancel, new terms), approval rules and
+dunning policies (each edited as YAML with the API's validation, by admins), users (admins)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from api.console.actions import ActionRefused, MoreActions
 from api.console.auth import Current, current, guard, page, redirect
@@ -22,6 +23,7 @@ from persistence.db import session_scope
 from persistence.models import Customer
 
 router = APIRouter(prefix="/app", include_in_schema=False)
+LINE_FIELDS = ("description", "quantity", "unit_price", "tax_rate", "discount_percent", "discount_amount")
 User = Annotated[Current, Depends(current)]
 
 
@@ -86,6 +88,17 @@ async def subscription_list(request: Request, who: User) -> Response:
     return page(request, "subscriptions.html", rows=detailed, names=names, can_act=who.principal.can_act())
 
 
+def _term_lines(form: FormData) -> list[dict[str, str]]:
+    """The terms form's lines (a blank row is no line); the API's validation judges the rest."""
+    lines = []
+    for i in range(50):
+        values = {k: str(form.get(f"{k}-{i}") or "").strip()[:1000] for k in LINE_FIELDS}
+        if not values["description"] and not values["unit_price"]:
+            continue
+        lines.append({k: v for k, v in values.items() if v})
+    return lines
+
+
 @router.post("/subscriptions/{subscription_id}/{action}")
 async def subscription_action(request: Request, subscription_id: uuid.UUID, action: str) -> Response:
     who, form = await guard(request, "finance")
@@ -100,6 +113,9 @@ async def subscription_action(request: Request, subscription_id: uuid.UUID, acti
         elif action == "cancel":
             await act.cancel_subscription(subscription_id, form.get("at_period_end") == "yes")
             done = "Canceled."
+        elif action == "terms":
+            await act.change_subscription_terms(subscription_id, _term_lines(form))
+            done = "New terms: they apply from the next invoice on."
         else:
             return redirect(request, "/app/subscriptions", ("error", f"unknown action {action!r}"))
     except ActionRefused as refused:
@@ -117,7 +133,8 @@ async def rules(request: Request, who: User) -> Response:
 
     text = await db.run(tx)
     policies = await dunning.list_policies(db=db, _=who.principal.actor)
-    return page(request, "rules.html", text=text, policies=policies, is_admin=who.principal.role == "admin")
+    texts = [(p, yaml.safe_dump(p.policy, sort_keys=False, allow_unicode=True)) for p in policies]
+    return page(request, "rules.html", text=text, policies=texts, is_admin=who.principal.role == "admin")
 
 
 @router.post("/rules")
@@ -130,6 +147,20 @@ async def save_rules(request: Request) -> Response:
     except ActionRefused as refused:
         return redirect(request, "/app/rules", ("error", f"Not saved: {refused.message}"))
     return redirect(request, "/app/rules", ("ok", f"{len(saved)} approval rule(s) saved."))
+
+
+@router.post("/rules/dunning-policies")
+async def save_dunning_policy(request: Request) -> Response:
+    """One dunning policy from its YAML: ``name`` given = replace that one, none = a new one."""
+    who, form = await guard(request, "admin")
+    name = str(form.get("name") or "").strip()[:200] or None
+    try:
+        saved = await MoreActions(request, who.principal.actor).save_dunning_policy(
+            name, str(form.get("policy") or "")[:100_000]
+        )
+    except ActionRefused as refused:
+        return redirect(request, "/app/rules", ("error", f"Policy not saved: {refused.message}"))
+    return redirect(request, "/app/rules", ("ok", f"Dunning policy {saved.name} saved."))
 
 
 def _url(request: Request) -> str:

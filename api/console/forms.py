@@ -63,6 +63,9 @@ async def _invoice_action(request: Request, invoice_id: uuid.UUID, action: str) 
         elif action == "void":
             await act.void(invoice_id, _text(form, "reason"))
             done = "The invoice is void."
+        elif action == "resend":
+            await act.resend(invoice_id, _text(form, "reason"), _key(form))
+            done = "The invoice email is sent to the customer again."
         elif action == "write-off":
             await act.write_off(invoice_id, _text(form, "reason"))
             done = "The invoice is written off (uncollectible)."

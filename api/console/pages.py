@@ -29,6 +29,7 @@ OPEN = ("open", "overdue", "partially_paid")
 STATUSES = (
     "draft",
     "pending_approval",
+    "einvoice_invalid",
     "open",
     "overdue",
     "partially_paid",

@@ -235,15 +235,27 @@ def held_invoices(session: Session, now: datetime | None = None) -> list[Invoice
     return list(session.scalars(select(Invoice).where(_held(now)).order_by(Invoice.due_date).limit(200)))
 
 
+def einvoice_refused(session: Session, limit: int = 10) -> tuple[list[Invoice], int]:
+    """Invoices stopped because their e-invoice failed the official rules (``einvoice_invalid``, the
+    failed rules in ``einvoice_errors``): nothing goes out until someone fixes the data."""
+    refused = and_(Invoice.einvoice_status == "invalid", Invoice.status == "einvoice_invalid")
+    count = int(session.scalar(select(func.count()).select_from(Invoice).where(refused)) or 0)
+    rows = session.scalars(select(Invoice).where(refused).order_by(Invoice.created_at).limit(limit))
+    return list(rows.unique()), count
+
+
 @dataclass
 class Attention:
     awaiting_approval: int
     sync_failures: int
     unmatched_webhooks: int
     held: int
+    einvoice_refused: int = 0
+    einvoice_invoices: list[Invoice] = field(default_factory=list)
 
 
 def attention(session: Session) -> Attention:
+    refused, refused_count = einvoice_refused(session)
     return Attention(
         awaiting_approval=int(
             session.scalar(
@@ -259,6 +271,8 @@ def attention(session: Session) -> Attention:
         ),
         unmatched_webhooks=len(inbox.pending(session)),
         held=len(held_invoices(session)),
+        einvoice_refused=refused_count,
+        einvoice_invoices=refused,
     )
 
 

@@ -29,6 +29,7 @@ from api.schemas import (
     InvoicePage,
     PaymentCreate,
     PaymentResult,
+    ResendCreate,
     UncollectibleCreate,
     VoidCreate,
 )
@@ -239,6 +240,29 @@ async def void_invoice(
     invoice_id: uuid.UUID, body: VoidCreate, db: DbDep, temporal: TemporalDep, operator: Operator
 ) -> InvoiceOut:
     await invoices.void(db, temporal, invoice_id, reason=body.reason, actor=operator)
+    return await load_invoice(db, invoice_id)
+
+
+@router.post("/{invoice_id}/resend", response_model=InvoiceOut)
+async def resend_invoice(
+    invoice_id: uuid.UUID,
+    db: DbDep,
+    temporal: TemporalDep,
+    operator: Operator,
+    body: ResendCreate | None = None,
+    idempotency_key: str | None = Header(default=None, max_length=200),
+) -> InvoiceOut:
+    """Send the invoice email (PDF, e-invoice) to the client again, e.g. when they say it never arrived.
+    Only an open, overdue or partially paid invoice; 409 with the workflow's reason otherwise. Send an
+    ``Idempotency-Key`` so a repeated request sends one email; without one every request is a resend."""
+    await invoices.resend(
+        db,
+        temporal,
+        invoice_id,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        actor=operator,
+        reason=body.reason if body else "",
+    )
     return await load_invoice(db, invoice_id)
 
 

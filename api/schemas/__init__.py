@@ -54,6 +54,7 @@ from api.schemas.money import (
     PaymentResult,
     RefundCreate,
     RefundResult,
+    ResendCreate,
     UncollectibleCreate,
     VoidCreate,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "RefundCreate",
     "RefundOut",
     "RefundResult",
+    "ResendCreate",
     "Strict",
     "SubscriptionCreate",
     "SubscriptionEventOut",

@@ -93,5 +93,9 @@ class VoidCreate(Strict):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class ResendCreate(Strict):
+    reason: str = Field(default="", max_length=2000, description="why, for the timeline")
+
+
 class UncollectibleCreate(Strict):
     reason: str = Field(default="", max_length=2000)

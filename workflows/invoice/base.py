@@ -84,6 +84,8 @@ class InvoiceBase:
     _next_fee: int
     _einvoice_retry: bool
     _einvoice_errors: list[str]
+    _sent_attach: str | None
+    _resends: set[str]
 
     if TYPE_CHECKING:  # provided by the parts (BooksSync, DunningClock, ApprovalGate) the workflow combines
 

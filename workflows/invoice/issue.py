@@ -70,5 +70,6 @@ class IssueStep(EInvoiceGate):
             attach = await self._einvoice(pdf.key)
             if attach is None:  # voided while its e-invoice waited for a fix
                 return
+        self._sent_attach = attach
         await self._send_email("invoice", key=f"invoice:{invoice_id}:sent", attach_pdf_key=attach)
         await self._settle(event="sent")

@@ -65,3 +65,5 @@ BOOKS_WRITE_OFF_PATCH = "books-write-off-v1"
 # Marks histories in which an edit or resubmission arrived while a rejection was still returning the
 # invoice to draft (it waited instead of being refused).
 EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"
+# Marks histories in which an operator had the invoice email sent again (the resend Update).
+RESEND_PATCH = "invoice-resend-v1"

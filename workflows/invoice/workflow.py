@@ -9,7 +9,8 @@ Message handlers share one lock with the main loop: a payment, a void and a remi
 halfway, and a reminder is never sent after the lock holder settled the invoice.
 
 The class holds the main line and every message handler; its parts sit beside it: ``approval`` (the gate),
-``dunning`` (the clock), ``books`` (accounting sync), ``base`` (shared side effects), ``options``.
+``dunning`` (the clock), ``books`` (accounting sync), ``base`` (shared side effects), ``options``;
+``resend`` holds its own Update (sending the invoice email again), which this module had no room for.
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ from workflows.invoice.options import (
     RENDER_TIMEOUT,
     SIDE_EFFECT_RETRY,
 )
+from workflows.invoice.resend import ResendStep
 
 
 @workflow.defn(name="InvoiceWorkflow")
-class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoiceGate):
+class InvoiceWorkflow(
+    IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRules, EInvoiceGate, ResendStep
+):
     @workflow.init
     def __init__(self, input: InvoiceWorkflowInput) -> None:
         self._input = input
@@ -112,6 +116,8 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         self._next_fee = 0  # index into issued.late_fee_at
         self._einvoice_retry = False
         self._einvoice_errors: list[str] = []
+        self._sent_attach: str | None = None  # what the invoice email attached (the resend attaches it)
+        self._resends: set[str] = set()  # idempotency keys of the resends done
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:

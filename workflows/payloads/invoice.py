@@ -147,6 +147,16 @@ class VoidInput:
 
 
 @dataclass
+class ResendInput:
+    """Send the invoice email to the client again (they say it never arrived). ``idempotency_key`` names
+    this resend: it is the email's outbox key, so a retried request sends it once."""
+
+    idempotency_key: str
+    actor: str = "api"
+    reason: str = ""
+
+
+@dataclass
 class UncollectibleInput:
     reason: str = ""
     actor: str = "api"
