@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,6 +29,11 @@ from invoiceflow.mailbox import DevMailbox
 from persistence.db import normalize_url
 from persistence.migrate import upgrade
 from workflows import search_attributes as sa
+
+# Property tests check results, not speed: on a loaded CI machine one example can take 400 ms, and
+# hypothesis's default 200 ms deadline then reports a flaky failure of correct code.
+hypothesis_settings.register_profile("invoiceflow", deadline=None)
+hypothesis_settings.load_profile("invoiceflow")
 
 
 def binary(name: str) -> str:
