@@ -67,7 +67,11 @@ def schedule(session: Session, project_id: uuid.UUID) -> TmSchedule:
     project = session.get(Project, project_id)
     if project is None or not project.tm_rule:
         return TmSchedule()
-    return TmSchedule(bill_every=project.tm_rule.get("bill_every"), timezone=project.customer.timezone)
+    return TmSchedule(
+        bill_every=project.tm_rule.get("bill_every"),
+        timezone=project.customer.timezone,
+        started=not (project.start_on == "deposit_paid" and project.started_at is None),
+    )
 
 
 def add_entry(session: Session, project: Project, new: NewTimeEntry) -> tuple[BillableItem, bool]:
@@ -211,10 +215,17 @@ def billed_amount(session: Session, project_id: uuid.UUID) -> Decimal:
 
 
 def bill_time(
-    session: Session, project: Project, trigger: ProjectTrigger, out: BillOutcome, maker: InvoiceMaker
+    session: Session,
+    project: Project,
+    trigger: ProjectTrigger,
+    out: BillOutcome,
+    maker: InvoiceMaker,
+    *,
+    store_only: bool = False,
 ) -> None:
     """A T&M trigger: a period end (bill what is dated before it) or a logged entry (bill once the
-    threshold is reached); a webhook's entry is stored first."""
+    threshold is reached); a webhook's entry is stored first (and only stored, ``store_only``, before a
+    ``deposit_paid`` project starts)."""
     if trigger.kind == TriggerKind.TIME_LOGGED and trigger.webhook_event_id:
         row = session.get(WebhookEvent, uuid.UUID(trigger.webhook_event_id))
         if row is not None:
@@ -225,6 +236,9 @@ def bill_time(
                 return
             if not created:
                 out.detail += "time entry already logged; "
+    if store_only:
+        out.detail += "time waits for the deposit to be paid; "
+        return
     rule = rule_of(project)
     if rule is None:
         return

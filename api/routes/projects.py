@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -66,6 +67,13 @@ class ProjectCreate(Strict):
     )
     tax_rate: DecimalStr = Decimal(0)
     payment_terms: Terms | None = None
+    start_on: Literal["signature", "deposit_paid"] = Field(
+        default="signature",
+        description="deposit_paid: milestones and time bill only once the deposit invoice is paid in full.",
+    )
+    owner_email: EmailStr | None = Field(
+        default=None, description="Told when the deposit is paid; default: the customer's owner_email."
+    )
     external_refs: dict[str, RefValue] = Field(
         default_factory=dict,
         description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.',
@@ -75,6 +83,8 @@ class ProjectCreate(Strict):
     def _after_refers_to_the_plan(self) -> ProjectCreate:
         if not self.milestones and self.time_and_materials is None:
             raise ValueError("milestones: give at least one, or a time_and_materials rule")
+        if self.start_on == "deposit_paid" and self.deposit is None:
+            raise ValueError("start_on: deposit_paid needs a deposit")
         keys = {m.key for m in self.milestones}
         for index, m in enumerate(self.milestones):
             if m.after == "deposit" and self.deposit is None:
@@ -132,6 +142,9 @@ class ProjectOut(BaseModel):
     invoices: list[ProjectInvoiceOut]
     time_and_materials: dict[str, Any] | None = None
     change_orders: list[dict[str, Any]] = Field(default_factory=list)
+    start_on: str = "signature"
+    started_at: datetime | None = None
+    owner_email: str | None = None
 
 
 def project_out(session: Session, project: Project) -> ProjectOut:
@@ -190,6 +203,9 @@ def project_out(session: Session, project: Project) -> ProjectOut:
         change_orders=[
             change_orders.change_order_out(o) for o in change_orders.of_project(session, project.id)
         ],
+        start_on=project.start_on,
+        started_at=project.started_at,
+        owner_email=project.owner_email or project.customer.owner_email,
     )
 
 
@@ -249,6 +265,8 @@ async def create_project(
                     tax_rate=body.tax_rate,
                     payment_terms=body.payment_terms or customer.payment_terms,
                     refs=body.external_refs,
+                    start_on=body.start_on,
+                    owner_email=body.owner_email,
                     tm_rule=parse_rule(body.time_and_materials, body.currency or customer.currency).as_json()
                     if body.time_and_materials is not None
                     else None,

@@ -18,6 +18,8 @@ class TriggerKind:
     TIME_LOGGED = "time_logged"  # a time entry (API: ref = its id; webhook: the entry is in the inbox row)
     TM_PERIOD = "tm_period"  # a T&M period ended (ref = its exclusive end date, client's calendar)
     CHANGE_ORDER = "change_order"  # a change order needs no signature: apply it (ref = its id)
+    # A change order's approval moved on (ref = its id): ask the next step, or apply it once approved.
+    CHANGE_ORDER_DECIDED = "change_order_decided"
 
 
 @dataclass
@@ -60,6 +62,8 @@ class TmSchedule:
 
     bill_every: str | None = None  # week | month
     timezone: str = "UTC"
+    # False while a ``start_on: deposit_paid`` project waits for its deposit: no period timer yet.
+    started: bool = True
 
 
 @dataclass
@@ -82,11 +86,27 @@ class BillTriggerRequest:
 
 
 @dataclass
+class ProjectEmail:
+    """An email a billing decision asks for (one per ``key``, ever: the outbox dedupes retries)."""
+
+    key: str
+    kind: str  # project_started | change_order_approval
+    project_id: str
+    to: list[str] = field(default_factory=list)
+    change_order_id: str | None = None
+    step: int = 0  # change_order_approval: the chain's step (0-based), its approver, how many steps
+    approver: str = ""
+    of_steps: int = 0
+
+
+@dataclass
 class BillOutcome:
     outcome: str  # billed | already_billed | nothing_to_bill | unknown_milestone | closed
     detail: str = ""
     invoices: list[InvoiceWorkflowInput] = field(default_factory=list)
     project_done: bool = False
+    emails: list[ProjectEmail] = field(default_factory=list)
+    started: bool = False  # this trigger started a ``start_on: deposit_paid`` project (its deposit is paid)
 
 
 @dataclass
