@@ -17,9 +17,8 @@ class TriggerKind:
     INVOICE_PAID = "invoice_paid"  # an invoice of the project is paid in full (ref = its id)
     TIME_LOGGED = "time_logged"  # a time entry (API: ref = its id; webhook: the entry is in the inbox row)
     TM_PERIOD = "tm_period"  # a T&M period ended (ref = its exclusive end date, client's calendar)
-    CHANGE_ORDER = "change_order"  # a change order needs no signature: apply it (ref = its id)
-    # A change order's approval moved on (ref = its id): ask the next step, or apply it once approved.
-    CHANGE_ORDER_DECIDED = "change_order_decided"
+    # A change order needs no signature (ref = its id): apply it, or ask its approvers' current step.
+    CHANGE_ORDER = "change_order"
 
 
 @dataclass
