@@ -45,6 +45,8 @@ PROJECT_REF_SYSTEMS = (
     frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
     | time_entries.TIME_TRACKING_REF_SYSTEMS
 )
+# Several objects of one system may route to a project (comma-separated): Jira issues' worklogs.
+MULTI_REF_SYSTEMS = frozenset({"jira_issue_id"})
 MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
 BILL_ON = ("milestone", "deal_won", "signature")
 
@@ -147,7 +149,12 @@ def create_project(session: Session, new: NewProject) -> Project:
         )
         for i, m in enumerate(new.milestones)
     ]
-    refs: list[tuple[str, str, str | None]] = [(system, ref, None) for system, ref in new.refs.items()]
+    refs: list[tuple[str, str, str | None]] = [
+        (system, one.strip(), None)
+        for system, ref in new.refs.items()
+        for one in (ref.split(",") if system in MULTI_REF_SYSTEMS else [ref])
+        if one.strip()
+    ]
     refs += [(system, ref, m.key) for m in new.milestones for system, ref in m.refs.items()]
     for system, ref, milestone_key in refs:
         existing = resolve(session, system, ref)
