@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -36,7 +37,7 @@ SOURCE = "change_order"
 
 def route_chain(session: Session, project: Project, order: ChangeOrder) -> dict[str, Any] | None:
     """The chain approval rules give this order, or None when no rule asks for one."""
-    moved = abs((order.contract_after or 0) - (order.contract_before or 0))
+    moved = abs((order.contract_after or Decimal(0)) - (order.contract_before or Decimal(0)))
     facts = rules_repo.facts_for(
         session,
         project.customer,
