@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support import api_client, eventually, wait_mail
+from tests.test_console_auth import browser, make_user, sign_in
 from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, new_project, settled, uid
 from worker import build_worker
 
@@ -45,7 +46,9 @@ async def _order(api, pid: str, number: int, status: str) -> dict[str, Any]:  # 
     return await eventually(probe, what=f"change order {number} {status}")
 
 
-async def test_a_change_order_waits_for_its_approvers_then_amends_the_project(api, mailbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_change_order_waits_for_its_approvers_then_amends_the_project(  # type: ignore[no-untyped-def]
+    api, mailbox, make_settings, temporal_env
+) -> None:
     tag = uid()
     pm, cfo, ceo = (f"{who}-{tag}@firm.example.com" for who in ("pm", "cfo", "ceo"))
     rules = f"""
@@ -116,6 +119,11 @@ rules:
     assert rejected.json()["note"] == f"rejected by {pm}: Client still wants it"
     body = (await api.get(f"/projects/{pid}")).json()
     assert [m["key"] for m in body["milestones"]] == ["m1", "m2", "m3"]
+    settings = make_settings(temporal_env.client)
+    async with browser(settings, temporal_env.client) as console:  # the console's project page says so
+        await sign_in(console, make_user(settings, "viewer"))
+        html = (await console.get(f"/app/projects/{pid}")).text
+        assert "Change orders" in html and f"rejected by {pm}: Client still wants it" in html
 
     # A small change no rule matches is applied at once.
     small = await api.post(
