@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from standins import webhooks as send_as
+from standins.webhooks import send
 from tests.support import api_client, eventually, wait_mail
 from tests.test_console_auth import browser, make_user, sign_in
 from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, new_project, settled, uid
@@ -132,3 +134,26 @@ rules:
     )
     assert small.json()["status"] == "approved" and small.json()["approval"] is None
     assert (await _order(api, pid, 3, "applied"))["contract_after"] == "9500.00"
+
+    # One to be signed too: approved by the chain (operators deciding for the approvers), it then waits
+    # for its envelope, whose webhook applies it.
+    envelope = f"co-{uid()}"
+    signed = await api.post(
+        f"/projects/{pid}/change-orders",
+        json={
+            "reason": "Hosting",
+            "add": [{"key": "m4", "name": "Hosting", "amount": "1500.00"}],
+            "signature": {"system": "docusign", "envelope_id": envelope},
+        },
+    )
+    assert signed.json()["status"] == "pending_approval", signed.text
+    for approver in (pm, cfo, ceo):
+        decided = await api.post(
+            f"/projects/{pid}/change-orders/{signed.json()['id']}/decisions",
+            json={"approver": approver, "decision": "approve"},
+        )
+        assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "pending_signature"
+    completed = send_as.docusign_envelope_completed(envelope, SECRETS["docusign_webhook_secret"])
+    assert (await send(api, completed)).status_code == 200
+    assert (await _order(api, pid, 4, "applied"))["contract_after"] == "11000.00"
