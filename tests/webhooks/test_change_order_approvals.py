@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from standins import webhooks as send_as
 from standins.webhooks import send
-from tests.support import api_client, eventually, wait_mail
+from tests.support import api_client, eventually, record_history, wait_mail
 from tests.test_console_auth import browser, make_user, sign_in
 from tests.webhooks.test_receivers import PUBLIC_URL, SECRETS, new_project, settled, uid
 from worker import build_worker
@@ -157,3 +157,5 @@ rules:
     completed = send_as.docusign_envelope_completed(envelope, SECRETS["docusign_webhook_secret"])
     assert (await send(api, completed)).status_code == 200
     assert (await _order(api, pid, 4, "applied"))["contract_after"] == "11000.00"
+    handle = temporal_env.client.get_workflow_handle(body["workflow_id"])
+    await record_history(handle, "project_change_order_approved")
