@@ -30,6 +30,7 @@ from activities.email import EmailActivities
 from activities.estimates import EstimateActivities
 from activities.invoices import InvoiceActivities
 from activities.pdf import PdfActivities, RenderPool
+from activities.project_emails import ProjectEmailActivities
 from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
@@ -84,6 +85,7 @@ def activities(
     approvals = ApprovalActivities(settings)
     estimates = EstimateActivities(settings)
     projects = ProjectActivities(settings)
+    project_emails = ProjectEmailActivities(settings)
     accounting = AccountingActivities(settings)
     credit_notes = CreditNoteActivities(settings, render_pool, einvoice_pool)
     dunning = DunningActivities(settings)
@@ -107,6 +109,7 @@ def activities(
         projects.bill_project_trigger,
         projects.load_tm_schedule,
         projects.create_project_from_deal,
+        project_emails.send_project_email,
         accounting.sync_accounting,
         credit_notes.issue_credit_note,
         credit_notes.render_credit_note_pdf,

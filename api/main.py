@@ -16,6 +16,7 @@ from api.routes import (
     approval_rules,
     billable_items,
     books_differences,
+    change_order_pages,
     credit_notes,
     customers,
     dunning,
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(subscriptions.router)
     app.include_router(billable_items.router)
     app.include_router(approval_rules.router)
+    app.include_router(change_order_pages.router)
     app.include_router(approval_pages.router)
     app.include_router(estimates.router)
     app.include_router(projects.router)

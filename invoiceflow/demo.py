@@ -1,9 +1,11 @@
 """`invoiceflow demo`: fire realistic signed webhooks at a running `invoiceflow dev`.
 
 A newcomer sees the point of the product in a minute: a project is set up through the API, then the
-tools where work happens report events (a DocuSign envelope completed, a GitHub milestone closed
-three times over, a Jira issue done, a HubSpot deal won that no project knows, an event nobody can
-route) and invoices appear in the dev mailbox and in the Temporal UI, once each.
+tools where work happens report events (a DocuSign envelope completed, a change order signed through
+DocuSign that adds a milestone, a GitHub milestone closed three times over, a Jira issue done, Jira
+worklogs on a time & materials project until its threshold bills, a HubSpot deal won that no project
+knows, an event nobody can route) and invoices appear in the dev mailbox and in the Temporal UI, once
+each.
 
 The dev stack gives every unset webhook secret a random value kept in its data dir
 (`invoiceflow.dev_secrets`), which this command reads to sign what it sends, and points the HubSpot
@@ -95,6 +97,8 @@ class DemoResult:
     deal_project_id: str
     invoices: list[dict[str, Any]] = field(default_factory=list)
     unmatched: int = 0
+    tm_project_id: str = ""
+    change_order: dict[str, Any] = field(default_factory=dict)
 
 
 class DemoError(RuntimeError):
@@ -183,12 +187,77 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
                 f"and Jira {jira_ref}"
             )
 
-            secret = config.secret_for
-            deliveries = [
-                (
-                    "DocuSign envelope completed (the contract is signed)",
-                    send_as.docusign_envelope_completed(envelope, secret("docusign")),
+            issue_id = str(10000 + uuid.uuid4().int % 10**6)
+            tm_project = await _expect(
+                await api.post(
+                    "/projects",
+                    json={
+                        "customer_id": customer["id"],
+                        "name": f"Platform support {tag}",
+                        "currency": "USD",
+                        "time_and_materials": {"rate": "150.00", "threshold_hours": "16"},
+                        "external_refs": {"jira_issue_id": issue_id},
+                    },
                 ),
+                201,
+            )
+            say(
+                f"project {tm_project['name']}: time & materials at 150.00/h, billed at 16 h "
+                f"(worklogs on Jira issue {issue_id})"
+            )
+
+            secret = config.secret_for
+
+            async def fire(label: str, delivery: send_as.Delivery) -> None:
+                response = await send_as.send(api, delivery)
+                await _expect(response, 200, 202)
+                say(f"  {delivery.provider:<9} {label}: HTTP {response.status_code}")
+
+            async def until(what: str, done: Callable[[], Any]) -> Any:
+                deadline = asyncio.get_running_loop().time() + config.timeout_s
+                while not (found := await done()):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise DemoError(
+                            f"{what} did not happen in time; is the worker running? (see the logs)"
+                        )
+                    await asyncio.sleep(0.3)
+                return found
+
+            async def mine() -> dict[str, Any]:
+                return await _expect(await api.get(f"/projects/{project['id']}"), 200)  # type: ignore[no-any-return]
+
+            await fire(
+                "DocuSign envelope completed (the contract is signed)",
+                send_as.docusign_envelope_completed(envelope, secret("docusign")),
+            )
+            await until("the deposit invoice", lambda: _has_invoices(mine, 1))
+            order_envelope = str(uuid.uuid4())
+            order = await _expect(
+                await api.post(
+                    f"/projects/{project['id']}/change-orders",
+                    json={
+                        "reason": "The client asked for a mobile app",
+                        "reference": f"CR-{tag}",
+                        "add": [{"key": "mobile", "name": "Mobile app", "amount": "2000.00"}],
+                        "signature": {"system": "docusign", "envelope_id": order_envelope},
+                    },
+                ),
+                201,
+            )
+            say(f"change order {order['number']}: adds Mobile app 2,000.00, {order['status']}")
+            await fire(
+                "DocuSign envelope completed (the change order is signed)",
+                send_as.docusign_envelope_completed(order_envelope, secret("docusign")),
+            )
+
+            async def applied() -> dict[str, Any] | None:
+                orders = (await mine())["change_orders"]
+                return next((o for o in orders if o["status"] == "applied"), None)
+
+            order = await until("the change order", applied)
+            say(f"  contract {order['contract_before']} → {order['contract_after']}")
+            worklog = f"{uuid.uuid4().int % 10**8}"
+            deliveries = [
                 (
                     "GitHub milestone closed",
                     send_as.github_milestone_closed(github_ref, 3, secret("github"), delivery=f"gh-{tag}"),
@@ -202,6 +271,24 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
                     send_as.github_milestone_closed(github_ref, 3, secret("github")),
                 ),
                 ("Jira issue moved to Done", send_as.jira_issue_done(jira_ref, secret("jira"))),
+                (
+                    "Jira worklog 8h (Ada)",
+                    send_as.jira_worklog(
+                        f"{worklog}1", issue_id, 8 * 3600, secret("jira"), identifier=f"wl-{tag}-1"
+                    ),
+                ),
+                (
+                    "the same Jira worklog again (a retry)",
+                    send_as.jira_worklog(
+                        f"{worklog}1", issue_id, 8 * 3600, secret("jira"), identifier=f"wl-{tag}-1"
+                    ),
+                ),
+                (
+                    "Jira worklog 8h (Grace): 16 h, the threshold",
+                    send_as.jira_worklog(
+                        f"{worklog}2", issue_id, 8 * 3600, secret("jira"), author="Grace Hopper"
+                    ),
+                ),
                 (
                     "HubSpot deal won, no project knows it",
                     send_as.hubspot_deal_won(
@@ -219,33 +306,23 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
                 ),
             ]
             for label, delivery in deliveries:
-                response = await send_as.send(api, delivery)
-                await _expect(response, 200, 202)
-                say(f"  {delivery.provider:<9} {label}: HTTP {response.status_code}")
+                await fire(label, delivery)
 
-            result = DemoResult(project_id=project["id"], deal_project_id="")
-            deadline = asyncio.get_running_loop().time() + config.timeout_s
-            while True:
-                mine = await _expect(await api.get(f"/projects/{project['id']}"), 200)
+            result = DemoResult(project_id=project["id"], deal_project_id="", tm_project_id=tm_project["id"])
+
+            async def everything() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+                main = await mine()
+                tm = await _expect(await api.get(f"/projects/{tm_project['id']}"), 200)
                 projects = await _expect(await api.get("/projects", params={"limit": 500}), 200)
-                deal_project = next(
-                    (p for p in projects if p["external_refs"].get("hubspot_deal") == deal_id), None
-                )
-                ready = len(mine["invoices"]) == 3 and all(i["status"] != "draft" for i in mine["invoices"])
-                if (
-                    ready
-                    and deal_project
-                    and deal_project["invoices"]
-                    and deal_project["invoices"][0]["status"] != "draft"
-                ):
-                    break
-                if asyncio.get_running_loop().time() > deadline:
-                    raise DemoError(
-                        "invoices did not appear in time; is the worker running? (see the dev stack's logs)"
-                    )
-                await asyncio.sleep(0.5)
-            result.deal_project_id = deal_project["id"]
-            result.invoices = mine["invoices"] + deal_project["invoices"]
+                deal = next((p for p in projects if p["external_refs"].get("hubspot_deal") == deal_id), None)
+                counts = [(main, 3), (tm, 1), (deal, 1)]
+                if all(p and len(p["invoices"]) == n and _issued(p) for p, n in counts):
+                    return main, tm, deal  # type: ignore[return-value]
+                return None
+
+            main, tm, deal_project = await until("the invoices", everything)
+            result.deal_project_id, result.change_order = deal_project["id"], order
+            result.invoices = main["invoices"] + tm["invoices"] + deal_project["invoices"]
             result.unmatched = len(await _expect(await api.get("/webhooks/unmatched"), 200))
     finally:
         crm.stop()
@@ -259,6 +336,15 @@ async def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> De
     say(f"mailbox:     {config.mailbox_ui}")
     say(f"Temporal UI: {config.temporal_ui}/namespaces/default/workflows?query={query}")
     return result
+
+
+async def _has_invoices(load: Callable[[], Any], count: int) -> bool:
+    project = await load()
+    return len(project["invoices"]) >= count and _issued(project)
+
+
+def _issued(project: dict[str, Any]) -> bool:
+    return all(i["status"] != "draft" for i in project["invoices"])
 
 
 def config_from_env(

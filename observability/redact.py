@@ -26,7 +26,7 @@ QUERY_CREDENTIAL = re.compile(
 )
 URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@]+):([^/\s@]+)@")
 # Paths whose last segment is a signed token whatever its shape (approval, estimate, hosted invoice pages).
-TOKEN_PATHS = re.compile(r"^(/(?:approvals|estimates/view|i)/)[^/?]+")
+TOKEN_PATHS = re.compile(r"^(/(?:approvals/change-orders|approvals|estimates/view|i)/)[^/?]+")
 
 SECRET_SETTINGS = (
     "api_token",

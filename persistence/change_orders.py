@@ -8,6 +8,9 @@ must be recoupable from what stays unbilled. Applying it changes nothing already
 rule (`billing.projects.recoupment`) spreads what is outstanding over exactly the milestones left, so
 deposit plus every invoice still adds up to the amended milestones.
 
+One that approval rules route (source ``change_order``) waits ``pending_approval`` first
+(`persistence.change_order_approvals`); a rejected one is never applied.
+
 One that needs a signature waits ``pending_signature`` with its envelope routed to the project like the
 contract's (`project_refs`); the e-sign webhook for that envelope applies it. One that needs none is
 applied by the project's workflow (a ``change_order`` trigger), under the project's row lock like every
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 from billing.errors import MoneyError
 from billing.money import parse_decimal, quantize, require_minor_units
 from billing.totals import LineInput
+from persistence import change_order_approvals
 from persistence.models import ChangeOrder, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.time_entries import InvoiceMaker
 from workflows.payloads import BillOutcome, ProjectTrigger
@@ -159,6 +163,9 @@ def create(
         deposit_amount=amended.deposit_extra,
         created_by=actor,
     )
+    order.approval = change_order_approvals.route_chain(session, project, order)
+    if order.approval is not None:
+        order.status = "pending_approval"
     session.add(order)
     if signature:
         project.refs.append(ProjectRef(system=signature[0], ref=signature[1].strip(), milestone_key=None))
@@ -201,6 +208,15 @@ def apply(
         return
     if order.status == "refused":
         out.detail += f"change order {order.number} was refused; "
+        return
+    if order.status == "rejected":
+        out.detail += f"change order {order.number} was rejected by its approvers; "
+        return
+    if order.status == "pending_approval":  # ask the current step (again: the outbox sends each once)
+        if trigger.kind == "contract_signed":
+            change_order_approvals.signed_while_waiting(order)
+        out.emails.extend(change_order_approvals.emails_for_step(order))
+        out.detail += f"change order {order.number} waits for approval; "
         return
     try:
         amended = amend(project, order.changes)
@@ -284,7 +300,8 @@ def change_order_out(order: ChangeOrder) -> dict[str, Any]:
         "signature": (
             {"system": order.envelope_system, "envelope_id": order.envelope_id} if order.envelope_id else None
         ),
-        "note": order.note if order.status == "refused" else "",
+        "note": order.note if order.status in ("refused", "rejected") else "",
+        "approval": change_order_approvals.approval_out(order),
         "created_at": order.created_at.isoformat() if order.created_at else None,
         "applied_at": order.applied_at.isoformat() if order.applied_at else None,
     }

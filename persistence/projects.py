@@ -26,7 +26,7 @@ from billing.projects import (
     resolve_plan,
 )
 from billing.totals import LineInput, parse_lines
-from persistence import change_orders, time_entries
+from persistence import change_orders, project_start, time_entries
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
 from persistence.subscriptions import terms_json
@@ -45,6 +45,8 @@ PROJECT_REF_SYSTEMS = (
     frozenset({"hubspot_deal", "pipedrive_deal", "docusign", "dropbox_sign", "pandadoc", "generic"})
     | time_entries.TIME_TRACKING_REF_SYSTEMS
 )
+# Several objects of one system may route to a project (comma-separated): Jira issues' worklogs.
+MULTI_REF_SYSTEMS = frozenset({"jira_issue_id"})
 MILESTONE_REF_SYSTEMS = frozenset({"jira", "linear", "github", "asana", "generic"})
 BILL_ON = ("milestone", "deal_won", "signature")
 
@@ -85,6 +87,8 @@ class NewProject:
     source: str = "api"
     project_id: uuid.UUID | None = None
     tm_rule: dict[str, object] | None = None  # time & materials (billing.time_materials), validated
+    start_on: str = "signature"  # or deposit_paid: nothing but the deposit bills before it is paid
+    owner_email: str | None = None
 
 
 def project_id_for_deal(provider: str, deal_id: str) -> uuid.UUID:
@@ -127,6 +131,8 @@ def create_project(session: Session, new: NewProject) -> Project:
         status="active",
         workflow_id=project_workflow_id(str(project_id)),
         tm_rule=new.tm_rule,
+        start_on=new.start_on,
+        owner_email=new.owner_email,
     )
     project.milestones = [
         ProjectMilestone(
@@ -143,7 +149,12 @@ def create_project(session: Session, new: NewProject) -> Project:
         )
         for i, m in enumerate(new.milestones)
     ]
-    refs: list[tuple[str, str, str | None]] = [(system, ref, None) for system, ref in new.refs.items()]
+    refs: list[tuple[str, str, str | None]] = [
+        (system, one.strip(), None)
+        for system, ref in new.refs.items()
+        for one in (ref.split(",") if system in MULTI_REF_SYSTEMS else [ref])
+        if one.strip()
+    ]
     refs += [(system, ref, m.key) for m in new.milestones for system, ref in m.refs.items()]
     for system, ref, milestone_key in refs:
         existing = resolve(session, system, ref)
@@ -356,6 +367,16 @@ def _bill_milestone(
     out.invoices.append(_invoice_input(invoice))
 
 
+def _bill_or_hold(
+    session: Session, project: Project, milestone: ProjectMilestone, trigger: ProjectTrigger, out: BillOutcome
+) -> None:
+    """Bill a milestone, or, before a ``deposit_paid`` project starts, keep it for the start."""
+    if project_start.waiting(project):
+        project_start.hold(milestone, trigger, out)
+    else:
+        _bill_milestone(session, project, milestone, trigger, out)
+
+
 def _apply_recoupment(lines: list[LineInput], recoup: Decimal, currency: str) -> list[LineInput]:
     """Spread a deduction over lines in order, each at most its gross (lines from a CRM deal)."""
     result: list[LineInput] = []
@@ -398,20 +419,29 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
         if project.tm_rule:  # a raised cap: the time waiting over the old one may bill now
             time_entries.bill_time(session, project, trigger, out, _maker(session, project))
     elif trigger.kind in (TriggerKind.TIME_LOGGED, TriggerKind.TM_PERIOD):
-        time_entries.bill_time(session, project, trigger, out, _maker(session, project))
+        time_entries.bill_time(
+            session,
+            project,
+            trigger,
+            out,
+            _maker(session, project),
+            store_only=project_start.waiting(project),
+        )
     elif trigger.kind in (TriggerKind.DEAL_WON, TriggerKind.CONTRACT_SIGNED):
         stage = "deal_won" if trigger.kind == TriggerKind.DEAL_WON else "signature"
         if project.deposit_amount > 0 and project.deposit_on == stage:
             _bill_deposit(session, project, trigger, out)
         for staged in project.milestones:
             if staged.bill_on == stage:
-                _bill_milestone(session, project, staged, trigger, out)
+                _bill_or_hold(session, project, staged, trigger, out)
     elif trigger.kind == TriggerKind.INVOICE_PAID:
         paid = _paid_stage(project, trigger.ref)
         if paid is None:
             return BillOutcome(
                 outcome="nothing_to_bill", detail=f"invoice {trigger.ref} is not of this project"
             )
+        if paid == "deposit" and project.start_on == "deposit_paid":
+            project_start.start(session, project, trigger, out, _bill_milestone, _maker(session, project))
         for waiting in project.milestones:
             if waiting.bill_on == "after_paid" and waiting.after_key == paid:
                 _bill_milestone(session, project, waiting, trigger, out)
@@ -421,7 +451,7 @@ def bill_trigger(session: Session, project_id: uuid.UUID, trigger: ProjectTrigge
             return BillOutcome(
                 outcome="unknown_milestone", detail=f"project has no milestone {trigger.milestone_key!r}"
             )
-        _bill_milestone(session, project, milestone, trigger, out)
+        _bill_or_hold(session, project, milestone, trigger, out)
     else:
         return BillOutcome(outcome="nothing_to_bill", detail=f"unknown trigger kind {trigger.kind!r}")
     if out.invoices:

@@ -43,7 +43,7 @@ from workflows.payloads import BillOutcome, InvoiceWorkflowInput, ProjectTrigger
 
 MAX_HOURS = Decimal(24 * 31)
 # A time tracker's project id in a project's external_refs routes its webhooks there.
-TIME_TRACKING_REF_SYSTEMS = frozenset({"toggl_project", "clockify_project"})
+TIME_TRACKING_REF_SYSTEMS = frozenset({"toggl_project", "clockify_project", "jira_issue_id"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,11 @@ def schedule(session: Session, project_id: uuid.UUID) -> TmSchedule:
     project = session.get(Project, project_id)
     if project is None or not project.tm_rule:
         return TmSchedule()
-    return TmSchedule(bill_every=project.tm_rule.get("bill_every"), timezone=project.customer.timezone)
+    return TmSchedule(
+        bill_every=project.tm_rule.get("bill_every"),
+        timezone=project.customer.timezone,
+        started=not (project.start_on == "deposit_paid" and project.started_at is None),
+    )
 
 
 def add_entry(session: Session, project: Project, new: NewTimeEntry) -> tuple[BillableItem, bool]:
@@ -137,6 +141,39 @@ def entry_from_event(row: WebhookEvent) -> NewTimeEntry:
         external_id=f"{row.provider}:{s.get('external_id') or row.dedupe_key}",
         source=row.provider,
     )
+
+
+def _find(session: Session, project: Project, external_id: str) -> BillableItem | None:
+    return session.scalars(
+        select(BillableItem)
+        .where(BillableItem.project_id == project.id, BillableItem.external_id == external_id)
+        .with_for_update()
+    ).one_or_none()
+
+
+def revise(item: BillableItem, new: NewTimeEntry, project: Project) -> str:
+    """A tool changed an entry (a Jira worklog edited): the unbilled entry follows; a billed one stays as
+    billed (the invoice is a fact) and the change is reported for an operator."""
+    if item.invoice_id is not None:
+        return f"time entry {item.external_id} is billed; its change was not applied; "
+    if not Decimal(0) < new.hours <= MAX_HOURS:
+        raise MoneyError(f"hours: must be more than 0 and at most {MAX_HOURS}")
+    item.quantity, item.incurred_on = new.hours, new.incurred_on
+    item.description, item.person = new.description.strip(), new.person.strip()
+    item.amount = entry_amount(new.hours, item.unit_price, project.currency)
+    return f"time entry {item.external_id} updated; "
+
+
+def withdraw(session: Session, project: Project, external_id: str) -> str:
+    """A tool deleted an entry: an unbilled one is removed; a billed one stays (reported)."""
+    item = _find(session, project, external_id)
+    if item is None:
+        return f"time entry {external_id} was never logged; "
+    if item.invoice_id is not None:
+        return f"time entry {external_id} is billed; its deletion was not applied; "
+    session.delete(item)
+    session.flush()
+    return f"time entry {external_id} withdrawn; "
 
 
 def item_scope(session: Session, project_id: uuid.UUID | None) -> list[Any]:
@@ -211,20 +248,37 @@ def billed_amount(session: Session, project_id: uuid.UUID) -> Decimal:
 
 
 def bill_time(
-    session: Session, project: Project, trigger: ProjectTrigger, out: BillOutcome, maker: InvoiceMaker
+    session: Session,
+    project: Project,
+    trigger: ProjectTrigger,
+    out: BillOutcome,
+    maker: InvoiceMaker,
+    *,
+    store_only: bool = False,
 ) -> None:
     """A T&M trigger: a period end (bill what is dated before it) or a logged entry (bill once the
-    threshold is reached); a webhook's entry is stored first."""
+    threshold is reached); a webhook's entry is stored first (and only stored, ``store_only``, before a
+    ``deposit_paid`` project starts)."""
     if trigger.kind == TriggerKind.TIME_LOGGED and trigger.webhook_event_id:
         row = session.get(WebhookEvent, uuid.UUID(trigger.webhook_event_id))
+        action = row.summary.get("action", "created") if row is not None else "created"
+        if row is not None and action == "deleted":
+            out.detail += withdraw(session, project, f"{row.provider}:{row.summary.get('external_id')}")
+            return
         if row is not None:
             try:
-                _, created = add_entry(session, project, entry_from_event(row))
+                new = entry_from_event(row)
+                item, created = add_entry(session, project, new)
+                if not created and action == "updated":
+                    out.detail += revise(item, new, project)
             except (MoneyError, KeyError, ValueError) as exc:
                 out.detail += f"time entry refused: {exc}; "
                 return
-            if not created:
+            if not created and action != "updated":
                 out.detail += "time entry already logged; "
+    if store_only:
+        out.detail += "time waits for the deposit to be paid; "
+        return
     rule = rule_of(project)
     if rule is None:
         return

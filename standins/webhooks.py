@@ -565,3 +565,46 @@ def clockify_time_entry(
     body = _dumps(payload)
     headers = {"Clockify-Signature": token, "Clockify-Webhook-Event-Type": "NEW_TIME_ENTRY"}
     return Delivery("clockify", "/webhooks/clockify", body, headers)
+
+
+def jira_worklog(
+    worklog_id: str,
+    issue_id: str,
+    seconds: int,
+    secret: str,
+    *,
+    event: str = "worklog_created",
+    started: str = "2026-12-01T09:00:00.000+0000",
+    author: str = "Ada Lovelace",
+    comment: Any = "Development",
+    identifier: str | None = None,
+    now: float | None = None,
+) -> Delivery:
+    """A Jira Cloud admin webhook's worklog event (``worklog_created`` / ``_updated`` / ``_deleted``):
+    the worklog names its issue by id only; signed like every Jira admin webhook with a secret,
+    ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``."""
+    now = time.time() if now is None else now
+    site = "https://your-domain.atlassian.net"
+    payload = {
+        "timestamp": int(now * 1000),
+        "webhookEvent": event,
+        "worklog": {
+            "self": f"{site}/rest/api/2/issue/{issue_id}/worklog/{worklog_id}",
+            "author": {"accountId": "5b10a2844c20165700ede21g", "displayName": author, "active": True},
+            "updateAuthor": {"accountId": "5b10a2844c20165700ede21g", "displayName": author},
+            "comment": comment,
+            "created": started,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(now)),
+            "started": started,
+            "timeSpent": f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m",
+            "timeSpentSeconds": seconds,
+            "id": worklog_id,
+            "issueId": issue_id,
+        },
+    }
+    body = _dumps(payload)
+    headers = signatures.sign_jira(body, secret) | {
+        "X-Atlassian-Webhook-Identifier": identifier or str(uuid.uuid4().int % 10**12),
+        "X-Atlassian-Webhook-Flow": "Primary",
+    }
+    return Delivery("jira", "/webhooks/jira", body, headers)

@@ -250,8 +250,10 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         items = httpx.get(f"{api}/customers/{customer['id']}/billable-items", headers=auth, timeout=5).json()
         assert [i["invoice_id"] for i in items] == [cycle_invoice["invoice_id"]]
 
-        # `invoiceflow demo`: signed webhooks from DocuSign, GitHub (three deliveries), Jira and HubSpot
-        # (a won deal read from the CRM stand-in) → four invoices, each once; one event kept unmatched.
+        # `invoiceflow demo`: signed webhooks from DocuSign (the contract, then a change order adding a
+        # milestone), GitHub (three deliveries), Jira (an issue done; worklogs on a T&M project up to its
+        # threshold, one retried) and HubSpot (a won deal read from the CRM stand-in) → five invoices, each
+        # once, the milestones recouping the deposit over the amended contract; one event kept unmatched.
         env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
         demo = subprocess.run(
             [
@@ -275,10 +277,10 @@ def test_dev_stack_runs_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         invoice_lines = [line for line in demo.stdout.splitlines() if line.strip().startswith("INV-")]
-        assert len(invoice_lines) == 4, demo.stdout
-        assert [line.split()[1] for line in invoice_lines] == ["3000.00", "2800.00", "4200.00", "4550.00"], (
-            demo.stdout
-        )
+        assert len(invoice_lines) == 5, demo.stdout
+        totals = [line.split()[1] for line in invoice_lines]
+        assert totals == ["3000.00", "3000.00", "4500.00", "2400.00", "4550.00"], demo.stdout
+        assert "contract 10000.00 → 12000.00" in demo.stdout  # the change order, signed and applied
         assert "events kept for an operator: 1" in demo.stdout
 
         # On `invoiceflow dev`: a signed Stripe `invoice.paid` for the open invoice makes it paid and

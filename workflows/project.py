@@ -14,6 +14,12 @@ A time & materials project that bills on a calendar (``bill_every``) also has a 
 each period end (00:00 in the client's timezone, `billing.time_materials`) the workflow queues a
 ``tm_period`` trigger keyed by the period, so a period is billed once even across continue-as-new.
 Behind the ``project-tm-timer-v1`` patch: histories recorded before it replay without the timer.
+
+A ``start_on: deposit_paid`` project has no period timer until its deposit is paid: the schedule says
+``started=False`` and the billing outcome of the deposit's payment says ``started``, from which moment
+the first period is counted. Emails a billing decision asks for (the account owner told the deposit is
+paid, a change order's approvers asked) are sent by an activity, one per outbox key, behind the
+``project-emails-v1`` patch.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ActivityName,
         BillOutcome,
         BillTriggerRequest,
+        ProjectEmail,
         ProjectFromDealRequest,
         ProjectReady,
         ProjectState,
@@ -57,6 +64,9 @@ CRM_RETRY = RetryPolicy(
 MAX_OUTCOMES = 50
 MAX_SEEN = 2000
 TM_TIMER_PATCH = "project-tm-timer-v1"
+PROJECT_EMAIL_PATCH = "project-emails-v1"
+EMAIL_TIMEOUT = timedelta(minutes=2)
+EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
 
 
 @workflow.defn(name="ProjectBillingWorkflow")
@@ -106,6 +116,11 @@ class ProjectBillingWorkflow:
             )
             for invoice in outcome.invoices:
                 await start_invoice_child(invoice)
+            if outcome.started and self._schedule is not None:
+                self._schedule.started = True  # the deposit is paid: the T&M calendar starts now
+            if outcome.emails and workflow.patched(PROJECT_EMAIL_PATCH):
+                for email in outcome.emails:
+                    await self._send(email)
             self._seen = (self._seen + [trigger.event_key])[-MAX_SEEN:]
             self._processed += 1
             self._outcomes = (
@@ -126,7 +141,7 @@ class ProjectBillingWorkflow:
     async def _wait_for_trigger(self) -> None:
         """Until a trigger is queued; on a T&M calendar, the period's end queues its own."""
         schedule = self._schedule
-        if schedule is None or schedule.bill_every is None:
+        if schedule is None or schedule.bill_every is None or not schedule.started:
             await workflow.wait_condition(lambda: bool(self._queue))
             return
         if self._next_period is None:
@@ -153,6 +168,15 @@ class ProjectBillingWorkflow:
                     actor="calendar",
                 )
             )
+
+    async def _send(self, email: ProjectEmail) -> None:
+        await workflow.execute_activity(
+            ActivityName.SEND_PROJECT_EMAIL,
+            email,
+            start_to_close_timeout=EMAIL_TIMEOUT,
+            retry_policy=EMAIL_RETRY,
+            summary=f"Email {email.kind}",
+        )
 
     @workflow.signal
     def trigger(self, trigger: ProjectTrigger) -> None:

@@ -13,7 +13,7 @@ import uuid
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from api.plan_schemas import DepositCreate, Key, MilestoneCreate
 from api.schemas import DecimalStr, Strict
 from api.webhooks.dispatcher import TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
+from persistence import change_order_approvals as approvals
 from persistence import change_orders, time_entries
 from persistence import projects as repo
 from persistence.models import BillableItem, ChangeOrder
@@ -255,7 +256,23 @@ async def create_change_order(
     )
     if idempotency_key is not None:
         response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
-    if body.signature is None:
+    out = await db.run(
+        lambda s: change_orders.change_order_out(s.get(ChangeOrder, order_id))  # type: ignore[arg-type]
+    )
+    if out["status"] == "pending_approval":  # the project's workflow asks the approvers
+        await _hand_over(
+            temporal,
+            settings,
+            project_id,
+            ProjectTrigger(
+                event_key=f"change-order:{order_id}:step0",
+                kind=TriggerKind.CHANGE_ORDER,
+                provider="api",
+                ref=str(order_id),
+                actor=operator,
+            ),
+        )
+    elif body.signature is None:
         await _hand_over(
             temporal,
             settings,
@@ -271,3 +288,49 @@ async def create_change_order(
     return await db.run(
         lambda s: change_orders.change_order_out(s.get(ChangeOrder, order_id))  # type: ignore[arg-type]
     )
+
+
+class ChangeOrderDecision(Strict):
+    approver: str = Field(min_length=3, max_length=320, description="The approver decided for.")
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=2000, description="Required to reject.")
+
+    @model_validator(mode="after")
+    def _reason_to_reject(self) -> ChangeOrderDecision:
+        if self.decision == "reject" and not self.comment.strip():
+            raise ValueError("comment: a rejection needs a reason")
+        return self
+
+
+@router.post("/projects/{project_id}/change-orders/{order_id}/decisions")
+async def decide_change_order(
+    project_id: uuid.UUID,
+    order_id: uuid.UUID,
+    body: ChangeOrderDecision,
+    request: Request,
+    db: DbDep,
+    operator: Operator,
+) -> dict[str, Any]:
+    """An operator decides for one of the current step's approvers, as the approver's link would."""
+
+    def tx(session: Session) -> dict[str, Any]:
+        order = session.get(ChangeOrder, order_id)
+        if order is None or order.project_id != project_id:
+            raise HTTPException(404, detail=f"project {project_id} has no change order {order_id}")
+        decided = approvals.decide_and_queue(
+            session,
+            order_id,
+            step=(order.approval or {}).get("step", 0),
+            approver=body.approver.strip().lower(),
+            token_id=f"operator:{uuid.uuid4()}",
+            decision=body.decision,
+            comment=body.comment.strip(),
+            via=f"operator:{operator}",
+        )
+        if decided.outcome == "refused":
+            raise HTTPException(409, detail=decided.message)
+        return change_orders.change_order_out(order)
+
+    out = await db.run(tx)
+    request.app.state.dispatcher.wake()
+    return out

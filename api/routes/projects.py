@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -24,16 +24,16 @@ from api.deps import Db, DbDep, IdempotencyKey, Operator, SettingsDep, TemporalD
 from api.errors import unprocessable
 from api.plan_schemas import DepositCreate, MilestoneCreate, RefValue
 from api.schemas import Currency, DecimalStr, Strict, Terms
+from api.views.projects import ProjectOut, project_out
 from api.webhooks.dispatcher import InboxDispatcher, TemporalUnavailable, signal_with_start
 from billing.errors import MoneyError
 from billing.projects import DepositSpec
 from billing.time_materials import parse_rule
 from billing.totals import LineInput, compute_totals
-from persistence import change_orders, time_entries
 from persistence import projects as repo
 from persistence import webhook_inbox as inbox
 from persistence.books_inbound import BOOKS_EVENT
-from persistence.models import Customer, Invoice, Project, WebhookEvent
+from persistence.models import Customer, Project, WebhookEvent
 from persistence.webhook_inbox import Route
 from services import payments as kept_payments
 from services.idempotency import create_once, fingerprint
@@ -66,6 +66,13 @@ class ProjectCreate(Strict):
     )
     tax_rate: DecimalStr = Decimal(0)
     payment_terms: Terms | None = None
+    start_on: Literal["signature", "deposit_paid"] = Field(
+        default="signature",
+        description="deposit_paid: milestones and time bill only once the deposit invoice is paid in full.",
+    )
+    owner_email: EmailStr | None = Field(
+        default=None, description="Told when the deposit is paid; default: the customer's owner_email."
+    )
     external_refs: dict[str, RefValue] = Field(
         default_factory=dict,
         description='The deal and envelopes that route to it, e.g. {"hubspot_deal": "1234567890"}.',
@@ -75,6 +82,8 @@ class ProjectCreate(Strict):
     def _after_refers_to_the_plan(self) -> ProjectCreate:
         if not self.milestones and self.time_and_materials is None:
             raise ValueError("milestones: give at least one, or a time_and_materials rule")
+        if self.start_on == "deposit_paid" and self.deposit is None:
+            raise ValueError("start_on: deposit_paid needs a deposit")
         keys = {m.key for m in self.milestones}
         for index, m in enumerate(self.milestones):
             if m.after == "deposit" and self.deposit is None:
@@ -90,107 +99,6 @@ class ProjectCreate(Strict):
         if unknown:
             raise ValueError(f"unknown systems {sorted(unknown)}; use {sorted(repo.PROJECT_REF_SYSTEMS)}")
         return refs
-
-
-class MilestoneOut(BaseModel):
-    key: str
-    name: str
-    amount: str
-    percent: str | None
-    bill_on: str
-    after: str | None = None
-    status: str
-    invoice_id: uuid.UUID | None
-    deposit_applied: str
-    external_refs: dict[str, str]
-
-
-class ProjectInvoiceOut(BaseModel):
-    id: uuid.UUID
-    number: str | None
-    status: str
-    total: str
-    amount_due: str
-
-
-class ProjectOut(BaseModel):
-    id: uuid.UUID
-    workflow_id: str
-    customer_id: uuid.UUID
-    name: str
-    currency: str
-    category: str | None
-    status: str
-    source: str
-    contract_amount: str
-    deposit: dict[str, Any] | None
-    milestones: list[MilestoneOut]
-    external_refs: dict[str, str]
-    billed: str
-    left: str
-    pending: list[str]
-    invoices: list[ProjectInvoiceOut]
-    time_and_materials: dict[str, Any] | None = None
-    change_orders: list[dict[str, Any]] = Field(default_factory=list)
-
-
-def project_out(session: Session, project: Project) -> ProjectOut:
-    numbers = repo.summary(project)
-    refs = [r for r in project.refs]
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.project_id == project.id).order_by(Invoice.created_at)
-    ).all()
-    deposit = None
-    if project.deposit_amount > 0:
-        deposit = {
-            "amount": str(project.deposit_amount),
-            "percent": str(project.deposit_percent) if project.deposit_percent else None,
-            "on": project.deposit_on,
-            "billed": str(project.deposit_billed),
-            "recouped": str(project.deposit_recouped),
-            "invoice_id": str(project.deposit_invoice_id) if project.deposit_invoice_id else None,
-        }
-    return ProjectOut(
-        id=project.id,
-        workflow_id=project.workflow_id,
-        customer_id=project.customer_id,
-        name=project.name,
-        currency=project.currency,
-        category=project.category,
-        status=project.status,
-        source=project.source,
-        contract_amount=str(project.contract_amount),
-        deposit=deposit,
-        milestones=[
-            MilestoneOut(
-                key=m.key,
-                name=m.name,
-                amount=str(m.amount),
-                percent=str(m.percent) if m.percent is not None else None,
-                bill_on=m.bill_on,
-                after=m.after_key,
-                status=m.status,
-                invoice_id=m.invoice_id,
-                deposit_applied=str(m.recouped),
-                external_refs={r.system: r.ref for r in refs if r.milestone_key == m.key},
-            )
-            for m in project.milestones
-        ],
-        external_refs={r.system: r.ref for r in refs if r.milestone_key is None},
-        billed=str(numbers["billed"]),
-        left=str(numbers["left"]),
-        pending=list(numbers["pending_milestones"]),  # type: ignore[arg-type]
-        invoices=[
-            ProjectInvoiceOut(
-                id=i.id, number=i.number, status=i.status, total=str(i.total), amount_due=str(i.amount_due)
-            )
-            for i in invoices
-        ],
-        time_and_materials=time_entries.summary(session, project),
-        change_orders=[
-            change_orders.change_order_out(o) for o in change_orders.of_project(session, project.id)
-        ],
-    )
 
 
 async def _load(db: Db, project_id: uuid.UUID) -> ProjectOut:
@@ -249,6 +157,8 @@ async def create_project(
                     tax_rate=body.tax_rate,
                     payment_terms=body.payment_terms or customer.payment_terms,
                     refs=body.external_refs,
+                    start_on=body.start_on,
+                    owner_email=body.owner_email,
                     tm_rule=parse_rule(body.time_and_materials, body.currency or customer.currency).as_json()
                     if body.time_and_materials is not None
                     else None,

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from api.deps import Db
 from api.errors import unprocessable
 from api.validation import BadJson, load_json
-from api.webhooks import normalize, signatures
+from api.webhooks import jira_worklogs, normalize, signatures
 from api.webhooks.dispatcher import InboxDispatcher
 from api.webhooks.normalize import MalformedPayload
 from core.settings import Settings, split_secrets
@@ -208,14 +208,20 @@ async def pipedrive(request: Request) -> Response:
 # --- PM tools --------------------------------------------------------------------------------------
 
 
-@router.post("/jira", summary="Jira: issue or epic transitioned to a done status (X-Hub-Signature)")
+@router.post(
+    "/jira", summary="Jira: issue or epic moved to a done status, worklogs as time entries (X-Hub-Signature)"
+)
 async def jira(request: Request) -> Response:
     done = set(split_secrets(_settings(request).jira_done_statuses))
     return await _receive(
         request,
         "jira",
         lambda body, secrets: signatures.verify_jira(request.headers, body, secrets),
-        lambda payload: normalize.jira(payload, request.headers, done),
+        lambda payload: (
+            jira_worklogs.worklog(payload, request.headers)
+            if jira_worklogs.is_worklog(payload)
+            else normalize.jira(payload, request.headers, done)
+        ),
         check=_signed_timestamp_check("timestamp", JIRA_MAX_AGE_S, "Jira", scale=1000),
     )
 

@@ -54,6 +54,10 @@ class Project(Base):
     workflow_id: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     tm_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # time & materials (billing.time_materials)
+    # signature | deposit_paid: with deposit_paid nothing but the deposit bills before it is paid in full
+    start_on: Mapped[str] = mapped_column(String(16), default="signature")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner_email: Mapped[str | None] = mapped_column(String(320))  # else the customer's owner
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     milestones: Mapped[list[ProjectMilestone]] = relationship(
@@ -87,6 +91,7 @@ class ProjectMilestone(Base):
     recouped: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
     billed_event: Mapped[str | None] = mapped_column(String(300))
     billed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_event: Mapped[str | None] = mapped_column(String(300))  # done before the project started
 
     project: Mapped[Project] = relationship(back_populates="milestones")
 
@@ -130,6 +135,8 @@ class ChangeOrder(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The approval chain a rule gave it (rule, steps, current step, decisions); None: no approval needed.
+    approval: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class WebhookEvent(Base):

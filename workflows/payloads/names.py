@@ -29,6 +29,7 @@ class ActivityName:
     SYNC_ACCOUNTING = "sync_accounting"
     BILL_PROJECT_TRIGGER = "bill_project_trigger"
     LOAD_TM_SCHEDULE = "load_tm_schedule"
+    SEND_PROJECT_EMAIL = "send_project_email"
     ISSUE_CREDIT_NOTE = "issue_credit_note"
     APPLY_REFUND = "apply_refund"
     RENDER_CREDIT_NOTE_PDF = "render_credit_note_pdf"

@@ -17,7 +17,8 @@ class TriggerKind:
     INVOICE_PAID = "invoice_paid"  # an invoice of the project is paid in full (ref = its id)
     TIME_LOGGED = "time_logged"  # a time entry (API: ref = its id; webhook: the entry is in the inbox row)
     TM_PERIOD = "tm_period"  # a T&M period ended (ref = its exclusive end date, client's calendar)
-    CHANGE_ORDER = "change_order"  # a change order needs no signature: apply it (ref = its id)
+    # A change order needs no signature (ref = its id): apply it, or ask its approvers' current step.
+    CHANGE_ORDER = "change_order"
 
 
 @dataclass
@@ -60,6 +61,8 @@ class TmSchedule:
 
     bill_every: str | None = None  # week | month
     timezone: str = "UTC"
+    # False while a ``start_on: deposit_paid`` project waits for its deposit: no period timer yet.
+    started: bool = True
 
 
 @dataclass
@@ -82,11 +85,27 @@ class BillTriggerRequest:
 
 
 @dataclass
+class ProjectEmail:
+    """An email a billing decision asks for (one per ``key``, ever: the outbox dedupes retries)."""
+
+    key: str
+    kind: str  # project_started | change_order_approval
+    project_id: str
+    to: list[str] = field(default_factory=list)
+    change_order_id: str | None = None
+    step: int = 0  # change_order_approval: the chain's step (0-based), its approver, how many steps
+    approver: str = ""
+    of_steps: int = 0
+
+
+@dataclass
 class BillOutcome:
     outcome: str  # billed | already_billed | nothing_to_bill | unknown_milestone | closed
     detail: str = ""
     invoices: list[InvoiceWorkflowInput] = field(default_factory=list)
     project_done: bool = False
+    emails: list[ProjectEmail] = field(default_factory=list)
+    started: bool = False  # this trigger started a ``start_on: deposit_paid`` project (its deposit is paid)
 
 
 @dataclass
