@@ -109,7 +109,11 @@ def pdf_timings(render_processes: int, runs: int = 7, *, concurrency: bool = Tru
 
 
 def _render_many(lines: int, renders: int) -> None:
-    """What runs under cachegrind: a warm-up render, then ``renders`` more."""
+    """What runs under cachegrind: a warm-up render, then ``renders`` more. Without the render time
+    limit: under valgrind on a busy machine a 10-page render can take minutes."""
+    from documents import rendering
+
+    rendering.MAX_RENDER_SECONDS = float("inf")
     document = invoice(lines)
     for _ in range(renders + 1):
         render_invoice_pdf(document)
