@@ -138,6 +138,7 @@ def _render_context() -> multiprocessing.context.BaseContext:
             "xhtml2pdf.config.resources",
             "pypdf",
             "documents.css_cache",
+            "documents.page_count",
         ]
     )
     return context

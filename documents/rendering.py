@@ -6,16 +6,17 @@ API's PDF preview calls ``render_invoice_pdf`` on a thread.
 
 Speed
     jinja2 environments (and so compiled templates), the link callback and the resource policy are built
-    once per template folder and process. A one-page invoice is laid out in one pass instead of two (see
-    ``render_invoice_pdf``). Stylesheets without at-rules (xhtml2pdf's own defaults, the template's plain
-    ``<style>``) are parsed once per process (``documents.css_cache``): they are the same text render
-    after render, and the cache is keyed by the document's stylesheet texts, so an edited or overriding
-    template is parsed afresh; at-rules (``@page``, ``@font-face``) are parsed per document because they
-    build that document's page templates and load its fonts. The fallback font is declared only for a
-    document that needs it (``needs_fallback_font``). The rest is xhtml2pdf parsing the HTML and laying
-    the page out, once per invoice: it depends on the invoice's text, and costs in proportion to table
-    cells and elements (a cell is wrapped several times and drawn inside a keep-in-frame box), which is
-    why the built-in template is written with as few of both as its layout allows.
+    once per template folder and process. An invoice is laid out in one pass instead of two when its page
+    count is guessed right (``render_invoice_pdf``), as nearly all are. Stylesheets without at-rules
+    (xhtml2pdf's own defaults, the template's plain ``<style>``) are parsed once per process
+    (``documents.css_cache``): they are the same text render after render, and the cache is keyed by the
+    document's stylesheet texts, so an edited or overriding template is parsed afresh; at-rules (``@page``,
+    ``@font-face``) are parsed per document because they build that document's page templates and load its
+    fonts. The fallback font is declared only for a document that needs it (``needs_fallback_font``). The
+    rest is xhtml2pdf parsing the HTML and laying the page out, once per invoice: it depends on the
+    invoice's text, and costs in proportion to table cells and elements (a cell is wrapped several times and
+    drawn inside a keep-in-frame box), which is why the built-in template is written with as few of both as
+    its layout allows.
 
 Inputs are already formatted: every amount, date and percentage arrives as the string to print. Nothing
 here does arithmetic or formats money.
@@ -112,6 +113,7 @@ from documents.jinja_env import (  # noqa: F401 (re-exported)
     _render,
     template_folders,
 )
+from documents.page_estimate import estimated_pages
 from documents.view import DocumentLine, DocumentTotal, InvoiceDocument, Party, RenderedEmail, RenderError  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -168,12 +170,10 @@ EMAIL_CONTEXT_KEYS: tuple[str, ...] = (
 MAX_RENDER_SECONDS = 120.0
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-#: Markup that makes xhtml2pdf lay the document out twice anyway (it needs the page count). Client text
-#: cannot fake the tags (it is escaped); at worst it takes the two-pass path, which is always right.
-_COUNTS_ITS_OWN_PAGES = re.compile(r"<pdf:(pagecount|resetpagenumber)\b|-pdf-frame-pages\s*:", re.IGNORECASE)
-#: Invoices with more lines try no single pass first: with the built-in layout 20 to 30 lines fill the
-#: first page, and xhtml2pdf's own two passes cost less than a single pass that has to be redone.
-SINGLE_PASS_MAX_LINES = 20
+#: Markup whose page numbers the first layout pass cannot know (renumbered or inserted pages, a table of
+#: contents): such a document is not guessed and takes xhtml2pdf's own passes. Client text cannot fake
+#: the tags (it is escaped); at worst a document takes the two passes, which are always right.
+_RENUMBERS_PAGES = re.compile(r"<pdf:(resetpagenumber|insertpdf|toc)\b", re.IGNORECASE)
 _REFUSED_NAME = ".invoiceflow-refused-resource"
 #: ``xhtml2pdf.default.PML_ERROR``, written here so that reading a render's log needs no import.
 PML_ERROR_LEVEL = "error"
@@ -244,12 +244,13 @@ def _pisa_link_callback(folders: Sequence[Path]) -> Callable[..., str]:
 
 def _xhtml2pdf() -> Any:
     """xhtml2pdf's ``pisa``, imported on first use (see ``BUNDLED_FONT_DIR``), with the stylesheet
-    cache installed (``documents.css_cache``)."""
+    cache (``documents.css_cache``) and the guessed page count (``documents.page_count``) installed."""
     from xhtml2pdf import pisa
 
-    from documents import css_cache
+    from documents import css_cache, page_count
 
     css_cache.install()
+    page_count.install()
     return pisa
 
 
@@ -272,20 +273,18 @@ def _pisa_options(folders: tuple[Path, ...]) -> tuple[Callable[..., str], Resour
     return _pisa_link_callback(folders), _resource_policy(folders)
 
 
-def _page_count_of(pdf: bytes) -> int:
-    """Pages in a PDF just rendered (pypdf is a dependency of xhtml2pdf; a 1-page read takes ~1 ms)."""
-    from pypdf import PdfReader
-
-    return len(PdfReader(io.BytesIO(pdf)).pages)
-
-
-def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str) -> bytes:
+def _html_to_pdf(html: str, folders: tuple[Path, ...], number: str, pages: int | None = None) -> bytes:
+    """The PDF of ``html``; ``pages``: the page count to start the layout with (``page_count``)."""
     link_callback, policy = _pisa_options(folders)
     out = io.BytesIO()
+    pisa = _xhtml2pdf()
+    from documents.page_count import guessed_pages
+
     try:
-        status = _xhtml2pdf().CreatePDF(
-            html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy
-        )
+        with guessed_pages(pages):
+            status = pisa.CreatePDF(
+                html, dest=out, encoding="utf-8", link_callback=link_callback, resource_policy=policy
+            )
     except Exception as exc:  # xhtml2pdf raises a wide range of exceptions on malformed input
         raise RenderError(
             f"xhtml2pdf failed rendering invoice {number}: {type(exc).__name__}: {exc}"
@@ -358,31 +357,17 @@ def render_invoice_html(
 def render_invoice_pdf(doc: InvoiceDocument, template_dir: Path | None = None) -> bytes:
     """The invoice as an A4 PDF. Raises ``RenderError`` if the template or xhtml2pdf fails.
 
-    "Page X of Y" costs xhtml2pdf a second layout pass whenever ``<pdf:pagecount>`` is in the HTML: it
-    only knows Y once every page is laid out. Most invoices have one page, so an invoice with up to
-    ``SINGLE_PASS_MAX_LINES`` lines is first rendered in one pass with ``page_count=1`` (the template
-    prints the number it is given instead of the tag). One page: done, and "Page 1 of 1" is right. More
-    pages: rendered again with the number it now knows, and kept if the page count holds. Longer
-    invoices, templates that print ``<pdf:pagecount>`` anyway and anything unexpected take xhtml2pdf's
-    own two passes, as before.
+    "Page X of Y" (``<pdf:pagecount>``) costs xhtml2pdf a second layout pass: it only knows Y once every
+    page is laid out. Here the first pass starts with Y guessed from the invoice's lines
+    (``estimated_pages``); when that pass ends on the guessed page, every footer is already right and
+    the second pass is skipped (``documents.page_count``). A wrong guess takes xhtml2pdf's second pass
+    with the count it found, as before. Templates that renumber pages or insert PDFs are never guessed.
     """
     folders = template_folders(template_dir)
     env = _environment(folders, strict=True)
-    fallback_font = needs_fallback_font(doc)
-    if len(doc.lines) <= SINGLE_PASS_MAX_LINES:
-        html = _render_invoice(env, doc, 1, fallback_font)
-        if not _COUNTS_ITS_OWN_PAGES.search(html):
-            pdf = _html_to_pdf(html, folders, doc.number)
-            pages = _page_count_of(pdf)
-            if pages == 1:
-                return pdf
-            again = _render_invoice(env, doc, pages, fallback_font)
-            if again == html:  # the template prints no page count: nothing to correct
-                return pdf
-            pdf = _html_to_pdf(again, folders, doc.number)
-            if _page_count_of(pdf) == pages:
-                return pdf
-    return _html_to_pdf(_render_invoice(env, doc, None, fallback_font), folders, doc.number)
+    html = _render_invoice(env, doc, None, needs_fallback_font(doc))
+    guess = None if _RENUMBERS_PAGES.search(html) else estimated_pages(doc)
+    return _html_to_pdf(html, folders, doc.number, guess)
 
 
 def render_email(kind: str, context: Mapping[str, object], template_dir: Path | None = None) -> RenderedEmail:

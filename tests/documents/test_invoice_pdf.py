@@ -281,64 +281,7 @@ def test_concurrent_renders_from_a_thread_pool_do_not_mix() -> None:
         assert not any(f"INV-T-{j}" in content for j in range(6) if j != i)
 
 
-# --- one layout pass where one is enough; caches that never serve a stale template --------------------
-
-
-@pytest.fixture
-def layout_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts reportlab layout passes (multiBuild calls build once per pass)."""
-    from reportlab.platypus.doctemplate import BaseDocTemplate
-
-    passes: list[int] = []
-    real = BaseDocTemplate.build
-
-    def build(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        passes.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(BaseDocTemplate, "build", build)
-    return passes
-
-
-def test_one_page_invoice_is_laid_out_once(layout_passes: list[int]) -> None:
-    pdf = render_invoice_pdf(document())
-    assert len(layout_passes) == 1
-    assert page_texts(pdf)[0].count("Page 1 of 1") == 1
-
-
-def test_few_long_lines_over_two_pages_still_count_their_pages(layout_passes: list[int]) -> None:
-    # Few lines, so the single pass is tried, but long enough to need a second page: the renderer
-    # has to notice and print the real count.
-    long_lines = tuple(line(f"Item {i} " + "migration work and review " * 40) for i in range(8))
-    pages = page_texts(render_invoice_pdf(document(lines=long_lines)))
-    assert len(pages) > 1
-    for number, page in enumerate(pages, start=1):
-        assert f"Page {number} of {len(pages)}" in page
-    assert len(layout_passes) == 2  # the guess, then the render with the count it found
-
-
-def test_long_invoice_is_counted_by_xhtml2pdf_in_two_passes(layout_passes: list[int]) -> None:
-    pages = page_texts(render_invoice_pdf(document(lines=60)))
-    assert len(layout_passes) == 2
-    assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
-
-
-def test_html_preview_keeps_the_page_count_tag() -> None:
-    assert "<pdf:pagecount>" in render_invoice_html(document())
-    assert "<pdf:pagecount>" not in render_invoice_html(document(), page_count=3)
-    assert "Page <pdf:pagenumber> of 3" in render_invoice_html(document(), page_count=3)
-
-
-def test_user_template_that_counts_its_own_pages_is_rendered_once_and_right(
-    tmp_path: Path, layout_passes: list[int]
-) -> None:
-    # An override written before page_count existed: <pdf:pagecount> in it makes xhtml2pdf count.
-    (tmp_path / "invoice.html").write_text(
-        "<html><body>{% for l in doc.lines %}<p>{{ l.description }}</p>{% endfor %}"
-        "<p>Sheet <pdf:pagenumber> of <pdf:pagecount></p></body></html>"
-    )
-    assert "Sheet 1 of 1" in text(render_invoice_pdf(document(), tmp_path))
-    assert len(layout_passes) == 2  # xhtml2pdf's own two passes, not tried once first and redone
+# --- caches that never serve a stale template (one layout pass: test_page_count.py) ----------------------
 
 
 def test_template_compiles_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
