@@ -52,8 +52,10 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             app.state.temporal = await connect(
                 settings, lazy=True, interceptors=tracing.temporal_interceptors()
             )
-        # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left.
-        app.state.dispatcher.start()
+        # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left. With
+        # INVOICEFLOW_DISPATCHER_IN_API=false `invoiceflow dispatcher` processes do, off this event loop.
+        if settings.dispatcher_in_api:
+            app.state.dispatcher.start()
         try:
             yield
         finally:

@@ -1,8 +1,10 @@
 """The webhook inbox's dispatcher: hands routed events to their project workflows (transactional inbox).
 
 A receiver answers 2xx as soon as the event is recorded and routed in PostgreSQL, in one transaction:
-from then on the event is durably accepted. This dispatcher, a background task of each API process
-(started and stopped with the app), does the rest:
+from then on the event is durably accepted. This dispatcher does the rest, either as a background task of
+each API process (started and stopped with the app, ``INVOICEFLOW_DISPATCHER_IN_API``, the default) or in
+`invoiceflow dispatcher` processes of their own (`api.webhooks.dispatcher_process`), where its hand-overs
+take no time from the receivers' event loop:
 
 - it **claims** routed rows still ``received`` (``dispatching_until`` leases them, taken in one
   ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``), so API replicas never hand over the
@@ -10,7 +12,8 @@ from then on the event is durably accepted. This dispatcher, a background task o
 - **hands** each to Temporal with signal-with-start on its project's workflow, the batch concurrently;
 - **marks** the batch ``dispatched`` in one UPDATE.
 
-It runs as soon as a receiver in the same process commits (`wake`), and sweeps at start and every few
+It runs as soon as a receiver commits (`wake` in the same process, a PostgreSQL NOTIFY sent at commit for
+dispatcher processes, `wake_in`), and sweeps at start and every few
 seconds for rows left behind (a crash between commit and hand-over, another replica's expired lease, an
 outage). While Temporal is unreachable the rows stay ``received`` with the error in their note and the
 dispatcher backs off, doubling the wait up to a cap.
@@ -115,6 +118,12 @@ class InboxDispatcher:
     def wake(self) -> None:
         """A receiver committed a routed event: hand it over now, not at the next sweep."""
         self._wake.set()
+
+    def wake_in(self, session: Session) -> None:
+        """A receiver routed an event in this transaction: when the dispatcher runs in processes of its
+        own, they are woken as it commits (in the API, `wake` after the commit does it)."""
+        if not self._settings.dispatcher_in_api:
+            inbox.notify_dispatchers(session)
 
     def start(self) -> None:
         if self._task is None:
