@@ -106,10 +106,12 @@ class InboxDispatcher:
         lease_s: float = LEASE_S,
         rpc_timeout_s: float = RPC_TIMEOUT_S,
         batch: int = BATCH,
+        gather_s: float = 0.0,
     ) -> None:
         self._db, self._temporal, self._settings = db, temporal, settings
         self.sweep_s, self.lease_s, self.rpc_timeout_s, self.batch = sweep_s, lease_s, rpc_timeout_s, batch
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.gather_s = gather_s  # wait after a wake-up, so a burst of commits is handed over in one pass
         self.backoff_s = 0.0  # the current wait after a pass that handed nothing over; 0 while all is well
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -321,6 +323,10 @@ class InboxDispatcher:
                 # A pass that found nothing due leaves the backoff be: only a hand-over shows Temporal is
                 # back.
                 await self._idle(min(self.sweep_s, self.backoff_s or self.sweep_s), wakeable=True)
+                if self.gather_s and self._wake.is_set() and not self._stop.is_set():
+                    # Woken by one commit: let the next few join it, one pass (claim, hand over, mark) for
+                    # the lot instead of one each.
+                    await asyncio.sleep(self.gather_s)
 
     async def _idle(self, seconds: float, *, wakeable: bool) -> None:
         waits = [asyncio.ensure_future(self._stop.wait())]

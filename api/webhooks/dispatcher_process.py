@@ -33,6 +33,9 @@ from services.db import Db
 log = logging.getLogger("invoiceflow.dispatcher")
 
 RELISTEN_S = 1.0
+#: After a NOTIFY, wait this long for more: at 100 webhooks a second, one pass for a few events instead of
+#: a claim, a books-lane claim and a mark for each (measured: 4.1 dispatcher CPU ms a webhook without it).
+GATHER_S = 0.02
 
 
 def libpq_url(url: str) -> str:
@@ -61,7 +64,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, *, sweep_s:
     url = settings.require_database_url()
     # lazy: the process starts while Temporal is down; the dispatcher backs off until it answers.
     temporal = await connect(settings, lazy=True, interceptors=tracing.temporal_interceptors())
-    dispatcher = InboxDispatcher(Db(url), lambda: temporal, settings, sweep_s=sweep_s)
+    dispatcher = InboxDispatcher(Db(url), lambda: temporal, settings, sweep_s=sweep_s, gather_s=GATHER_S)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
