@@ -1,6 +1,6 @@
 """`invoiceflow dispatcher`: the webhook inbox's dispatcher in a process of its own.
 
-Profiled in the API, the receivers and the dispatcher share one event loop and one GIL: every batch of
+In the API, the receivers and the dispatcher share one event loop and one GIL: every batch of
 signal-with-starts (payloads built, RPCs awaited, claims and marks on the thread pool) runs between the
 requests a provider waits on. With ``INVOICEFLOW_DISPATCHER_IN_API=false`` the API only records and
 routes; this process does the hand-over (`InboxDispatcher`, the same code and the same guarantees).
