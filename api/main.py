@@ -43,6 +43,22 @@ from observability.http import ObservabilityMiddleware
 from services.db import Db
 
 
+def _build_route_tables(app: FastAPI) -> None:
+    """FastAPI builds an included router's route table (dependants, parameter models) the first time a
+    request is matched past it: about 0.1-0.2 CPU s for all of ours, which the first webhooks after a
+    start would queue behind. Matching a path no route has walks every router once, at start-up."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
+    for route in app.router.routes:
+        route.matches(dict(scope))
+
+
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -53,8 +69,11 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             app.state.temporal = await connect(
                 settings, lazy=True, interceptors=tracing.temporal_interceptors()
             )
-        # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left.
-        app.state.dispatcher.start()
+        _build_route_tables(app)
+        # Hands accepted webhook events to Temporal; its first pass sweeps what a previous run left. With
+        # INVOICEFLOW_DISPATCHER_IN_API=false `invoiceflow dispatcher` processes do, off this event loop.
+        if settings.dispatcher_in_api:
+            app.state.dispatcher.start()
         try:
             yield
         finally:
@@ -82,6 +101,12 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
+    # The webhook receivers next: a request is matched against the routers in this order, and walking
+    # the ~90 routes before them cost each delivery 0.3 CPU ms (ten times what matching them first does).
+    app.include_router(receivers.router)
+    app.include_router(time_tracking.router)
+    app.include_router(stripe.router)
+    app.include_router(books_webhooks.router)
     app.include_router(accounting.router)
     app.include_router(customers.router)
     app.include_router(invoices.router)
@@ -99,10 +124,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(project_changes.router)
     app.include_router(reports.router)
     app.include_router(hosted.router)
-    app.include_router(receivers.router)
-    app.include_router(time_tracking.router)
-    app.include_router(stripe.router)
-    app.include_router(books_webhooks.router)
     app.include_router(books_differences.router)
     console.install(app)
     app.add_middleware(RequestGuard, token=settings.api_token)

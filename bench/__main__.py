@@ -149,6 +149,8 @@ def _cpu_s(work: Path) -> dict[str, float]:
             if " mailbox " in command
             else "api"
             if " api " in command
+            else "dispatcher"
+            if command.endswith(" dispatcher")
             else "books"
             if " standin " in command
             else "render"
@@ -718,6 +720,7 @@ async def run(
     bare_activities: int | None = None,
     webhook_rate: float = 100.0,
     webhook_seconds: float = 30.0,
+    webhook_runs: int = 3,
     wave_margin_s: float = 60.0,
     chaos_kills: int = 20,
     chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
@@ -769,6 +772,7 @@ async def run(
                     settings,
                     rate=webhook_rate,
                     seconds=webhook_seconds,
+                    runs=webhook_runs,
                     cpu_s=lambda: _cpu_s(work),
                 )
             if "chaos" in sections:
@@ -807,7 +811,10 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(SECTIONS)} (default: all but chaos)",
     )
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="webhooks per second")
-    parser.add_argument("--webhook-seconds", type=float, default=30.0)
+    parser.add_argument("--webhook-seconds", type=float, default=30.0, help="seconds per webhook run")
+    parser.add_argument(
+        "--webhook-runs", type=int, default=3, help="webhook runs; their p99 is reported as a spread"
+    )
     parser.add_argument("--chaos-kills", type=int, default=20, help="SIGKILLs per chaos side effect")
     parser.add_argument("--chaos-parts", default="email,books,inbox", help="which chaos side effects")
     parser.add_argument(
@@ -834,6 +841,7 @@ def main() -> None:
             args.bare_activities,
             args.webhook_rate,
             args.webhook_seconds,
+            args.webhook_runs,
             args.wave_margin_s,
             args.chaos_kills,
             tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),

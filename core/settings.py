@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     )
     mail_from: str = "Billing <billing@invoiceflow.localhost>"
 
+    dispatcher_in_api: bool = Field(
+        default=True,
+        description="The API process runs the webhook inbox's dispatcher; false: `invoiceflow dispatcher` "
+        "processes do (woken through PostgreSQL NOTIFY), off the receivers' event loop.",
+    )
+
     public_url: str = "http://localhost:8000"
     secret_key: str = DEFAULT_SECRET
     api_token: str = DEFAULT_API_TOKEN

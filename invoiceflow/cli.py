@@ -171,6 +171,16 @@ def api(
 
 
 @app.command()
+def dispatcher() -> None:
+    """Hand accepted webhook events to Temporal, in a process of its own (run it with
+    INVOICEFLOW_DISPATCHER_IN_API=false on the API; any number may run)."""
+    from api.webhooks import dispatcher_process
+
+    _logging()
+    asyncio.run(dispatcher_process.run(get_settings()))
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations to INVOICEFLOW_DATABASE_URL."""
     from persistence.migrate import current, upgrade

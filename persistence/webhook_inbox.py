@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,8 @@ from persistence.models import WebhookEvent
 from workflows.payloads import DealSource, ProjectTrigger, TriggerKind
 
 CRM_DEAL_SYSTEMS = {"hubspot": "hubspot_deal", "pipedrive": "pipedrive_deal"}
+#: The PostgreSQL channel `invoiceflow dispatcher` processes LISTEN on (`notify_dispatchers`).
+NOTIFY_CHANNEL = "invoiceflow_inbox"
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,12 @@ def claim(
         target = route_of(row)
         claimed.append((row.id, target, trigger_for(row, target)))
     return claimed
+
+
+def notify_dispatchers(session: Session) -> None:
+    """Wake the dispatcher processes when this transaction commits (PostgreSQL sends a NOTIFY only then,
+    and one per transaction however often it is asked), never before the rows are visible to them."""
+    session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 def mark_dispatched(session: Session, ids: Sequence[uuid.UUID], *, note: str = "") -> None:

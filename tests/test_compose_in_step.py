@@ -25,7 +25,7 @@ def test_compose_app_environment_names_real_settings() -> None:
     env = compose["x-app-env"]
     fields = {f"INVOICEFLOW_{name.upper()}" for name in Settings.model_fields}
     assert set(env) <= fields, set(env) - fields
-    for service in ("migrate", "api", "worker"):
+    for service in ("migrate", "api", "dispatcher", "worker"):
         assert compose["services"][service]["environment"]["INVOICEFLOW_DATABASE_URL"].startswith(
             "postgresql://"
         )

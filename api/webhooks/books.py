@@ -132,6 +132,8 @@ async def _record(request: Request, provider: str, changes: list[Change], payloa
             results.append(
                 {"event": str(row.id), "status": "duplicate" if row.status == "dispatched" else "accepted"}
             )
+        if any(r["status"] == "accepted" for r in results):
+            request.app.state.dispatcher.wake_in(session)
         return results
 
     db: Db = request.app.state.db

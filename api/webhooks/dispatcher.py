@@ -1,8 +1,10 @@
 """The webhook inbox's dispatcher: hands routed events to their project workflows (transactional inbox).
 
 A receiver answers 2xx as soon as the event is recorded and routed in PostgreSQL, in one transaction:
-from then on the event is durably accepted. This dispatcher, a background task of each API process
-(started and stopped with the app), does the rest:
+from then on the event is durably accepted. This dispatcher does the rest, either as a background task of
+each API process (started and stopped with the app, ``INVOICEFLOW_DISPATCHER_IN_API``, the default) or in
+`invoiceflow dispatcher` processes of their own (`api.webhooks.dispatcher_process`), where its hand-overs
+take no time from the receivers' event loop:
 
 - it **claims** routed rows still ``received`` (``dispatching_until`` leases them, taken in one
   ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``), so API replicas never hand over the
@@ -10,7 +12,8 @@ from then on the event is durably accepted. This dispatcher, a background task o
 - **hands** each to Temporal with signal-with-start on its project's workflow, the batch concurrently;
 - **marks** the batch ``dispatched`` in one UPDATE.
 
-It runs as soon as a receiver in the same process commits (`wake`), and sweeps at start and every few
+It runs as soon as a receiver commits (`wake` in the same process, a PostgreSQL NOTIFY sent at commit for
+dispatcher processes, `wake_in`), and sweeps at start and every few
 seconds for rows left behind (a crash between commit and hand-over, another replica's expired lease, an
 outage). While Temporal is unreachable the rows stay ``received`` with the error in their note and the
 dispatcher backs off, doubling the wait up to a cap.
@@ -103,10 +106,12 @@ class InboxDispatcher:
         lease_s: float = LEASE_S,
         rpc_timeout_s: float = RPC_TIMEOUT_S,
         batch: int = BATCH,
+        gather_s: float = 0.0,
     ) -> None:
         self._db, self._temporal, self._settings = db, temporal, settings
         self.sweep_s, self.lease_s, self.rpc_timeout_s, self.batch = sweep_s, lease_s, rpc_timeout_s, batch
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.gather_s = gather_s  # wait after a wake-up, so a burst of commits is handed over in one pass
         self.backoff_s = 0.0  # the current wait after a pass that handed nothing over; 0 while all is well
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -115,6 +120,12 @@ class InboxDispatcher:
     def wake(self) -> None:
         """A receiver committed a routed event: hand it over now, not at the next sweep."""
         self._wake.set()
+
+    def wake_in(self, session: Session) -> None:
+        """A receiver routed an event in this transaction: when the dispatcher runs in processes of its
+        own, they are woken as it commits (in the API, `wake` after the commit does it)."""
+        if not self._settings.dispatcher_in_api:
+            inbox.notify_dispatchers(session)
 
     def start(self) -> None:
         if self._task is None:
@@ -312,6 +323,10 @@ class InboxDispatcher:
                 # A pass that found nothing due leaves the backoff be: only a hand-over shows Temporal is
                 # back.
                 await self._idle(min(self.sweep_s, self.backoff_s or self.sweep_s), wakeable=True)
+                if self.gather_s and self._wake.is_set() and not self._stop.is_set():
+                    # Woken by one commit: let the next few join it, one pass (claim, hand over, mark) for
+                    # the lot instead of one each.
+                    await asyncio.sleep(self.gather_s)
 
     async def _idle(self, seconds: float, *, wakeable: bool) -> None:
         waits = [asyncio.ensure_future(self._stop.wait())]

@@ -10,10 +10,10 @@ Every receiver does the same four steps, in this order, so nothing is lost and n
    the provider's delivery/event id) and is routed to its project; an event no project knows is kept as
    ``unmatched`` (202).
 4. **Answer** 2xx (``accepted``) as soon as that transaction commits: the event is durably accepted.
-   The inbox dispatcher (`api.webhooks.dispatcher`, a background task of the API) is woken and hands it
-   to Temporal with signal-with-start on the project's workflow, then marks it dispatched. No Temporal
-   call is on the request's path: while Temporal is unreachable the answer is still 2xx, the event waits
-   ``received`` in the inbox (with the error in its note) and the dispatcher retries with backoff.
+   The inbox dispatcher (`api.webhooks.dispatcher`, in the API or a process of its own) is woken and
+   hands it to Temporal with signal-with-start on the project's workflow, then marks it dispatched. No
+   Temporal call is on the request's path: while Temporal is unreachable the answer is still 2xx, the event
+   waits ``received`` in the inbox (with the error in its note) and the dispatcher retries with backoff.
 """
 
 from __future__ import annotations
@@ -122,6 +122,8 @@ async def ingest(
                 continue
             inbox.routed(session, row, target)
             results[i] = {"event": str(row.id), "status": "accepted", "project_id": str(target.project_id)}
+        if any(r["status"] == "accepted" for r in results.values()):
+            dispatcher.wake_in(session)
         return [results[i] for i in range(len(events))]
 
     results = await db.run(record) if events else []

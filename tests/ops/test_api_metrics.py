@@ -138,3 +138,29 @@ async def test_inbox_gauges_come_from_postgresql(temporal_env, make_settings) ->
             session.query(WebhookEvent).filter(WebhookEvent.dedupe_key == ref).delete()
     assert after["invoiceflow_inbox_backlog"] == before["invoiceflow_inbox_backlog"] + 1
     assert after["invoiceflow_inbox_oldest_undispatched_age_seconds"] >= 2 * 3600 - 5
+
+
+async def test_a_webhook_delivery_is_one_log_line_with_the_access_fields(make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    """One line per delivery, not an access line and a delivery line (formatting and redacting a line
+    cost a tenth of a delivery's CPU): `webhook.delivery` carries the access log's fields."""
+    from standins import webhooks as send_as
+
+    settings = make_settings(generic_webhook_secret="generic-log-secret")
+    caplog.set_level(logging.INFO, logger="invoiceflow.http")
+    delivery = send_as.generic_event(f"e-{uuid.uuid4()}", "milestone.completed", "not-the-secret")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings)), base_url="http://invoiceflow.test"
+    ) as api:
+        assert (await send_as.send(api, delivery)).status_code == 401
+        assert (await api.get("/healthz")).status_code == 200
+    lines = [r for r in caplog.records if r.name == "invoiceflow.http"]
+    [webhook] = [r for r in lines if r.getMessage() == "webhook.delivery"]
+    assert (webhook.method, webhook.path, webhook.route, webhook.status) == (
+        "POST",
+        "/webhooks/generic",
+        "/webhooks/generic",
+        401,
+    )
+    assert (webhook.provider, webhook.outcome, webhook.reason) == ("generic", "refused", "bad_signature")
+    assert webhook.duration_ms >= 0 and webhook.client
+    assert [r.route for r in lines if r.getMessage() == "http.request"] == ["/healthz"]
