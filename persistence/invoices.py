@@ -202,6 +202,7 @@ def issue(
         dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
         late_fee_at=late_fee_instants(invoice),
         project_id=str(invoice.project_id) if invoice.project_id else None,
+        einvoice_format=customer.einvoice_format or "none",
     )
 
 

@@ -69,6 +69,7 @@ from workflows.invoice.options import (
     DB_RETRY,
     DB_TIMEOUT,
     HOLDS_PATCH,
+    LEAN_LIFE_PATCH,
     OPEN_STATES,
     REFUNDS_PATCH,
     RENDER_TIMEOUT,
@@ -112,6 +113,8 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         self._next_fee = 0  # index into issued.late_fee_at
         self._einvoice_retry = False
         self._einvoice_errors: list[str] = []
+        # New invoices take the lean path (local database steps); older histories replay as they ran.
+        self._lean = workflow.patched(LEAN_LIFE_PATCH)
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
@@ -120,7 +123,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         async with self._lock:
             if self._status not in FINAL_STATUSES:
                 await self._issue_and_send()
-        if self._issued is not None and workflow.patched(ACCOUNTING_SYNC_PATCH):
+        if self._issued is not None and self._patched(ACCOUNTING_SYNC_PATCH):
             self._sync_enabled = True
             self._queue_sync(AccountingAction.INVOICE)
             if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
@@ -184,7 +187,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         }
         if client:  # the client's own sign-off (a purchase order, a timesheet), not the firm's
             data["party"] = "client"
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.RECORD_EVENT,
             EventRecord(
                 invoice_id=self._input.invoice_id,
@@ -193,8 +196,6 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                 data=data,
                 dedupe_key=f"invoice:{self._input.invoice_id}:decision:r{revision}:s{step}:{approver}",
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         return self.state()
 
@@ -228,7 +229,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
     async def approve(self, request: ApproveInput) -> InvoiceState:
         self._approved = True
         self._note("approved", f"{request.actor} {request.comment}".strip())
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.RECORD_EVENT,
             EventRecord(
                 invoice_id=self._input.invoice_id,
@@ -237,8 +238,6 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                 data={"comment": request.comment},
                 dedupe_key=f"invoice:{self._input.invoice_id}:approved",
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         return self.state()
 
@@ -257,7 +256,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                 )
             if hold.hold_id in self._holds or hold.hold_id in self._ended_holds:
                 return self.state()  # a repeated request (a redelivered webhook): already done
-            workflow.patched(HOLDS_PATCH)
+            self._patched(HOLDS_PATCH)
             await workflow.execute_activity(
                 ActivityName.PLACE_DUNNING_HOLD,
                 PlaceHoldRequest(invoice_id=self._input.invoice_id, hold=hold, at=workflow.now()),
@@ -300,7 +299,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                     f"invoice is {self._status}; it takes no more payments", type="InvoiceClosed"
                 )
             assert self._issued is not None
-            outcome = await workflow.execute_activity(
+            outcome = await self._db_step(
                 ActivityName.APPLY_PAYMENT,
                 ApplyPaymentRequest(
                     invoice_id=self._input.invoice_id,
@@ -309,8 +308,6 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                     received_at=payment.received_at or workflow.now(),
                 ),
                 result_type=PaymentOutcome,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
             )
             self._amount_paid = Decimal(outcome.amount_paid)
             self._credit = Decimal(outcome.credit)
@@ -324,7 +321,8 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
             if status != self._status:
                 self._status = status
                 self._note(f"status.{status}", "payment")
-            self._publish()
+            if not (self._lean and outcome.duplicate):  # a repeated payment changed nothing to show
+                self._publish()
             settled = [
                 h.hold_id
                 for h in self._holds.values()
@@ -368,7 +366,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         """Number and persist a credit note, reduce the amount due (settling the status: ``credited``
         when the whole total is credited, ``paid`` when the rest is paid), then render its PDF, email it
         to the client and queue its accounting sync. Duplicates (same key) change nothing."""
-        workflow.patched(CREDIT_NOTES_PATCH)
+        self._patched(CREDIT_NOTES_PATCH)
         invoice_id = self._input.invoice_id
         async with self._lock:
             if self._status not in OPEN_STATES:
@@ -425,7 +423,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
     async def record_refund(self, refund: RefundInput) -> RefundOutcome:
         """Money returned on an open invoice is owed again: the amount due rises and the status is
         settled again (e.g. partially paid → open). Refunds of closed invoices do not come here."""
-        workflow.patched(REFUNDS_PATCH)
+        self._patched(REFUNDS_PATCH)
         async with self._lock:
             if self._status not in OPEN_STATES:
                 raise ApplicationError(
@@ -445,7 +443,7 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
                 "refund.duplicate" if outcome.duplicate else "refund.recorded",
                 f"{refund.amount} {self._input.currency}",
             )
-            if not outcome.duplicate and self._sync_enabled and workflow.patched(BOOKS_REFUND_PATCH):
+            if not outcome.duplicate and self._sync_enabled and self._patched(BOOKS_REFUND_PATCH):
                 self._queue_sync(AccountingAction.REFUND, refund_id=outcome.refund_id)
             status = InvoiceStatus(outcome.status)
             if status != self._status:
