@@ -264,7 +264,7 @@ def set_status(
     dedupe_key: str | None,
     detail: dict[str, str] | None = None,
 ) -> None:
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     if invoice.status != status:
         invoice.status = str(status)
         if status in FINAL_STATUSES and invoice.closed_at is None:

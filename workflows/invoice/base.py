@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
@@ -120,10 +120,10 @@ class InvoiceBase:
         the server schedules no activity task and no workflow task for its result, and its timeout and
         a few quick retries still apply (``LOCAL_DB_RETRY``). A step that still fails (bad data, a
         database outage) then runs as a regular activity under ``DB_RETRY``, without limit, where an
-        operator sees it pending with its error and can retry it; the step is idempotent, so running
-        it again is safe. Renders, emails, e-invoices and books syncs always stay regular activities:
-        they take seconds to minutes, heartbeat, wait on providers' rate limits, and must be visible
-        while pending."""
+        operator sees it pending with its error and can retry it (``GET /invoices/{id}`` problems); the
+        step is idempotent, so running it again is safe. Renders, emails, e-invoices and books syncs
+        always stay regular activities: they take seconds to minutes, heartbeat, wait on providers'
+        rate limits, and must be visible while pending."""
         if self._lean:
             try:
                 local = await workflow.execute_local_activity(
@@ -135,12 +135,12 @@ class InvoiceBase:
                     summary=summary,
                 )
                 return local  # type: ignore[no-any-return]
-            except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and (
-                    cause.non_retryable or cause.type in (DB_RETRY.non_retryable_error_types or [])
-                ):
-                    raise  # no retry can fix it, as a regular activity would have said at once
+            except CancelledError:
+                raise
+            except FailureError:
+                # Also when no retry can fix it: the regular activity then fails at once, exactly as
+                # before (an ActivityError with its cause; a local one raises the bare cause).
+                pass
         result = await workflow.execute_activity(
             activity,
             arg,
