@@ -304,19 +304,22 @@ def _api(settings: Settings) -> Iterator[str]:
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, *, any_status: bool = False) -> None:
+    """Poll until the process answers. One client for every poll: ``httpx.get`` builds an SSL context
+    each time, and on a busy machine that polling took half the harness process's CPU while it waited."""
     import httpx
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200 or any_status:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not come up within 60 s")
+    deadline = time.monotonic() + 180  # a loaded 2-core machine takes over a minute to import the API
+    with httpx.Client(timeout=1) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"{what} exited with {process.returncode}")
+            try:
+                if http.get(url).status_code == 200 or any_status:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not come up within 180 s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -137,7 +137,7 @@ def issue(
     send_hour: int,
 ) -> IssuedInvoice:
     """Number the invoice and fix its dates, once; later calls return the same facts and plan."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     customer = invoice.customer
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
         raise InvalidInvoiceOperation(f"invoice {invoice_id} is {invoice.status}; it cannot be issued")
@@ -288,7 +288,7 @@ def apply_payment(
     received_at: datetime,
 ) -> PaymentOutcome:
     """Record a payment once per idempotency key and recompute the invoice's money and status."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     existing = session.scalars(
         select(Payment).where(Payment.idempotency_key == payment.idempotency_key)
     ).one_or_none()
@@ -385,7 +385,7 @@ def _outcome(invoice: Invoice, payment: Payment, *, duplicate: bool) -> PaymentO
 
 def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, reason: str, actor: str) -> None:
     """Void or write off. Idempotent: closing an invoice already in that state changes nothing."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     if invoice.status == status:
         return
     if invoice.status in FINAL_STATUSES:
