@@ -378,7 +378,7 @@ class AccountingActivities(BooksMoney):
         session: Session, invoice_id: uuid.UUID, provider: str, tenant_id: str
     ) -> tuple[str, str | None]:
         """The customer's timezone (a payment's date is the customer's local date) and provider id."""
-        customer = repo.get_invoice(session, invoice_id).customer
+        customer = repo.get_invoice(session, invoice_id, children=False).customer
         system = customer_system(provider, tenant_id)
         return customer.timezone, next(
             (e.external_id for e in customer.external_ids if e.system == system), None

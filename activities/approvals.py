@@ -34,7 +34,7 @@ class ApprovalActivities:
     def route_approval(self, request: RouteRequest) -> ApprovalChain:
         try:
             with session_scope(self._url) as session:
-                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
+                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id), children=False)
                 decision = route(
                     [rule for _, rule in rules_repo.load_all(session)],
                     rules_repo.facts_for_invoice(session, invoice),

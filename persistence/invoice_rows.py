@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from billing.credits import split
 from billing.totals import InvoiceTotals, LineInput, compute_totals
@@ -51,8 +51,15 @@ def add_event(
     session.execute(stmt)
 
 
-def get_invoice(session: Session, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
+def get_invoice(
+    session: Session, invoice_id: uuid.UUID, *, lock: bool = False, children: bool = True
+) -> Invoice:
+    """The invoice with its customer, lines and payments. ``children=False`` for a step that reads the
+    row and its customer only (a status write, an email): lines and payments then load only if touched,
+    instead of two more queries and their objects every time."""
     stmt = select(Invoice).where(Invoice.id == invoice_id)
+    if not children:
+        stmt = stmt.options(lazyload(Invoice.lines), lazyload(Invoice.payments))
     if lock:
         stmt = stmt.with_for_update(of=Invoice)
     invoice = session.scalars(stmt).unique().one_or_none()

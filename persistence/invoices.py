@@ -137,7 +137,7 @@ def issue(
     send_hour: int,
 ) -> IssuedInvoice:
     """Number the invoice and fix its dates, once; later calls return the same facts and plan."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     customer = invoice.customer
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
         raise InvalidInvoiceOperation(f"invoice {invoice_id} is {invoice.status}; it cannot be issued")
@@ -202,6 +202,7 @@ def issue(
         dunning_policy=(invoice.dunning_snapshot or {}).get("name"),
         late_fee_at=late_fee_instants(invoice),
         project_id=str(invoice.project_id) if invoice.project_id else None,
+        einvoice_format=customer.einvoice_format or "none",
     )
 
 
@@ -263,7 +264,7 @@ def set_status(
     dedupe_key: str | None,
     detail: dict[str, str] | None = None,
 ) -> None:
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     if invoice.status != status:
         invoice.status = str(status)
         if status in FINAL_STATUSES and invoice.closed_at is None:
@@ -339,7 +340,7 @@ def apply_payment(
 def lock_for_payment(session: Session, invoice_id: uuid.UUID, key: str) -> tuple[Invoice, Payment | None]:
     """The invoice, locked, and the payment already recorded under ``key`` if there is one: a key is
     once per payment, so the same key on another invoice is refused rather than recorded twice."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     existing = session.scalars(select(Payment).where(Payment.idempotency_key == key)).one_or_none()
     if existing is not None and existing.invoice_id != invoice.id:
         raise InvalidInvoiceOperation(
@@ -406,7 +407,7 @@ def _outcome(invoice: Invoice, payment: Payment, *, duplicate: bool) -> PaymentO
 
 def close(session: Session, invoice_id: uuid.UUID, status: InvoiceStatus, *, reason: str, actor: str) -> None:
     """Void or write off. Idempotent: closing an invoice already in that state changes nothing."""
-    invoice = get_invoice(session, invoice_id, lock=True)
+    invoice = get_invoice(session, invoice_id, lock=True, children=False)
     if invoice.status == status:
         return
     if invoice.status in FINAL_STATUSES:

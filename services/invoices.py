@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -29,6 +29,7 @@ from temporalio.service import RPCError
 from billing.status import InvoiceStatus
 from billing.totals import LineInput, compute_totals
 from core.settings import Settings
+from persistence import approval_rules as rules_repo
 from persistence import dunning
 from persistence import invoices as repo
 from persistence.models import Customer
@@ -84,6 +85,7 @@ class CreatedInvoice:
     total: Decimal
     amount_due: Decimal
     replayed: bool = False
+    approval_rules: int | None = None  # rules in force as the workflow starts (0: nothing to route)
 
 
 def _created(invoice: Any, *, replayed: bool) -> CreatedInvoice:
@@ -139,7 +141,12 @@ async def create_invoice(
         return invoice.id
 
     invoice_id, replayed = await create_once(db, IDEMPOTENCY_SCOPE, idempotency_key, fingerprint, create)
-    found = await db.run(lambda s: _created(repo.get_invoice(s, invoice_id), replayed=replayed))
+    found = await db.run(
+        lambda s: replace(
+            _created(repo.get_invoice(s, invoice_id), replayed=replayed),
+            approval_rules=rules_repo.count(s),
+        )
+    )
     await start_invoice_workflow(temporal, settings, found)
     return found
 
@@ -153,6 +160,7 @@ async def start_invoice_workflow(temporal: Client, settings: Settings, invoice: 
                 invoice_id=str(invoice.invoice_id),
                 customer_id=str(invoice.customer_id),
                 currency=invoice.currency,
+                approval_rules=invoice.approval_rules,
             ),
             id=invoice.workflow_id,
             task_queue=settings.task_queue,

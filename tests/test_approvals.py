@@ -179,7 +179,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
             signer_kwargs={"digest_method": hashlib.sha256},
         ).dumps({"i": invoice["id"], "r": 2, "s": 0, "a": "pm@firm.example.com", "j": "x"})
         assert (await api.get(f"/approvals/{stale}")).status_code == 410
-        await record_history(handle, "approval_chain_rejected_edited_approved")
+        await record_history(handle, "lean_approval_chain_rejected_edited_approved")
 
 
 async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(

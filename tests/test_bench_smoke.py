@@ -51,6 +51,13 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert throughput["request_to_email_p99_ms"] >= throughput["request_to_email_p50_ms"] > 0
     for key in ("invoices_per_s", "bare_wf_per_s", "ratio"):
         assert throughput[key] > 0
+    # The bare baseline runs as many regular and local activities as the invoices' histories show.
+    life, bare = throughput["per_invoice"], throughput["per_bare_wf"]
+    assert life["local_activities"] > 0 and life["workflow_tasks"] > 0 and life["events"] > 0
+    assert (bare["activities"], bare["local_activities"]) == (
+        round(life["activities"]),
+        round(life["local_activities"]),
+    )
     assert results["pdf"]["one_page_ms"] > 0 and results["pdf"]["ten_page_ms"] > results["pdf"]["one_page_ms"]
     parked = results["parked"]
     assert parked["invoices"] == 12 and parked["worker_rss_mb"] > 0 and parked["worker_rss_samples"]

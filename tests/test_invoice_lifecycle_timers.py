@@ -79,7 +79,7 @@ async def test_forty_five_days_of_an_invoice(time_env, make_settings, mailbox) -
         assert done.json()["status"] == "paid"
         result = await asyncio.wait_for(handle.result(), timeout=30)
         assert result.status == "paid" and result.amount_due == "0.00"
-        await record_history(handle, "forty_five_days_partial_then_paid")
+        await record_history(handle, "lean_forty_five_days_partial_then_paid")
 
         final = await wait_mail(mailbox, 7, where=to(client_mail))
         assert sorted(kind_of(m) for m in final) == [
@@ -155,7 +155,7 @@ async def test_void_and_write_off(time_env, make_settings, mailbox) -> None:
         await time_env.sleep(timedelta(days=60))
         kinds = [kind_of(m) for m in mailbox.store.list() if customer["emails"][0] in m.rcpt_tos]
         assert kinds == ["sent", "sent"]  # no reminders for closed invoices
-        await record_history(client.get_workflow_handle(first["workflow_id"]), "voided")
+        await record_history(client.get_workflow_handle(first["workflow_id"]), "lean_voided")
         await record_history(
             client.get_workflow_handle(second["workflow_id"]), "partially_paid_then_written_off"
         )

@@ -111,7 +111,7 @@ async def test_issued_invoice_and_payments_reach_xero_once(temporal_env, make_se
             assert paid.status_code in (200, 201), paid.text
         handle = client.get_workflow_handle(invoice["workflow_id"])
         await handle.result()  # the workflow ends only once the books have every payment
-        await record_history(handle, "accounting_synced_then_paid")
+        await record_history(handle, "lean_life_synced_then_paid")
         payments = [p for p in state.payments.values() if p["Invoice"]["InvoiceID"] == remote["InvoiceID"]]
         assert sorted(Decimal(str(p["Amount"])) for p in payments) == [Decimal("1000.00"), Decimal("1349.99")]
         assert state.invoices[remote["InvoiceID"]]["Status"] == "PAID"

@@ -30,8 +30,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.invoice.base import InvoiceBase
 from workflows.invoice.options import (
     APPROVAL_ROUTING_PATCH,
-    DB_RETRY,
-    DB_TIMEOUT,
     EDIT_AFTER_REJECTION_PATCH,
 )
 
@@ -42,17 +40,21 @@ class ApprovalGate(InvoiceBase):
         delegates); each approver gets a signed link; an undecided step is reminded, then escalated
         to its delegate; a rejection sends the invoice back to draft until it is submitted again.
         Without a matching rule, only ``requires_approval`` invoices wait, for an operator."""
-        if not workflow.patched(APPROVAL_ROUTING_PATCH):
+        if not self._patched(APPROVAL_ROUTING_PATCH):
             # Invoices started before approval routing existed keep the behaviour they started with.
             await self._operator_gate()
             return
+        if self._lean and self._input.approval_rules == 0:
+            # The API read the rule set when it started this workflow and found no rule: none can
+            # match, so nothing is routed (an invoice started with rules in force, or by a subscription,
+            # an estimate or a project, routes through the database below).
+            await self._operator_gate()
+            return
         while self._status not in FINAL_STATUSES:
-            chain = await workflow.execute_activity(
+            chain = await self._db_step(
                 ActivityName.ROUTE_APPROVAL,
                 RouteRequest(invoice_id=self._input.invoice_id),
                 result_type=ApprovalChain,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
                 summary="Route approval",
             )
             self._revision = chain.revision
@@ -161,12 +163,10 @@ class ApprovalGate(InvoiceBase):
 
     async def _revise(self, changes: DraftChanges) -> None:
         revision = self._revision + 1
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.REVISE_DRAFT,
             RevisionRequest(invoice_id=self._input.invoice_id, revision=revision, changes=changes),
             result_type=int,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         self._revision = revision
 
@@ -235,7 +235,7 @@ class ApprovalGate(InvoiceBase):
     async def _await_draft(self) -> None:
         if self._awaiting_submit:
             return
-        workflow.patched(EDIT_AFTER_REJECTION_PATCH)
+        self._patched(EDIT_AFTER_REJECTION_PATCH)
         await workflow.wait_condition(lambda: self._awaiting_submit or self._status in FINAL_STATUSES)
         if not self._awaiting_submit:
             raise ApplicationError(

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from billing.status import FINAL_STATUSES, InvoiceStatus, settle_status
@@ -43,9 +43,12 @@ from workflows.invoice.options import (
     DB_TIMEOUT,
     EMAIL_HEARTBEAT,
     EMAIL_TIMEOUT,
+    LOCAL_DB_RETRY,
     PROJECT_PAID_PATCH,
     SIDE_EFFECT_RETRY,
 )
+
+T = TypeVar("T")
 
 
 class InvoiceBase:
@@ -86,6 +89,7 @@ class InvoiceBase:
     _einvoice_errors: list[str]
     _sent_attach: str | None
     _resends: set[str]
+    _lean: bool  # LEAN_LIFE_PATCH: database steps as local activities (see ``_db_step``)
 
     if TYPE_CHECKING:  # provided by the parts (BooksSync, DunningClock, ApprovalGate) the workflow combines
 
@@ -101,6 +105,53 @@ class InvoiceBase:
         if self._total is None:
             return Decimal(0)
         return max(self._total - self._amount_paid - self._credited, Decimal(0))
+
+    def _patched(self, patch: str) -> bool:
+        """``workflow.patched`` for the patches older than the lean life: every lean history has them all,
+        so it takes their paths without another marker (each marker also costs an upsert of Temporal's
+        ``TemporalChangeVersion`` search attribute, a visibility write on the server)."""
+        return self._lean or workflow.patched(patch)
+
+    async def _db_step(
+        self, activity: str, arg: Any, *, result_type: type[T] | None = None, summary: str | None = None
+    ) -> T:
+        """A short database step (one transaction, idempotent by key): issue, status write, timeline
+        event, routing, payment.
+
+        In lean histories it runs first as a local activity, inside the workflow task that asked for it:
+        the server schedules no activity task and no workflow task for its result, and its timeout and
+        a few quick retries still apply (``LOCAL_DB_RETRY``). A step that still fails (bad data, a
+        database outage) then runs as a regular activity under ``DB_RETRY``, without limit, where an
+        operator sees it pending with its error and can retry it (``GET /invoices/{id}`` problems); the
+        step is idempotent, so running it again is safe. Renders, emails, e-invoices and books syncs
+        always stay regular activities: they take seconds to minutes, heartbeat, wait on providers'
+        rate limits, and must be visible while pending."""
+        if self._lean:
+            try:
+                local = await workflow.execute_local_activity(
+                    activity,
+                    arg,
+                    result_type=result_type,
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=LOCAL_DB_RETRY,
+                    summary=summary,
+                )
+                return local  # type: ignore[no-any-return]
+            except CancelledError:
+                raise
+            except FailureError:
+                # Also when no retry can fix it: the regular activity then fails at once, exactly as
+                # before (an ActivityError with its cause; a local one raises the bare cause).
+                pass
+        result = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=summary,
+        )
+        return result  # type: ignore[no-any-return]
 
     async def _send_email(
         self,
@@ -159,7 +210,7 @@ class InvoiceBase:
             await self._persist_status(status, event=event)
 
     async def _persist_status(self, status: InvoiceStatus, *, event: str, actor: str = "workflow") -> None:
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.SET_STATUS,
             StatusChange(
                 invoice_id=self._input.invoice_id,
@@ -168,8 +219,6 @@ class InvoiceBase:
                 event=event,
                 dedupe_key=f"invoice:{self._input.invoice_id}:status:{status}:{event}",
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         self._status = status
         self._note(f"status.{status}", event)
@@ -196,11 +245,9 @@ class InvoiceBase:
         self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))
 
     async def _close(self, status: InvoiceStatus, reason: str, actor: str) -> None:
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.CLOSE_INVOICE,
             CloseRequest(invoice_id=self._input.invoice_id, status=str(status), reason=reason, actor=actor),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         self._status = status
         self._note(f"status.{status}", reason)
@@ -210,7 +257,7 @@ class InvoiceBase:
         elif (
             status == InvoiceStatus.UNCOLLECTIBLE
             and self._sync_enabled
-            and workflow.patched(BOOKS_WRITE_OFF_PATCH)
+            and self._patched(BOOKS_WRITE_OFF_PATCH)
         ):
             self._queue_sync(AccountingAction.WRITE_OFF)  # a bad-debt credit for what was still due
 
@@ -247,7 +294,7 @@ class InvoiceBase:
     async def _tell_project_paid(self) -> None:
         """A paid invoice of a project may bill the project's next stage (a milestone ``after_paid``): the
         project hears it once, whichever source (API, Stripe, the books) reported the last payment."""
-        if self._issued is None or not self._issued.project_id or not workflow.patched(PROJECT_PAID_PATCH):
+        if self._issued is None or not self._issued.project_id or not self._patched(PROJECT_PAID_PATCH):
             return
         trigger = ProjectTrigger(
             event_key=f"invoice-paid:{self._input.invoice_id}",

@@ -18,6 +18,15 @@ DB_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["InvoiceNotFound", "InvalidInvoice"],
 )
+# The same steps as local activities (lean histories): a few quick tries inside the workflow task; a step
+# still failing then runs as a regular activity under DB_RETRY, where an operator sees it pending with its
+# error (GET /invoices/{id} problems, the Temporal UI) and can retry it at once.
+LOCAL_DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+    non_retryable_error_types=DB_RETRY.non_retryable_error_types,
+)
 # Rendering and email can fail on things an operator fixes (a template, SMTP credentials): keep retrying,
 # slowly, and the pending activity shows the error in the Temporal UI meanwhile.
 SIDE_EFFECT_RETRY = RetryPolicy(
@@ -62,6 +71,11 @@ LATE_FEE_PATCH = "dunning-late-fee-v1"
 BOOKS_REFUND_PATCH = "books-refund-v1"
 # Marks histories whose write-off (uncollectible) reaches the books as a bad-debt credit.
 BOOKS_WRITE_OFF_PATCH = "books-write-off-v1"
+# Marks histories of the lean life: short database steps (issue, status writes, timeline events, routing,
+# payments) run as local activities, routing is skipped when the API started the invoice with no approval
+# rule in force, the e-invoice step when the customer takes none (known at issue), and the search
+# attributes wait for the status change they describe. Older histories replay the regular activities.
+LEAN_LIFE_PATCH = "lean-life-v1"
 # Marks histories in which an edit or resubmission arrived while a rejection was still returning the
 # invoice to draft (it waited instead of being refused).
 EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"

@@ -70,6 +70,7 @@ from workflows.invoice.options import (
     DB_RETRY,
     DB_TIMEOUT,
     HOLDS_PATCH,
+    LEAN_LIFE_PATCH,
     OPEN_STATES,
     REFUNDS_PATCH,
     RENDER_TIMEOUT,
@@ -118,6 +119,8 @@ class InvoiceWorkflow(
         self._einvoice_errors: list[str] = []
         self._sent_attach: str | None = None  # what the invoice email attached (the resend attaches it)
         self._resends: set[str] = set()  # idempotency keys of the resends done
+        # New invoices take the lean path (local database steps); older histories replay as they ran.
+        self._lean = workflow.patched(LEAN_LIFE_PATCH)
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
@@ -126,7 +129,7 @@ class InvoiceWorkflow(
         async with self._lock:
             if self._status not in FINAL_STATUSES:
                 await self._issue_and_send()
-        if self._issued is not None and workflow.patched(ACCOUNTING_SYNC_PATCH):
+        if self._issued is not None and self._patched(ACCOUNTING_SYNC_PATCH):
             self._sync_enabled = True
             self._queue_sync(AccountingAction.INVOICE)
             if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
@@ -190,7 +193,7 @@ class InvoiceWorkflow(
         }
         if client:  # the client's own sign-off (a purchase order, a timesheet), not the firm's
             data["party"] = "client"
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.RECORD_EVENT,
             EventRecord(
                 invoice_id=self._input.invoice_id,
@@ -199,8 +202,6 @@ class InvoiceWorkflow(
                 data=data,
                 dedupe_key=f"invoice:{self._input.invoice_id}:decision:r{revision}:s{step}:{approver}",
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         return self.state()
 
@@ -234,7 +235,7 @@ class InvoiceWorkflow(
     async def approve(self, request: ApproveInput) -> InvoiceState:
         self._approved = True
         self._note("approved", f"{request.actor} {request.comment}".strip())
-        await workflow.execute_activity(
+        await self._db_step(
             ActivityName.RECORD_EVENT,
             EventRecord(
                 invoice_id=self._input.invoice_id,
@@ -243,8 +244,6 @@ class InvoiceWorkflow(
                 data={"comment": request.comment},
                 dedupe_key=f"invoice:{self._input.invoice_id}:approved",
             ),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         return self.state()
 
@@ -263,7 +262,7 @@ class InvoiceWorkflow(
                 )
             if hold.hold_id in self._holds or hold.hold_id in self._ended_holds:
                 return self.state()  # a repeated request (a redelivered webhook): already done
-            workflow.patched(HOLDS_PATCH)
+            self._patched(HOLDS_PATCH)
             await workflow.execute_activity(
                 ActivityName.PLACE_DUNNING_HOLD,
                 PlaceHoldRequest(invoice_id=self._input.invoice_id, hold=hold, at=workflow.now()),
@@ -306,7 +305,7 @@ class InvoiceWorkflow(
                     f"invoice is {self._status}; it takes no more payments", type="InvoiceClosed"
                 )
             assert self._issued is not None
-            outcome = await workflow.execute_activity(
+            outcome = await self._db_step(
                 ActivityName.APPLY_PAYMENT,
                 ApplyPaymentRequest(
                     invoice_id=self._input.invoice_id,
@@ -315,8 +314,6 @@ class InvoiceWorkflow(
                     received_at=payment.received_at or workflow.now(),
                 ),
                 result_type=PaymentOutcome,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
             )
             self._amount_paid = Decimal(outcome.amount_paid)
             self._credit = Decimal(outcome.credit)
@@ -330,7 +327,8 @@ class InvoiceWorkflow(
             if status != self._status:
                 self._status = status
                 self._note(f"status.{status}", "payment")
-            self._publish()
+            if not (self._lean and outcome.duplicate):  # a repeated payment changed nothing to show
+                self._publish()
             settled = [
                 h.hold_id
                 for h in self._holds.values()
@@ -374,7 +372,7 @@ class InvoiceWorkflow(
         """Number and persist a credit note, reduce the amount due (settling the status: ``credited``
         when the whole total is credited, ``paid`` when the rest is paid), then render its PDF, email it
         to the client and queue its accounting sync. Duplicates (same key) change nothing."""
-        workflow.patched(CREDIT_NOTES_PATCH)
+        self._patched(CREDIT_NOTES_PATCH)
         invoice_id = self._input.invoice_id
         async with self._lock:
             if self._status not in OPEN_STATES:
@@ -431,7 +429,7 @@ class InvoiceWorkflow(
     async def record_refund(self, refund: RefundInput) -> RefundOutcome:
         """Money returned on an open invoice is owed again: the amount due rises and the status is
         settled again (e.g. partially paid → open). Refunds of closed invoices do not come here."""
-        workflow.patched(REFUNDS_PATCH)
+        self._patched(REFUNDS_PATCH)
         async with self._lock:
             if self._status not in OPEN_STATES:
                 raise ApplicationError(
@@ -451,7 +449,7 @@ class InvoiceWorkflow(
                 "refund.duplicate" if outcome.duplicate else "refund.recorded",
                 f"{refund.amount} {self._input.currency}",
             )
-            if not outcome.duplicate and self._sync_enabled and workflow.patched(BOOKS_REFUND_PATCH):
+            if not outcome.duplicate and self._sync_enabled and self._patched(BOOKS_REFUND_PATCH):
                 self._queue_sync(AccountingAction.REFUND, refund_id=outcome.refund_id)
             status = InvoiceStatus(outcome.status)
             if status != self._status:

@@ -18,6 +18,9 @@ class InvoiceWorkflowInput:
     customer_id: str
     currency: str
     requires_approval: bool = False  # an operator approves before anything is issued or sent
+    # Approval rules in force when the API started the workflow: 0 skips routing (nothing can match);
+    # None (subscriptions, estimates, projects, older starts) routes through the database as before.
+    approval_rules: int | None = None
 
 
 @dataclass
@@ -46,6 +49,9 @@ class IssuedInvoice:
         default_factory=list
     )  # when the policy's late fee is assessed (1st, 2nd, ...)
     project_id: str | None = None  # the project it bills a stage of; its payment may bill the next one
+    # The customer's e-invoice format at issue ("none": PDFs only, no e-invoice step); None in older
+    # histories, which ask the e-invoice activity.
+    einvoice_format: str | None = None
 
 
 @dataclass
