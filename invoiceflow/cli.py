@@ -76,7 +76,7 @@ def dev(
         ),
         accounting=accounting,
         settings=get_settings(),
-        say=lambda m: typer.echo(m, err=True),
+        say=_say,
     )
     code = 0
     try:
@@ -84,15 +84,25 @@ def dev(
         typer.echo(stack.summary())
         code = stack.wait()
     except DevStackError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}")
         code = 1
     except KeyboardInterrupt:
         pass
     finally:
-        typer.echo("stopping ...", err=True)
+        _say("stopping ...")
         stack.stop()
-        typer.echo("stopped.", err=True)
+        _say("stopped.")
     raise typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    """A line for the person at the terminal. Whoever started us may have closed our stderr (a
+    terminal gone, a test that read what it needed): a message that cannot be written must never stop
+    the stack from stopping its children."""
+    try:
+        typer.echo(message, err=True)
+    except OSError:
+        pass
 
 
 @app.command()

@@ -124,3 +124,18 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return True
     return waited == 0
+
+
+def test_a_closed_terminal_never_stops_the_stack_from_stopping(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`invoiceflow dev` writes "stopping ..." before it stops its children: with its stderr gone (the
+    terminal closed, a test that stopped reading) that write raised and the children were left running."""
+    import io
+
+    from invoiceflow.cli import _say
+
+    class Gone(io.TextIOBase):
+        def write(self, _: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stderr", Gone())
+    _say("stopping ...")  # must not raise
