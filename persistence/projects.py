@@ -29,6 +29,7 @@ from billing.totals import LineInput, parse_lines
 from persistence import change_orders, project_start, time_entries
 from persistence import invoices as repo
 from persistence.models import Customer, CustomerExternalId, Invoice, Project, ProjectMilestone, ProjectRef
+from persistence.project_refs import PROJECT_NAMESPACE, resolve
 from persistence.subscriptions import terms_json
 from workflows.payloads import (
     BillOutcome,
@@ -37,8 +38,6 @@ from workflows.payloads import (
     TriggerKind,
     project_workflow_id,
 )
-
-PROJECT_NAMESPACE = uuid.UUID("5f0c2d7e-3b1a-4c8e-9a6d-2e4f8b1c7a90")
 
 # Where a ref may point: the deal and the signature envelope identify a project, PM-tool objects a milestone.
 PROJECT_REF_SYSTEMS = (
@@ -89,11 +88,6 @@ class NewProject:
     tm_rule: dict[str, object] | None = None  # time & materials (billing.time_materials), validated
     start_on: str = "signature"  # or deposit_paid: nothing but the deposit bills before it is paid
     owner_email: str | None = None
-
-
-def project_id_for_deal(provider: str, deal_id: str) -> uuid.UUID:
-    """A won deal that no project knows becomes this project: redeliveries converge on one id."""
-    return uuid.uuid5(PROJECT_NAMESPACE, f"deal:{provider}:{deal_id}")
 
 
 def _invoice_id(project_id: uuid.UUID, what: str) -> uuid.UUID:
@@ -174,18 +168,6 @@ def get_project(session: Session, project_id: uuid.UUID, *, lock: bool = False) 
     if project is None:
         raise ProjectNotFound(f"project {project_id} does not exist")
     return project
-
-
-def project_exists(session: Session, project_id: uuid.UUID) -> bool:
-    """One indexed lookup, for routing a webhook: loading the project with its milestones and refs was
-    30 % of the receiver's time under load."""
-    return session.scalar(select(Project.id).where(Project.id == project_id)) is not None
-
-
-def resolve(session: Session, system: str, ref: str) -> ProjectRef | None:
-    return session.scalars(
-        select(ProjectRef).where(ProjectRef.system == system, ProjectRef.ref == ref.strip())
-    ).first()
 
 
 def customer_for_deal(

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from observability import tracing
-from persistence import projects
+from persistence import project_refs
 from persistence.models import WebhookEvent
 from workflows.payloads import DealSource, ProjectTrigger, TriggerKind
 
@@ -97,7 +97,7 @@ def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Ro
     hints = hints_of(row)
     if hints.get("unconfirmed") and not confirmed:
         return None
-    linked = projects.resolve(session, row.system, row.ref) if row.ref else None
+    linked = project_refs.resolve(session, row.system, row.ref) if row.ref else None
     if linked is not None:
         return Route(linked.project_id, linked.milestone_key or hints.get("milestone_key"))
     if hints.get("project_id"):
@@ -105,16 +105,16 @@ def route(session: Session, row: WebhookEvent, *, confirmed: bool = False) -> Ro
             project_id = uuid.UUID(hints["project_id"])
         except ValueError:
             project_id = None
-        if project_id is not None and projects.project_exists(session, project_id):
+        if project_id is not None and project_refs.project_exists(session, project_id):
             return Route(project_id, hints.get("milestone_key"))
     if row.kind == TriggerKind.CONTRACT_SIGNED and hints.get("deal_id"):
         for system in CRM_DEAL_SYSTEMS.values():
-            linked = projects.resolve(session, system, hints["deal_id"])
+            linked = project_refs.resolve(session, system, hints["deal_id"])
             if linked is not None:
                 return Route(linked.project_id)
     if row.kind == TriggerKind.DEAL_WON and row.provider in CRM_DEAL_SYSTEMS:
         return Route(
-            projects.project_id_for_deal(row.provider, row.ref), deal=DealSource(row.provider, row.ref)
+            project_refs.project_id_for_deal(row.provider, row.ref), deal=DealSource(row.provider, row.ref)
         )
     return None
 
@@ -141,7 +141,7 @@ def route_of(row: WebhookEvent) -> Route:
     if (
         row.kind == TriggerKind.DEAL_WON
         and row.provider in CRM_DEAL_SYSTEMS
-        and row.project_id == projects.project_id_for_deal(row.provider, row.ref)
+        and row.project_id == project_refs.project_id_for_deal(row.provider, row.ref)
     ):
         deal = DealSource(row.provider, row.ref)
     return Route(row.project_id, row.milestone_key, deal=deal)

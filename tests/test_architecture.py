@@ -66,7 +66,9 @@ def imports_of(source: str) -> Iterator[str]:
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
+            # "from persistence import projects" imports the module persistence.projects: name it, and
+            # let the graph walk "pkg.mod.Name" up to the module it is in.
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
 
 
 def layer_violations(module: str, imported: list[str]) -> list[str]:

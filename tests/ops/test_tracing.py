@@ -106,7 +106,7 @@ async def test_one_trace_from_a_webhook_through_the_inbox_to_the_email(
 ) -> None:  # type: ignore[no-untyped-def]
     """A won deal: the webhook request, its wait in the inbox, the dispatcher's signal-with-start, the
     project workflow, the invoice workflow it starts and the invoice email are one trace."""
-    from persistence.projects import project_id_for_deal
+    from persistence.project_refs import project_id_for_deal
     from standins import webhooks as send_as
     from standins.crm.hubspot import create_hubspot_standin
     from standins.server import serve

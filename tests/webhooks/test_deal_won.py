@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from persistence.projects import project_id_for_deal
+from persistence.project_refs import project_id_for_deal
 from standins import webhooks as send_as
 from standins.crm.hubspot import create_hubspot_standin
 from standins.crm.pipedrive import create_pipedrive_standin
