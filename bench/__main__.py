@@ -656,7 +656,17 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
         wave: dict[str, Any] = {}
         if window_start is not None:
             overlapped = datetime.now(UTC) > window_start
+            # What a woken invoice replays when its cache entry is gone: its current run's history.
+            park_events = len(
+                (await stack.client.get_workflow_handle(f"invoice-{wave_ids[-1]}").fetch_history()).events
+            )
+            print(
+                f"parked: wave at {window_start.isoformat()}, worker pid {worker.pid}",
+                file=sys.stderr,
+                flush=True,
+            )
             await asyncio.sleep(max(0.0, (window_start - datetime.now(UTC)).total_seconds()))
+            cpu_before = _cpu_s(stack.work)
             with session_scope(
                 url
             ) as session:  # an invoice issued after the window opened has no wave reminder
@@ -683,8 +693,11 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
                 raise TimeoutError(
                     f"{len(keys) - done[0]} of {len(keys)} wave reminders were not sent within 6 hours"
                 )
+            cpu_wave = _cpu_ms_per(cpu_before, _cpu_s(stack.work), len(keys))
             wave_rss, _, _ = _tree_memory(worker)
             wave |= {
+                "history_events_at_park": park_events,
+                "cpu_ms_per_reminder": cpu_wave,
                 "wave_invoices": len(keys),
                 "wave_start_utc": window_start.isoformat(),
                 "wave_overlapped_parking": overlapped,

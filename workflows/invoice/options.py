@@ -65,3 +65,10 @@ BOOKS_WRITE_OFF_PATCH = "books-write-off-v1"
 # Marks histories in which an edit or resubmission arrived while a rejection was still returning the
 # invoice to draft (it waited instead of being refused).
 EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"
+# Marks histories in which an open invoice, about to wait on its dunning clock, continued as new: the run
+# that wakes holds a few events instead of its whole issue (see ``DunningClock._park``).
+PARK_PATCH = "dunning-park-continue-as-new-v1"
+# A run continues as new before a wait only past this many events (the run a continue-as-new starts holds
+# about 5), and only before a wait longer than PARK_MIN_WAIT (a deadline that close finds it still cached).
+PARK_AFTER_EVENTS = 20
+PARK_MIN_WAIT = timedelta(minutes=5)

@@ -112,24 +112,29 @@ class InvoiceWorkflow(IssueStep, ApprovalGate, DunningClock, BooksSync, LedgerRu
         self._next_fee = 0  # index into issued.late_fee_at
         self._einvoice_retry = False
         self._einvoice_errors: list[str] = []
+        if input.parked is not None:  # a parked invoice's continue-as-new (DunningClock._park)
+            self._unpark(input.parked)
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
-        self._note("created")
-        await self._approval_gate()
-        async with self._lock:
-            if self._status not in FINAL_STATUSES:
-                await self._issue_and_send()
-        if self._issued is not None and workflow.patched(ACCOUNTING_SYNC_PATCH):
-            self._sync_enabled = True
-            self._queue_sync(AccountingAction.INVOICE)
-            if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
-                self._queue_sync(AccountingAction.VOID)
+        if input.parked is None:
+            self._note("created")
+            await self._approval_gate()
+            async with self._lock:
+                if self._status not in FINAL_STATUSES:
+                    await self._issue_and_send()
+            if self._issued is not None and workflow.patched(ACCOUNTING_SYNC_PATCH):
+                self._sync_enabled = True
+                self._queue_sync(AccountingAction.INVOICE)
+                if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
+                    self._queue_sync(AccountingAction.VOID)
+        if self._sync_enabled:
             sync = asyncio.create_task(self._sync_loop())
 
         while self._status not in FINAL_STATUSES:
             deadline = self._next_deadline()
             self._wake = False  # only hold changes set it, so histories without holds wait as before
+            await self._park(deadline)  # may continue as new: the run that wakes replays a short history
             if deadline is None:
                 await workflow.wait_condition(lambda: self._status in FINAL_STATUSES or self._wake)
                 if self._status in FINAL_STATUSES:
