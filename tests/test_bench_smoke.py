@@ -28,6 +28,10 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
             "5",
             "--webhook-seconds",
             "1",
+            "--sections",
+            "throughput,pdf,parked,webhook,scale",
+            "--scale-invoices",
+            "2",
             "--json",
             str(out),
         ],
@@ -58,6 +62,15 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
         parked["wave_invoices"] == 2
         and parked["wave_all_sent_after_s"] >= parked["wave_first_sent_after_s"] >= 0
     )
+    parked_wave = (parked["history_events_at_park"], parked["cpu_ms_per_reminder"]["total"])
+    assert 0 < parked_wave[0] <= 10 and parked_wave[1] > 0  # a woken invoice replays a short history
+    # The same life with 1, then 2 worker processes (2 API processes): the books hold each once.
+    scale = results["scale"]
+    assert [r["worker_processes"] for r in scale["runs"]] == [1, 2]
+    for run in scale["runs"]:
+        assert (run["books_invoices"], run["books_payments"], run["books_duplicate_numbers"]) == (2, 2, 0)
+        assert len(run["cpu_ms_per_life_by_worker_process"]) == run["worker_processes"]
+        assert run["lives_per_s"] > 0 and run["cpu_ms_per_life"]["worker"] > 0
     webhook = results["webhook"]
     assert webhook["measured"] is True and webhook["requests"] >= 5 and webhook["errors"] == 0
     assert (webhook["lost"], webhook["duplicated"]) == (0, 0) and webhook["p99_ms"] >= webhook["p50_ms"] > 0

@@ -234,4 +234,3 @@ class InvoiceResult:
     number: str | None
     amount_paid: str
     amount_due: str
-
