@@ -68,7 +68,13 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     scale = results["scale"]
     assert [r["worker_processes"] for r in scale["runs"]] == [1, 2]
     for run in scale["runs"]:
-        assert (run["books_invoices"], run["books_payments"], run["books_duplicate_numbers"]) == (2, 2, 0)
+        expected = run["books_expected"]
+        assert expected == 2 + 2 * run["worker_processes"]  # 2 measured lives, 2 a worker to warm up
+        assert (run["books_invoices"], run["books_payments"], run["books_duplicate_numbers"]) == (
+            expected,
+            expected,
+            0,
+        )
         assert len(run["cpu_ms_per_life_by_worker_process"]) == run["worker_processes"]
         assert run["lives_per_s"] > 0 and run["cpu_ms_per_life"]["worker"] > 0
     webhook = results["webhook"]
