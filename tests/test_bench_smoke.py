@@ -30,13 +30,17 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
             "1",
             "--webhook-runs",
             "2",
+            "--sections",
+            "throughput,pdf,parked,webhook,scale",
+            "--scale-invoices",
+            "2",
             "--json",
             str(out),
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=480,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -67,6 +71,21 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
         parked["wave_invoices"] == 2
         and parked["wave_all_sent_after_s"] >= parked["wave_first_sent_after_s"] >= 0
     )
+    # (A 1 s margin parks them too close to the wave to continue as new: test_parked_continue_as_new.)
+    assert parked["history_events_at_park"] > 0 and parked["cpu_ms_per_reminder"]["worker"] > 0
+    # The same life with 1, then 2 worker processes (2 API processes): the books hold each once.
+    scale = results["scale"]
+    assert [r["worker_processes"] for r in scale["runs"]] == [1, 2]
+    for run in scale["runs"]:
+        expected = run["books_expected"]
+        assert expected == 2 + 2 * run["worker_processes"]  # 2 measured lives, 2 a worker to warm up
+        assert (run["books_invoices"], run["books_payments"], run["books_duplicate_numbers"]) == (
+            expected,
+            expected,
+            0,
+        )
+        assert len(run["cpu_ms_per_life_by_worker_process"]) == run["worker_processes"]
+        assert run["lives_per_s"] > 0 and run["cpu_ms_per_life"]["worker"] > 0
     webhook = results["webhook"]
     assert webhook["measured"] is True and webhook["errors"] == 0
     assert webhook["runs"] == 2 and all(run["requests"] >= 5 for run in webhook["per_run"])

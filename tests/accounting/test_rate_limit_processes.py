@@ -26,7 +26,7 @@ from persistence.models import AccountingSync
 from standins.accounting.common import Quota, RecordedCall
 from standins.accounting.xero import PREFIX, TOKEN_PATH, XeroState, create_xero_app
 from standins.server import serve
-from tests.support import api_client, customer_body, eventually
+from tests.support import api_client, customer_body, eventually, every_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS, WINDOW_S, CONCURRENT = 15, 4.0, 5
@@ -138,9 +138,10 @@ async def test_three_worker_processes_share_xeros_limits(temporal_env, make_sett
                 identities: set[str] = set()
                 for invoice_id in ids:
                     workflow_id = (await api.get(f"/invoices/{invoice_id}")).json()["workflow_id"]
-                    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-                        if event.HasField("activity_task_started_event_attributes"):
-                            identities.add(event.activity_task_started_event_attributes.identity)
+                    for run in await every_run(client, workflow_id):  # a parked invoice continued as new
+                        for event in run.events:
+                            if event.HasField("activity_task_started_event_attributes"):
+                                identities.add(event.activity_task_started_event_attributes.identity)
         finally:
             for worker in workers:
                 worker.terminate()

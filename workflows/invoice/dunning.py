@@ -1,10 +1,15 @@
 """The dunning clock: the due date, reminder steps, late fees and holds, as deadlines the main loop waits for.
 Where a reminder is scheduled: ``DunningClock._next_deadline`` picks the next instant, ``_fire_due_steps``
 sends what is due.
+
+An open invoice waits days between deadlines and is evicted from the worker's cache meanwhile, so each
+wake replays its run's history. Before a long wait, ``_park`` continues as new (same workflow id, the
+state in ``ParkedInvoice``): the run that wakes holds a few events instead of the whole issue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -18,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         HoldSpec,
         LateFeeOutcome,
         LateFeeRequest,
+        ParkedInvoice,
         ReleaseHoldsRequest,
         ReleaseInput,
         ReleasePlan,
@@ -31,6 +37,9 @@ from workflows.invoice.options import (
     DB_RETRY,
     DB_TIMEOUT,
     LATE_FEE_PATCH,
+    PARK_AFTER_EVENTS,
+    PARK_MIN_WAIT,
+    PARK_PATCH,
 )
 
 
@@ -179,6 +188,97 @@ class DunningClock(InvoiceBase):
             skipped = ", ".join(reminder_step_id(s) for s in plan.skipped)
             self._note("dunning.hold_released", f"{reason}; skipped: {skipped or 'none'}")
         self._wake = True
+
+    # ------------------------------------------------------------------ parking (continue-as-new)
+
+    async def _park(self, deadline: datetime | None) -> None:
+        """Before a long wait on the clock, continue as new once nothing is in flight (no handler, no
+        books sync queued or waiting for an operator): returns when the run goes on waiting instead
+        (a short wait or history, a handler or hold change, the deadline reached first)."""
+        if (
+            self._issued is None
+            or self._status in FINAL_STATUSES
+            or workflow.info().get_current_history_length() < PARK_AFTER_EVENTS
+            or (deadline is not None and deadline - workflow.now() < PARK_MIN_WAIT)
+            or not workflow.patched(PARK_PATCH)
+        ):
+            return
+        if not self._idle():
+            try:
+                await workflow.wait_condition(
+                    lambda: self._idle() or self._status in FINAL_STATUSES or self._wake,
+                    timeout=None if deadline is None else deadline - workflow.now(),
+                )
+            except TimeoutError:
+                return  # e.g. a books sync waiting for an operator: the deadline comes first
+            if not self._idle() or self._status in FINAL_STATUSES or self._wake:
+                return
+        workflow.continue_as_new(dataclasses.replace(self._input, parked=self._parked_state()))
+
+    def _idle(self) -> bool:
+        return not self._sync_queue and not self._lock.locked() and workflow.all_handlers_finished()
+
+    def _parked_state(self) -> ParkedInvoice:
+        assert self._issued is not None and self._total is not None
+        return ParkedInvoice(
+            status=str(self._status),
+            issued=self._issued,
+            total=str(self._total),
+            amount_paid=str(self._amount_paid),
+            credit=str(self._credit),
+            credited=str(self._credited),
+            past_due=self._past_due,
+            next_step=self._next_step,
+            next_fee=self._next_fee,
+            pdf_key=self._pdf_key,
+            timeline=list(self._timeline),
+            sync_enabled=self._sync_enabled,
+            sync_status=self._sync_status,
+            sync_error=self._sync_error,
+            holds=list(self._holds.values()),
+            ended_holds=sorted(self._ended_holds),
+            held_since=self._held_since,
+            approved=self._approved,
+            revision=self._revision,
+            chain=self._chain,
+            step=self._step,
+            approvals=sorted(self._approvals),
+            rejection=list(self._rejection) if self._rejection else None,
+            escalated=self._escalated,
+            einvoice_errors=list(self._einvoice_errors),
+            sent_attach=self._sent_attach,
+            resends=sorted(self._resends),
+        )
+
+    def _unpark(self, parked: ParkedInvoice) -> None:
+        """The state a parked invoice carried over (``InvoiceWorkflow.__init__`` of the run it started)."""
+        self._status = InvoiceStatus(parked.status)
+        self._issued = parked.issued
+        self._total = Decimal(parked.total)
+        self._amount_paid = Decimal(parked.amount_paid)
+        self._credit = Decimal(parked.credit)
+        self._credited = Decimal(parked.credited)
+        self._past_due = parked.past_due
+        self._next_step = parked.next_step
+        self._next_fee = parked.next_fee
+        self._pdf_key = parked.pdf_key
+        self._timeline = list(parked.timeline)
+        self._sync_enabled = parked.sync_enabled
+        self._sync_status = parked.sync_status
+        self._sync_error = parked.sync_error
+        self._holds = {h.hold_id: h for h in parked.holds}
+        self._ended_holds = set(parked.ended_holds)
+        self._held_since = parked.held_since
+        self._approved = parked.approved
+        self._revision = parked.revision
+        self._chain = parked.chain
+        self._step = parked.step
+        self._approvals = set(parked.approvals)
+        self._rejection = (parked.rejection[0], parked.rejection[1]) if parked.rejection else None
+        self._escalated = parked.escalated
+        self._einvoice_errors = list(parked.einvoice_errors)
+        self._sent_attach = parked.sent_attach
+        self._resends = set(parked.resends)
 
     # ------------------------------------------------------------------ what the handlers accept
 

@@ -81,3 +81,10 @@ LEAN_LIFE_PATCH = "lean-life-v1"
 EDIT_AFTER_REJECTION_PATCH = "edit-after-rejection-v1"
 # Marks histories in which an operator had the invoice email sent again (the resend Update).
 RESEND_PATCH = "invoice-resend-v1"
+# Marks histories in which an open invoice, about to wait on its dunning clock, continued as new: the run
+# that wakes holds a few events instead of its whole issue (see ``DunningClock._park``).
+PARK_PATCH = "dunning-park-continue-as-new-v1"
+# A run continues as new before a wait only past this many events (the run a continue-as-new starts holds
+# about 5), and only before a wait longer than PARK_MIN_WAIT (a deadline that close finds it still cached).
+PARK_AFTER_EVENTS = 20
+PARK_MIN_WAIT = timedelta(minutes=5)

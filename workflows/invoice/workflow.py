@@ -119,26 +119,35 @@ class InvoiceWorkflow(
         self._einvoice_errors: list[str] = []
         self._sent_attach: str | None = None  # what the invoice email attached (the resend attaches it)
         self._resends: set[str] = set()  # idempotency keys of the resends done
-        # New invoices take the lean path (local database steps); older histories replay as they ran.
-        self._lean = workflow.patched(LEAN_LIFE_PATCH)
+        if input.parked is None:
+            # New invoices take the lean path (local database steps); older histories replay as they ran.
+            self._lean = workflow.patched(LEAN_LIFE_PATCH)
+        else:  # a parked invoice's continue-as-new (DunningClock._park)
+            # Only code that has the lean path continues invoices as new: the run it starts takes that
+            # path without a marker (a marker costs the woken run two events and a visibility write).
+            self._lean = True
+            self._unpark(input.parked)
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceResult:
-        self._note("created")
-        await self._approval_gate()
-        async with self._lock:
-            if self._status not in FINAL_STATUSES:
-                await self._issue_and_send()
-        if self._issued is not None and self._patched(ACCOUNTING_SYNC_PATCH):
-            self._sync_enabled = True
-            self._queue_sync(AccountingAction.INVOICE)
-            if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
-                self._queue_sync(AccountingAction.VOID)
+        if input.parked is None:
+            self._note("created")
+            await self._approval_gate()
+            async with self._lock:
+                if self._status not in FINAL_STATUSES:
+                    await self._issue_and_send()
+            if self._issued is not None and self._patched(ACCOUNTING_SYNC_PATCH):
+                self._sync_enabled = True
+                self._queue_sync(AccountingAction.INVOICE)
+                if self._status == InvoiceStatus.VOID:  # voided while the first sync was being queued
+                    self._queue_sync(AccountingAction.VOID)
+        if self._sync_enabled:
             sync = asyncio.create_task(self._sync_loop())
 
         while self._status not in FINAL_STATUSES:
             deadline = self._next_deadline()
             self._wake = False  # only hold changes set it, so histories without holds wait as before
+            await self._park(deadline)  # may continue as new: the run that wakes replays a short history
             if deadline is None:
                 await workflow.wait_condition(lambda: self._status in FINAL_STATUSES or self._wake)
                 if self._status in FINAL_STATUSES:

@@ -8,8 +8,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.payloads.approval import ApprovalLinkSpec
+from workflows.payloads.approval import ApprovalChain, ApprovalLinkSpec
 from workflows.payloads.dunning import HoldSpec, ReminderPlanStep
+
+
+@dataclass
+class ParkedInvoice:
+    """The state an issued invoice carries into the run a continue-as-new starts when it parks on its
+    dunning clock (``InvoiceWorkflowInput.parked``): what the handlers, the query and the clock read.
+    Money as decimal strings; what the workflow keeps as sets travels as lists."""
+
+    status: str
+    issued: IssuedInvoice
+    total: str
+    amount_paid: str
+    credit: str
+    credited: str
+    past_due: bool
+    next_step: int
+    next_fee: int
+    pdf_key: str | None
+    timeline: list[TimelineEntry]
+    sync_enabled: bool
+    sync_status: str = ""
+    sync_error: str = ""
+    holds: list[HoldSpec] = field(default_factory=list)
+    ended_holds: list[str] = field(default_factory=list)
+    held_since: datetime | None = None
+    approved: bool = False
+    revision: int = 0
+    chain: ApprovalChain | None = None
+    step: int = 0
+    approvals: list[str] = field(default_factory=list)
+    rejection: list[str] | None = None  # [approver, comment]
+    escalated: bool = False
+    einvoice_errors: list[str] = field(default_factory=list)
+    sent_attach: str | None = None  # what the invoice email attached: a resend attaches the same
+    resends: list[str] = field(default_factory=list)  # idempotency keys of the resends done
 
 
 @dataclass
@@ -21,6 +56,7 @@ class InvoiceWorkflowInput:
     # Approval rules in force when the API started the workflow: 0 skips routing (nothing can match);
     # None (subscriptions, estimates, projects, older starts) routes through the database as before.
     approval_rules: int | None = None
+    parked: ParkedInvoice | None = None  # set by the continue-as-new of a parked invoice (its state)
 
 
 @dataclass
