@@ -6,15 +6,13 @@ a "Credit" payment."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from accounting.reconcile import reconcile
-from accounting.tokens import TokenGrant, save_connection, token_cipher
-from standins.server import serve
+from tests.accounting.books import books_of
 from tests.accounting.test_invoice_sync_e2e import (  # noqa: F401, F811 (fixtures)
     _accounting,
     _invoice,
@@ -126,26 +124,17 @@ async def test_a_credit_note_is_in_qbo_and_freshbooks_once_and_applied_to_its_in
     make_settings,
     provider: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
-
-    dev = PROVIDERS[provider]
-    app, state = dev.app()
     books = _qbo_books if provider == "qbo" else _freshbooks_books
-    with serve(app) as served:
-        overrides = {
-            key.removeprefix("INVOICEFLOW_").lower(): value for key, value in dev.env(served.base_url).items()
-        }
+    # An organisation of this test's own: ``reconcile`` reads every invoice synced to the organisation, and
+    # the database is shared with the other tests of this process.
+    with books_of(provider) as organisation:
+        state = organisation.state
+        overrides = organisation.settings_overrides()
         if provider == "qbo":
             overrides |= {"accounting_sales_account": "1", "accounting_tax_codes": "0=NON"}
         client = temporal_env.client
-        settings = make_settings(client, accounting_provider=provider, accounting_timeout_s=5.0, **overrides)
-        save_connection(
-            settings.require_database_url(),
-            token_cipher(settings),
-            provider,
-            dev.tenant,
-            TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(hours=1)),
-        )
+        settings = make_settings(client, **overrides)
+        organisation.connect(settings)
         async with build_worker(client, settings), api_client(settings, client) as api:
             invoice = await _invoice(api, [{"description": "Audit", "quantity": "4", "unit_price": "125.00"}])
             number = (await _accounting(api, invoice["id"], "synced"))["number"]
