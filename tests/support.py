@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 from pypdf import PdfReader
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from api.main import create_app
 from core.settings import Settings
@@ -62,6 +63,34 @@ async def eventually(
             return last
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+_BUSY_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+}
+
+
+async def settled_query(handle: WorkflowHandle[Any, Any], query: Any, *, timeout: float = 30.0) -> Any:
+    """A query asked once the workflow's latest run is quiet: no workflow task in flight and no activity
+    pending. On the time-skipping test server a query that arrives while a task is in flight is queued
+    behind it, and when that task continues the workflow as new the query is never answered and holds
+    time skipping locked, so every later ``env.sleep`` hangs. Tests there hold time still between sleeps,
+    so a run found quiet stays quiet until the query is answered."""
+
+    async def quiet() -> bool:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return description.status is not None  # ended: queries are answered from its history
+        if description.raw_description.pending_activities:
+            return False
+        last = None
+        async for event in handle.fetch_history_events():
+            last = event
+        return last is not None and last.event_type not in _BUSY_EVENTS
+
+    await eventually(quiet, timeout=timeout, what=f"workflow {handle.id} quiet")
+    return await handle.query(query)
 
 
 def pdf_text(content: bytes) -> str:

@@ -11,9 +11,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from temporalio.service import RPCError
-
-from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
+from tests.support import (
+    api_client,
+    customer_body,
+    eventually,
+    kind_of,
+    record_history,
+    settled_query,
+    to,
+    wait_mail,
+)
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import InvoiceState
@@ -42,6 +49,10 @@ async def setup(api, tz: str, policy: dict[str, Any]) -> dict[str, Any]:  # type
     return customer.json()
 
 
+async def query_state(handle) -> InvoiceState:  # type: ignore[no-untyped-def]
+    return await settled_query(handle, InvoiceWorkflow.state)  # type: ignore[no-any-return]
+
+
 async def open_invoice(api, client, customer: dict[str, Any], due: date):  # type: ignore[no-untyped-def]
     invoice = (
         await api.post(
@@ -56,12 +67,7 @@ async def open_invoice(api, client, customer: dict[str, Any], due: date):  # typ
     handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
 
     async def is_open() -> InvoiceState | None:
-        try:
-            state = await handle.query(InvoiceWorkflow.state)
-        except RPCError as exc:  # the query met the run that parks (continue-as-new) before its first task
-            if "deadline" not in str(exc):
-                raise
-            return None
+        state = await query_state(handle)
         return state if state.status == "open" else None
 
     await eventually(is_open, what="open")
@@ -135,7 +141,7 @@ async def test_send_window_moves_a_saturday_reminder_to_monday_nine(time_env, ma
         assert "internal notice" in owner_text and client_mail in owner_text
         assert "/i/" not in owner_text and "If you have already paid" not in owner_text
 
-        state = await handle.query(InvoiceWorkflow.state)
+        state = await query_state(handle)
         [arrived] = sent_at(state)
         assert monday_nine <= arrived < monday_nine + timedelta(minutes=5), (
             arrived
@@ -204,7 +210,7 @@ async def test_ninety_days_of_dunning_across_the_end_of_march_in_berlin(
         )
         assert (escalation.header("X-Invoiceflow-Key") or "").endswith(f":dunning:{len(offsets)}:internal")
 
-        state = await handle.query(InvoiceWorkflow.state)
+        state = await query_state(handle)
         arrivals = sent_at(state)
         assert len(arrivals) == len(offsets)
         for arrived, planned in zip(arrivals, expected, strict=True):
@@ -261,7 +267,7 @@ async def test_dispute_hold_pauses_and_release_sends_only_the_latest_missed(
         await sleep_until(time_env, local(due + timedelta(days=22), tz))
         messages = await wait_mail(mailbox, 4, where=to(client_mail))
         assert dunning_mail(messages) == [1, 2, 3]
-        state = await handle.query(InvoiceWorkflow.state)
+        state = await query_state(handle)
         arrivals = sent_at(state)
         assert len(arrivals) == 3
         assert (
@@ -304,7 +310,7 @@ async def test_hold_with_a_resume_date_resumes_at_the_window_start(time_env, mak
         await sleep_until(time_env, local(resume_on, tz) + timedelta(hours=1))
         messages = await wait_mail(mailbox, 2, where=to(customer["emails"][0]))
         assert dunning_mail(messages) == [0]
-        state = await handle.query(InvoiceWorkflow.state)
+        state = await query_state(handle)
         assert state.holds == []
         [arrived] = sent_at(state)
         assert (
@@ -367,7 +373,7 @@ async def test_late_fees_once_or_compounding_as_the_policy_says(time_env, make_s
         assert second_body["amount_due"] == "2472.54"  # + 1.5 % of 2436.00 = 36.54, then no more (max 2)
         fees = (await api.get(f"/invoices/{second['id']}/reminders")).json()["late_fees"]
         assert [(f["status"], f["amount"]) for f in fees] == [("applied", "36.00"), ("applied", "36.54")]
-        assert (await second_handle.query(InvoiceWorkflow.state)).amount_due == "2472.54"
+        assert (await query_state(second_handle)).amount_due == "2472.54"
 
         paid = await api.post(f"/invoices/{first['id']}/payments", json={"amount": "2425.00"})
         assert paid.json()["status"] == "paid", paid.text

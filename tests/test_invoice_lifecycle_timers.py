@@ -7,7 +7,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
-from tests.support import api_client, customer_body, eventually, kind_of, record_history, to, wait_mail
+from tests.support import (
+    api_client,
+    customer_body,
+    eventually,
+    kind_of,
+    record_history,
+    settled_query,
+    to,
+    wait_mail,
+)
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import InvoiceState
@@ -39,7 +48,7 @@ async def test_forty_five_days_of_an_invoice(time_env, make_settings, mailbox) -
         handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
 
         async def state() -> InvoiceState:
-            return await handle.query(InvoiceWorkflow.state)
+            return await settled_query(handle, InvoiceWorkflow.state)
 
         async def status_is(expected: str):  # type: ignore[no-untyped-def]
             current = await state()
@@ -162,7 +171,7 @@ async def test_void_and_write_off(time_env, make_settings, mailbox) -> None:
 
 
 async def _status(handle, expected: str):  # type: ignore[no-untyped-def]
-    current = await handle.query(InvoiceWorkflow.state)
+    current = await settled_query(handle, InvoiceWorkflow.state)
     return current if current.status == expected else None
 
 
