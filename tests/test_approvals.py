@@ -5,9 +5,11 @@ links change nothing. Deadlines remind and escalate to the delegate."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -36,6 +38,18 @@ async def link_for(mailbox, approver: str, *, count: int = 1) -> list[str]:  # t
         mailbox, count, where=lambda m: approver in m.rcpt_tos and "Approval needed" in m.subject
     )
     return [LINK.search(m.text_body() or "").group(1) for m in messages]  # type: ignore[union-attr]
+
+
+async def visit(call, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """A link's page, opened again while it answers 503 (the workflow did not answer in time), as the
+    page asks the approver to do."""
+    for _ in range(10):
+        response = await call(*args, **kwargs)
+        if response.status_code != 503:
+            return response
+        assert response.headers["retry-after"] and "nothing was changed" in response.text
+        await asyncio.sleep(0.5)
+    return response
 
 
 async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, make_settings, mailbox) -> None:
@@ -71,10 +85,10 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
             customer["emails"][0] not in m.rcpt_tos for m in mailbox.store.list()
         )
 
-        shown = await api.get(pm_link)
+        shown = await visit(api.get, pm_link)
         assert shown.status_code == 200 and "12,000.00 USD" in shown.text and "Approve" in shown.text
         assert "no-store" in shown.headers["cache-control"]
-        assert (await api.get(f"{pm_link}/preview.pdf")).headers["content-type"] == "application/pdf"
+        assert (await visit(api.get, f"{pm_link}/preview.pdf")).headers["content-type"] == "application/pdf"
         assert (await handle.query(InvoiceWorkflow.state)).approval_step == 1  # looking changed nothing
 
         approved = await api.post(
@@ -83,9 +97,9 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert approved.status_code == 200 and "Approved" in approved.text
         await eventually(lambda: at_step(2), what="waiting on step 2")
         # The same link again, the other PM's link (step done), and both as GET: nothing changes.
-        assert (await api.post(pm_link, data={"decision": "approve"})).status_code == 409
-        assert "already recorded a decision" in (await api.get(pm_link)).text
-        late = await api.post(pm2_link, data={"decision": "approve"})
+        assert (await visit(api.post, pm_link, data={"decision": "approve"})).status_code == 409
+        assert "already recorded a decision" in (await visit(api.get, pm_link)).text
+        late = await visit(api.post, pm2_link, data={"decision": "approve"})
         assert late.status_code == 409 and "already complete" in late.text
         tampered = pm2_link[:-3] + ("AAA" if not pm2_link.endswith("AAA") else "BBB")
         assert (await api.get(tampered)).status_code == 400
@@ -93,10 +107,12 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
 
         [finance_link] = await link_for(mailbox, "finance@firm.example.com")
         [cfo_link] = await link_for(mailbox, "cfo@firm.example.com")
-        assert (await api.post(finance_link, data={"decision": "approve"})).status_code == 200
-        no_reason = await api.post(cfo_link, data={"decision": "reject", "comment": "  "})
+        assert (await visit(api.post, finance_link, data={"decision": "approve"})).status_code == 200
+        no_reason = await visit(api.post, cfo_link, data={"decision": "reject", "comment": "  "})
         assert no_reason.status_code == 422  # and the link is not spent
-        rejected = await api.post(cfo_link, data={"decision": "reject", "comment": "PO number missing"})
+        rejected = await visit(
+            api.post, cfo_link, data={"decision": "reject", "comment": "PO number missing"}
+        )
         assert rejected.status_code == 200 and "back in draft" in rejected.text
 
         async def draft():  # type: ignore[no-untyped-def]
@@ -118,11 +134,11 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert edited.status_code == 200 and edited.json()["total"] == "11000.00"
         assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
         await eventually(lambda: at_step(1), what="second round, step 1")
-        old = await api.post(pm2_link, data={"decision": "approve"})
+        old = await visit(api.post, pm2_link, data={"decision": "approve"})
         assert old.status_code == 409 and "changed" in old.text
 
         [_, pm_link_2] = await link_for(mailbox, "pm@firm.example.com", count=2)
-        assert (await api.post(pm_link_2, data={"decision": "approve"})).status_code == 200
+        assert (await visit(api.post, pm_link_2, data={"decision": "approve"})).status_code == 200
         await eventually(lambda: at_step(2), what="second round, step 2")
         # Operator API: a wrong approver and a repeated decision are refused by the workflow.
         wrong = await api.post(
@@ -141,7 +157,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         )
         assert again.status_code == 409 and "already decided" in again.text
         [_, cfo_link_2] = await link_for(mailbox, "cfo@firm.example.com", count=2)
-        assert (await api.post(cfo_link_2, data={"decision": "approve"})).status_code == 200
+        assert (await visit(api.post, cfo_link_2, data={"decision": "approve"})).status_code == 200
 
         async def sent():  # type: ignore[no-untyped-def]
             body = (await api.get(f"/invoices/{invoice['id']}")).json()
@@ -219,7 +235,7 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
         [deputy_link] = await link_for(mailbox, "deputy@firm.example.com")
         state = await handle.query(InvoiceWorkflow.state)
         assert "deputy@firm.example.com" in state.awaiting_approvers
-        assert (await api.post(deputy_link, data={"decision": "approve"})).status_code == 200
+        assert (await visit(api.post, deputy_link, data={"decision": "approve"})).status_code == 200
 
         async def step_two():  # type: ignore[no-untyped-def]
             return (await handle.query(InvoiceWorkflow.state)).approval_step == 2
@@ -230,3 +246,69 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
             "deputy@firm.example.com"
         ]
         await record_history(handle, "approval_reminded_and_escalated")
+
+
+async def test_a_link_opened_while_no_worker_answers_says_try_again_and_stays_unused(
+    temporal_env, make_settings, mailbox, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from api.routes import approval_pages
+    from persistence.db import session_scope
+    from persistence.models import ApprovalLinkUse
+    from tests.test_console_auth import browser, make_user, sign_in
+
+    monkeypatch.setattr(approval_pages, "STATE_TIMEOUT", timedelta(seconds=1))
+    client = temporal_env.client
+    settings = make_settings(client)
+    approver = f"pm-{uuid.uuid4().hex[:6]}@firm.example.com"
+    async with api_client(settings, client) as api:
+        async with build_worker(client, settings):
+            assert (
+                await api.put(
+                    "/approval-rules",
+                    content=RULES.replace("pm@firm.example.com", approver),
+                    headers={"Content-Type": "application/yaml"},
+                )
+            ).status_code == 200
+            customer = (await api.post("/customers", json=customer_body(tags=["enterprise"]))).json()
+            invoice = (
+                await api.post(
+                    "/invoices",
+                    json={
+                        "customer_id": customer["id"],
+                        "lines": [{"description": "x", "unit_price": "20000"}],
+                    },
+                )
+            ).json()
+            [link] = await link_for(mailbox, approver)
+            assert (await api.get(link)).status_code == 200
+        # The worker is gone: the workflow cannot answer whether this decision is still wanted.
+        shown = await api.get(link)
+        assert shown.status_code == 503 and shown.headers["retry-after"] == "30"
+        assert "try again" in shown.text.lower() and "nothing was changed" in shown.text
+        acted = await api.post(link, data={"decision": "approve"})
+        assert acted.status_code == 503
+        async with browser(settings, client) as http:  # the console says it does not know, and offers nothing
+            await sign_in(http, make_user(settings, "finance"))
+            inbox = await http.get("/app/approvals")
+            assert inbox.status_code == 200 and "not known right now" in inbox.text
+            row = inbox.text[inbox.text.index(f'href="/app/invoices/{invoice["id"]}"') :].split("</tr>")[0]
+            assert "not known right now" in row and "Approve" not in row
+            shown_in_console = await http.get(f"/app/invoices/{invoice['id']}")
+            assert (
+                shown_in_console.status_code == 200 and "could not be read just now" in shown_in_console.text
+            )
+            assert "Decide for an approver" not in shown_in_console.text
+        with session_scope(settings.require_database_url()) as session:
+            assert (
+                session.scalars(
+                    select(ApprovalLinkUse).where(
+                        ApprovalLinkUse.approver == approver,
+                        ApprovalLinkUse.invoice_id == uuid.UUID(invoice["id"]),
+                    )
+                ).all()
+                == []
+            )
+        async with build_worker(client, settings):  # back: the same link decides
+            assert (await api.post(link, data={"decision": "approve"})).status_code == 200

@@ -3,11 +3,12 @@ approvals inbox, webhooks, accounting. Reads reuse the API's own loaders where o
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -22,6 +23,7 @@ from api.views.invoices import load_invoice
 from core.settings import Settings
 from persistence.models import Customer
 from services.errors import NotFound
+from workflows.payloads import InvoiceState
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 User = Annotated[Current, Depends(current)]
@@ -156,9 +158,9 @@ async def invoice_page(request: Request, invoice_id: uuid.UUID, who: User) -> Re
         )
     except HTTPException:
         plan = None
-    state = None
+    state: InvoiceState | None | Literal["unknown"] = None
     if invoice.status == "pending_approval":
-        state = await approval_pages._state(request.app.state.temporal, invoice.workflow_id)
+        state = await _approval_state(request, invoice.workflow_id)
     customer = await db.run(lambda s: s.get(Customer, invoice.customer_id))
     return page(
         request,
@@ -179,12 +181,24 @@ async def customer_list(request: Request, who: User, q: str = "") -> Response:
     return page(request, "customers.html", rows=rows, q=q, can_act=who.principal.can_act())
 
 
+async def _approval_state(request: Request, workflow_id: str) -> InvoiceState | None | Literal["unknown"]:
+    """The approval chain's state from the workflow, or "unknown" when Temporal does not answer: the page
+    says so and offers no action (it may be an approver's turn, not an operator's)."""
+    try:
+        return await approval_pages.workflow_state(request.app.state.temporal, workflow_id)
+    except approval_pages.EngineUnavailable:
+        return "unknown"
+
+
 @router.get("/approvals")
 async def approvals(request: Request, who: User) -> Response:
     rows = await _db(request).run(queries.pending_approval)
-    temporal = request.app.state.temporal
-    items = [(i, await approval_pages._state(temporal, i.workflow_id)) for i in rows]
-    return page(request, "approvals.html", items=items, can_act=who.principal.can_act())
+    # Together, each with the link pages' short deadline: one invoice whose worker is down must not
+    # hold the whole inbox for a timeout per row.
+    states = await asyncio.gather(*(_approval_state(request, i.workflow_id) for i in rows))
+    return page(
+        request, "approvals.html", items=list(zip(rows, states, strict=True)), can_act=who.principal.can_act()
+    )
 
 
 @router.get("/webhooks")

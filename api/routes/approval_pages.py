@@ -9,6 +9,7 @@ nothing. The workflow's Update validator is the last word on "superseded" (step 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -18,7 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, SettingsDep, TemporalDep
 from api.pages import HEADERS, page, result
@@ -32,6 +33,8 @@ from persistence.models import ApprovalLinkUse
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import DecisionInput, InvoiceState
 
+#: How long a link's page waits for the workflow's answer before saying "try again".
+STATE_TIMEOUT = timedelta(seconds=5)
 router = APIRouter(prefix="/approvals", tags=["approval pages"], include_in_schema=False)
 LINK_PAGES = {
     "tampered": (
@@ -79,11 +82,34 @@ def _summary(session: Session, token: ApprovalToken) -> dict[str, Any] | None:
     }
 
 
-async def _state(temporal: TemporalDep, workflow_id: str) -> InvoiceState | None:
+class EngineUnavailable(Exception):
+    """Temporal did not answer: the link's page cannot tell whether the decision is still wanted."""
+
+
+def _unavailable(**summary: Any) -> HTMLResponse:
+    """503, not "nothing to decide": a slow or unreachable engine says nothing about the invoice, and the
+    approver should try the same link again rather than think it is spent."""
+    response = result(
+        503,
+        "Please try again in a minute",
+        "The invoice could not be checked just now; nothing was changed. Open the same link again shortly.",
+        "",
+        **summary,
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+async def workflow_state(temporal: TemporalDep, workflow_id: str) -> InvoiceState | None:
+    """The workflow's state; None when there is no such workflow, `EngineUnavailable` when Temporal fails."""
     try:
-        return await temporal.get_workflow_handle(workflow_id).query(InvoiceWorkflow.state)
-    except RPCError:
-        return None
+        return await temporal.get_workflow_handle(workflow_id).query(
+            InvoiceWorkflow.state, rpc_timeout=STATE_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise EngineUnavailable(str(exc)) from exc
 
 
 def _superseded(state: InvoiceState | None, token: ApprovalToken) -> str | None:
@@ -116,7 +142,10 @@ async def show(
             "",
             **summary,
         )
-    state = await _state(temporal, summary["workflow_id"])
+    try:
+        state = await workflow_state(temporal, summary["workflow_id"])
+    except EngineUnavailable:
+        return _unavailable(**summary)
     reason = _superseded(state, token)
     if reason or state is None:
         return result(409, "Nothing to decide here", reason or "", "", **summary)
@@ -143,7 +172,10 @@ async def preview(value: str, db: DbDep, temporal: TemporalDep, settings: Settin
         return result(404, "Invoice not found", "The invoice behind this link does not exist.", "bad")
     if summary["used"]:
         return result(409, "This link has been used", f"It already recorded a decision ({summary['used']}).")
-    reason = _superseded(await _state(temporal, summary["workflow_id"]), token)
+    try:
+        reason = _superseded(await workflow_state(temporal, summary["workflow_id"]), token)
+    except EngineUnavailable:
+        return _unavailable()
     if reason:
         return result(409, "Nothing to decide here", reason)
 
@@ -195,7 +227,10 @@ async def act(
             "",
             **summary,
         )
-    reason = _superseded(await _state(temporal, summary["workflow_id"]), token)
+    try:
+        reason = _superseded(await workflow_state(temporal, summary["workflow_id"]), token)
+    except EngineUnavailable:
+        return _unavailable(**summary)
     if reason:
         return result(409, "Nothing to decide here", reason, "", **summary)
 
@@ -238,6 +273,8 @@ async def act(
         await db.run(
             lambda s: s.execute(delete(ApprovalLinkUse).where(ApprovalLinkUse.token_id == token.token_id))
         )
+        if isinstance(exc, RPCError) and exc.status != RPCStatusCode.NOT_FOUND:
+            return _unavailable(**summary)  # the link stays unused: the same click can be made again
         reason = (
             getattr(getattr(exc, "cause", None), "message", None)
             or "The invoice no longer waits for this decision."
