@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from persistence.models import Project, ProjectRef
@@ -19,10 +19,15 @@ def project_id_for_deal(provider: str, deal_id: str) -> uuid.UUID:
     return uuid.uuid5(PROJECT_NAMESPACE, f"deal:{provider}:{deal_id}")
 
 
+_PROJECT_EXISTS = text(f"SELECT 1 FROM {Project.__tablename__} WHERE id = :id").bindparams(
+    bindparam("id", type_=Uuid)
+)
+
+
 def project_exists(session: Session, project_id: uuid.UUID) -> bool:
     """One indexed lookup, for routing a webhook: loading the project with its milestones and refs was
     30 % of the receiver's time under load."""
-    return session.scalar(select(Project.id).where(Project.id == project_id)) is not None
+    return session.execute(_PROJECT_EXISTS, {"id": project_id}).first() is not None
 
 
 def resolve(session: Session, system: str, ref: str) -> ProjectRef | None:

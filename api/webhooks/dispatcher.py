@@ -121,6 +121,11 @@ class InboxDispatcher:
         """A receiver committed a routed event: hand it over now, not at the next sweep."""
         self._wake.set()
 
+    def notifies_processes(self) -> bool:
+        """Whether receivers wake dispatcher processes through PostgreSQL (`inbox.record_routed`), which
+        they do when the hand-over runs outside the API; in the API, `wake` after the commit does it."""
+        return not self._settings.dispatcher_in_api
+
     def wake_in(self, session: Session) -> None:
         """A receiver routed an event in this transaction: when the dispatcher runs in processes of its
         own, they are woken as it commits (in the API, `wake` after the commit does it)."""

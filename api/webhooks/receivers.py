@@ -103,27 +103,19 @@ async def ingest(
     became of each (for the 2xx body): ``accepted`` (routed, the dispatcher hands it over), ``duplicate``
     (already handed over) or ``unmatched``."""
 
+    notify = dispatcher.notifies_processes()
+
     def record(session: Session) -> list[dict[str, str]]:
         results: dict[int, dict[str, str]] = {}
         # Rows are locked in one order whatever the provider's order, so two batches cannot deadlock.
         for i, event in sorted(enumerate(events), key=lambda e: (e[1].provider, e[1].dedupe_key)):
-            row = inbox.record(session, event, payload)
+            row = inbox.record_routed(session, event, payload, notify=notify)
             if row.status == "dispatched":
                 results[i] = {"event": str(row.id), "status": "duplicate"}
-                continue
-            target = inbox.route(session, row)
-            if target is None:
-                reason = (
-                    inbox.hints_of(row).get("unconfirmed")
-                    or f"no project is linked to {row.system} {row.ref!r}"
-                )
-                inbox.mark(session, row.id, "unmatched", note=reason)
+            elif row.status == "unmatched":
                 results[i] = {"event": str(row.id), "status": "unmatched"}
-                continue
-            inbox.routed(session, row, target)
-            results[i] = {"event": str(row.id), "status": "accepted", "project_id": str(target.project_id)}
-        if any(r["status"] == "accepted" for r in results.values()):
-            dispatcher.wake_in(session)
+            else:
+                results[i] = {"event": str(row.id), "status": "accepted", "project_id": str(row.project_id)}
         return [results[i] for i in range(len(events))]
 
     results = await db.run(record) if events else []
