@@ -6,14 +6,18 @@ carrying the workflow's own reason; Temporal out of reach is ``Unavailable``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.errors import Conflict, Unavailable
+from workflows.payloads import InvoiceState
 
 FINISHED = "the invoice's workflow has finished; it takes no more changes"
+#: How long a page waits for an invoice workflow's state before saying "try again".
+STATE_TIMEOUT = timedelta(seconds=5)
 
 
 def refusal(exc: Exception) -> Exception:
@@ -50,3 +54,19 @@ async def send_signal(temporal: Client, workflow_id: str, signal: Any, arg: Any 
         await (handle.signal(signal) if arg is None else handle.signal(signal, arg))
     except RPCError as exc:
         raise refusal(exc) from exc
+
+
+async def invoice_state(temporal: Client, workflow_id: str) -> InvoiceState | None:
+    """The invoice workflow's state; None when Temporal knows no such workflow. Any other failure (a
+    timeout under load, no worker polling) is ``Unavailable``: it says nothing about the invoice, so a
+    page must not read it as "nothing to decide"."""
+    from workflows.invoice import InvoiceWorkflow
+
+    try:
+        return await temporal.get_workflow_handle(workflow_id).query(
+            InvoiceWorkflow.state, rpc_timeout=STATE_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise Unavailable(f"Temporal did not answer: {exc.message}") from exc

@@ -253,12 +253,12 @@ async def test_a_link_opened_while_no_worker_answers_says_try_again_and_stays_un
 ) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from api.routes import approval_pages
     from persistence.db import session_scope
     from persistence.models import ApprovalLinkUse
+    from services import workflow_calls
     from tests.test_console_auth import browser, make_user, sign_in
 
-    monkeypatch.setattr(approval_pages, "STATE_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(workflow_calls, "STATE_TIMEOUT", timedelta(seconds=1))
     client = temporal_env.client
     settings = make_settings(client)
     approver = f"pm-{uuid.uuid4().hex[:6]}@firm.example.com"

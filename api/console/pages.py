@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from api.console import queries
 from api.console.auth import Current, current, page
 from api.routes import accounting as accounting_routes
-from api.routes import approval_pages, dunning, reports
+from api.routes import dunning, reports
 from api.views.invoices import load_invoice
 from core.settings import Settings
 from persistence.models import Customer
-from services.errors import NotFound
+from services.errors import NotFound, Unavailable
+from services.workflow_calls import invoice_state
 from workflows.payloads import InvoiceState
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -185,8 +186,8 @@ async def _approval_state(request: Request, workflow_id: str) -> InvoiceState | 
     """The approval chain's state from the workflow, or "unknown" when Temporal does not answer: the page
     says so and offers no action (it may be an approver's turn, not an operator's)."""
     try:
-        return await approval_pages.workflow_state(request.app.state.temporal, workflow_id)
-    except approval_pages.EngineUnavailable:
+        return await invoice_state(request.app.state.temporal, workflow_id)
+    except Unavailable:
         return "unknown"
 
 

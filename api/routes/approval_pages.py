@@ -9,7 +9,6 @@ nothing. The workflow's Update validator is the last word on "superseded" (step 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -30,11 +29,11 @@ from documents.builders import invoice_document
 from documents.rendering import render_invoice_pdf
 from persistence import invoices as repo
 from persistence.models import ApprovalLinkUse
+from services.errors import Unavailable
+from services.workflow_calls import invoice_state
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import DecisionInput, InvoiceState
 
-#: How long a link's page waits for the workflow's answer before saying "try again".
-STATE_TIMEOUT = timedelta(seconds=5)
 router = APIRouter(prefix="/approvals", tags=["approval pages"], include_in_schema=False)
 LINK_PAGES = {
     "tampered": (
@@ -82,10 +81,6 @@ def _summary(session: Session, token: ApprovalToken) -> dict[str, Any] | None:
     }
 
 
-class EngineUnavailable(Exception):
-    """Temporal did not answer: the link's page cannot tell whether the decision is still wanted."""
-
-
 def _unavailable(**summary: Any) -> HTMLResponse:
     """503, not "nothing to decide": a slow or unreachable engine says nothing about the invoice, and the
     approver should try the same link again rather than think it is spent."""
@@ -98,18 +93,6 @@ def _unavailable(**summary: Any) -> HTMLResponse:
     )
     response.headers["Retry-After"] = "30"
     return response
-
-
-async def workflow_state(temporal: TemporalDep, workflow_id: str) -> InvoiceState | None:
-    """The workflow's state; None when there is no such workflow, `EngineUnavailable` when Temporal fails."""
-    try:
-        return await temporal.get_workflow_handle(workflow_id).query(
-            InvoiceWorkflow.state, rpc_timeout=STATE_TIMEOUT
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise EngineUnavailable(str(exc)) from exc
 
 
 def _superseded(state: InvoiceState | None, token: ApprovalToken) -> str | None:
@@ -143,8 +126,8 @@ async def show(
             **summary,
         )
     try:
-        state = await workflow_state(temporal, summary["workflow_id"])
-    except EngineUnavailable:
+        state = await invoice_state(temporal, summary["workflow_id"])
+    except Unavailable:
         return _unavailable(**summary)
     reason = _superseded(state, token)
     if reason or state is None:
@@ -173,8 +156,8 @@ async def preview(value: str, db: DbDep, temporal: TemporalDep, settings: Settin
     if summary["used"]:
         return result(409, "This link has been used", f"It already recorded a decision ({summary['used']}).")
     try:
-        reason = _superseded(await workflow_state(temporal, summary["workflow_id"]), token)
-    except EngineUnavailable:
+        reason = _superseded(await invoice_state(temporal, summary["workflow_id"]), token)
+    except Unavailable:
         return _unavailable()
     if reason:
         return result(409, "Nothing to decide here", reason)
@@ -228,8 +211,8 @@ async def act(
             **summary,
         )
     try:
-        reason = _superseded(await workflow_state(temporal, summary["workflow_id"]), token)
-    except EngineUnavailable:
+        reason = _superseded(await invoice_state(temporal, summary["workflow_id"]), token)
+    except Unavailable:
         return _unavailable(**summary)
     if reason:
         return result(409, "Nothing to decide here", reason, "", **summary)
