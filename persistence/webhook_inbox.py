@@ -89,9 +89,14 @@ class Recorded:
     note: str
 
 
+def not_linked(system: str, ref: str) -> str:
+    """The note of an event no project knows (a receiver's, or an operator's replay)."""
+    return f"no project is linked to {system} {ref!r}"
+
+
 def unmatched_reason(event: InboundEvent | WebhookEvent) -> str:
     hints = event.hints if isinstance(event, InboundEvent) else hints_of(event)
-    return hints.get("unconfirmed") or f"no project is linked to {event.system} {event.ref!r}"
+    return hints.get("unconfirmed") or not_linked(event.system, event.ref)
 
 
 #: `record_routed`'s statement, text compiled once: built with the expression language on every request,

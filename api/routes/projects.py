@@ -348,9 +348,7 @@ async def _replay(
                 continue
             target = inbox.route(session, row, confirmed=True)  # an operator's replay confirms it
             if target is None:
-                inbox.mark(
-                    session, row.id, "unmatched", note=f"no project is linked to {row.system} {row.ref!r}"
-                )
+                inbox.mark(session, row.id, "unmatched", note=inbox.not_linked(row.system, row.ref))
                 continue
             inbox.routed(session, row, target)
             routed.append(row.id)

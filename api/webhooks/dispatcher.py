@@ -129,7 +129,7 @@ class InboxDispatcher:
     def wake_in(self, session: Session) -> None:
         """A receiver routed an event in this transaction: when the dispatcher runs in processes of its
         own, they are woken as it commits (in the API, `wake` after the commit does it)."""
-        if not self._settings.dispatcher_in_api:
+        if self.notifies_processes():
             inbox.notify_dispatchers(session)
 
     def start(self) -> None:
