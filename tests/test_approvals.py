@@ -16,7 +16,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from core.links import APPROVAL_SALT
-from tests.support import api_client, customer_body, eventually, record_history, to, wait_mail
+from tests.support import api_client, customer_body, eventually, record_history, settled_query, to, wait_mail
 from worker import build_worker
 from workflows.invoice import InvoiceWorkflow
 
@@ -74,7 +74,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
 
         async def at_step(step: int):  # type: ignore[no-untyped-def]
-            state = await handle.query(InvoiceWorkflow.state)
+            state = await settled_query(handle, InvoiceWorkflow.state)
             return state if state.status == "pending_approval" and state.approval_step == step else None
 
         state = await eventually(lambda: at_step(1), what="waiting on step 1")
@@ -89,7 +89,8 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert shown.status_code == 200 and "12,000.00 USD" in shown.text and "Approve" in shown.text
         assert "no-store" in shown.headers["cache-control"]
         assert (await visit(api.get, f"{pm_link}/preview.pdf")).headers["content-type"] == "application/pdf"
-        assert (await handle.query(InvoiceWorkflow.state)).approval_step == 1  # looking changed nothing
+        looked = await settled_query(handle, InvoiceWorkflow.state)
+        assert looked.approval_step == 1  # looking changed nothing
 
         approved = await api.post(
             pm_link, data={"decision": "approve"}, headers={"User-Agent": "pytest-browser/1.0"}
@@ -116,7 +117,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert rejected.status_code == 200 and "back in draft" in rejected.text
 
         async def draft():  # type: ignore[no-untyped-def]
-            state = await handle.query(InvoiceWorkflow.state)
+            state = await settled_query(handle, InvoiceWorkflow.state)
             return state if state.status == "draft" else None
 
         state = await eventually(draft, what="back to draft")
@@ -233,12 +234,12 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
 
         await time_env.sleep(timedelta(hours=24))
         [deputy_link] = await link_for(mailbox, "deputy@firm.example.com")
-        state = await handle.query(InvoiceWorkflow.state)
+        state = await settled_query(handle, InvoiceWorkflow.state)
         assert "deputy@firm.example.com" in state.awaiting_approvers
         assert (await visit(api.post, deputy_link, data={"decision": "approve"})).status_code == 200
 
         async def step_two():  # type: ignore[no-untyped-def]
-            return (await handle.query(InvoiceWorkflow.state)).approval_step == 2
+            return (await settled_query(handle, InvoiceWorkflow.state)).approval_step == 2
 
         await eventually(step_two, what="delegate's approval completes step 1")
         timeline = (await api.get(f"/invoices/{invoice['id']}")).json()["timeline"]
