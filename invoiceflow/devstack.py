@@ -66,6 +66,16 @@ class Child:
     log: Path
     command: list[str] = field(default_factory=list)
 
+    def died(self) -> DevStackError:
+        """Why it stopped, with the end of its log: the reason (a port in use, a bad setting) is nearly
+        always in the last lines, and the user should not have to open the file to find it."""
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        tail = "".join(f"\n  | {line}" for line in lines[-6:] if line.strip())
+        return DevStackError(f"{self.name} exited with code {self.process.returncode}; see {self.log}{tail}")
+
 
 @dataclass
 class DevStack:
@@ -298,7 +308,7 @@ class DevStack:
         while time.monotonic() < deadline:
             dead = self._first_dead()
             if dead is not None:
-                raise DevStackError(f"{dead.name} exited with code {dead.process.returncode}; see {dead.log}")
+                raise dead.died()
             try:
                 response = httpx.get(url, timeout=2)
                 if response.status_code == 200:
@@ -436,7 +446,7 @@ def _wait_for_port(
     while time.monotonic() < deadline:
         child = dead()
         if child is not None:
-            raise DevStackError(f"{child.name} exited with code {child.process.returncode}; see {child.log}")
+            raise child.died()
         if _port_in_use(host, port):
             return
         time.sleep(0.2)

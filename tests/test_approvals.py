@@ -33,10 +33,19 @@ rules:
 LINK = re.compile(r"https?://[^\s\"<>]+(/approvals/[A-Za-z0-9._\-]+)")
 
 
-async def link_for(mailbox, approver: str, *, count: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
-    messages = await wait_mail(
-        mailbox, count, where=lambda m: approver in m.rcpt_tos and "Approval needed" in m.subject
-    )
+async def link_for(mailbox, invoice: dict, approver: str, *, count: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
+    """The links this invoice's approval emails gave one approver, oldest first. The mailbox is shared
+    by the whole session and other tests ask the same approvers, so only this invoice's messages count."""
+    key = f"invoice:{invoice['id']}:approval:"
+
+    def mine(m) -> bool:  # type: ignore[no-untyped-def]
+        return (
+            approver in m.rcpt_tos
+            and "Approval needed" in m.subject
+            and key in (m.header("X-Invoiceflow-Key") or "")
+        )
+
+    messages = await wait_mail(mailbox, count, where=mine)
     return [LINK.search(m.text_body() or "").group(1) for m in messages]  # type: ignore[union-attr]
 
 
@@ -79,8 +88,8 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
 
         state = await eventually(lambda: at_step(1), what="waiting on step 1")
         assert state.approval_rule == "large-new-client" and state.approval_steps == 2
-        [pm_link] = await link_for(mailbox, "pm@firm.example.com")
-        [pm2_link] = await link_for(mailbox, "pm2@firm.example.com")
+        [pm_link] = await link_for(mailbox, invoice, "pm@firm.example.com")
+        [pm2_link] = await link_for(mailbox, invoice, "pm2@firm.example.com")
         assert not mailbox.store.list() or all(
             customer["emails"][0] not in m.rcpt_tos for m in mailbox.store.list()
         )
@@ -106,8 +115,8 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         assert (await api.get(tampered)).status_code == 400
         assert (await api.post(tampered, data={"decision": "approve"})).status_code == 400
 
-        [finance_link] = await link_for(mailbox, "finance@firm.example.com")
-        [cfo_link] = await link_for(mailbox, "cfo@firm.example.com")
+        [finance_link] = await link_for(mailbox, invoice, "finance@firm.example.com")
+        [cfo_link] = await link_for(mailbox, invoice, "cfo@firm.example.com")
         assert (await visit(api.post, finance_link, data={"decision": "approve"})).status_code == 200
         no_reason = await visit(api.post, cfo_link, data={"decision": "reject", "comment": "  "})
         assert no_reason.status_code == 422  # and the link is not spent
@@ -138,7 +147,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
         old = await visit(api.post, pm2_link, data={"decision": "approve"})
         assert old.status_code == 409 and "changed" in old.text
 
-        [_, pm_link_2] = await link_for(mailbox, "pm@firm.example.com", count=2)
+        [_, pm_link_2] = await link_for(mailbox, invoice, "pm@firm.example.com", count=2)
         assert (await visit(api.post, pm_link_2, data={"decision": "approve"})).status_code == 200
         await eventually(lambda: at_step(2), what="second round, step 2")
         # Operator API: a wrong approver and a repeated decision are refused by the workflow.
@@ -157,7 +166,7 @@ async def test_two_step_chain_with_rejection_edit_and_resubmission(time_env, mak
             json={"approver": "finance@firm.example.com", "decision": "approve"},
         )
         assert again.status_code == 409 and "already decided" in again.text
-        [_, cfo_link_2] = await link_for(mailbox, "cfo@firm.example.com", count=2)
+        [_, cfo_link_2] = await link_for(mailbox, invoice, "cfo@firm.example.com", count=2)
         assert (await visit(api.post, cfo_link_2, data={"decision": "approve"})).status_code == 200
 
         async def sent():  # type: ignore[no-untyped-def]
@@ -221,7 +230,7 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
             )
         ).json()
         handle = client.get_workflow_handle_for(InvoiceWorkflow.run, invoice["workflow_id"])
-        await link_for(mailbox, "lead@firm.example.com")
+        await link_for(mailbox, invoice, "lead@firm.example.com")
 
         await time_env.sleep(timedelta(hours=25))
         reminders = await wait_mail(
@@ -233,7 +242,7 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
         assert not [m for m in mailbox.store.list() if "deputy@firm.example.com" in m.rcpt_tos]
 
         await time_env.sleep(timedelta(hours=24))
-        [deputy_link] = await link_for(mailbox, "deputy@firm.example.com")
+        [deputy_link] = await link_for(mailbox, invoice, "deputy@firm.example.com")
         state = await settled_query(handle, InvoiceWorkflow.state)
         assert "deputy@firm.example.com" in state.awaiting_approvers
         assert (await visit(api.post, deputy_link, data={"decision": "approve"})).status_code == 200
@@ -282,7 +291,7 @@ async def test_a_link_opened_while_no_worker_answers_says_try_again_and_stays_un
                     },
                 )
             ).json()
-            [link] = await link_for(mailbox, approver)
+            [link] = await link_for(mailbox, invoice, approver)
             assert (await api.get(link)).status_code == 200
         # The worker is gone: the workflow cannot answer whether this decision is still wanted.
         shown = await api.get(link)

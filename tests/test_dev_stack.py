@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,9 +32,21 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "admin@stack.example.com", "stack admin password"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range. The stack is given its ports up front and binds
+    them seconds later; a port the kernel handed out for ``bind(0)`` could meanwhile go to anything else
+    asking for one (the Temporal dev server picks its internal ports that way, as do the other test
+    processes), and the child then dies with "address already in use"."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def start(data_dir: Path, ports: dict[str, int], extra: list[str] | None = None) -> subprocess.Popen[bytes]:

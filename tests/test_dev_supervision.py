@@ -139,3 +139,14 @@ def test_a_closed_terminal_never_stops_the_stack_from_stopping(monkeypatch) -> N
 
     monkeypatch.setattr(sys, "stderr", Gone())
     _say("stopping ...")  # must not raise
+
+
+def test_a_child_that_dies_while_starting_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
+    dev = stack(tmp_path, [], RestartPolicy(initial_s=0.2))
+    (tmp_path / "logs").mkdir()
+    failing = "print('booting'); print('[Errno 98] address already in use'); raise SystemExit(3)"
+    dev._spawn("mailbox", [sys.executable, "-c", failing], raw=True)
+    dev.child("mailbox").process.wait(timeout=30)
+    error = dev._first_dead().died()  # type: ignore[union-attr]
+    assert str(error).startswith("mailbox exited with code 3; see ")
+    assert "| [Errno 98] address already in use" in str(error) and "| booting" in str(error)
