@@ -52,11 +52,11 @@ async def _invoice_waiting_for_the_client(
         return state if state.status == "pending_approval" and state.approval_step == step else None
 
     await eventually(lambda: at_step(1), what="waiting on the firm's step")
-    [pm_link] = await link_for(mailbox, pm)
+    [pm_link] = await link_for(mailbox, invoice, pm)
     assert (await api.post(pm_link, data={"decision": "approve"})).status_code == 200
     state = await eventually(lambda: at_step(2), what="waiting on the client")
     assert state.awaiting_approvers == [contact]
-    [client_link] = await link_for(mailbox, contact)
+    [client_link] = await link_for(mailbox, invoice, contact)
     return invoice, handle, contact, client_link
 
 

@@ -52,7 +52,7 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
         customer = (await api.post("/customers", json=customer_body())).json()
         line = {"description": "Data platform", "quantity": "1", "unit_price": "6000.00"}
         invoice = (await api.post("/invoices", json={"customer_id": customer["id"], "lines": [line]})).json()
-        [link] = await link_for(mailbox, approver)
+        [link] = await link_for(mailbox, invoice, approver)
         shown = await api.get(link)
         assert shown.status_code == 200
         assert_page_headers(shown)
@@ -78,7 +78,7 @@ async def test_links_after_use_and_an_edit_right_after_rejection(
         assert_page_headers(used)
 
         assert (await api.post(f"/invoices/{invoice['id']}/submit")).status_code == 200
-        [_, fresh] = await link_for(mailbox, approver, count=2)
+        [_, fresh] = await link_for(mailbox, invoice, approver, count=2)
         assert (await api.get(f"{fresh}/preview.pdf")).headers["content-type"] == "application/pdf"
         # An operator decides instead: the fresh link is superseded, so no preview either.
         decided = await api.post(
