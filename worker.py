@@ -18,7 +18,6 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounting import AccountingActivities
 from activities.approvals import ApprovalActivities
@@ -35,6 +34,7 @@ from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
 from core.temporal import connect
+from core.workflow_runner import runner_for, workflow_runner
 from documents.einvoice.pool import EInvoicePool
 from observability import tracing
 from observability.activity_interceptor import ObservabilityInterceptor
@@ -59,19 +59,7 @@ WORKFLOWS = [
 ]
 
 
-def workflow_runner(*packages: str) -> SandboxedWorkflowRunner:
-    """Temporal's sandbox, with our workflow ``packages`` passed through instead of re-imported.
-
-    By default the sandbox executes a workflow's module afresh for every workflow it creates, or
-    re-creates after eviction from the cache, so that module state cannot leak between runs. Our workflow
-    modules hold only constants, so that isolation buys nothing here, and py-spy showed the re-import
-    (module body, ``@workflow.defn``, type hints) at 18 % of a busy worker's CPU. The
-    sandbox's runtime checks stay on: ``datetime.now()``, I/O and the like still fail a workflow task."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*packages)
-    )
-
-
+#: The runner for this worker's own client (no payload codec): replays and tests use it too.
 WORKFLOW_RUNNER = workflow_runner("workflows")
 
 
@@ -172,7 +160,7 @@ def build_worker(
         einvoice_pool=einvoice_pool,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=runner_for(client.data_converter, "workflows"),
         activities=activities(settings, render_pool, einvoice_pool),
         activity_executor=ThreadPoolExecutor(
             max_workers=max_concurrent_activities, thread_name_prefix="activity"
