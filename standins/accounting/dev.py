@@ -154,7 +154,13 @@ PROVIDERS: dict[str, DevAccounting] = {
 
 
 def serve_forever(
-    provider: str, host: str, port: int, *, webhook_url: str | None = None, webhook_secret: str = ""
+    provider: str,
+    host: str,
+    port: int,
+    *,
+    webhook_url: str | None = None,
+    webhook_secret: str = "",
+    quota: bool = True,
 ) -> None:
     """Serve the stand-in; with ``webhook_url`` it sends the provider's signed webhooks there (Xero and
     QBO: configured here, as in their developer portals; FreshBooks: once a callback is registered
@@ -162,6 +168,8 @@ def serve_forever(
     import uvicorn
 
     app, state = PROVIDERS[provider].app()
+    if not quota:
+        state.core.traffic.quota = None
     if webhook_url and provider in ("xero", "qbo"):
         state.webhooks.configure(webhook_url, webhook_secret)
     uvicorn.run(app, host=host, port=port, log_level="warning")
