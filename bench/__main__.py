@@ -404,6 +404,19 @@ async def _history_counts(client: Client, workflow_id: str) -> dict[str, int]:
     }
 
 
+def _books_calls() -> dict[str, float]:
+    """Calls this process's worker made to the books so far, by operation (its Prometheus counter)."""
+    from observability import metrics
+
+    totals: dict[str, float] = {}
+    for family in metrics.ACCOUNTING_CALLS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                operation = sample.labels["operation"]
+                totals[operation] = totals.get(operation, 0.0) + sample.value
+    return totals
+
+
 async def _activity_times(client: Client, workflow_ids: list[str]) -> dict[str, dict[str, float]]:
     """Where an invoice's life waits, from its histories: per activity type, the mean time from
     scheduled to started (queued for a slot or a poller) and from started to completed (running,
@@ -491,6 +504,7 @@ async def _throughput(
                     requested[body["id"]] = at
                     return body["id"], body["workflow_id"], body["total"]
 
+            calls_before = _books_calls()
             cpu_before = _cpu_s(stack.work)
             began = time.perf_counter()
             drafts = await asyncio.gather(*(create(i) for i in range(n)))
@@ -511,6 +525,9 @@ async def _throughput(
             await asyncio.gather(*(pay(*d) for d in drafts))
             elapsed = time.perf_counter() - began
             cpu_invoice = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+            books_calls = {
+                op: round((c - calls_before.get(op, 0)) / n, 2) for op, c in _books_calls().items()
+            }
             in_books = {entity: await _books_rows(http, books, entity) for entity in ("Invoice", "Payment")}
     accepted: dict[str, float] = {}
     for message in stack.mail.list():
@@ -569,6 +586,7 @@ async def _throughput(
         "books_duplicate_numbers": len(in_books["Invoice"])
         - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "all_open_after_s": round(opened, 2),
+        "books_calls_per_life": books_calls,  # by operation, as our client counted them (429s included)
         "per_invoice": life,  # mean over up to 10 invoices' histories
         "per_bare_wf": bare_life,
         "life_waits": waits,  # mean over up to 20 invoices: queued and running, per activity type

@@ -62,6 +62,9 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
         round(life["activities"]),
         round(life["local_activities"]),
     )
+    # The books calls our client made per life, by operation: the invoice created, its payment recorded.
+    calls = throughput["books_calls_per_life"]
+    assert calls["POST invoice"] == 1 and calls["POST payment"] == 1, calls
     # Where a life waits, per activity type and for workflow tasks, as its histories show it.
     waits = throughput["life_waits"]
     assert {"render_invoice_pdf", "send_email", "sync_accounting", "workflow task"} <= set(waits), waits
