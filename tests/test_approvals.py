@@ -233,13 +233,24 @@ async def test_undecided_step_is_reminded_then_escalated_to_the_delegate(
         await link_for(mailbox, invoice, "lead@firm.example.com")
 
         await time_env.sleep(timedelta(hours=25))
+        ours = f"invoice:{invoice['id']}:"  # the session's mailbox holds other tests' mail too
+
+        def of_this_invoice(m) -> bool:  # type: ignore[no-untyped-def]
+            return (m.header("X-Invoiceflow-Key") or "").startswith(ours)
+
         reminders = await wait_mail(
             mailbox,
             1,
-            where=lambda m: "lead@firm.example.com" in m.rcpt_tos and m.subject.startswith("Reminder:"),
+            where=lambda m: (
+                of_this_invoice(m)
+                and "lead@firm.example.com" in m.rcpt_tos
+                and m.subject.startswith("Reminder:")
+            ),
         )
         assert len(reminders) == 1
-        assert not [m for m in mailbox.store.list() if "deputy@firm.example.com" in m.rcpt_tos]
+        assert not [
+            m for m in mailbox.store.list() if of_this_invoice(m) and "deputy@firm.example.com" in m.rcpt_tos
+        ]
 
         await time_env.sleep(timedelta(hours=24))
         [deputy_link] = await link_for(mailbox, invoice, "deputy@firm.example.com")
