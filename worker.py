@@ -33,7 +33,7 @@ from activities.project_emails import ProjectEmailActivities
 from activities.projects import ProjectActivities
 from activities.subscriptions import SubscriptionActivities
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, with_our_converter
 from core.workflow_runner import runner_for, workflow_runner
 from documents.einvoice.pool import EInvoicePool
 from observability import tracing
@@ -150,6 +150,7 @@ def build_worker(
     interceptors: Sequence[Interceptor] = (),
     **worker_kwargs: object,
 ) -> InvoiceflowWorker:
+    client = with_our_converter(client)
     render_pool = RenderPool(settings.render_processes)
     einvoice_pool = EInvoicePool(settings.einvoice_processes)  # the official rules, in a process of its own
     if max_concurrent_activities is None:

@@ -16,6 +16,7 @@ from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKe
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from core.payload_converter import DATA_CONVERTER, with_payload_hints
 from core.settings import Settings
 
 
@@ -59,7 +60,19 @@ async def connect(
         runtime=runtime,
         interceptors=interceptors,
         lazy=lazy,
+        data_converter=DATA_CONVERTER,
     )
+
+
+def with_our_converter(client: Client) -> Client:
+    """The same connection with our payload converter (``core.payload_converter``), for a client made
+    elsewhere (the tests' Temporal environments); a client that has it, or a converter of its own, as is."""
+    converter = with_payload_hints(client.data_converter)
+    if converter is client.data_converter:
+        return client
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def register_search_attributes(client: Client, keys: Iterable[SearchAttributeKey]) -> None:

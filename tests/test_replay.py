@@ -19,6 +19,7 @@ from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import InvoiceResult, InvoiceWorkflowInput
 
 with workflow.unsafe.imports_passed_through():  # this module is sandboxed below (ChangedInvoiceWorkflow)
+    from core.payload_converter import DATA_CONVERTER
     from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -31,9 +32,9 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(
-        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER
-    )  # the worker's own sandbox setup
+    # The worker's own sandbox setup and payload converter: histories recorded with the SDK's converter
+    # decode the same.
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -47,7 +48,7 @@ async def test_all_histories_replay_one_after_another_in_one_worker() -> None:
         for history in histories:
             yield history
 
-    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER)
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=DATA_CONVERTER)
     async with replayer.workflow_replay_iterator(each()) as results:
         outcomes = [r async for r in results]
     assert len(outcomes) == len(histories) and [r.replay_failure for r in outcomes if r.replay_failure] == []

@@ -95,3 +95,48 @@ async def test_a_codec_still_learns_whose_activity_payload_it_encodes(time_env) 
     assert None not in SEEN and len(SEEN) >= 4, SEEN
     scheduled = [c for c in SEEN if isinstance(c, ActivitySerializationContext)]
     assert scheduled and all(c.activity_type == "shout" for c in scheduled), SEEN
+
+
+def test_payloads_decode_as_the_sdk_decodes_them() -> None:
+    """Our JSON conversion (type hints resolved once per dataclass) gives what the SDK's gives, for
+    payloads an invoice's life carries (nested dataclasses, datetimes, optionals, dicts), and refuses what
+    the SDK refuses. The recorded histories replay through it too (tests/test_replay.py)."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from core.payload_converter import DATA_CONVERTER
+    from workflows.payloads import EmailRequest, InvoiceResult, InvoiceWorkflowInput
+    from workflows.payloads.approval import ApprovalLinkSpec
+    from workflows.payloads.invoice import ApplyPaymentRequest, PaymentInput
+
+    ours, sdk = DATA_CONVERTER.payload_converter, DataConverter.default.payload_converter
+    samples: list[object] = [
+        EmailRequest(
+            invoice_id=str(uuid.uuid4()),
+            kind="approval_request",
+            key="invoice:x:approval:r1:s0:pm@firm.example.com",
+            to=["pm@firm.example.com"],
+            approval=ApprovalLinkSpec(revision=1, step=0, approver="pm@firm.example.com", of_steps=2),
+        ),
+        ApplyPaymentRequest(
+            invoice_id=str(uuid.uuid4()),
+            payment=PaymentInput(amount="2856.00", idempotency_key="pay-1", received_at=datetime.now(UTC)),
+            past_due=False,
+            received_at=datetime(2026, 12, 3, 9, 30, tzinfo=UTC),
+        ),
+        InvoiceWorkflowInput(invoice_id="i", customer_id="c", currency="EUR", approval_rules=0),
+    ]
+    for value in samples:
+        payloads = sdk.to_payloads([value])
+        assert ours.to_payloads([value]) == payloads
+        [theirs] = sdk.from_payloads(payloads, [type(value)])
+        [mine] = ours.from_payloads(payloads, [type(value)])
+        assert mine == theirs == value
+    for kind in (InvoiceResult, InvoiceWorkflowInput):  # a required field missing: both refuse
+        broken = sdk.to_payloads([{"nothing": 1}])
+        with pytest.raises(Exception) as theirs_error:
+            sdk.from_payloads(broken, [kind])
+        with pytest.raises(Exception) as mine_error:
+            ours.from_payloads(broken, [kind])
+        assert type(mine_error.value) is type(theirs_error.value)
