@@ -417,6 +417,17 @@ def _books_calls() -> dict[str, float]:
     return totals
 
 
+#: The start and end events of activity and workflow tasks, and the attributes that name their schedule.
+_STARTED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: "activity_task_started_event_attributes",
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED: "workflow_task_started_event_attributes",
+}
+_COMPLETED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: "workflow_task_completed_event_attributes",
+}
+
+
 async def _activity_times(client: Client, workflow_ids: list[str]) -> dict[str, dict[str, float]]:
     """Where an invoice's life waits, from its histories: per activity type, the mean time from
     scheduled to started (queued for a slot or a poller) and from started to completed (running,
@@ -432,31 +443,16 @@ async def _activity_times(client: Client, workflow_ids: list[str]) -> dict[str, 
                 scheduled[event.event_id] = (name, at)
             elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
                 scheduled[event.event_id] = ("workflow task", at)
-            elif kind in (
-                EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-                EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-            ):
-                attributes = (
-                    event.activity_task_started_event_attributes
-                    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                    else event.workflow_task_started_event_attributes
-                )
-                name, then = scheduled[attributes.scheduled_event_id]
-                started[attributes.scheduled_event_id] = at
+            elif kind in _STARTED:
+                ref = getattr(event, _STARTED[kind]).scheduled_event_id
+                name, then = scheduled[ref]
+                started[ref] = at
                 times.setdefault(name, {"queued": [], "ran": []})["queued"].append(
                     (at - then).total_seconds()
                 )
-            elif kind in (
-                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-                EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-            ):
-                attributes = (
-                    event.activity_task_completed_event_attributes
-                    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-                    else event.workflow_task_completed_event_attributes
-                )
-                name, _ = scheduled[attributes.scheduled_event_id]
-                times[name]["ran"].append((at - started[attributes.scheduled_event_id]).total_seconds())
+            elif kind in _COMPLETED:
+                ref = getattr(event, _COMPLETED[kind]).scheduled_event_id
+                times[scheduled[ref][0]]["ran"].append((at - started[ref]).total_seconds())
     return {
         name: {
             f"{part}_ms": round(1000 * statistics.mean(values), 1) for part, values in parts.items() if values

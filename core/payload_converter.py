@@ -72,13 +72,11 @@ class InvoiceflowPayloadConverter(CompositePayloadConverter):
         )
 
 
-DATA_CONVERTER = dataclasses.replace(
-    DataConverter.default, payload_converter_class=InvoiceflowPayloadConverter
-)
-
-
 def with_payload_hints(converter: DataConverter) -> DataConverter:
     """``converter`` with the JSON conversion above, unless it brings a payload converter of its own."""
     if converter.payload_converter_class is not DefaultPayloadConverter:
         return converter
     return dataclasses.replace(converter, payload_converter_class=InvoiceflowPayloadConverter)
+
+
+DATA_CONVERTER = with_payload_hints(DataConverter.default)
