@@ -51,6 +51,37 @@ def test_free_text_loses_known_secrets_tokens_and_credentials() -> None:
     assert "200" in out and "GET /approvals/" in out
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        TOKEN,  # the shortest-circuit checks must still let each pattern see what it needs
+        f"x {TOKEN} y",
+        "ab12cdef.wxyz.0123456789abcdef",  # SIGNED_TOKEN's shortest match, exactly
+        "https://user:pw-in-url@host/x",
+        "see ?key=abc123",
+        "a&signature=zzzz9",
+        "Basic dXNlcjpwdw==",
+        "op-token-123456",
+        "x@y.example",
+        "token=abc",  # no ? or &: not a query string, left alone by every layer
+        "hello",
+        "a.b.c",
+    ],
+)
+def test_free_text_redaction_matches_every_pattern_run_on_every_string(value: str) -> None:
+    """`Redactor.text` skips a pattern when the text lacks what it needs (a speed-up): the result must be
+    what running every pattern on every string gives."""
+    r = redact.Redactor(["op-token-123456"])
+    expected = value
+    for secret in r.known:
+        expected = expected.replace(secret, redact.REDACTED)
+    expected = redact.URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{redact.REDACTED}@", expected)
+    expected = redact.QUERY_CREDENTIAL.sub(lambda m: m.group(1) + redact.REDACTED, expected)
+    expected = redact.BEARER.sub(lambda m: f"{m.group(1)} {redact.REDACTED}", expected)
+    expected = redact.SIGNED_TOKEN.sub(redact.REDACTED, expected)
+    assert r.text(value) == expected
+
+
 def test_secrets_of_settings_covers_every_secret_setting() -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
