@@ -51,7 +51,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as worker_module
+from bench import machine
 from bench.bare import BareWorkflow, bench_noop
+from bench.machine import child_env
 from bench.pdf import pdf_timings
 from billing.totals import LineInput
 from core.settings import Settings
@@ -293,12 +295,12 @@ def _accounting_standin(stack: Stack) -> Iterator[tuple[Settings, str]]:
 def _api(settings: Settings) -> Iterator[str]:
     """The API (``invoiceflow api``) in a process of its own, as deployed: invoices enter through it."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
-        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
-        "INVOICEFLOW_API_TOKEN": settings.api_token,
-    }
+    env = child_env(
+        DATABASE_URL=settings.require_database_url(),
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        TASK_QUEUE=settings.task_queue,
+        API_TOKEN=settings.api_token,
+    )
     process = subprocess.Popen(
         [_binary("invoiceflow"), "api", "--port", str(port)],
         env=env,
@@ -501,7 +503,7 @@ async def _throughput(
                     return body["id"], body["workflow_id"], body["total"]
 
             calls_before = _books_calls()
-            cpu_before = _cpu_s(stack.work)
+            cpu_before, machine_lives = _cpu_s(stack.work), machine.cpu_times()
             began = time.perf_counter()
             drafts = await asyncio.gather(*(create(i) for i in range(n)))
             # Wait on PostgreSQL, not on workflow queries: a query per invoice would load the server measured.
@@ -521,6 +523,7 @@ async def _throughput(
             await asyncio.gather(*(pay(*d) for d in drafts))
             elapsed = time.perf_counter() - began
             cpu_invoice = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+            machine_lives = machine.shares(machine_lives, machine.cpu_times())
             books_calls = {
                 op: round((c - calls_before.get(op, 0)) / n, 2) for op, c in _books_calls().items()
             }
@@ -552,7 +555,7 @@ async def _throughput(
         max_cached_workflows=stack.settings.max_cached_workflows,
         max_concurrent_workflow_tasks=stack.settings.workflow_task_slots,
     ):
-        cpu_before = _cpu_s(stack.work)
+        cpu_before, machine_bare = _cpu_s(stack.work), machine.cpu_times()
         began = time.perf_counter()
         handles = [
             await stack.client.start_workflow(
@@ -566,6 +569,7 @@ async def _throughput(
         await asyncio.gather(*(h.result() for h in handles))
         bare_elapsed = time.perf_counter() - began
         cpu_bare = _cpu_ms_per(cpu_before, _cpu_s(stack.work), n)
+        machine_bare = machine.shares(machine_bare, machine.cpu_times())
         bare_life = await _history_counts(stack.client, handles[0].id)
     bare_per_s = n / bare_elapsed
     return {
@@ -574,6 +578,9 @@ async def _throughput(
         "invoices_per_s": round(invoices_per_s, 2),
         "bare_wf_per_s": round(bare_per_s, 2),
         "ratio": round(invoices_per_s / bare_per_s, 3),
+        # Both halves of the ratio on the same host: a steal share far apart between them moves it.
+        "machine_during_lives": machine_lives,
+        "machine_during_bare": machine_bare,
         "invoice_emails_accepted": len(accepted),
         "request_to_email_p50_ms": round(statistics.median(to_email_ms), 1) if to_email_ms else None,
         "request_to_email_p99_ms": round(_percentile(to_email_ms, 0.99), 1),
@@ -602,20 +609,16 @@ def _worker_process(settings: Settings, extra_env: dict[str, str] | None = None)
     """The worker (``python worker.py``) in a process of its own, as deployed: its RSS is the parked
     figure, with nothing of the harness in it. Ready once it polls (its log line says so). ``extra_env``:
     more INVOICEFLOW_* settings (the books' connection)."""
-    env = (
-        {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")}
-        | {
-            "INVOICEFLOW_DATABASE_URL": settings.require_database_url(),
-            "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-            "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
-            "INVOICEFLOW_SMTP_HOST": settings.smtp_host or "",
-            "INVOICEFLOW_SMTP_PORT": str(settings.smtp_port),
-            "INVOICEFLOW_RENDER_PROCESSES": str(settings.render_processes),
-            "INVOICEFLOW_WORKFLOW_TASK_SLOTS": str(settings.workflow_task_slots),
-            "INVOICEFLOW_MAX_CACHED_WORKFLOWS": str(settings.max_cached_workflows),
-        }
-        | (extra_env or {})
-    )
+    env = child_env(
+        DATABASE_URL=settings.require_database_url(),
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        TASK_QUEUE=settings.task_queue,
+        SMTP_HOST=settings.smtp_host or "",
+        SMTP_PORT=str(settings.smtp_port),
+        RENDER_PROCESSES=str(settings.render_processes),
+        WORKFLOW_TASK_SLOTS=str(settings.workflow_task_slots),
+        MAX_CACHED_WORKFLOWS=str(settings.max_cached_workflows),
+    ) | (extra_env or {})
     log = tempfile.NamedTemporaryFile("w+b", prefix="bench-worker-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, str(Path(worker_module.__file__).resolve())],
@@ -944,7 +947,7 @@ async def _scale_run(
             # Unmeasured: a few lives first, so that each worker's render processes have started.
             await lives(2 * count)
             load_before = os.getloadavg()[0]
-            machine_before = psutil.cpu_times()
+            machine_before = machine.cpu_times()
             cpu_before, workers_before = _cpu_s(stack.work, harness="bench"), worker_cpu()
             began = time.perf_counter()
             await lives(n)
@@ -953,16 +956,13 @@ async def _scale_run(
             per_worker = [
                 round((a - b) * 1000 / n, 1) for a, b in zip(worker_cpu(), workers_before, strict=True)
             ]
-            machine_after = psutil.cpu_times()
+            machine_after = machine.cpu_times()
             in_books = {e: await _books_rows(https[0], books, e) for e in ("Invoice", "Payment")}
         finally:
             for http in https:
                 await http.aclose()
 
-    def busy_s(t: Any) -> float:  # guest time is counted in user time already
-        return float(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0))
-
-    busy = busy_s(machine_after) - busy_s(machine_before)
+    shares = machine.shares(machine_before, machine_after)
     return {
         "worker_processes": count,
         "lives": n,
@@ -976,7 +976,8 @@ async def _scale_run(
         - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "elapsed_s": round(elapsed, 1),
         # The machine, not only this stack: on shared cores the rate follows what is left.
-        "machine_busy_pct": round(100 * busy / (elapsed * cores), 1),
+        "machine_busy_pct": shares["busy_pct"],
+        "machine_steal_pct": shares["steal_pct"],
         "stack_cpu_pct": round(100 * cpu["total"] * n / 1000 / (elapsed * cores), 1),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

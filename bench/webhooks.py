@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from bench import machine
+from bench.machine import child_env
 from persistence import projects as projects_repo
 from persistence.db import session_scope
 from persistence.models import Customer, Invoice, ProjectMilestone, WebhookEvent
@@ -182,14 +184,14 @@ async def webhook_bench(
     plans = [_seed(url, events) for _ in range(runs)]
     unique = {item["event_id"]: item for plan in plans for item in plan}
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEFLOW_")} | {
-        "INVOICEFLOW_DATABASE_URL": url,
-        "INVOICEFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "INVOICEFLOW_TASK_QUEUE": settings.task_queue,
-        "INVOICEFLOW_GENERIC_WEBHOOK_SECRET": SECRET,
+    env = child_env(
+        DATABASE_URL=url,
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        TASK_QUEUE=settings.task_queue,
+        GENERIC_WEBHOOK_SECRET=SECRET,
         # As deployed (docker-compose, `invoiceflow dev`): the hand-over in a process of its own.
-        "INVOICEFLOW_DISPATCHER_IN_API": "false",
-    }
+        DISPATCHER_IN_API="false",
+    )
     dispatcher = _dispatcher_process(env)
     api = _api_process(env, port)
     figures: list[dict[str, Any]] = []
@@ -201,14 +203,17 @@ async def webhook_bench(
         # (each invoice costs ~0.4 CPU-seconds; in production API and workers run on hosts of their own).
         # Temporal keeps what it was handed.
         for plan in plans:
-            cpu_before = cpu_s() if cpu_s else {}
+            cpu_before, machine_before = cpu_s() if cpu_s else {}, machine.cpu_times()
             results = await _send(port, plan, rate)
-            cpu_after = cpu_s() if cpu_s else {}
+            cpu_after, machine_after = cpu_s() if cpu_s else {}, machine.cpu_times()
             handed_over_s = await _handed_over(url)
             accepted |= {r["event_id"] for r in results if r["status"] == 200}
             figures.append(
                 _run_figures(results)
                 | {
+                    # The host's share matters here: a stall of a fifth of a second delays every request
+                    # in flight, and a run with steal in double figures has the tail to show for it.
+                    "machine": machine.shares(machine_before, machine_after),
                     "handed_over_after_s": round(handed_over_s, 1),
                     "ingest_cpu_ms_per_request": {
                         role: round((cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(results), 2)

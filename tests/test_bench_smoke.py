@@ -104,3 +104,9 @@ def test_bench_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert all(run["p99_ms"] >= run["p50_ms"] > 0 for run in webhook["per_run"])
     assert webhook["p99_ms_max"] >= webhook["p99_ms_min"] > 0
     assert (webhook["lost"], webhook["duplicated"]) == (0, 0)
+    for shares in [run["machine"] for run in webhook["per_run"]] + [
+        throughput["machine_during_lives"],
+        throughput["machine_during_bare"],
+    ]:
+        assert set(shares) == {"busy_pct", "steal_pct", "idle_pct"} and shares["busy_pct"] > 0, shares
+        assert abs(sum(shares.values()) - 100) < 0.5, shares
