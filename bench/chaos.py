@@ -280,7 +280,8 @@ async def inbox_chaos(
     client: Client, settings: Settings, work: Path, *, events: int = 60, kills: int = 3
 ) -> dict[str, Any]:
     """Kill the API process mid-burst; the sender retries what got no answer; count the billing."""
-    from bench.webhooks import SECRET, _api_process, _free_port, _seed
+    from bench.stack import free_port
+    from bench.webhooks import SECRET, _api_process, _seed
     from worker import build_worker
 
     began = time.monotonic()
@@ -288,7 +289,7 @@ async def inbox_chaos(
     plan = _seed(url, events)
     unique = {item["event_id"]: item for item in plan}
     projects = {uuid.UUID(i["project_id"]) for i in unique.values()}
-    port = _free_port()
+    port = free_port()
     s = settings.model_copy(update={"generic_webhook_secret": SECRET})
     env = process_env(s)
     api = _api_process(env, port)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,23 +22,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from bench import machine
 from bench.machine import child_env
+from bench.stack import free_port, wait_http
 from persistence import projects as projects_repo
 from persistence.db import session_scope
 from persistence.models import Customer, Invoice, ProjectMilestone, WebhookEvent
 
 MILESTONES_PER_PROJECT = 10
 SECRET = "bench-webhook-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _seed(url: str, events: int) -> list[dict[str, str]]:
@@ -89,16 +82,12 @@ def _api_process(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the API process did not come up")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, "the API process")
+    except BaseException:
+        process.kill()
+        raise
+    return process
 
 
 def _dispatcher_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -183,7 +172,7 @@ async def webhook_bench(
     events = max(1, int(rate * seconds))
     plans = [_seed(url, events) for _ in range(runs)]
     unique = {item["event_id"]: item for plan in plans for item in plan}
-    port = _free_port()
+    port = free_port()
     env = child_env(
         DATABASE_URL=url,
         TEMPORAL_ADDRESS=settings.temporal_address,
