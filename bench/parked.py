@@ -42,7 +42,8 @@ async def parked_section(stack: Stack, n: int, wave_margin_s: float = 60.0) -> d
     dunning policy sends one reminder on the due date (due on receipt), at the start of a send window
     set after they should all be parked. The wave's time runs from that window start until the last
     reminder is recorded sent in the outbox."""
-    from sqlalchemy import func, select, text
+    from sqlalchemy import String, any_, bindparam, func, select, text
+    from sqlalchemy.dialects.postgresql import ARRAY
 
     from billing.dunning import DunningPolicy, DunningStep, SendWindow, policy_to_dict
     from persistence.models import DunningPolicyRow, Invoice, OutboxEntry
@@ -158,9 +159,10 @@ async def parked_section(stack: Stack, n: int, wave_margin_s: float = 60.0) -> d
         wave: dict[str, Any] = {}
         if window_start is not None:
             overlapped = datetime.now(UTC) > window_start
-            # What a woken invoice replays when its cache entry is gone: its current run's history.
+            # What a woken invoice replays when its cache entry is gone: its current run's history. The
+            # first wave invoice has waited longest (the last may not have continued as new yet).
             park_events = len(
-                (await stack.client.get_workflow_handle(f"invoice-{wave_ids[-1]}").fetch_history()).events
+                (await stack.client.get_workflow_handle(f"invoice-{wave_ids[0]}").fetch_history()).events
             )
             print(
                 f"parked: wave at {window_start.isoformat()}, worker pid {worker.pid}",
@@ -178,16 +180,18 @@ async def parked_section(stack: Stack, n: int, wave_margin_s: float = 60.0) -> d
                     )
                 ).all()
             keys = [f"invoice:{i}:dunning:0:client" for i in due]
+            # One array parameter, not an IN list of every key: at 20,000 keys, building that statement
+            # each second took 5.6 CPU ms a reminder in this process, on the cores the wave runs on.
+            sent = select(
+                func.count(), func.max(OutboxEntry.completed_at), func.min(OutboxEntry.completed_at)
+            ).where(
+                OutboxEntry.key == any_(bindparam("keys", type_=ARRAY(String))),
+                OutboxEntry.status == "done",
+            )
             deadline = time.monotonic() + 6 * 3600
             while time.monotonic() < deadline:
                 with session_scope(url) as session:
-                    done = session.execute(
-                        select(
-                            func.count(),
-                            func.max(OutboxEntry.completed_at),
-                            func.min(OutboxEntry.completed_at),
-                        ).where(OutboxEntry.key.in_(keys), OutboxEntry.status == "done")
-                    ).one()
+                    done = session.execute(sent, {"keys": keys}).one()
                 if done[0] >= len(keys):
                     break
                 await asyncio.sleep(1)
