@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from bench import machine
+from bench.histories import activity_times
 from bench.stack import (
     Stack,
     accounting_standin,
@@ -66,6 +67,8 @@ async def _scale_run(
         books_env = PROVIDERS["qbo"].env(books.split("/v3/company/")[0]) | {
             "INVOICEFLOW_ACCOUNTING_PROVIDER": "qbo"
         }
+        if settings.accounting_rate_limit:  # --books-quota off: the workers' limiter as wide as the stand-in
+            books_env["INVOICEFLOW_ACCOUNTING_RATE_LIMIT"] = settings.accounting_rate_limit
         api_urls = [running.enter_context(api_process(settings)) for _ in range(apis)]
         workers = [running.enter_context(worker_process(settings, books_env)) for _ in range(count)]
         https = [
@@ -113,7 +116,7 @@ async def _scale_run(
             machine_before = machine.cpu_times()
             cpu_before, workers_before = cpu_s(stack.work, harness="bench"), worker_cpu()
             began = time.perf_counter()
-            await lives(n)
+            measured = await lives(n)
             elapsed = time.perf_counter() - began
             cpu = cpu_ms_per(cpu_before, cpu_s(stack.work, harness="bench"), n)
             per_worker = [
@@ -121,6 +124,7 @@ async def _scale_run(
             ]
             machine_after = machine.cpu_times()
             in_books = {e: await books_rows(https[0], books, e) for e in ("Invoice", "Payment")}
+            waits = await activity_times(stack.client, [d[1] for d in measured[:20]])
         finally:
             for http in https:
                 await http.aclose()
@@ -138,6 +142,7 @@ async def _scale_run(
         "books_duplicate_numbers": len(in_books["Invoice"])
         - len({i.get("DocNumber") for i in in_books["Invoice"]}),
         "elapsed_s": round(elapsed, 1),
+        "life_waits": waits,  # as the throughput section's: where a life waits when cores are idle
         # The machine, not only this stack: on shared cores the rate follows what is left.
         "machine_busy_pct": shares["busy_pct"],
         "machine_steal_pct": shares["steal_pct"],
