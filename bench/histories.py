@@ -4,6 +4,7 @@ time between them went; the bare baseline is sized from these counts."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -57,11 +58,13 @@ _COMPLETED = {
 }
 
 
-async def activity_times(client: Client, workflow_ids: list[str]) -> dict[str, dict[str, float]]:
+async def activity_times(client: Client, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Where an invoice's life waits, from its histories: per activity type, the mean time from
     scheduled to started (queued for a slot or a poller) and from started to completed (running,
-    retries included); and the same for workflow tasks. A life that leaves CPU idle waits somewhere."""
+    retries included); and the same for workflow tasks. A life that leaves CPU idle waits somewhere.
+    For activities also the mean attempt that completed and the most frequent failure retried."""
     times: dict[str, dict[str, list[float]]] = {}
+    failures: dict[str, Counter[str]] = {}
     for workflow_id in workflow_ids:
         scheduled: dict[int, tuple[str, Any]] = {}
         started: dict[int, Any] = {}
@@ -79,13 +82,22 @@ async def activity_times(client: Client, workflow_ids: list[str]) -> dict[str, d
                 times.setdefault(name, {"queued": [], "ran": []})["queued"].append(
                     (at - then).total_seconds()
                 )
+                if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                    attributes = event.activity_task_started_event_attributes
+                    times[name].setdefault("attempts", []).append(attributes.attempt)
+                    if attributes.attempt > 1:
+                        failures.setdefault(name, Counter())[attributes.last_failure.message[:120]] += 1
             elif kind in _COMPLETED:
                 ref = getattr(event, _COMPLETED[kind]).scheduled_event_id
                 times[scheduled[ref][0]]["ran"].append((at - started[ref]).total_seconds())
     return {
         name: {
-            f"{part}_ms": round(1000 * statistics.mean(values), 1) for part, values in parts.items() if values
+            f"{part}_ms": round(1000 * statistics.mean(values), 1)
+            for part, values in parts.items()
+            if values and part != "attempts"
         }
         | {"count": len(parts["queued"]) / max(len(workflow_ids), 1)}
+        | ({"attempts": round(statistics.mean(parts["attempts"]), 2)} if parts.get("attempts") else {})
+        | ({"retried_after": failures[name].most_common(1)[0][0]} if name in failures else {})
         for name, parts in sorted(times.items())
     }
