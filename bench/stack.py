@@ -85,12 +85,7 @@ def mail_sink(directory: Path) -> Iterator[tuple[MailStore, int]]:
                 time.sleep(0.1)
         yield MailStore(directory), smtp_port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def cpu_s(work: Path, harness: str = "worker") -> dict[str, float]:
